@@ -1,0 +1,378 @@
+"""The module contract: the types the mapping, network and memory modules exchange.
+
+A simulator is three modules, each a Python file exposing one function:
+
+* ``mapping.py``  -- ``map_layer(layer, hardware) -> LayerMapping``: cuts the layer's operand
+  matrices into folds and says, per fold and operand, which operand entries the array ports need
+  in which order (the *dense block*), *without* any systolic skew; it also reports the ideal
+  compute figures (mapping efficiency, compute utilisation, SRAM access counts).
+* ``network.py``  -- ``schedule(mapping, hardware) -> NetworkSchedule``: moves data through the
+  array and to DRAM: the fold length in cycles, where each operand's dense block sits in a fold,
+  whether it is flipped and skewed (fill and drain), and the SRAM<->DRAM ports (latency, words per
+  cycle in USER and CALC bandwidth mode).
+* ``memory.py``   -- ``simulate(mapping, network, hardware, *, traces) -> MemoryResult``: services
+  the skewed demand with double-buffered SRAMs, counts stalls, DRAM traffic and, when asked,
+  produces the six traces.
+
+Any mix of implementations runs together because modules only exchange the plain data below.
+This file imports numpy and the standard library only and is self-contained: a generated
+candidate carries a verbatim copy of it.  Compare values, never classes (no ``isinstance``
+across modules): a candidate's copy defines its own classes with the same fields.
+
+Coordinates.  Every operand is a matrix of word addresses: ifmap ``M x K`` (ofmap pixels x window
+elements), filter ``K x N``, ofmap ``M x N``.  Each dataflow maps two operand axes onto the array:
+``spatial_rows`` (Sr) onto array rows, ``spatial_cols`` (Sc) onto array columns, and ``temporal``
+(T) onto time.  Folds cut Sr into ``row_folds`` blocks of ``array_rows`` and Sc into
+``col_folds`` blocks of ``array_cols``.  Within a fold an operand's dense block has *steps*
+(rows, one per cycle before skew) and *lanes* (array ports).  A cycle row of fold ``f`` holds,
+for each lane, one address or ``-1`` (no request).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+
+Dataflow = Literal["os", "ws", "is"]
+"""Output, weight or input stationary."""
+OperandName = Literal["ifmap", "filter", "ofmap"]
+BandwidthMode = Literal["CALC", "USER"]
+"""``USER``: DRAM words per cycle as configured.  ``CALC``: SCALE-Sim's bandwidth estimate mode."""
+FoldAxis = Literal["row", "col", "none"]
+"""Which fold index selects a block along an operand axis: row fold, column fold, or the whole axis."""
+
+OPERANDS: tuple[OperandName, ...] = ("ifmap", "filter", "ofmap")
+NO_REQUEST = -1
+"""Address value meaning 'no request on this port in this cycle'."""
+
+
+@dataclass(frozen=True)
+class Layer:
+    """One convolution layer in SCALE-Sim's terms (a GEMM ``M, N, K`` is a 1xK filter on an M x K ifmap)."""
+
+    name: str
+    ifmap_h: int
+    ifmap_w: int
+    filter_h: int
+    filter_w: int
+    channels: int
+    num_filters: int
+    stride_h: int
+    stride_w: int
+
+    @property
+    def ofmap_h(self) -> int:
+        return math.ceil((self.ifmap_h - self.filter_h + self.stride_h) / self.stride_h)
+
+    @property
+    def ofmap_w(self) -> int:
+        return math.ceil((self.ifmap_w - self.filter_w + self.stride_w) / self.stride_w)
+
+    @property
+    def ofmap_pixels(self) -> int:
+        """Output pixels per filter (M)."""
+        return self.ofmap_h * self.ofmap_w
+
+    @property
+    def window(self) -> int:
+        """Words in one convolution window (K)."""
+        return self.filter_h * self.filter_w * self.channels
+
+    @property
+    def macs(self) -> int:
+        """Multiply-accumulates of the layer."""
+        return self.ofmap_pixels * self.num_filters * self.window
+
+
+@dataclass(frozen=True)
+class Hardware:
+    """The accelerator: a systolic array with three double-buffered SRAMs and a DRAM interface."""
+
+    array_rows: int
+    array_cols: int
+    dataflow: Dataflow
+    ifmap_sram_kib: int
+    filter_sram_kib: int
+    ofmap_sram_kib: int
+    ifmap_offset: int = 0
+    filter_offset: int = 10_000_000
+    ofmap_offset: int = 20_000_000
+    bandwidth_mode: BandwidthMode = "CALC"
+    dram_words_per_cycle: int = 10
+    """DRAM bandwidth of every interface in USER mode (ignored in CALC mode)."""
+    word_bytes: int = 1
+
+
+@dataclass(frozen=True)
+class WindowOperand:
+    """The ifmap operand: row ``i`` is an ofmap pixel, column ``j`` an element of its window.
+
+    ``address(i, j) = offset + ((pr*stride_h + kr) * ifmap_w + pc*stride_w + kc) * channels + ch``
+    with ``(pr, pc) = divmod(i, ofmap_w)``, ``(kr, kc, ch)`` the row-major split of ``j`` over
+    ``(filter_h, filter_w, channels)``; ``-1`` where the window hangs over the ifmap edge.
+    """
+
+    offset: int
+    ifmap_h: int
+    ifmap_w: int
+    channels: int
+    filter_h: int
+    filter_w: int
+    stride_h: int
+    stride_w: int
+    ofmap_h: int
+    ofmap_w: int
+    kind: Literal["window"] = "window"
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.ofmap_h * self.ofmap_w, self.filter_h * self.filter_w * self.channels
+
+    def addresses(self, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+        """Addresses of entries ``(rows, cols)`` (broadcast together), ``-1`` outside the ifmap."""
+        pr, pc = np.divmod(np.asarray(rows, dtype=np.int64), self.ofmap_w)
+        kr, rest = np.divmod(np.asarray(cols, dtype=np.int64), self.filter_w * self.channels)
+        kc, ch = np.divmod(rest, self.channels)
+        y = pr * self.stride_h + kr
+        x = pc * self.stride_w + kc
+        addr = (y * self.ifmap_w + x) * self.channels + ch + self.offset
+        return np.where((y < self.ifmap_h) & (x < self.ifmap_w), addr, NO_REQUEST)
+
+
+@dataclass(frozen=True)
+class AffineOperand:
+    """A dense operand: ``address(i, j) = offset + i*row_stride + j*col_stride`` (filter, ofmap)."""
+
+    offset: int
+    n_rows: int
+    n_cols: int
+    row_stride: int
+    col_stride: int
+    kind: Literal["affine"] = "affine"
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.n_rows, self.n_cols
+
+    def addresses(self, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+        """Addresses of entries ``(rows, cols)`` (broadcast together)."""
+        r = np.asarray(rows, dtype=np.int64)
+        c = np.asarray(cols, dtype=np.int64)
+        return self.offset + r * self.row_stride + c * self.col_stride
+
+
+OperandMatrix = WindowOperand | AffineOperand
+
+
+@dataclass(frozen=True)
+class OperandTiling:
+    """How one operand matrix is cut into per-fold dense blocks of ``steps x lanes``.
+
+    ``lane_axis`` names the operand axis laid across array ports, blocked by ``lane_fold``; the
+    other axis runs over steps, blocked by ``step_fold`` (``"none"``: the whole axis every fold).
+    A ``"row"`` fold block is ``array_rows`` long, a ``"col"`` block ``array_cols``.  Within a
+    block, operand index ``start + s`` is step ``s`` and ``start + l`` is lane ``l``.
+    ``prefetch_rollout``: the USER-mode prefetch order walks the stacked lane blocks along
+    anti-diagonals (for operands whose demand is skewed) instead of row by row.
+    """
+
+    lane_axis: Literal["row", "col"]
+    lane_fold: FoldAxis
+    step_fold: FoldAxis
+    lanes: int
+    prefetch_rollout: bool
+
+
+@dataclass(frozen=True)
+class LayerMapping:
+    """The mapping module's output for one layer: operands, folds, tilings and ideal compute figures."""
+
+    layer: Layer
+    dataflow: Dataflow
+    array_rows: int
+    array_cols: int
+    spatial_rows: int
+    spatial_cols: int
+    temporal: int
+    row_folds: int
+    col_folds: int
+    fold_order: tuple[np.ndarray, np.ndarray]
+    """Row-fold and column-fold index of each fold, in execution order."""
+    ifmap: OperandMatrix
+    filter: OperandMatrix
+    ofmap: OperandMatrix
+    tilings: dict[OperandName, OperandTiling]
+    mapping_efficiency: float
+    """Mean over folds of the fraction of MAC units mapped."""
+    compute_utilisation: float
+    """Mean over folds of busy MAC-cycles over available MAC-cycles."""
+    sram_reads_ifmap: int
+    sram_reads_filter: int
+    sram_writes_ofmap: int
+
+    def operand(self, name: OperandName) -> OperandMatrix:
+        return {"ifmap": self.ifmap, "filter": self.filter, "ofmap": self.ofmap}[name]
+
+    @property
+    def num_folds(self) -> int:
+        return int(self.fold_order[0].size)
+
+
+@dataclass(frozen=True)
+class OperandTiming:
+    """Where an operand's dense block sits in a fold's cycles.
+
+    Step ``s`` of lane ``l`` is requested in fold cycle
+    ``start_step + (flip_steps - 1 - s if flip_steps else s) + (l if skew else 0)``.
+    """
+
+    start_step: int
+    flip_steps: int
+    skew: bool
+
+
+@dataclass(frozen=True)
+class DramPort:
+    """One SRAM<->DRAM interface."""
+
+    words_per_cycle: int
+    latency_cycles: int
+
+
+@dataclass(frozen=True)
+class NetworkSchedule:
+    """The network module's output: fold timing and the DRAM ports."""
+
+    fold_cycles: int
+    timing: dict[OperandName, OperandTiming]
+    ports: dict[OperandName, DramPort]
+    bandwidth_mode: BandwidthMode
+
+
+@dataclass(frozen=True)
+class TraceSet:
+    """A layer's six traces; column 0 of each is the cycle, the rest addresses or ``-1``."""
+
+    ifmap_sram: np.ndarray
+    filter_sram: np.ndarray
+    ofmap_sram: np.ndarray
+    ifmap_dram: np.ndarray
+    filter_dram: np.ndarray
+    ofmap_dram: np.ndarray
+
+    NAMES = ("ifmap_sram", "filter_sram", "ofmap_sram", "ifmap_dram", "filter_dram", "ofmap_dram")
+
+    def as_dict(self) -> dict[str, np.ndarray]:
+        return {name: getattr(self, name) for name in self.NAMES}
+
+
+@dataclass(frozen=True)
+class MemoryResult:
+    """The memory module's output for one layer (cycles are SCALE-Sim's: SRAM from 1, DRAM may be negative)."""
+
+    total_cycles: int
+    stall_cycles: int
+    sram_start_stop: dict[OperandName, tuple[float, float]]
+    dram_start_stop: dict[OperandName, tuple[float, float]]
+    dram_accesses: dict[OperandName, int]
+    """Words read from DRAM (ifmap, filter) and written to it (ofmap)."""
+    traces: TraceSet | None = field(default=None, compare=False)
+
+
+def fold_axis_size(axis: FoldAxis, mapping: LayerMapping) -> int:
+    """Block length along an axis selected by ``axis``."""
+    return {"row": mapping.array_rows, "col": mapping.array_cols}.get(axis, 0)
+
+
+def dense_block_indices(
+    mapping: LayerMapping, name: OperandName, row_fold: int, col_fold: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Operand row and column indices (``steps x lanes_used`` each) of one fold's dense block."""
+    tiling = mapping.tilings[name]
+    n_rows, n_cols = mapping.operand(name).shape
+    lane_len, step_len = (n_rows, n_cols) if tiling.lane_axis == "row" else (n_cols, n_rows)
+
+    def block(axis: FoldAxis, length: int) -> np.ndarray:
+        if axis == "none":
+            return np.arange(length, dtype=np.int64)
+        size = fold_axis_size(axis, mapping)
+        start = size * (row_fold if axis == "row" else col_fold)
+        return np.arange(start, min(start + size, length), dtype=np.int64)
+
+    lanes = block(tiling.lane_fold, lane_len)
+    steps = block(tiling.step_fold, step_len)
+    if tiling.lane_axis == "row":
+        return np.broadcast_to(lanes[None, :], (steps.size, lanes.size)), np.broadcast_to(
+            steps[:, None], (steps.size, lanes.size)
+        )
+    return np.broadcast_to(steps[:, None], (steps.size, lanes.size)), np.broadcast_to(
+        lanes[None, :], (steps.size, lanes.size)
+    )
+
+
+def dense_block(mapping: LayerMapping, name: OperandName, row_fold: int, col_fold: int) -> np.ndarray:
+    """Addresses of one fold's dense block, ``steps x lanes_used`` (no padding, no skew)."""
+    rows, cols = dense_block_indices(mapping, name, row_fold, col_fold)
+    return mapping.operand(name).addresses(rows, cols)
+
+
+def fold_demand(
+    mapping: LayerMapping, network: NetworkSchedule, name: OperandName, row_fold: int, col_fold: int
+) -> np.ndarray:
+    """One fold's demand for one operand: ``fold_cycles x lanes`` addresses, ``-1`` where idle."""
+    block = dense_block(mapping, name, row_fold, col_fold)
+    timing = network.timing[name]
+    lanes = mapping.tilings[name].lanes
+    out = np.full((network.fold_cycles, lanes), NO_REQUEST, dtype=np.int64)
+    steps, used = block.shape
+    s = np.arange(steps)[:, None]
+    lane = np.arange(used)[None, :]
+    rows = timing.start_step + (timing.flip_steps - 1 - s if timing.flip_steps else s)
+    rows = rows + (lane if timing.skew else 0)
+    out[rows, np.broadcast_to(lane, block.shape)] = block
+    return out
+
+
+def layer_demand(mapping: LayerMapping, network: NetworkSchedule, name: OperandName) -> np.ndarray:
+    """The whole layer's demand for one operand, folds in execution order (for small layers and traces)."""
+    row_folds, col_folds = mapping.fold_order
+    if row_folds.size == 0:
+        return np.full((0, mapping.tilings[name].lanes), NO_REQUEST, dtype=np.int64)
+    return np.concatenate(
+        [fold_demand(mapping, network, name, int(r), int(c)) for r, c in zip(row_folds, col_folds)]
+    )
+
+
+def prefetch_order(mapping: LayerMapping, name: OperandName) -> np.ndarray:
+    """The USER-mode DRAM fetch order of a read operand: addresses with ``-1`` padding, flattened.
+
+    The lane blocks (each the whole step axis x ``lanes`` ports, idle ports ``-1``) are stacked in
+    block order, then read row by row, or along anti-diagonals (lower-left first) when the
+    operand's tiling asks for a rollout.
+    """
+    tiling = mapping.tilings[name]
+    matrix = mapping.operand(name)
+    n_rows, n_cols = matrix.shape
+    lane_len, step_len = (n_rows, n_cols) if tiling.lane_axis == "row" else (n_cols, n_rows)
+    lanes = tiling.lanes
+    n_blocks = math.ceil(lane_len / lanes)
+    block_idx, step, lane = np.meshgrid(
+        np.arange(n_blocks), np.arange(step_len), np.arange(lanes), indexing="ij"
+    )
+    lane_index = block_idx * lanes + lane
+    valid = lane_index < lane_len
+    lane_index = np.minimum(lane_index, lane_len - 1)
+    if tiling.lane_axis == "row":
+        addr = matrix.addresses(lane_index, step)
+    else:
+        addr = matrix.addresses(step, lane_index)
+    stacked = np.where(valid, addr, NO_REQUEST).reshape(n_blocks * step_len, lanes)
+    if not tiling.prefetch_rollout:
+        return stacked.reshape(-1)
+    height = stacked.shape[0]
+    r, c = np.meshgrid(np.arange(height), np.arange(lanes), indexing="ij")
+    order = np.argsort(((r + c) * height + (height - 1 - r)).reshape(-1), kind="stable")
+    return stacked.reshape(-1)[order]

@@ -1,0 +1,18 @@
+"""Errors that name the file, the place in it and what is wrong."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class InputError(ValueError):
+    """Bad user input: reported as ``file:line: message`` (or ``file: field: message``), exit code 2."""
+
+    def __init__(self, source: str | Path, message: str, *, line: int | None = None, field: str | None = None):
+        self.source = str(source)
+        self.line = line
+        self.field = field
+        self.message = message
+        where = self.source + (f":{line}" if line is not None else "")
+        what = f"{field}: {message}" if field else message
+        super().__init__(f"{where}: {what}")

@@ -1,0 +1,821 @@
+"""Reference memory module: SCALE-Sim v2's double-buffered SRAMs, computed event by event.
+
+The same model as :mod:`reference_sim.memory_literal` (read that file for the model in plain
+steps), computed without walking cycles: a layer's stalls change only in rows where a read buffer
+prefetches (USER bandwidth) or the ofmap buffer fills up while draining, so the engine jumps from
+event to event; DRAM traffic comes from arithmetic over folds where the operand's addresses allow
+it, and from vectorised passes over the demand stream otherwise.  Traces are built only when asked.
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .contract import (
+    NO_REQUEST,
+    AffineOperand,
+    Hardware,
+    LayerMapping,
+    MemoryResult,
+    NetworkSchedule,
+    OperandMatrix,
+    OperandName,
+    TraceSet,
+    WindowOperand,
+    dense_block_indices,
+    fold_axis_size,
+    prefetch_order,
+)
+
+HIT_LATENCY_CYCLES = 1
+ACTIVE_FRACTION = 0.5
+ESTIMATE_SETS_PER_HALF = 50
+_BIG = np.iinfo(np.int64).max // 4
+
+
+class SimulationError(RuntimeError):
+    """The configuration drives SCALE-Sim v2's memory model into a state it cannot handle."""
+
+
+@dataclass(frozen=True)
+class _Buffer:
+    """Sizes of one double-buffered SRAM, in words."""
+
+    total_words: int
+
+    @property
+    def active_words(self) -> int:
+        return math.ceil(self.total_words * ACTIVE_FRACTION)
+
+    @property
+    def other_words(self) -> int:
+        """The prefetch half of a read buffer, the drain half of the write buffer."""
+        return self.total_words - self.active_words
+
+
+class _Stream:
+    """One operand's demand stream: per fold, the requested addresses in (row, port) order."""
+
+    def __init__(self, mapping: LayerMapping, network: NetworkSchedule, name: OperandName):
+        self.mapping = mapping
+        self.name = name
+        self.matrix: OperandMatrix = mapping.operand(name)
+        self.timing = network.timing[name]
+        self.lanes = mapping.tilings[name].lanes
+        self.fold_cycles = network.fold_cycles
+        self.row_folds, self.col_folds = mapping.fold_order
+        self.num_folds = int(self.row_folds.size)
+        self._orders: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
+
+    def block_ids(self) -> np.ndarray:
+        """An id per fold naming the operand block it reads (folds with one id read the same entries)."""
+        tiling = self.mapping.tilings[self.name]
+        pick = {"row": self.row_folds, "col": self.col_folds, "none": np.zeros_like(self.row_folds)}
+        return pick[tiling.lane_fold] * (1 + int(max(self.row_folds.max(), self.col_folds.max()))) + pick[
+            tiling.step_fold
+        ]
+
+    def shape(self, fold: int) -> tuple[int, int]:
+        rows, _ = dense_block_indices(self.mapping, self.name, int(self.row_folds[fold]),
+                                      int(self.col_folds[fold]))
+        return rows.shape
+
+    def fold_sizes(self) -> np.ndarray:
+        """Entries (requests plus invalid ones) in each fold's dense block."""
+        cache: dict[tuple[int, int], int] = {}
+        sizes = np.empty(self.num_folds, dtype=np.int64)
+        for f in range(self.num_folds):
+            key = (int(self.row_folds[f]), int(self.col_folds[f]))
+            if key not in cache:
+                steps, used = self.shape(f)
+                cache[key] = steps * used
+            sizes[f] = cache[key]
+        return sizes
+
+    def order(self, steps: int, used: int) -> tuple[np.ndarray, np.ndarray]:
+        """Permutation of a ``steps x used`` block into stream order and the fold row of each entry."""
+        key = (steps, used)
+        if key not in self._orders:
+            t = self.timing
+            s = np.arange(steps)[:, None]
+            lane = np.arange(used)[None, :]
+            rows = t.start_step + (t.flip_steps - 1 - s if t.flip_steps else s) + (lane if t.skew else 0)
+            rows = np.broadcast_to(rows, (steps, used)).reshape(-1)
+            keys = rows * self.lanes + np.broadcast_to(lane, (steps, used)).reshape(-1)
+            perm = np.argsort(keys, kind="stable")
+            self._orders[key] = (perm, rows[perm])
+        return self._orders[key]
+
+    def fold_elements(self, fold: int) -> tuple[np.ndarray, np.ndarray]:
+        """Requested addresses of one fold in stream order, and their rows within the fold."""
+        rows_idx, cols_idx = dense_block_indices(self.mapping, self.name, int(self.row_folds[fold]),
+                                                 int(self.col_folds[fold]))
+        perm, rows = self.order(*rows_idx.shape)
+        addr = self.matrix.addresses(rows_idx, cols_idx).reshape(-1)[perm]
+        valid = addr != NO_REQUEST
+        if valid.all():
+            return addr, rows
+        return addr[valid], rows[valid]
+
+    def folds(self) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
+        """``(first global row of the fold, addresses, global rows)`` for every fold in order."""
+        for f in range(self.num_folds):
+            addr, rows = self.fold_elements(f)
+            base = f * self.fold_cycles
+            yield base, addr, rows + base
+
+    def row_counts(self) -> np.ndarray:
+        """Requests in every row of the layer."""
+        counts = np.zeros(self.num_folds * self.fold_cycles, dtype=np.int64)
+        for base, _, rows in self.folds():
+            counts[base : base + self.fold_cycles] += np.bincount(rows - base, minlength=self.fold_cycles)
+        return counts
+
+    def busy_rows(self) -> tuple[int, int]:
+        """First and last row with a request."""
+        first = next(f for f in range(self.num_folds) if self.fold_elements(f)[1].size)
+        last = next(f for f in reversed(range(self.num_folds)) if self.fold_elements(f)[1].size)
+        return (int(self.fold_elements(first)[1].min()) + first * self.fold_cycles,
+                int(self.fold_elements(last)[1].max()) + last * self.fold_cycles)
+
+    def all_distinct_and_valid(self) -> bool:
+        """True when every operand entry is a request with its own address (no reuse across entries)."""
+        m = self.matrix
+        if isinstance(m, AffineOperand):
+            return (m.row_stride >= 1 and m.col_stride >= m.n_rows * m.row_stride) or (
+                m.col_stride >= 1 and m.row_stride >= m.n_cols * m.col_stride
+            )
+        return _window_no_overlap(m) and _window_all_valid(m)
+
+    def distinct_addresses(self) -> int | None:
+        """Distinct requested addresses of the whole layer, when cheap to know."""
+        m = self.matrix
+        if isinstance(m, WindowOperand):
+            return _covered(m.ifmap_h, m.filter_h, m.stride_h, m.ofmap_h) * _covered(
+                m.ifmap_w, m.filter_w, m.stride_w, m.ofmap_w) * m.channels
+        if self.all_distinct_and_valid():
+            return m.n_rows * m.n_cols
+        return None
+
+    def address_span(self) -> tuple[int, int]:
+        m = self.matrix
+        if isinstance(m, WindowOperand):
+            return m.offset, m.ifmap_h * m.ifmap_w * m.channels
+        last = (m.n_rows - 1) * m.row_stride + (m.n_cols - 1) * m.col_stride
+        return m.offset, last + 1
+
+
+def _window_no_overlap(m: WindowOperand) -> bool:
+    return (m.stride_h >= m.filter_h or m.ofmap_h == 1) and (m.stride_w >= m.filter_w or m.ofmap_w == 1)
+
+
+def _window_all_valid(m: WindowOperand) -> bool:
+    return (m.ofmap_h - 1) * m.stride_h + m.filter_h <= m.ifmap_h and (
+        (m.ofmap_w - 1) * m.stride_w + m.filter_w <= m.ifmap_w
+    )
+
+
+def _covered(size: int, window: int, stride: int, outputs: int) -> int:
+    """How many of ``size`` positions some window covers."""
+    y = np.arange(size)
+    lo = np.maximum(0, -((window - 1 - y) // stride))
+    hi = np.minimum(outputs - 1, y // stride)
+    return int(np.count_nonzero(lo <= hi))
+
+
+# --------------------------------------------------------------------------- USER read buffer
+
+
+@dataclass
+class _Prefetches:
+    """Where a USER read buffer prefetches: rows (ascending) and the prefetch count after each."""
+
+    rows: np.ndarray
+    count_after: np.ndarray
+    first_rows: int
+    rows_per_prefetch: int
+    latency: int
+    fetch: np.ndarray
+    bw: int
+    buffer: _Buffer
+
+    @property
+    def total(self) -> int:
+        return int(self.count_after[-1]) if self.count_after.size else 0
+
+    def dram_time(self, count: int) -> int:
+        """Cycle at which the ``count``-th prefetch's last word arrives (the initial fill ends at -1)."""
+        return -1 + count * (self.rows_per_prefetch + self.latency)
+
+
+def _line_table(fetch: np.ndarray, words_per_line: int) -> tuple[np.ndarray, np.ndarray, int]:
+    """Unique addresses of the fetch order and, per address, the lines holding it (padded with -1)."""
+    valid = fetch[fetch != NO_REQUEST]
+    num_lines = valid.size // words_per_line + 1
+    line = np.arange(valid.size, dtype=np.int64) // words_per_line
+    order = np.lexsort((line, valid))
+    addr_s, line_s = valid[order], line[order]
+    keep = np.ones(addr_s.size, dtype=bool)
+    keep[1:] = (addr_s[1:] != addr_s[:-1]) | (line_s[1:] != line_s[:-1])
+    addr_s, line_s = addr_s[keep], line_s[keep]
+    starts = np.flatnonzero(np.r_[True, addr_s[1:] != addr_s[:-1]])
+    counts = np.diff(np.r_[starts, addr_s.size])
+    table = np.full((starts.size, int(counts.max()) if counts.size else 1), -1, dtype=np.int64)
+    within = np.arange(addr_s.size) - np.repeat(starts, counts)
+    table[np.repeat(np.arange(starts.size), counts), within] = line_s
+    return addr_s[starts], table, num_lines
+
+
+def _user_prefetches(stream: _Stream, fetch: np.ndarray, bw: int, latency: int, buffer: _Buffer) -> _Prefetches:
+    words_per_line = math.ceil(buffer.total_words / 100)
+    uniq, table, num_lines = _line_table(fetch, words_per_line)
+    active = min(math.ceil(buffer.active_words / words_per_line), num_lines)
+    step = min(math.ceil(buffer.other_words / words_per_line), num_lines - active)
+    fetch_rows = math.ceil(fetch.size / bw)
+    result = _Prefetches(np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64),
+                         min(math.ceil(buffer.active_words / bw), fetch_rows),
+                         math.ceil(buffer.other_words / bw), latency, fetch, bw, buffer)
+    if step == 0:
+        return result
+    shifts = 0
+    event_rows: list[np.ndarray] = []
+    event_counts: list[np.ndarray] = []
+    for _, addr, rows in stream.folds():
+        lines = table[np.searchsorted(uniq, addr)]
+        pos = 0
+        while pos < addr.size:
+            sub = lines[pos:]
+            first_wrap = np.maximum(0, -((sub - shifts * step) // num_lines))
+            unwrapped = sub + first_wrap * num_lines
+            hi = unwrapped // step
+            lo = -((active - 1 - unwrapped) // step)
+            lo = np.where(sub < 0, _BIG, lo)
+            pick = np.argmin(lo, axis=1)
+            lo_e = lo[np.arange(sub.shape[0]), pick]
+            hi_e = hi[np.arange(sub.shape[0]), pick]
+            seq = np.maximum.accumulate(np.maximum(lo_e, shifts))
+            bad = np.flatnonzero(seq > hi_e)
+            stop = int(bad[0]) if bad.size else seq.size
+            if stop:
+                seq = seq[:stop]
+                prev = np.r_[shifts, seq[:-1]]
+                moved = np.flatnonzero(seq > prev)
+                if moved.size:
+                    event_rows.append(rows[pos + moved])
+                    event_counts.append(seq[moved])
+                shifts = int(seq[-1])
+            if stop == 0:
+                raise SimulationError("USER read buffer: no window holds a demanded address")
+            pos += stop
+    if event_rows:
+        rows_all = np.concatenate(event_rows)
+        counts_all = np.concatenate(event_counts)
+        last = np.r_[rows_all[1:] != rows_all[:-1], True]
+        result.rows, result.count_after = rows_all[last], counts_all[last]
+    return result
+
+
+# --------------------------------------------------------------------------- CALC read estimate
+
+
+@dataclass
+class _Epochs:
+    """Where a CALC read estimate closes its epochs of ``50 * set_words`` distinct addresses."""
+
+    end_rows: list[int]
+    last_distinct: int
+    first_row: int
+    set_words: int
+    contents: list[list[float]] | None = None
+    """With traces: the new addresses of each epoch in arrival order, the open epoch last."""
+
+
+def _epochs_from_blocks(stream: _Stream, epoch_words: int) -> tuple[list[int], int]:
+    """Epochs of a stream whose fold blocks repeat entries of disjoint, all-distinct blocks."""
+    sizes = stream.fold_sizes()
+    ids = stream.block_ids()
+    last_same = np.full(sizes.size, -1, dtype=np.int64)
+    seen: dict[int, int] = {}
+    for f, block in enumerate(ids.tolist()):
+        last_same[f] = seen.get(block, -1)
+        seen[block] = f
+    ends: list[int] = []
+    fold, start = 0, 0
+    while True:
+        rest = int(sizes[fold]) - start
+        if rest >= epoch_words:
+            end_fold, end_index = fold, start + epoch_words - 1
+        else:
+            need = epoch_words - rest
+            found = None
+            width = 64
+            lo = fold + 1
+            while lo < sizes.size:
+                hi = min(sizes.size, lo + width)
+                ls = last_same[lo:hi]
+                gain = np.where(ls < fold, sizes[lo:hi], np.where(ls == fold, start, 0))
+                total = np.cumsum(gain)
+                if total.size and total[-1] >= need:
+                    k = int(np.searchsorted(total, need))
+                    before = int(total[k - 1]) if k else 0
+                    found = (lo + k, need - before - 1)
+                    break
+                need -= int(total[-1]) if total.size else 0
+                lo, width = hi, width * 2
+            if found is None:
+                return ends, epoch_words - need
+            end_fold, end_index = found
+        steps, used = stream.shape(end_fold)
+        _, rows = stream.order(steps, used)
+        ends.append(end_fold * stream.fold_cycles + int(rows[end_index]))
+        fold, start = end_fold, end_index + 1
+        if start == sizes[fold]:
+            fold, start = fold + 1, 0
+            if fold == sizes.size:
+                return ends, 0
+
+
+def _epochs_from_elements(stream: _Stream, epoch_words: int, record: bool) -> _Epochs:
+    """Epochs by a pass over every request: an address is new if not seen since the epoch began."""
+    lo, span = stream.address_span()
+    last_seen = np.full(span, -1, dtype=np.int64)
+    epoch_start = 0
+    count = 0
+    base = 0
+    ends: list[int] = []
+    contents: list[list[float]] = []
+    current: list[np.ndarray] = []
+    first_row = -1
+    for _, addr, rows in stream.folds():
+        n = addr.size
+        if n == 0:
+            continue
+        if first_row < 0:
+            first_row = int(rows[0])
+        g = base + np.arange(n, dtype=np.int64)
+        order = np.argsort(addr, kind="stable")
+        a_s, g_s = addr[order] - lo, g[order]
+        run_start = np.r_[True, a_s[1:] != a_s[:-1]]
+        prev_s = np.empty(n, dtype=np.int64)
+        prev_s[run_start] = last_seen[a_s[run_start]]
+        prev_s[~run_start] = g_s[np.flatnonzero(~run_start) - 1]
+        prev = np.empty(n, dtype=np.int64)
+        prev[order] = prev_s
+        run_end = np.r_[a_s[1:] != a_s[:-1], True]
+        last_seen[a_s[run_end]] = g_s[run_end]
+        pos = 0
+        while pos < n:
+            new = prev[pos:] < epoch_start
+            total = np.cumsum(new)
+            need = epoch_words - count
+            if total.size and total[-1] >= need:
+                k = int(np.searchsorted(total, need))
+                if record:
+                    current.append(addr[pos : pos + k + 1][new[: k + 1]])
+                    contents.append(np.concatenate(current).astype(np.float64).tolist())
+                    current = []
+                ends.append(int(rows[pos + k]))
+                epoch_start = int(g[pos + k]) + 1
+                count = 0
+                pos += k + 1
+            else:
+                count += int(total[-1]) if total.size else 0
+                if record:
+                    current.append(addr[pos:][new])
+                pos = n
+        base += n
+    if record:
+        contents.append(np.concatenate(current).astype(np.float64).tolist() if current else [])
+    return _Epochs(ends, count, first_row, 0, contents if record else None)
+
+
+def _estimate_epochs(stream: _Stream, buffer: _Buffer, record: bool) -> _Epochs:
+    set_words = buffer.total_words // 100
+    epoch_words = ESTIMATE_SETS_PER_HALF * set_words
+    if not record:
+        first_row = stream.busy_rows()[0]
+        distinct = stream.distinct_addresses()
+        if distinct is not None and distinct < epoch_words:
+            return _Epochs([], distinct, first_row, set_words)
+        if stream.all_distinct_and_valid():
+            ends, last = _epochs_from_blocks(stream, epoch_words)
+            return _Epochs(ends, last, first_row, set_words)
+    epochs = _epochs_from_elements(stream, epoch_words, record)
+    epochs.set_words = set_words
+    return epochs
+
+
+# --------------------------------------------------------------------------- ofmap write buffer
+
+
+@dataclass
+class _WriteBuffer:
+    """Ofmap write buffer state; lines are ``bw`` words, cut short where a drain flushed them."""
+
+    buffer: _Buffer
+    bw: int
+    latency: int
+    free: int = 0
+    drain_end: int = 0
+    stored: int = 0
+    lines_closed: int = 0
+    open_words: int = 0
+    partial_lines: list[int] = field(default_factory=list)
+    """Index of every line cut short, ascending, and (in ``partial_sizes``) its word count."""
+    partial_sizes: list[int] = field(default_factory=list)
+    next_line: int = 0
+    accesses: int = 0
+    drains: list[tuple[int, int, int]] = field(default_factory=list)
+    """``(first cycle, first line, line count)`` of every drain."""
+    flush_points: list[int] = field(default_factory=list)
+    """Words stored when each partial line was cut."""
+
+    def store(self, words: int) -> None:
+        self.stored += words
+        self.free -= words
+        self.open_words += words
+        self.lines_closed += self.open_words // self.bw
+        self.open_words %= self.bw
+
+    def flush(self) -> None:
+        if self.open_words:
+            self.partial_lines.append(self.lines_closed)
+            self.partial_sizes.append(self.open_words)
+            self.flush_points.append(self.stored)
+            self.lines_closed += 1
+            self.open_words = 0
+
+    def drain(self, cycle: int) -> int:
+        per_drain = math.ceil(self.buffer.other_words / self.bw)
+        first = self.next_line
+        count = min(per_drain, self.lines_closed - first)
+        last = first + count - 1
+        k = bisect.bisect_left(self.partial_lines, last)
+        last_words = self.partial_sizes[k] if k < len(self.partial_lines) and self.partial_lines[k] == last else self.bw
+        words = (count - 1) * self.bw + last_words
+        self.accesses += words
+        self.free += words
+        self.next_line += count
+        self.drains.append((cycle, first, count))
+        return cycle + count - 1 + self.latency
+
+
+# --------------------------------------------------------------------------- the layer
+
+
+def _service(
+    stream_of: _Stream,
+    write: _WriteBuffer,
+    read_events: dict[int, int],
+    num_rows: int,
+) -> tuple[list[int], list[int], dict[int, int], int]:
+    """Walk the event rows; return (rows where the stall total changes, totals after them, ofmap waits, last out)."""
+    counts = stream_of.row_counts()
+    cum = np.cumsum(counts)
+    busy = np.flatnonzero(counts)
+    read_rows = sorted(read_events)
+    ri = 0
+    stall = 0
+    change_rows: list[int] = []
+    change_totals: list[int] = []
+    ofmap_waits: dict[int, int] = {}
+    row = 0
+    active = write.buffer.active_words
+    while row < num_rows:
+        next_read = read_rows[ri] if ri < len(read_rows) else num_rows
+        nxt = _next_ofmap_row(write, cum, busy, row, stall, active)
+        target = min(next_read, nxt)
+        if target >= num_rows:
+            write.store(int(cum[-1]) - write.stored)
+            break
+        row = target
+        before = int(cum[row - 1]) if row else 0
+        write.store(before - write.stored)
+        cycle = row + stall
+        current = cycle
+        left = int(counts[row])
+        while left:
+            if current < write.drain_end:
+                fill_at = max(0, write.free - 1)
+                if fill_at < left:
+                    write.store(fill_at + 1)
+                    left -= fill_at + 1
+                    current = write.drain_end
+                else:
+                    write.store(left)
+                    left = 0
+            else:
+                trigger_at = max(0, write.free - active)
+                if trigger_at < left:
+                    write.store(trigger_at + 1)
+                    left -= trigger_at + 1
+                    write.flush()
+                    write.drain_end = write.drain(current)
+                else:
+                    write.store(left)
+                    left = 0
+        own = current - cycle
+        if own:
+            ofmap_waits[row] = own
+        read = max(0, read_events[row] - cycle - HIT_LATENCY_CYCLES) if row in read_events else 0
+        wait = max(own, read)
+        if row == next_read:
+            ri += 1
+        if wait:
+            stall += wait
+            change_rows.append(row)
+            change_totals.append(stall)
+        row += 1
+    last_row = num_rows - 1
+    last_out = last_row + _stall_before(change_rows, change_totals, last_row) + ofmap_waits.get(last_row, 0)
+    return change_rows, change_totals, ofmap_waits, last_out
+
+
+def _next_ofmap_row(write: _WriteBuffer, cum: np.ndarray, busy: np.ndarray, row: int, stall: int,
+                    active: int) -> int:
+    """First row at or after ``row`` in which the ofmap buffer drains or makes the array wait."""
+    done = int(cum[row - 1]) if row else 0
+    waiting_from = write.drain_end - stall
+    fill_idx = done + max(0, write.free - 1)
+    trigger_idx = done + max(0, write.free - active)
+    candidates = []
+    first_free_row = max(row, waiting_from)
+    if first_free_row < cum.size:
+        k = int(np.searchsorted(busy, first_free_row))
+        if k < busy.size:
+            start_idx = int(cum[busy[k] - 1]) if busy[k] else 0
+            idx = max(trigger_idx, start_idx)
+            if idx < cum[-1]:
+                candidates.append(int(np.searchsorted(cum, idx, side="right")))
+    if fill_idx < cum[-1]:
+        fill_row = int(np.searchsorted(cum, fill_idx, side="right"))
+        if fill_row < first_free_row:
+            candidates.append(fill_row)
+    return max(row, min(candidates)) if candidates else cum.size
+
+
+def _stall_before(change_rows: list[int], change_totals: list[int], row: int) -> int:
+    k = bisect.bisect_left(change_rows, row)
+    return change_totals[k - 1] if k else 0
+
+
+def _stalls_by_row(change_rows: list[int], change_totals: list[int], num_rows: int) -> np.ndarray:
+    out = np.zeros(num_rows, dtype=np.int64)
+    for r, total in zip(change_rows, change_totals):
+        if r + 1 < num_rows:
+            out[r + 1 :] = total
+    return out
+
+
+def _read_waits(pre: _Prefetches) -> dict[int, int]:
+    """Row -> DRAM arrival cycle of the last prefetch made in that row."""
+    return {row: pre.dram_time(count) for row, count in zip(pre.rows.tolist(), pre.count_after.tolist())}
+
+
+def simulate(
+    mapping: LayerMapping, network: NetworkSchedule, hardware: Hardware, *, traces: bool = False
+) -> MemoryResult:
+    """Serve one layer's demand; see the module docstring for the model."""
+    streams = {name: _Stream(mapping, network, name) for name in ("ifmap", "filter", "ofmap")}
+    kib = {"ifmap": hardware.ifmap_sram_kib, "filter": hardware.filter_sram_kib, "ofmap": hardware.ofmap_sram_kib}
+    buffers = {name: _Buffer((kib[name] * 1024) // hardware.word_bytes) for name in kib}
+    num_rows = streams["ofmap"].num_folds * network.fold_cycles
+    user = network.bandwidth_mode == "USER"
+
+    prefetches: dict[OperandName, _Prefetches] = {}
+    waits_by_operand: dict[OperandName, dict[int, int]] = {}
+    read_events: dict[int, int] = {}
+    if user:
+        for name in ("ifmap", "filter"):
+            port = network.ports[name]
+            pre = _user_prefetches(streams[name], prefetch_order(mapping, name), port.words_per_cycle,
+                                   port.latency_cycles, buffers[name])
+            prefetches[name] = pre
+            waits_by_operand[name] = _read_waits(pre)
+            for r, t in waits_by_operand[name].items():
+                read_events[r] = max(read_events.get(r, t), t)
+
+    of_port = network.ports["ofmap"]
+    write = _WriteBuffer(buffers["ofmap"], of_port.words_per_cycle, of_port.latency_cycles,
+                         free=buffers["ofmap"].total_words)
+    change_rows, change_totals, ofmap_waits, last_out = _service(streams["ofmap"], write, read_events, num_rows)
+    write.flush()
+    cycle = last_out
+    while write.next_line < write.lines_closed:
+        write.drain_end = write.drain(cycle)
+        cycle = write.drain_end + 1
+
+    def stall_at(row: int) -> int:
+        return _stall_before(change_rows, change_totals, row)
+
+    def served(name: OperandName, row: int) -> int:
+        cycle = row + stall_at(row)
+        if name == "ofmap":
+            return cycle + ofmap_waits.get(row, 0)
+        arrival = waits_by_operand.get(name, {}).get(row)
+        return cycle + max(HIT_LATENCY_CYCLES, arrival - cycle if arrival is not None else 0)
+
+    sram_start_stop = {}
+    for name, stream in streams.items():
+        first, last = stream.busy_rows()
+        sram_start_stop[name] = (float(served(name, first)), float(served(name, last)))
+
+    dram_start_stop: dict[OperandName, tuple[float, float]] = {}
+    dram_accesses: dict[OperandName, int] = {}
+    epochs: dict[OperandName, _Epochs] = {}
+    for name in ("ifmap", "filter"):
+        if user:
+            pre = prefetches[name]
+            dram_accesses[name] = (pre.first_rows + pre.total * pre.rows_per_prefetch) * pre.bw
+            dram_start_stop[name] = (float(-pre.first_rows), float(pre.dram_time(pre.total)))
+        else:
+            ep = _estimate_epochs(streams[name], buffers[name], record=traces)
+            epochs[name] = ep
+            start, stop, words = _estimate_summary(ep, stall_at, network.ports[name].latency_cycles,
+                                                   network.ports[name].words_per_cycle)
+            dram_accesses[name] = words
+            dram_start_stop[name] = (float(start), float(stop))
+    dram_accesses["ofmap"] = write.accesses
+    first_drain, last_drain = write.drains[0], write.drains[-1]
+    dram_start_stop["ofmap"] = (float(first_drain[0] + write.latency),
+                                float(last_drain[0] + last_drain[2] - 1 + write.latency))
+
+    trace_set = None
+    if traces:
+        stalls = _stalls_by_row(change_rows, change_totals, num_rows)
+        trace_set = _traces(streams, network, stalls, waits_by_operand, ofmap_waits, prefetches, epochs, write)
+    return MemoryResult(
+        total_cycles=int(last_out),
+        stall_cycles=int(change_totals[-1]) if change_totals else 0,
+        sram_start_stop=sram_start_stop,
+        dram_start_stop=dram_start_stop,
+        dram_accesses=dram_accesses,
+        traces=trace_set,
+    )
+
+
+def _estimate_summary(ep: _Epochs, stall_at: object, latency: int, start_bw: int) -> tuple[int, int, int]:
+    """DRAM start cycle, stop cycle and words of a CALC read estimate."""
+    assert callable(stall_at)
+    set_words = ep.set_words
+    epoch_words = ESTIMATE_SETS_PER_HALF * set_words
+    if not ep.end_rows:
+        cycles = math.ceil(math.ceil(ep.last_distinct / set_words) * set_words / start_bw)
+        return -1 - latency - cycles + 1 + latency, -1 - latency + latency, ep.last_distinct
+    first_req = ep.first_row + stall_at(ep.first_row)
+    first_cycles = math.ceil(epoch_words / start_bw)
+    last_end = ep.end_rows[-1] + stall_at(ep.end_rows[-1])
+    start = first_req - 1 - latency - first_cycles + 1 + latency
+    return start, last_end + latency, len(ep.end_rows) * epoch_words + ep.last_distinct
+
+
+# --------------------------------------------------------------------------- traces
+
+
+def _traces(
+    streams: dict[OperandName, _Stream],
+    network: NetworkSchedule,
+    stalls: np.ndarray,
+    read_waits: dict[OperandName, dict[int, int]],
+    ofmap_waits: dict[int, int],
+    prefetches: dict[OperandName, _Prefetches],
+    epochs: dict[OperandName, _Epochs],
+    write: _WriteBuffer,
+) -> TraceSet:
+    num_rows = stalls.size
+    cycles = np.arange(num_rows, dtype=np.int64) + stalls
+    sram: dict[str, np.ndarray] = {}
+    for name, stream in streams.items():
+        demand = np.full((num_rows, stream.lanes), NO_REQUEST, dtype=np.int64)
+        for f in range(stream.num_folds):
+            rows_idx, cols_idx = dense_block_indices(stream.mapping, name, int(stream.row_folds[f]),
+                                                     int(stream.col_folds[f]))
+            perm, rows = stream.order(*rows_idx.shape)
+            addr = stream.matrix.addresses(rows_idx, cols_idx).reshape(-1)[perm]
+            lanes = np.broadcast_to(np.arange(rows_idx.shape[1]), rows_idx.shape).reshape(-1)[perm]
+            demand[rows + f * stream.fold_cycles, lanes] = addr
+        out = cycles.copy()
+        if name == "ofmap":
+            for r, w in ofmap_waits.items():
+                out[r] += w
+        else:
+            out += HIT_LATENCY_CYCLES
+            for r, t in read_waits.get(name, {}).items():
+                out[r] = max(out[r], t)
+        sram[name] = np.concatenate((out[:, None], demand), axis=1).astype(np.float64)
+
+    dram: dict[str, np.ndarray] = {}
+    for name in ("ifmap", "filter"):
+        lat = network.ports[name].latency_cycles
+        if name in prefetches:
+            dram[name] = _user_dram_trace(prefetches[name])
+        else:
+            dram[name] = _estimate_dram_trace(epochs[name], cycles, lat, network.ports[name].words_per_cycle)
+    dram["ofmap"] = _write_dram_trace(streams["ofmap"], write)
+    return TraceSet(
+        ifmap_sram=sram["ifmap"], filter_sram=sram["filter"], ofmap_sram=sram["ofmap"],
+        ifmap_dram=dram["ifmap"], filter_dram=dram["filter"], ofmap_dram=dram["ofmap"],
+    )
+
+
+def _user_dram_trace(pre: _Prefetches) -> np.ndarray:
+    bw = pre.bw
+    fetch_rows = math.ceil(pre.fetch.size / bw)
+    matrix = np.full((fetch_rows, bw), float(NO_REQUEST))
+    matrix.reshape(-1)[: pre.fetch.size] = pre.fetch
+    active, other = pre.buffer.active_words, pre.buffer.other_words
+    first = matrix[: pre.first_rows]
+    over = pre.first_rows * bw > active
+    cut = active % bw if over else 0
+    if over:
+        first[-1, cut:] = NO_REQUEST
+    blocks = [first.copy()]
+    next_row = (pre.first_rows if over else pre.first_rows + 1) % fetch_rows
+    total = pre.total
+    n = pre.rows_per_prefetch
+    over_p = n * bw > active
+    repeated = None
+    for _ in range(min(total, 2)):
+        start, end = next_row, next_row + n
+        if end > fetch_rows:
+            req = np.concatenate((matrix[start:], matrix[: min(end - fetch_rows, start)]))
+        else:
+            req = matrix[start:end]
+        if req.shape[0] != n:
+            raise SimulationError("a prefetch asks for more DRAM rows than the operand has; SCALE-Sim v2 fails here")
+        req[0, :cut] = NO_REQUEST
+        if over_p:
+            req[-1, active % bw :] = NO_REQUEST
+        blocks.append(req.copy())
+        repeated = req.copy()
+        next_row = (n if over_p else n + 1) % fetch_rows
+    if total > 2 and repeated is not None:
+        blocks.extend([repeated] * (total - 2))
+    body = np.concatenate(blocks)
+    later = np.arange(total * n)
+    cyc = np.r_[np.arange(pre.first_rows) - pre.first_rows,
+                -1 + (later // n) * (n + pre.latency) + later % n + 1 + pre.latency].astype(np.float64)
+    return np.concatenate((cyc[:, None], body), axis=1)
+
+
+def _estimate_dram_trace(ep: _Epochs, cycles: np.ndarray, latency: int, start_bw: int) -> np.ndarray:
+    assert ep.contents is not None
+    set_words = ep.set_words
+    blocks: list[tuple[float, int, int, list[float]]] = []
+
+    def words_of(content: list[float]) -> list[float]:
+        return [a for i in range(0, len(content), set_words) for a in list(set(content[i : i + set_words]))]
+
+    tail = ep.contents[-1]
+    if not ep.end_rows:
+        sets = math.ceil(len(tail) / set_words)
+        n = math.ceil(sets * set_words / start_bw)
+        blocks.append((-1 - latency - n + 1, n, start_bw, words_of(tail)))
+    else:
+        end = int(cycles[ep.first_row]) - 1 - latency
+        n = math.ceil(ESTIMATE_SETS_PER_HALF * set_words / start_bw)
+        blocks.append((end - n + 1, n, start_bw, words_of(ep.contents[0])))
+        start, end = end + 1, int(cycles[ep.end_rows[0]])
+        follow = [(int(cycles[r]), c) for r, c in zip(ep.end_rows[1:], ep.contents[1:-1])] + [(0, tail)]
+        for epoch_end, content in follow:
+            n = end - start + 1
+            if n <= 0:
+                raise SimulationError("two read-estimate epochs end in one cycle; SCALE-Sim v2 fails here")
+            sets = math.ceil(len(content) / set_words)
+            bw = math.ceil(sets * set_words / n)
+            blocks.append((start, n, bw, words_of(content)))
+            start, end = end + 1, epoch_end
+    width = max(b[2] for b in blocks)
+    out = np.ones((sum(b[1] for b in blocks), width + 1))
+    r = 0
+    for first, n, bw, words in blocks:
+        padded = np.full(n * bw, float(NO_REQUEST))
+        padded[: len(words)] = words
+        out[r : r + n, 0] = first + np.arange(n) + latency
+        out[r : r + n, 1 : 1 + bw] = padded.reshape(n, bw) if bw else padded.reshape(n, 0)
+        r += n
+    return out
+
+
+def _write_dram_trace(stream: _Stream, write: _WriteBuffer) -> np.ndarray:
+    words = np.concatenate([addr for _, addr, _ in stream.folds()]).astype(np.float64)
+    bw = write.bw
+    pieces = []
+    prev = 0
+    for cut in [*write.flush_points, words.size]:
+        seg = words[prev:cut]
+        padded = np.full(math.ceil(seg.size / bw) * bw, float(NO_REQUEST))
+        padded[: seg.size] = seg
+        pieces.append(padded.reshape(-1, bw))
+        prev = cut
+    lines = np.concatenate(pieces)
+    rows = []
+    for cycle, first, count in write.drains:
+        block = lines[first : first + count]
+        rows.append(np.concatenate(((cycle + np.arange(count) + write.latency)[:, None], block), axis=1))
+    return np.concatenate(rows)

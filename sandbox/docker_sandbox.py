@@ -1,0 +1,380 @@
+"""Runs a command in a throw-away, locked-down Docker container (the sandbox used in CI and by default).
+
+Limits enforced by the engine (measured in docs/sandbox.md): no network (only ``lo``), read-only root,
+tmpfs ``/tmp``, uid 10001, no capabilities, no-new-privileges, memory without swap (OOM kill reported
+as ``State.OOMKilled``), pids cgroup, CFS CPU quota.  The host adds the wall-clock timeout, bounded
+stdout/stderr, the output-folder size watch, and always removes the container.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from types import TracebackType
+from typing import Any, cast
+
+import docker
+import requests
+from docker.errors import APIError, DockerException, ImageNotFound, NotFound
+from docker.types import LogConfig, Mount, Ulimit
+
+from sandbox._common import (
+    OutputWatcher,
+    RunFacts,
+    StreamCapture,
+    classify,
+    prepare_dirs,
+    resolve_timeout,
+    sandbox_env,
+    scan_output,
+    sentence,
+    stream_notes,
+)
+from sandbox.base import (
+    BUILD_HINT,
+    CANDIDATE_MOUNT,
+    CODE_MOUNT,
+    INPUTS_MOUNT,
+    OUT_MOUNT,
+    EngineUnavailable,
+    ImageMissing,
+    RunResult,
+    SandboxError,
+    default_code_dir,
+)
+from sandbox.config import SandboxConfig
+
+logger = logging.getLogger(__name__)
+
+SANDBOX_UID = 10001
+LABEL = "simcoder.sandbox"
+LABEL_OWNER = "simcoder.sandbox.owner"
+LABEL_DEADLINE = "simcoder.sandbox.deadline"
+API_TIMEOUT_S = 30.0
+BACKSTOP_GRACE_S = 5.0
+STALE_GRACE_S = 60.0
+
+_active_lock = threading.Lock()
+_active_ids: set[str] = set()
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return text if len(text) <= 200 else text[:197] + "..."
+
+
+def _process_start(pid: int) -> str:
+    """Start time of ``pid`` in clock ticks (tells a live owner from a reused pid); '' if unknown."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return ""
+
+
+def _owner_token() -> str:
+    pid = os.getpid()
+    return f"{socket.gethostname()}:{pid}:{_process_start(pid)}"
+
+
+def _owner_alive(token: str) -> bool:
+    host, _, rest = token.partition(":")
+    pid_text, _, start = rest.partition(":")
+    if host != socket.gethostname() or not pid_text.isdigit():
+        return True
+    pid = int(pid_text)
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    return not start or _process_start(pid) in ("", start)
+
+
+def connect(timeout_s: float = API_TIMEOUT_S) -> Any:
+    """A docker SDK client that answered a ping, or ``EngineUnavailable`` with a one-line reason."""
+    try:
+        client = docker.from_env(timeout=timeout_s)
+        client.ping()
+    except (DockerException, requests.exceptions.RequestException, OSError) as exc:
+        raise EngineUnavailable(
+            f"No Docker engine is reachable ({_one_line(exc)}); start one with bash .ci/provision-docker.sh "
+            "or use the process sandbox"
+        ) from exc
+    return client
+
+
+class _OutputPermissions:
+    """Lets the container's uid write the output folder during the run, then gives everything back.
+
+    The folder is made world-writable for the run.  Afterwards its mode is restored and, when we are
+    root, everything the container created is chowned to the folder's owner.  A non-root host user
+    cannot chown, so the container then runs with umask 0 and its files stay removable by that user.
+    """
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        st = folder.stat()
+        self._mode = st.st_mode & 0o7777
+        self._uid = st.st_uid
+        self._gid = st.st_gid
+        self.is_root = os.geteuid() == 0
+
+    def __enter__(self) -> _OutputPermissions:
+        os.chmod(self.folder, 0o777)
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        if self.is_root:
+            for path in self._walk():
+                try:
+                    os.lchown(path, self._uid, self._gid)
+                except OSError as err:
+                    logger.warning("could not give %s back to uid %d: %s", path, self._uid, err)
+        try:
+            os.chmod(self.folder, self._mode)
+        except OSError as err:
+            logger.warning("could not restore the mode of %s: %s", self.folder, err)
+
+    def _walk(self) -> Iterator[str]:
+        for top, dirs, files in os.walk(self.folder):
+            for name in dirs + files:
+                yield os.path.join(top, name)
+
+
+class DockerSandbox:
+    """Docker-backed :class:`sandbox.base.Sandbox`.
+
+    ``client`` may be an existing docker SDK client (tests inject fakes); by default one is created from
+    the environment (``DOCKER_HOST`` etc.).  Construction checks the engine and the image and removes
+    containers left behind by crashed earlier runs.
+    """
+
+    name = "docker"
+
+    def __init__(self, config: SandboxConfig | None = None, code_dir: Path | None = None, *,
+                 client: Any = None) -> None:
+        self.config = config if config is not None else SandboxConfig()
+        self.code_dir = (code_dir if code_dir is not None else default_code_dir()).resolve()
+        if not self.code_dir.is_dir():
+            raise NotADirectoryError(f"code_dir {self.code_dir} is not a folder")
+        self._client = client if client is not None else connect()
+        self._check_image()
+        self._engine_cpus = self._read_engine_cpus()
+        self.cleanup_stale()
+
+    def _check_image(self) -> None:
+        try:
+            self._client.images.get(self.config.image)
+        except ImageNotFound as exc:
+            raise ImageMissing(
+                f"Docker image {self.config.image!r} is not built; build it with {BUILD_HINT}"
+            ) from exc
+        except (APIError, requests.exceptions.RequestException) as exc:
+            raise EngineUnavailable(f"The Docker engine did not answer ({_one_line(exc)})") from exc
+
+    def _read_engine_cpus(self) -> int:
+        try:
+            return int(self._client.info().get("NCPU") or os.cpu_count() or 1)
+        except (APIError, requests.exceptions.RequestException, TypeError, ValueError):
+            return os.cpu_count() or 1
+
+    def cleanup_stale(self) -> int:
+        """Remove our containers whose owning process died or whose deadline passed; returns how many."""
+        removed = 0
+        try:
+            containers = self._client.containers.list(all=True, filters={"label": LABEL})
+        except (APIError, requests.exceptions.RequestException) as exc:
+            logger.warning("could not list stale sandbox containers: %s", _one_line(exc))
+            return 0
+        now = time.time()
+        for container in containers:
+            with _active_lock:
+                if container.id in _active_ids:
+                    continue
+            labels: dict[str, str] = container.labels or {}
+            try:
+                deadline = float(labels.get(LABEL_DEADLINE, "0"))
+            except ValueError:
+                deadline = 0.0
+            owner = labels.get(LABEL_OWNER, "")
+            if not _owner_alive(owner) or now > deadline + STALE_GRACE_S:
+                logger.warning("removing stale sandbox container %s (owner %s)", container.name, owner or "?")
+                if self._remove(container):
+                    removed += 1
+        return removed
+
+    def run(self, candidate_dir: Path, inputs_dir: Path, output_dir: Path, command: Sequence[str], *,
+            timeout_s: float | None = None) -> RunResult:
+        cfg = self.config
+        timeout = resolve_timeout(cfg, timeout_s)
+        candidate, inputs, out = prepare_dirs(candidate_dir, inputs_dir, output_dir, command)
+        stdout = StreamCapture(cfg.stream_limit_bytes)
+        stderr = StreamCapture(cfg.stream_limit_bytes)
+        with _OutputPermissions(out) as perms:
+            container = self._create(candidate, inputs, out, list(command), timeout, perms.is_root)
+            try:
+                facts = self._execute(container, out, timeout, stdout, stderr)
+            finally:
+                self._remove(container)
+                with _active_lock:
+                    _active_ids.discard(container.id)
+        scan = scan_output(out, cfg.output_limit_bytes, cfg.max_output_files)
+        outcome, base = classify(facts, scan, cfg)
+        out_text, _ = stdout.render()
+        err_text, _ = stderr.render()
+        notes = stream_notes([("stdout", cfg.stream_limit_bytes, stdout.total_bytes),
+                              ("stderr", cfg.stream_limit_bytes, stderr.total_bytes)])
+        killed = facts.timed_out or facts.output_violation is not None
+        result = RunResult(outcome=outcome, exit_code=None if killed else facts.exit_code, stdout=out_text,
+                           stderr=err_text, duration_s=facts.duration_s, output_dir=out,
+                           output_files=scan.files, message=sentence(base, notes))
+        logger.info("docker sandbox: %s: %s", result.outcome.value, result.message)
+        return result
+
+    def _create(self, candidate: Path, inputs: Path, out: Path, command: list[str], timeout: float,
+                host_is_root: bool) -> Any:
+        cfg = self.config
+        name = f"{cfg.name_prefix}{uuid.uuid4().hex[:12]}"
+        umask = "0022" if host_is_root else "0000"
+        backstop = math.ceil(timeout + BACKSTOP_GRACE_S)
+        script = f'umask {umask} && exec timeout -s KILL {backstop} "$@"'
+        entry = ["/bin/sh", "-c", script, "simcoder-sandbox", *command]
+        cpus = min(cfg.cpus, float(self._engine_cpus))
+        if cpus < cfg.cpus:
+            logger.warning("cpus=%g exceeds the engine's %d CPUs; using %g",
+                           cfg.cpus, self._engine_cpus, cpus)
+        fsize = cfg.output_limit_bytes
+        mounts = [
+            Mount(CANDIDATE_MOUNT, str(candidate), type="bind", read_only=True),
+            Mount(INPUTS_MOUNT, str(inputs), type="bind", read_only=True),
+            Mount(CODE_MOUNT, str(self.code_dir), type="bind", read_only=True),
+            Mount(OUT_MOUNT, str(out), type="bind", read_only=False),
+        ]
+        labels = {LABEL: "1", LABEL_OWNER: _owner_token(),
+                  LABEL_DEADLINE: f"{time.time() + timeout + BACKSTOP_GRACE_S:.0f}"}
+        try:
+            container = self._client.containers.create(
+                cfg.image,
+                entry,
+                name=name,
+                labels=labels,
+                hostname="sandbox",
+                user=f"{SANDBOX_UID}:{SANDBOX_UID}",
+                working_dir=OUT_MOUNT,
+                environment=sandbox_env(CANDIDATE_MOUNT, INPUTS_MOUNT, CODE_MOUNT, OUT_MOUNT, cpus),
+                mounts=mounts,
+                network_mode="none",
+                read_only=True,
+                tmpfs={"/tmp": f"rw,noexec,nosuid,nodev,size={cfg.tmpfs_mib}m"},
+                shm_size=f"{cfg.tmpfs_mib}m",
+                cap_drop=["ALL"],
+                security_opt=["no-new-privileges"],
+                init=True,
+                mem_limit=f"{cfg.memory_mib}m",
+                memswap_limit=f"{cfg.memory_mib}m",
+                pids_limit=cfg.pids_limit,
+                nano_cpus=max(int(cpus * 1e9), 10_000_000),
+                ulimits=[Ulimit(name="fsize", soft=fsize, hard=fsize), Ulimit(name="core", soft=0, hard=0)],
+                oom_score_adj=500,
+                log_config=LogConfig(type="none"),
+                stdin_open=False,
+                tty=False,
+            )
+        except ImageNotFound as exc:
+            raise ImageMissing(
+                f"Docker image {cfg.image!r} is not built; build it with {BUILD_HINT}"
+            ) from exc
+        except (APIError, requests.exceptions.RequestException) as exc:
+            raise SandboxError(f"Docker could not create the sandbox container: {_one_line(exc)}") from exc
+        with _active_lock:
+            _active_ids.add(container.id)
+        return container
+
+    def _execute(self, container: Any, out: Path, timeout: float, stdout: StreamCapture,
+                 stderr: StreamCapture) -> RunFacts:
+        try:
+            frames = self._client.api.attach(container.id, stdout=True, stderr=True, stream=True, logs=False,
+                                             demux=True)
+        except (APIError, requests.exceptions.RequestException) as exc:
+            raise SandboxError(f"Docker could not attach to the sandbox container: {_one_line(exc)}") from exc
+        reader = threading.Thread(target=_read_frames, args=(frames, stdout, stderr), name="sandbox-attach",
+                                  daemon=True)
+        reader.start()
+        watcher = OutputWatcher(out, self.config, lambda: self._kill(container))
+        start = time.monotonic()
+        try:
+            container.start()
+        except (APIError, requests.exceptions.RequestException) as exc:
+            raise SandboxError(f"Docker could not start the sandbox container: {_one_line(exc)}") from exc
+        watcher.start()
+        try:
+            exit_code = self._wait(container, timeout, start)
+            timed_out = exit_code is None
+            if timed_out:
+                self._kill(container)
+                exit_code = self._wait(container, API_TIMEOUT_S, time.monotonic())
+            duration = time.monotonic() - start
+        finally:
+            watcher.stop()
+        reader.join(timeout=5)
+        try:
+            container.reload()
+            oom_killed = bool(container.attrs["State"].get("OOMKilled"))
+        except (APIError, requests.exceptions.RequestException, KeyError) as exc:
+            logger.warning("could not inspect %s after the run: %s", container.name, _one_line(exc))
+            oom_killed = False
+        err_text, _ = stderr.render()
+        return RunFacts(exit_code=exit_code, timed_out=timed_out, timeout_s=timeout, duration_s=duration,
+                        output_violation=watcher.violation, oom_killed=oom_killed, stderr=err_text,
+                        memory_mechanism="cgroup memory limit")
+
+    def _wait(self, container: Any, timeout: float, start: float) -> int | None:
+        """Exit code, or ``None`` when ``timeout`` seconds since ``start`` passed first."""
+        remaining = max(timeout - (time.monotonic() - start), 0.01)
+        try:
+            result = container.wait(timeout=remaining)
+        except requests.exceptions.RequestException as exc:
+            if time.monotonic() - start + 0.5 < timeout:
+                raise SandboxError(f"Lost the Docker engine while waiting: {_one_line(exc)}") from exc
+            return None
+        return int(cast(dict[str, Any], result)["StatusCode"])
+
+    def _kill(self, container: Any) -> None:
+        try:
+            container.kill()
+        except (APIError, requests.exceptions.RequestException) as exc:
+            logger.debug("kill %s: %s", container.name, _one_line(exc))
+
+    def _remove(self, container: Any) -> bool:
+        for attempt in range(3):
+            try:
+                container.remove(force=True, v=True)
+                return True
+            except NotFound:
+                return True
+            except (APIError, requests.exceptions.RequestException) as exc:
+                logger.warning("removing %s failed (attempt %d): %s",
+                               container.name, attempt + 1, _one_line(exc))
+                time.sleep(0.2 * (attempt + 1))
+        logger.error("sandbox container %s was not removed; cleanup_stale() will retry", container.name)
+        return False
+
+
+def _read_frames(frames: Any, stdout: StreamCapture, stderr: StreamCapture) -> None:
+    try:
+        for out_chunk, err_chunk in frames:
+            if out_chunk:
+                stdout.feed(out_chunk)
+            if err_chunk:
+                stderr.feed(err_chunk)
+    except (OSError, ValueError, requests.exceptions.RequestException, DockerException) as exc:
+        logger.debug("attach stream ended: %s", _one_line(exc))
