@@ -9,6 +9,7 @@
 # read-only at run time by sandbox.docker_sandbox.DockerSandbox.
 ARG BASE=python:3.11-slim
 FROM ${BASE}
+LABEL org.simulatorcoder.role="sandbox"
 
 # numpy is the only third-party package; the offline base already has it (no network needed then).
 RUN python3 -c "import numpy" 2>/dev/null \

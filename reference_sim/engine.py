@@ -114,12 +114,17 @@ def simulate(
     *,
     traces: bool = False,
     on_layer: Callable[[LayerResult], None] | None = None,
+    keep_traces: bool = True,
 ) -> list[LayerResult]:
-    """Simulate a topology layer by layer; ``on_layer`` sees each result as it is ready."""
+    """Simulate a topology layer by layer.
+
+    ``on_layer`` sees each result (with its traces) as soon as it is ready; with
+    ``keep_traces=False`` the returned results drop their traces so memory stays flat.
+    """
     results = []
     for index, layer in enumerate(layers):
         result = simulate_layer(layer, hardware, modules, index=index, traces=traces)
         if on_layer is not None:
             on_layer(result)
-        results.append(result)
+        results.append(result if keep_traces else replace(result, traces=None))
     return results

@@ -16,3 +16,7 @@ class InputError(ValueError):
         where = self.source + (f":{line}" if line is not None else "")
         what = f"{field}: {message}" if field else message
         super().__init__(f"{where}: {what}")
+
+
+class SimulationError(RuntimeError):
+    """The configuration drives SCALE-Sim v2's memory model into a state where SCALE-Sim itself fails."""

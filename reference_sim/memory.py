@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .errors import SimulationError
 from .contract import (
     NO_REQUEST,
     AffineOperand,
@@ -36,10 +37,6 @@ HIT_LATENCY_CYCLES = 1
 ACTIVE_FRACTION = 0.5
 ESTIMATE_SETS_PER_HALF = 50
 _BIG = np.iinfo(np.int64).max // 4
-
-
-class SimulationError(RuntimeError):
-    """The configuration drives SCALE-Sim v2's memory model into a state it cannot handle."""
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .errors import SimulationError
 from .contract import (
     NO_REQUEST,
     Hardware,
@@ -37,10 +38,6 @@ from .contract import (
 HIT_LATENCY_CYCLES = 1
 ACTIVE_FRACTION = 0.5
 ESTIMATE_SETS_PER_HALF = 50
-
-
-class SimulationError(RuntimeError):
-    """The configuration drives SCALE-Sim v2's memory model into a state it cannot handle."""
 
 
 def _sram_words(kib: int, word_bytes: int) -> int:

@@ -114,35 +114,42 @@ def connect(timeout_s: float = API_TIMEOUT_S) -> Any:
 class _OutputPermissions:
     """Lets the container's uid write the output folder during the run, then gives everything back.
 
-    The folder is made world-writable for the run.  Afterwards its mode is restored and, when we are
-    root, everything the container created is chowned to the folder's owner.  A non-root host user
-    cannot chown, so the container then runs with umask 0 and its files stay removable by that user.
+    The folder is made world-writable for the run.  When we are root, whatever it already holds is
+    lent to the container's uid for the run, and afterwards everything is chowned to the folder's
+    owner.  A non-root host user cannot chown, so the container then runs with umask 0: its files stay
+    writable and removable by that user (files the user put there beforehand stay read-only to it).
     """
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, sandbox_uid: int) -> None:
         self.folder = folder
         st = folder.stat()
         self._mode = st.st_mode & 0o7777
         self._uid = st.st_uid
         self._gid = st.st_gid
+        self._sandbox_uid = sandbox_uid
         self.is_root = os.geteuid() == 0
 
     def __enter__(self) -> _OutputPermissions:
         os.chmod(self.folder, 0o777)
+        if self.is_root:
+            self._chown_all(self._sandbox_uid, self._sandbox_uid)
         return self
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
         if self.is_root:
-            for path in self._walk():
-                try:
-                    os.lchown(path, self._uid, self._gid)
-                except OSError as err:
-                    logger.warning("could not give %s back to uid %d: %s", path, self._uid, err)
+            self._chown_all(self._uid, self._gid)
         try:
             os.chmod(self.folder, self._mode)
         except OSError as err:
             logger.warning("could not restore the mode of %s: %s", self.folder, err)
+
+    def _chown_all(self, uid: int, gid: int) -> None:
+        for path in self._walk():
+            try:
+                os.lchown(path, uid, gid)
+            except OSError as err:
+                logger.warning("could not chown %s to uid %d: %s", path, uid, err)
 
     def _walk(self) -> Iterator[str]:
         for top, dirs, files in os.walk(self.folder):
@@ -219,7 +226,7 @@ class DockerSandbox:
         candidate, inputs, out = prepare_dirs(candidate_dir, inputs_dir, output_dir, command)
         stdout = StreamCapture(cfg.stream_limit_bytes)
         stderr = StreamCapture(cfg.stream_limit_bytes)
-        with _OutputPermissions(out) as perms:
+        with _OutputPermissions(out, SANDBOX_UID) as perms:
             container = self._create(candidate, inputs, out, list(command), timeout, perms.is_root)
             try:
                 facts = self._execute(container, out, timeout, stdout, stderr)

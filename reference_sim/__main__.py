@@ -1,0 +1,5 @@
+"""``python -m reference_sim``."""
+
+from .cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,199 @@
+"""Command line: ``python -m reference_sim`` with SCALE-Sim's flags, ``--arch`` specs, and ``convert``."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TextIO
+
+from .contract import Hardware, Layer
+from .engine import LayerResult, simulate
+from .errors import InputError, SimulationError
+from .reports import write_reports, write_traces
+from .scalesim_io import read_config, read_topology
+
+log = logging.getLogger("reference_sim")
+
+USAGE_EXAMPLES = """examples:
+  python -m reference_sim -c scale.cfg -t resnet50.csv -p out          # SCALE-Sim's reports in out/<run_name>/
+  python -m reference_sim -c scale.cfg -t gemm.csv -i gemm --traces csv
+  python -m reference_sim --arch scale_sim.yaml -p out                 # every workload of the spec
+  python -m reference_sim convert -c scale.cfg -t resnet50.csv -o scale_sim.yaml
+"""
+
+
+class Progress:
+    """A one-line progress bar on a terminal; silent when the stream is not one."""
+
+    def __init__(self, total: int, label: str, stream: TextIO = sys.stderr):
+        self.total = total
+        self.label = label
+        self.stream = stream
+        self.enabled = stream.isatty()
+        self.start = time.perf_counter()
+        self.done = 0
+
+    def advance(self, result: LayerResult) -> None:
+        self.done += 1
+        if not self.enabled:
+            return
+        width = 30
+        filled = width * self.done // max(self.total, 1)
+        elapsed = time.perf_counter() - self.start
+        self.stream.write(
+            f"\r{self.label} [{'#' * filled}{'.' * (width - filled)}] {self.done}/{self.total} layers "
+            f"{elapsed:6.1f}s  {result.name[:24]:<24}"
+        )
+        if self.done == self.total:
+            self.stream.write("\n")
+        self.stream.flush()
+
+
+def summary_table(results: Sequence[LayerResult]) -> str:
+    """A per-layer table of cycles, stalls, utilisation and DRAM traffic, with totals."""
+    header = f"{'layer':>5}  {'name':<24} {'cycles':>12} {'stalls':>10} {'util %':>7} {'map eff %':>9} " \
+             f"{'DRAM rd words':>14} {'DRAM wr words':>14}"
+    lines = [header, "-" * len(header)]
+    for r in results:
+        reads = r.dram_accesses["ifmap"] + r.dram_accesses["filter"]
+        lines.append(
+            f"{r.index:>5}  {r.name[:24]:<24} {r.total_cycles:>12} {r.stall_cycles:>10} {r.overall_util_pct:>7.2f} "
+            f"{r.mapping_efficiency_pct:>9.2f} {reads:>14} {r.dram_accesses['ofmap']:>14}"
+        )
+    lines.append("-" * len(header))
+    total_reads = sum(r.dram_accesses["ifmap"] + r.dram_accesses["filter"] for r in results)
+    lines.append(
+        f"{'total':>5}  {len(results)!s:<24} {sum(r.total_cycles for r in results):>12} "
+        f"{sum(r.stall_cycles for r in results):>10} {'':>7} {'':>9} {total_reads:>14} "
+        f"{sum(r.dram_accesses['ofmap'] for r in results):>14}"
+    )
+    return "\n".join(lines)
+
+
+def _run(layers: list[Layer], hardware: Hardware, out_dir: Path, traces: str, label: str,
+         quiet: bool) -> list[LayerResult]:
+    progress = Progress(len(layers), label)
+    want_traces = traces != "none"
+
+    def on_layer(result: LayerResult) -> None:
+        if result.traces is not None:
+            write_traces(result.traces, out_dir / f"layer{result.index}", csv=traces in ("csv", "both"),
+                         binary=traces in ("npz", "both"))
+        progress.advance(result)
+
+    results = simulate(layers, hardware, traces=want_traces, on_layer=on_layer, keep_traces=False)
+    write_reports(results, out_dir)
+    if not quiet:
+        print(summary_table(results))
+        print(f"reports written to {out_dir}")
+    return results
+
+
+def _run_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m reference_sim",
+        description="Exact SCALE-Sim v2 (22f88b1) cycle simulator: reports, traces, specs.",
+        epilog=USAGE_EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    source = parser.add_argument_group("input (SCALE-Sim files or a spec)")
+    source.add_argument("-c", dest="config", metavar="CFG", help="SCALE-Sim .cfg architecture file")
+    source.add_argument("-t", dest="topology", metavar="TOPOLOGY", help="SCALE-Sim topology CSV")
+    source.add_argument("-i", dest="input_type", choices=("conv", "gemm"), default="conv",
+                        help="topology form: conv rows or M, N, K rows (default conv)")
+    source.add_argument("--arch", metavar="SPEC", help="scale_sim.yaml spec; runs its workloads")
+    source.add_argument("--workload", action="append", metavar="NAME",
+                        help="with --arch: run only this workload (repeatable)")
+    parser.add_argument("-p", dest="out", metavar="OUTDIR", default="runs",
+                        help="output folder; reports go to OUTDIR/<run name>/ (default runs)")
+    parser.add_argument("--traces", choices=("none", "csv", "npz", "both"), default="none",
+                        help="also write per-layer traces: SCALE-Sim CSVs, binary npz, or both")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no summary table")
+    return parser
+
+
+def _convert_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m reference_sim convert",
+        description="Turn a SCALE-Sim .cfg (and topology) into an equivalent scale_sim.yaml.",
+    )
+    parser.add_argument("-c", dest="config", metavar="CFG", required=True)
+    parser.add_argument("-t", dest="topology", metavar="TOPOLOGY")
+    parser.add_argument("-i", dest="input_type", choices=("conv", "gemm"), default="conv")
+    parser.add_argument("-o", dest="output", metavar="SPEC", default="-", help="output file (default stdout)")
+    return parser
+
+
+def _convert(argv: Sequence[str]) -> int:
+    args = _convert_parser().parse_args(argv)
+    from .spec import dump_spec, spec_from_scalesim
+
+    cfg = read_config(args.config)
+    topology = args.topology or cfg.topology_path
+    if topology is None:
+        raise InputError(args.config, "no topology: pass -t or set [network_presets] TopologyCsvLoc")
+    layers = read_topology(topology, args.input_type)
+    document = spec_from_scalesim(cfg.run_name, cfg.hardware, cfg.bandwidths, cfg.memory_banks,
+                                  Path(topology).stem, layers, args.input_type == "gemm")
+    text = dump_spec(document)
+    if args.output == "-":
+        sys.stdout.write(text)
+    else:
+        Path(args.output).write_text(text)
+        print(f"wrote {args.output}", file=sys.stderr)
+    return 0
+
+
+def _simulate(argv: Sequence[str]) -> int:
+    parser = _run_parser()
+    args = parser.parse_args(argv)
+    out = Path(args.out)
+    if args.arch:
+        if args.config or args.topology:
+            parser.error("give either --arch or -c/-t, not both")
+        from .spec import load_spec
+
+        loaded = load_spec(args.arch)
+        spec = loaded.spec
+        names = args.workload or [w.name for w in spec.workloads]
+        if not names:
+            raise InputError(args.arch, "the spec has no workloads to run", field="workloads")
+        hardware = spec.hardware()
+        for name in names:
+            _run(loaded.workload(name), hardware, out / spec.name / name, args.traces, name, args.quiet)
+        return 0
+    if not args.config:
+        parser.error("give -c CFG (with -t TOPOLOGY) or --arch SPEC")
+    cfg = read_config(args.config)
+    topology = args.topology or cfg.topology_path
+    if topology is None:
+        parser.error("give -t TOPOLOGY (the config names none)")
+    layers = read_topology(topology, args.input_type)
+    _run(layers, cfg.hardware, out / cfg.run_name, args.traces, Path(topology).stem, args.quiet)
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point; returns the exit code (2 for bad input, 1 when the model cannot proceed)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    logging.basicConfig(level=logging.WARNING, format="warning: %(message)s", stream=sys.stderr)
+    try:
+        if argv and argv[0] == "convert":
+            return _convert(argv[1:])
+        return _simulate(argv)
+    except InputError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except SimulationError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130

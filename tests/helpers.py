@@ -1,0 +1,74 @@
+"""Comparison helpers shared by the tests: first differing field, numerically."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+
+from reference_sim.contract import TraceSet
+from reference_sim.engine import LayerResult
+from reference_sim.reports import REPORT_FILES, TRACE_FILES
+
+REL_TOL = 1e-9
+
+
+def read_report(path: Path) -> tuple[list[str], list[list[float]]]:
+    """Header names and numeric rows (LayerID column dropped) of a SCALE-Sim report."""
+    with path.open() as f:
+        rows = [[cell.strip() for cell in row] for row in csv.reader(f)]
+    header = [h for h in rows[0] if h][1:]
+    return header, [[float(x) for x in row[1:] if x != ""] for row in rows[1:] if row]
+
+
+def rows_of(results: list[LayerResult], report: str) -> list[list[float]]:
+    attr = {"COMPUTE_REPORT.csv": "compute_row", "BANDWIDTH_REPORT.csv": "bandwidth_row",
+            "DETAILED_ACCESS_REPORT.csv": "detail_row"}[report]
+    return [[float(v) for v in getattr(r, attr)] for r in results]
+
+
+def first_report_difference(case: str, results: list[LayerResult], folder: Path) -> str | None:
+    """``None`` when all three reports match SCALE-Sim's in ``folder``; else the first differing field."""
+    for report in REPORT_FILES:
+        header, expected = read_report(folder / report)
+        got = rows_of(results, report)
+        if len(expected) != len(got):
+            return f"{case}: {report}: {len(expected)} rows expected, got {len(got)}"
+        for row, (exp_row, got_row) in enumerate(zip(expected, got)):
+            for col, (e, g) in enumerate(zip(exp_row, got_row)):
+                if not abs(e - g) <= REL_TOL * max(1.0, abs(e)):
+                    return f"{case}: {report} row {row} column {header[col]!r}: expected {e!r}, got {g!r}"
+    return None
+
+
+def first_trace_difference(case: str, expected: TraceSet, got: TraceSet) -> str | None:
+    """``None`` when all six traces are equal; else the first differing trace, row and value."""
+    for key in TRACE_FILES:
+        e, g = getattr(expected, key), getattr(got, key)
+        if e.shape != g.shape:
+            return f"{case}: {key}: shape {e.shape} expected, got {g.shape}"
+        diff = np.argwhere(e != g)
+        if diff.size:
+            r, c = diff[0]
+            return f"{case}: {key} row {r} column {c}: expected {e[r, c]!r}, got {g[r, c]!r}"
+    return None
+
+
+def load_csv_traces(folder: Path) -> TraceSet:
+    return TraceSet(**{key: np.loadtxt(folder / name, delimiter=",", ndmin=2) for key, name in TRACE_FILES.items()})
+
+
+def first_result_difference(case: str, expected: list[LayerResult], got: list[LayerResult]) -> str | None:
+    """Compare two runs field by field (reports, then traces when both have them)."""
+    for report in REPORT_FILES:
+        for row, (e_row, g_row) in enumerate(zip(rows_of(expected, report), rows_of(got, report))):
+            for col, (e, g) in enumerate(zip(e_row, g_row)):
+                if not abs(e - g) <= REL_TOL * max(1.0, abs(e)):
+                    return f"{case}: {report} row {row} column {col}: expected {e!r}, got {g!r}"
+    for e_res, g_res in zip(expected, got):
+        if e_res.traces is not None and g_res.traces is not None:
+            diff = first_trace_difference(f"{case} layer {e_res.index}", e_res.traces, g_res.traces)
+            if diff:
+                return diff
+    return None
