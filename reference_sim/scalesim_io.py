@@ -131,7 +131,11 @@ def read_config(path: str | Path) -> ScaleSimConfig:
 
 
 def _fields(line: str) -> list[str]:
+    """Comma-separated fields, without trailing empty ones; a field starting with ``#`` starts a comment."""
     fields = [f.strip() for f in line.split(",")]
+    comment = next((i for i, f in enumerate(fields) if f.startswith("#")), None)
+    if comment is not None:
+        fields = fields[:comment]
     while fields and fields[-1] == "":
         fields.pop()
     return fields

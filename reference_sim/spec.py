@@ -278,20 +278,18 @@ class LoadedSpec:
 
 
 def _line_of(node: yaml.Node | None, loc: Sequence[int | str]) -> int | None:
-    """1-based line of the YAML node at ``loc`` (the deepest one that exists)."""
+    """1-based line of the field at ``loc``: the line of its key (or of the deepest part that exists)."""
     line = node.start_mark.line + 1 if node is not None else None
     for key in loc:
         if isinstance(node, yaml.MappingNode):
-            match = [v for k, v in node.value if isinstance(k, yaml.ScalarNode) and k.value == key]
+            match = [(k, v) for k, v in node.value if isinstance(k, yaml.ScalarNode) and k.value == key]
             if not match:
-                keys = [k for k, _ in node.value if isinstance(k, yaml.ScalarNode) and k.value == key]
-                return keys[0].start_mark.line + 1 if keys else line
-            node = match[0]
+                return line
+            key_node, node = match[0]
+            line = key_node.start_mark.line + 1
         elif isinstance(node, yaml.SequenceNode) and isinstance(key, int) and key < len(node.value):
             node = node.value[key]
-        else:
-            continue
-        line = node.start_mark.line + 1
+            line = node.start_mark.line + 1
     return line
 
 

@@ -41,6 +41,22 @@ def scalesim_data() -> Path:
     return SCALESIM_DATA
 
 
+_CHECKED: dict[str, list[str]] = {}
+
+
+def record_checked(kind: str, item: str) -> None:
+    """Count an item checked against reference data; the totals are printed at the end of the run."""
+    _CHECKED.setdefault(kind, []).append(item)
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    for kind, items in _CHECKED.items():
+        terminalreporter.write_line(f"{kind} checked against SCALE-Sim: {len(items)}")
+        if kind.startswith("Table 2"):
+            for item in items:
+                terminalreporter.write_line(f"  {item}")
+
+
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--integration", action="store_true", help="run tests marked 'integration'")
 

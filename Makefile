@@ -1,0 +1,31 @@
+# Two commands do all set-up on a fresh machine:
+#   make run    -- the main job (today: the reference simulator on scale_sim.yaml; ARGS="..." for more)
+#   make test   -- lint, type-check and the test suite (integration tests only with SIMCODER_CI=1)
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+ARGS ?= --arch scale_sim.yaml -p runs
+PYTEST_ARGS ?=
+
+.PHONY: setup run test lint clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $@
+
+setup: $(VENV)/.installed
+
+run: setup
+	$(PY) -m reference_sim $(ARGS)
+
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
+
+test: lint
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,5 @@
+"""Spins forever."""
+
+n = 0
+while True:
+    n += 1

@@ -1,0 +1,399 @@
+"""DockerSandbox against a real engine: hostile candidates from ``sandbox_candidates/``.
+
+Every test checks the outcome and its message, that the host is untouched (the files the test
+watches are unchanged) and, through the autouse fixture, that no container with our prefix is left.
+Needs the image from ``bash .ci/provision-docker.sh``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from sandbox import (
+    CANDIDATE_MOUNT,
+    CODE_MOUNT,
+    ENV_CANDIDATE,
+    ENV_CODE,
+    ENV_INPUTS,
+    ENV_OUT,
+    INPUTS_MOUNT,
+    OUT_MOUNT,
+    ImageMissing,
+    Outcome,
+    RunResult,
+    SandboxConfig,
+    SandboxUnavailable,
+    default_code_dir,
+)
+from tests.conftest import require
+
+pytestmark = pytest.mark.integration
+
+CANDIDATES = Path(__file__).resolve().parent / "sandbox_candidates"
+COMMAND = ["python3", "-I", f"{CANDIDATE_MOUNT}/main.py"]
+PREFIX = f"simcoder-sbx-test-{uuid.uuid4().hex[:6]}-"
+SHORT_TIMEOUT_S = 3.0
+
+
+def _docker_client() -> Any:
+    from sandbox.docker_sandbox import connect
+
+    try:
+        return connect(timeout_s=10)
+    except SandboxUnavailable:
+        return None
+
+
+@pytest.fixture(scope="module")
+def client() -> Any:
+    found = _docker_client()
+    require(found is not None, "no Docker engine reachable (run: bash .ci/provision-docker.sh)")
+    return found
+
+
+@pytest.fixture(scope="module")
+def config(client: Any) -> SandboxConfig:
+    cfg = SandboxConfig(memory_mib=256, pids_limit=64, timeout_s=20, output_limit_mib=8,
+                        stream_limit_bytes=4000, name_prefix=PREFIX)
+    images = [tag for image in client.images.list() for tag in image.tags]
+    require(cfg.image in images, f"image {cfg.image} missing (run: bash .ci/provision-docker.sh)")
+    return cfg
+
+
+@pytest.fixture(scope="module")
+def code_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A stand-in for the repo code, so that an escaped write could never land in the real repo."""
+    folder = tmp_path_factory.mktemp("code")
+    (folder / "simcoder_probe_module.py").write_text("VALUE = 42\n")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def docker_sandbox(client: Any, config: SandboxConfig, code_dir: Path) -> Any:
+    from sandbox.docker_sandbox import DockerSandbox
+
+    return DockerSandbox(config, code_dir, client=client)
+
+
+def _our_containers(client: Any) -> list[str]:
+    return [c.name for c in client.containers.list(all=True, filters={"name": PREFIX})]
+
+
+@pytest.fixture(autouse=True)
+def no_container_left(client: Any) -> Iterator[None]:
+    yield
+    assert _our_containers(client) == [], "a sandbox container was left behind"
+
+
+def _snapshot(*roots: Path) -> dict[str, tuple[int, int, str]]:
+    state: dict[str, tuple[int, int, str]] = {}
+    for root in roots:
+        for path in sorted(root.rglob("*")):
+            st = path.lstat()
+            digest = hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else ""
+            state[str(path)] = (st.st_mode, st.st_mtime_ns, digest)
+    return state
+
+
+class Watched:
+    """Files the test watches: they must be identical after the run."""
+
+    def __init__(self, *roots: Path) -> None:
+        self.roots = roots
+        self.before = _snapshot(*roots)
+
+    def assert_untouched(self) -> None:
+        assert _snapshot(*self.roots) == self.before, "the sandboxed command changed a host file"
+
+
+@pytest.fixture()
+def run(docker_sandbox: Any, code_dir: Path, tmp_path: Path) -> Callable[..., tuple[RunResult, Path]]:
+    """Run candidate ``name`` with input files ``inputs``; returns the result and the output folder."""
+
+    def _run(name: str, inputs: dict[str, str] | None = None, *, timeout_s: float | None = None,
+             sandbox: Any = None, watch: tuple[Path, ...] = ()) -> tuple[RunResult, Path]:
+        inputs_dir = tmp_path / "inputs"
+        inputs_dir.mkdir(exist_ok=True)
+        for file_name, text in (inputs or {}).items():
+            (inputs_dir / file_name).write_text(text)
+        out = tmp_path / "out"
+        watched = Watched(CANDIDATES / name, inputs_dir, code_dir, *watch)
+        result = (sandbox or docker_sandbox).run(CANDIDATES / name, inputs_dir, out, COMMAND,
+                                                 timeout_s=timeout_s)
+        watched.assert_untouched()
+        assert result.message.endswith(".") and "\n" not in result.message
+        return result, out
+
+    return _run
+
+
+def test_trivial_candidate_passes_with_default_code_dir(client: Any, config: SandboxConfig,
+                                                        run: Callable[..., tuple[RunResult, Path]]) -> None:
+    from sandbox.docker_sandbox import DockerSandbox
+
+    sandbox = DockerSandbox(config, client=client)
+    result, out = run("trivial", {"params.json": '{"rows": 4}'}, sandbox=sandbox)
+    assert result.outcome is Outcome.PASSED, result.message
+    assert result.exit_code == 0
+    assert result.message.startswith("The command exited 0 in ")
+    assert result.stdout == "trivial ok\n"
+    assert result.stderr == "a line on stderr\n"
+    assert result.output_files == ("result.json",)
+    assert 0 < result.duration_s < 10
+    report = json.loads((out / "result.json").read_text())
+    assert report["params"] == {"rows": 4}
+    assert report["cwd"] == OUT_MOUNT
+    assert report["uid"] == 10001
+    assert report["env"] == {ENV_CANDIDATE: CANDIDATE_MOUNT, ENV_INPUTS: INPUTS_MOUNT, ENV_CODE: CODE_MOUNT,
+                             ENV_OUT: OUT_MOUNT}
+    assert {"reference_sim", "sandbox"} <= set(report["code_listing"])
+    assert sandbox.code_dir == default_code_dir()
+    assert (out / "result.json").stat().st_uid == out.stat().st_uid, "output not given back to its owner"
+
+
+@pytest.mark.parametrize("name", ["infinite_loop", "sleeper"])
+def test_runaway_candidate_is_timed_out(name: str, run: Callable[..., tuple[RunResult, Path]]) -> None:
+    start = time.monotonic()
+    result, _ = run(name, timeout_s=SHORT_TIMEOUT_S)
+    assert result.outcome is Outcome.TIMED_OUT, result.message
+    assert result.exit_code is None
+    assert "did not finish within the 3 s wall-clock limit" in result.message
+    assert SHORT_TIMEOUT_S <= result.duration_s < SHORT_TIMEOUT_S + 2
+    assert time.monotonic() - start < SHORT_TIMEOUT_S + 5
+
+
+def test_fork_bomb_hits_the_pids_limit_and_times_out(run: Callable[..., tuple[RunResult, Path]]) -> None:
+    result, out = run("fork_bomb", timeout_s=SHORT_TIMEOUT_S)
+    assert result.outcome is Outcome.TIMED_OUT, result.message
+    assert (out / "fork_refused").exists(), "the pids limit never refused a fork"
+
+
+def test_memory_bomb_is_out_of_memory(run: Callable[..., tuple[RunResult, Path]]) -> None:
+    result, _ = run("memory_bomb")
+    assert result.outcome is Outcome.OUT_OF_MEMORY, result.message
+    assert result.exit_code == 137
+    assert "ran out of memory: the kernel killed it at the 256 MiB cgroup memory limit" in result.message
+    assert result.duration_s < 10
+
+
+def _serve_once(port_holder: list[int], received: list[bytes], ready: threading.Event) -> None:
+    """A loopback server on a free port (never 2024) that records what it gets and stops after 8 s."""
+    server = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    server.bind(("127.0.0.1", 0))
+    while server.getsockname()[1] == 2024:
+        server.close()
+        server = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        server.bind(("127.0.0.1", 0))
+    server.listen(1)
+    server.settimeout(8)
+    port_holder.append(server.getsockname()[1])
+    ready.set()
+    try:
+        conn, _ = server.accept()
+        received.append(conn.recv(100) or b"<connected>")
+        conn.close()
+    except OSError:
+        pass
+    finally:
+        server.close()
+
+
+def test_network_is_only_loopback_and_host_server_unreachable(
+        run: Callable[..., tuple[RunResult, Path]]) -> None:
+    port: list[int] = []
+    received: list[bytes] = []
+    ready = threading.Event()
+    server = threading.Thread(target=_serve_once, args=(port, received, ready), daemon=True)
+    server.start()
+    assert ready.wait(5)
+    # The server really is reachable from the host, so a failure inside means isolation, not a dead server.
+    with socket.create_connection(("127.0.0.1", port[0]), timeout=2) as probe:
+        probe.sendall(b"host-probe")
+    server.join(timeout=5)
+    assert received == [b"host-probe"]
+
+    server = threading.Thread(target=_serve_once, args=(port, received, ready), daemon=True)
+    port.clear()
+    ready.clear()
+    server.start()
+    assert ready.wait(5)
+    result, out = run("network", {"port.txt": str(port[0])})
+    server.join(timeout=10)
+    assert result.outcome is Outcome.PASSED, result.message
+    report = json.loads((out / "net.json").read_text())
+    assert report["interfaces"] == ["lo"]
+    assert report["connect"].startswith("failed:")
+    assert received == [b"host-probe"], "the sandbox reached the host's loopback server"
+
+
+def test_writes_outside_the_output_folder_fail(run: Callable[..., tuple[RunResult, Path]], code_dir: Path,
+                                               tmp_path: Path) -> None:
+    name = f"simcoder-escape-{uuid.uuid4().hex[:8]}.txt"
+    result, out = run("write_outside", {"probe_name.txt": name})
+    assert result.outcome is Outcome.PASSED, result.message
+    report: dict[str, str] = json.loads((out / "report.json").read_text())
+    allowed = {f"/tmp/{name}"}
+    for path, status in report.items():
+        if path in allowed:
+            assert status == "written", path
+        else:
+            assert status.startswith("refused:"), f"{path}: {status}"
+    assert len(report) == 8
+    for host_path in (CANDIDATES / "write_outside" / name, code_dir / name, Path("/tmp") / name,
+                      tmp_path / "inputs" / name, Path("/") / name):
+        assert not host_path.exists(), f"{host_path} appeared on the host"
+    assert result.output_files == ("report.json",)
+
+
+def test_host_files_outside_the_mounts_are_unreachable(run: Callable[..., tuple[RunResult, Path]],
+                                                        tmp_path_factory: pytest.TempPathFactory) -> None:
+    secret_dir = tmp_path_factory.mktemp("secret")
+    token = uuid.uuid4().hex
+    secret = secret_dir / "secret.txt"
+    secret.write_text(token)
+    result, out = run("read_host", {"secret_path.txt": str(secret)}, watch=(secret_dir,))
+    assert result.outcome is Outcome.PASSED, result.message
+    report = json.loads((out / "report.json").read_text())
+    assert report[str(secret)].startswith("refused: FileNotFoundError")
+    assert report["/etc/shadow"].startswith("refused: PermissionError")
+    assert token not in result.stdout and token not in (out / "report.json").read_text()
+
+
+def test_stdout_flood_is_cut_and_said(run: Callable[..., tuple[RunResult, Path]], config: SandboxConfig) -> None:
+    result, _ = run("stdout_flood")
+    assert result.outcome is Outcome.PASSED, result.message
+    assert len(result.stdout.encode()) <= config.stream_limit_bytes
+    assert result.stdout.startswith("flood flood")
+    assert result.stdout.endswith("END OF FLOOD\n")
+    assert "bytes cut by the sandbox" in result.stdout
+    assert f"stdout was cut to {config.stream_limit_bytes} of " in result.message
+
+
+def _host_processes_with(token: str) -> list[int]:
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                if token.encode() in Path(f"/proc/{entry}/cmdline").read_bytes():
+                    found.append(int(entry))
+            except OSError:
+                continue
+    return found
+
+
+def test_child_left_running_is_killed(run: Callable[..., tuple[RunResult, Path]]) -> None:
+    token = f"simcoder-orphan-{uuid.uuid4().hex}"
+    result, out = run("child_left_running", {"token.txt": token})
+    assert result.outcome is Outcome.PASSED, result.message
+    assert (out / "child_pid.txt").read_text().strip().isdigit()
+    assert _host_processes_with(token) == [], "the detached child survived the sandbox"
+
+
+def test_crash_on_import_is_crashed_with_stderr_tail(run: Callable[..., tuple[RunResult, Path]]) -> None:
+    result, _ = run("crash_on_import")
+    assert result.outcome is Outcome.CRASHED, result.message
+    assert result.exit_code == 1
+    assert result.message == ("The command crashed with exit code 1: ModuleNotFoundError: No module named "
+                              "'simcoder_module_that_does_not_exist'.")
+    assert "Traceback (most recent call last)" in result.stderr
+
+
+@pytest.mark.parametrize(("mode", "expected"), [
+    ("one_big", "tried to write a file bigger than the 8 MiB output limit"),
+    ("many", "it holds more than the 8 MiB output limit"),
+    ("endless", "because its output folder grew too big: it holds more than the 8 MiB output limit"),
+])
+def test_huge_output_is_bad_output(mode: str, expected: str, run: Callable[..., tuple[RunResult, Path]],
+                                   config: SandboxConfig) -> None:
+    result, out = run("huge_output", {"mode.txt": mode})
+    assert result.outcome is Outcome.BAD_OUTPUT, result.message
+    assert expected in result.message
+    on_disk = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
+    if mode == "one_big":
+        assert on_disk == config.output_limit_bytes, "RLIMIT_FSIZE did not stop the file at the limit"
+    if mode == "endless":
+        assert result.exit_code is None and result.duration_s < 5, "the output watcher did not kill it"
+        # Polling overshoots by what is written between two polls (see docs/sandbox.md).
+        assert on_disk < 40 * config.output_limit_bytes
+
+
+@pytest.mark.parametrize(("mode", "outcome", "expected"), [
+    ("garbage", Outcome.PASSED, "with 1 output file"),
+    ("symlink", Outcome.BAD_OUTPUT, "contains a symbolic link 'result.json'"),
+    ("fifo", Outcome.BAD_OUTPUT, "contains a special file 'result.json'"),
+])
+def test_malformed_output(mode: str, outcome: Outcome, expected: str,
+                          run: Callable[..., tuple[RunResult, Path]]) -> None:
+    result, _ = run("malformed_output", {"mode.txt": mode})
+    assert result.outcome is outcome, result.message
+    assert expected in result.message
+
+
+def test_limits_enforced_by_engine_and_inside(run: Callable[..., tuple[RunResult, Path]],
+                                              config: SandboxConfig) -> None:
+    """Which mechanism holds each limit on this engine (see docs/sandbox.md)."""
+    result, out = run("probe_limits")
+    assert result.outcome is Outcome.PASSED, result.message
+    seen = json.loads((out / "limits.json").read_text())
+    # Engine: credentials and privileges.
+    assert (seen["uid"], seen["gid"]) == (10001, 10001)
+    assert int(seen["cap_eff"], 16) == 0 and int(seen["cap_bnd"], 16) == 0
+    assert seen["no_new_privs"] == "1"
+    assert seen["seccomp"] == "2"
+    assert seen["pid1"].startswith("/sbin/docker-init")
+    # Engine: cgroups (v1 here; v2 files are read too so the test also holds on a v2 host).
+    memory = seen["memory_limit"] if seen["memory_limit"].isdigit() else seen["memory_max_v2"]
+    assert int(memory) == config.memory_bytes
+    if seen["memsw_limit"].isdigit():
+        assert int(seen["memsw_limit"]) == config.memory_bytes, "swap is not disabled"
+    pids = seen["pids_max"] if seen["pids_max"].isdigit() else seen["pids_max_v2"]
+    assert int(pids) == config.pids_limit
+    quota, period = ((int(seen["cpu_quota"]), int(seen["cpu_period"])) if seen["cpu_quota"].lstrip("-").isdigit()
+                     else map(int, seen["cpu_max_v2"].split()))
+    assert quota / period == pytest.approx(config.cpus)
+    # Engine: network and file system.
+    assert seen["interfaces"] == ["lo"]
+    assert "ro" in seen["mounts"]["/"]["options"]
+    assert seen["mounts"]["/tmp"]["type"] == "tmpfs"
+    assert {"noexec", "nosuid", f"size={config.tmpfs_mib * 1024}k"} <= set(seen["mounts"]["/tmp"]["options"])
+    for mount in (CANDIDATE_MOUNT, INPUTS_MOUNT, CODE_MOUNT):
+        assert "ro" in seen["mounts"][mount]["options"], mount
+    assert "rw" in seen["mounts"][OUT_MOUNT]["options"]
+    # Inside, set by us: per-file size cap (the bind-mounted output folder has no quota), no core dumps.
+    assert seen["rlimit_fsize"] == config.output_limit_bytes
+    assert seen["rlimit_core"] == 0
+    assert seen["rlimit_as"] == -1, "memory is held by the cgroup, not RLIMIT_AS"
+    assert seen["numpy"]
+
+
+def test_stale_containers_are_removed_at_construction(client: Any, config: SandboxConfig,
+                                                      code_dir: Path) -> None:
+    from sandbox.docker_sandbox import LABEL, LABEL_DEADLINE, LABEL_OWNER, DockerSandbox
+
+    name = f"{PREFIX}stale"
+    client.containers.run(config.image, ["sleep", "600"], name=name, detach=True, network_mode="none",
+                          labels={LABEL: "1", LABEL_OWNER: f"{socket.gethostname()}:999999999:1",
+                                  LABEL_DEADLINE: f"{time.time() + 600:.0f}"})
+    assert _our_containers(client) == [name]
+    DockerSandbox(config, code_dir, client=client)
+    assert _our_containers(client) == []
+
+
+def test_missing_image_says_how_to_build(client: Any, config: SandboxConfig, code_dir: Path) -> None:
+    from sandbox.docker_sandbox import DockerSandbox
+
+    with pytest.raises(ImageMissing, match=r"provision-docker\.sh") as caught:
+        DockerSandbox(config.model_copy(update={"image": "simcoder-no-such-image:never"}), code_dir,
+                      client=client)
+    assert "\n" not in str(caught.value)
