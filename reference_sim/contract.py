@@ -45,6 +45,7 @@ FoldAxis = Literal["row", "col", "none"]
 """Which fold index selects a block along an operand axis: row fold, column fold, or the whole axis."""
 
 OPERANDS: tuple[OperandName, ...] = ("ifmap", "filter", "ofmap")
+READ_OPERANDS: tuple[OperandName, ...] = ("ifmap", "filter")
 NO_REQUEST = -1
 """Address value meaning 'no request on this port in this cycle'."""
 
@@ -287,13 +288,33 @@ def fold_axis_size(axis: FoldAxis, mapping: LayerMapping) -> int:
     return {"row": mapping.array_rows, "col": mapping.array_cols}.get(axis, 0)
 
 
+def _axis_lengths(mapping: LayerMapping, name: OperandName) -> tuple[int, int]:
+    """Operand length along the lane axis and along the step axis."""
+    n_rows, n_cols = mapping.operand(name).shape
+    return (n_rows, n_cols) if mapping.tilings[name].lane_axis == "row" else (n_cols, n_rows)
+
+
+def dense_block_shape(mapping: LayerMapping, name: OperandName, row_fold: int, col_fold: int) -> tuple[int, int]:
+    """``(steps, lanes used)`` of one fold's dense block."""
+    tiling = mapping.tilings[name]
+    lane_len, step_len = _axis_lengths(mapping, name)
+
+    def extent(axis: FoldAxis, length: int) -> int:
+        if axis == "none":
+            return length
+        size = fold_axis_size(axis, mapping)
+        start = size * (row_fold if axis == "row" else col_fold)
+        return max(0, min(start + size, length) - start)
+
+    return extent(tiling.step_fold, step_len), extent(tiling.lane_fold, lane_len)
+
+
 def dense_block_indices(
     mapping: LayerMapping, name: OperandName, row_fold: int, col_fold: int
 ) -> tuple[np.ndarray, np.ndarray]:
     """Operand row and column indices (``steps x lanes_used`` each) of one fold's dense block."""
     tiling = mapping.tilings[name]
-    n_rows, n_cols = mapping.operand(name).shape
-    lane_len, step_len = (n_rows, n_cols) if tiling.lane_axis == "row" else (n_cols, n_rows)
+    lane_len, step_len = _axis_lengths(mapping, name)
 
     def block(axis: FoldAxis, length: int) -> np.ndarray:
         if axis == "none":
@@ -365,10 +386,7 @@ def prefetch_order(mapping: LayerMapping, name: OperandName) -> np.ndarray:
     lane_index = block_idx * lanes + lane
     valid = lane_index < lane_len
     lane_index = np.minimum(lane_index, lane_len - 1)
-    if tiling.lane_axis == "row":
-        addr = matrix.addresses(lane_index, step)
-    else:
-        addr = matrix.addresses(step, lane_index)
+    addr = matrix.addresses(lane_index, step) if tiling.lane_axis == "row" else matrix.addresses(step, lane_index)
     stacked = np.where(valid, addr, NO_REQUEST).reshape(n_blocks * step_len, lanes)
     if not tiling.prefetch_rollout:
         return stacked.reshape(-1)

@@ -16,9 +16,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .errors import SimulationError
 from .contract import (
     NO_REQUEST,
+    OPERANDS,
+    READ_OPERANDS,
     AffineOperand,
     Hardware,
     LayerMapping,
@@ -29,9 +30,10 @@ from .contract import (
     TraceSet,
     WindowOperand,
     dense_block_indices,
-    fold_axis_size,
+    dense_block_shape,
     prefetch_order,
 )
+from .errors import SimulationError
 
 HIT_LATENCY_CYCLES = 1
 ACTIVE_FRACTION = 0.5
@@ -68,31 +70,61 @@ class _Stream:
         self.row_folds, self.col_folds = mapping.fold_order
         self.num_folds = int(self.row_folds.size)
         self._orders: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
+        self._profiles: dict[tuple[int, int], np.ndarray] = {}
 
     def block_ids(self) -> np.ndarray:
         """An id per fold naming the operand block it reads (folds with one id read the same entries)."""
         tiling = self.mapping.tilings[self.name]
         pick = {"row": self.row_folds, "col": self.col_folds, "none": np.zeros_like(self.row_folds)}
-        return pick[tiling.lane_fold] * (1 + int(max(self.row_folds.max(), self.col_folds.max()))) + pick[
-            tiling.step_fold
-        ]
+        ids: np.ndarray = pick[tiling.lane_fold] * (1 + int(max(self.row_folds.max(), self.col_folds.max())))
+        ids += pick[tiling.step_fold]
+        return ids
 
     def shape(self, fold: int) -> tuple[int, int]:
-        rows, _ = dense_block_indices(self.mapping, self.name, int(self.row_folds[fold]),
-                                      int(self.col_folds[fold]))
-        return rows.shape
+        return self.shape_of(int(self.row_folds[fold]), int(self.col_folds[fold]))
+
+    def shapes(self) -> np.ndarray:
+        """``(steps, lanes used)`` of every fold, one row per fold."""
+        by_row = np.array([self.shape_of(r, 0) for r in range(self.mapping.row_folds)], dtype=np.int64)
+        by_col = np.array([self.shape_of(0, c) for c in range(self.mapping.col_folds)], dtype=np.int64)
+        tiling = self.mapping.tilings[self.name]
+        pick = {"row": (by_row, self.row_folds), "col": (by_col, self.col_folds),
+                "none": (by_row[:1], np.zeros_like(self.row_folds))}
+        table, index = pick[tiling.step_fold]
+        steps = table[index, 0]
+        table, index = pick[tiling.lane_fold]
+        shapes: np.ndarray = np.stack((steps, table[index, 1]), axis=1)
+        return shapes
+
+    def shape_of(self, row_fold: int, col_fold: int) -> tuple[int, int]:
+        return dense_block_shape(self.mapping, self.name, row_fold, col_fold)
 
     def fold_sizes(self) -> np.ndarray:
         """Entries (requests plus invalid ones) in each fold's dense block."""
-        cache: dict[tuple[int, int], int] = {}
-        sizes = np.empty(self.num_folds, dtype=np.int64)
-        for f in range(self.num_folds):
-            key = (int(self.row_folds[f]), int(self.col_folds[f]))
-            if key not in cache:
-                steps, used = self.shape(f)
-                cache[key] = steps * used
-            sizes[f] = cache[key]
+        shapes = self.shapes()
+        sizes: np.ndarray = shapes[:, 0] * shapes[:, 1]
         return sizes
+
+    def row_profile(self, steps: int, used: int) -> np.ndarray:
+        """Entries in each row of a ``steps x used`` fold block (every entry counted as a request)."""
+        key = (steps, used)
+        if key not in self._profiles:
+            t = self.timing
+            r = np.arange(self.fold_cycles) - t.start_step
+            if t.flip_steps:
+                r = t.flip_steps - 1 - r if not t.skew else r
+            if t.skew:
+                if t.flip_steps:
+                    lo = np.maximum(0, r - (t.flip_steps - 1))
+                    hi = np.minimum(used - 1, r - (t.flip_steps - steps))
+                else:
+                    lo = np.maximum(0, r - steps + 1)
+                    hi = np.minimum(used - 1, r)
+                counts = np.maximum(0, hi - lo + 1)
+            else:
+                counts = np.where((r >= 0) & (r < steps), used, 0)
+            self._profiles[key] = counts.astype(np.int64)
+        return self._profiles[key]
 
     def order(self, steps: int, used: int) -> tuple[np.ndarray, np.ndarray]:
         """Permutation of a ``steps x used`` block into stream order and the fold row of each entry."""
@@ -128,6 +160,11 @@ class _Stream:
 
     def row_counts(self) -> np.ndarray:
         """Requests in every row of the layer."""
+        if self.all_valid():
+            shapes = self.shapes()
+            keys, inverse = np.unique(shapes, axis=0, return_inverse=True)
+            profiles = np.stack([self.row_profile(int(a), int(b)) for a, b in keys])
+            return profiles[inverse.reshape(-1)].reshape(-1)
         counts = np.zeros(self.num_folds * self.fold_cycles, dtype=np.int64)
         for base, _, rows in self.folds():
             counts[base : base + self.fold_cycles] += np.bincount(rows - base, minlength=self.fold_cycles)
@@ -135,10 +172,19 @@ class _Stream:
 
     def busy_rows(self) -> tuple[int, int]:
         """First and last row with a request."""
+        if self.all_valid():
+            last = self.num_folds - 1
+            first_busy = np.flatnonzero(self.row_profile(*self.shape(0)))
+            last_busy = np.flatnonzero(self.row_profile(*self.shape(last)))
+            return int(first_busy[0]), int(last_busy[-1]) + last * self.fold_cycles
         first = next(f for f in range(self.num_folds) if self.fold_elements(f)[1].size)
         last = next(f for f in reversed(range(self.num_folds)) if self.fold_elements(f)[1].size)
         return (int(self.fold_elements(first)[1].min()) + first * self.fold_cycles,
                 int(self.fold_elements(last)[1].max()) + last * self.fold_cycles)
+
+    def all_valid(self) -> bool:
+        """True when every operand entry is a request (no window hangs over the ifmap edge)."""
+        return not isinstance(self.matrix, WindowOperand) or _window_all_valid(self.matrix)
 
     def all_distinct_and_valid(self) -> bool:
         """True when every operand entry is a request with its own address (no reuse across entries)."""
@@ -147,7 +193,7 @@ class _Stream:
             return (m.row_stride >= 1 and m.col_stride >= m.n_rows * m.row_stride) or (
                 m.col_stride >= 1 and m.row_stride >= m.n_cols * m.col_stride
             )
-        return _window_no_overlap(m) and _window_all_valid(m)
+        return _window_no_overlap(m) and self.all_valid()
 
     def distinct_addresses(self) -> int | None:
         """Distinct requested addresses of the whole layer, when cheap to know."""
@@ -327,9 +373,9 @@ def _epochs_from_blocks(stream: _Stream, epoch_words: int) -> tuple[list[int], i
             if found is None:
                 return ends, epoch_words - need
             end_fold, end_index = found
-        steps, used = stream.shape(end_fold)
-        _, rows = stream.order(steps, used)
-        ends.append(end_fold * stream.fold_cycles + int(rows[end_index]))
+        cumulative = np.cumsum(stream.row_profile(*stream.shape(end_fold)))
+        row = int(np.searchsorted(cumulative, end_index, side="right"))
+        ends.append(end_fold * stream.fold_cycles + row)
         fold, start = end_fold, end_index + 1
         if start == sizes[fold]:
             fold, start = fold + 1, 0
@@ -578,9 +624,10 @@ def simulate(
     mapping: LayerMapping, network: NetworkSchedule, hardware: Hardware, *, traces: bool = False
 ) -> MemoryResult:
     """Serve one layer's demand; see the module docstring for the model."""
-    streams = {name: _Stream(mapping, network, name) for name in ("ifmap", "filter", "ofmap")}
-    kib = {"ifmap": hardware.ifmap_sram_kib, "filter": hardware.filter_sram_kib, "ofmap": hardware.ofmap_sram_kib}
-    buffers = {name: _Buffer((kib[name] * 1024) // hardware.word_bytes) for name in kib}
+    streams = {name: _Stream(mapping, network, name) for name in OPERANDS}
+    kib: dict[OperandName, int] = {"ifmap": hardware.ifmap_sram_kib, "filter": hardware.filter_sram_kib,
+                                   "ofmap": hardware.ofmap_sram_kib}
+    buffers = {name: _Buffer((kib[name] * 1024) // hardware.word_bytes) for name in OPERANDS}
     num_rows = streams["ofmap"].num_folds * network.fold_cycles
     user = network.bandwidth_mode == "USER"
 
@@ -588,7 +635,7 @@ def simulate(
     waits_by_operand: dict[OperandName, dict[int, int]] = {}
     read_events: dict[int, int] = {}
     if user:
-        for name in ("ifmap", "filter"):
+        for name in READ_OPERANDS:
             port = network.ports[name]
             pre = _user_prefetches(streams[name], prefetch_order(mapping, name), port.words_per_cycle,
                                    port.latency_cycles, buffers[name])
@@ -617,7 +664,7 @@ def simulate(
         arrival = waits_by_operand.get(name, {}).get(row)
         return cycle + max(HIT_LATENCY_CYCLES, arrival - cycle if arrival is not None else 0)
 
-    sram_start_stop = {}
+    sram_start_stop: dict[OperandName, tuple[float, float]] = {}
     for name, stream in streams.items():
         first, last = stream.busy_rows()
         sram_start_stop[name] = (float(served(name, first)), float(served(name, last)))
@@ -625,7 +672,7 @@ def simulate(
     dram_start_stop: dict[OperandName, tuple[float, float]] = {}
     dram_accesses: dict[OperandName, int] = {}
     epochs: dict[OperandName, _Epochs] = {}
-    for name in ("ifmap", "filter"):
+    for name in READ_OPERANDS:
         if user:
             pre = prefetches[name]
             dram_accesses[name] = (pre.first_rows + pre.total * pre.rows_per_prefetch) * pre.bw
@@ -707,7 +754,7 @@ def _traces(
         sram[name] = np.concatenate((out[:, None], demand), axis=1).astype(np.float64)
 
     dram: dict[str, np.ndarray] = {}
-    for name in ("ifmap", "filter"):
+    for name in READ_OPERANDS:
         lat = network.ports[name].latency_cycles
         if name in prefetches:
             dram[name] = _user_dram_trace(prefetches[name])
@@ -725,7 +772,7 @@ def _user_dram_trace(pre: _Prefetches) -> np.ndarray:
     fetch_rows = math.ceil(pre.fetch.size / bw)
     matrix = np.full((fetch_rows, bw), float(NO_REQUEST))
     matrix.reshape(-1)[: pre.fetch.size] = pre.fetch
-    active, other = pre.buffer.active_words, pre.buffer.other_words
+    active = pre.buffer.active_words
     first = matrix[: pre.first_rows]
     over = pre.first_rows * bw > active
     cut = active % bw if over else 0

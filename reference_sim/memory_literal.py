@@ -22,9 +22,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .errors import SimulationError
 from .contract import (
     NO_REQUEST,
+    OPERANDS,
     Hardware,
     LayerMapping,
     MemoryResult,
@@ -34,6 +34,7 @@ from .contract import (
     layer_demand,
     prefetch_order,
 )
+from .errors import SimulationError
 
 HIT_LATENCY_CYCLES = 1
 ACTIVE_FRACTION = 0.5
@@ -93,10 +94,7 @@ class _UserReadBuffer:
         self.log = _DramLog()
 
     def _in_window(self, addr: float) -> bool:
-        for k in range(self.active_lines):
-            if addr in self.lines[(self.window_start + k) % self.num_lines]:
-                return True
-        return False
+        return any(addr in self.lines[(self.window_start + k) % self.num_lines] for k in range(self.active_lines))
 
     def _send(self, rows: np.ndarray, first_cycle: float) -> None:
         for i, row in enumerate(rows):
@@ -208,7 +206,7 @@ class _EstimateReadBuffer:
         start = end - cycles + 1
         self._emit(self.completed[0][1], start, cycles, self.start_bw)
         start, end = end + 1, self.completed[0][0]
-        for cycle, sets in self.completed[1:] + [(0.0, tail)]:
+        for cycle, sets in [*self.completed[1:], (0.0, tail)]:
             cycles = int(end - start + 1)
             if cycles <= 0:
                 raise SimulationError("two read-estimate epochs end in one cycle; SCALE-Sim v2 fails here")
@@ -301,7 +299,7 @@ def simulate(
     mapping: LayerMapping, network: NetworkSchedule, hardware: Hardware, *, traces: bool = False
 ) -> MemoryResult:
     """Serve the layer's demand row by row and return cycles, stalls, DRAM traffic and traces."""
-    demand = {name: layer_demand(mapping, network, name) for name in ("ifmap", "filter", "ofmap")}
+    demand = {name: layer_demand(mapping, network, name) for name in OPERANDS}
     ifmap_buf = _read_buffer("ifmap", mapping, network, hardware)
     filter_buf = _read_buffer("filter", mapping, network, hardware)
     ofmap_port = network.ports["ofmap"]
@@ -326,12 +324,13 @@ def simulate(
 
     sram = {name: np.concatenate((served[name][:, None], demand[name].astype(np.float64)), axis=1)
             for name in demand}
-    dram = {"ifmap": ifmap_buf.trace(), "filter": filter_buf.trace(), "ofmap": ofmap_buf.trace()}
+    dram: dict[OperandName, np.ndarray] = {"ifmap": ifmap_buf.trace(), "filter": filter_buf.trace(),
+                                           "ofmap": ofmap_buf.trace()}
     return MemoryResult(
         total_cycles=int(served["ofmap"][-1]),
         stall_cycles=stalls,
         sram_start_stop={name: _start_stop(sram[name]) for name in sram},
-        dram_start_stop={name: (float(dram[name][0, 0]), float(dram[name][-1, 0])) for name in dram},
+        dram_start_stop={name: (float(dram[name][0, 0]), float(dram[name][-1, 0])) for name in OPERANDS},
         dram_accesses={"ifmap": ifmap_buf.accesses, "filter": filter_buf.accesses,
                        "ofmap": ofmap_buf.accesses},
         traces=TraceSet(

@@ -9,7 +9,7 @@ starts the read estimate at 10 words per cycle and writes ``array_cols`` words p
 
 from __future__ import annotations
 
-from .contract import DramPort, Hardware, LayerMapping, NetworkSchedule, OperandTiming
+from .contract import DramPort, Hardware, LayerMapping, NetworkSchedule, OperandName, OperandTiming
 
 READ_LATENCY_CYCLES = 1
 WRITE_LATENCY_CYCLES = 0
@@ -21,7 +21,7 @@ def schedule(mapping: LayerMapping, hardware: Hardware) -> NetworkSchedule:
     rows, cols, temporal = mapping.array_rows, mapping.array_cols, mapping.temporal
     if mapping.dataflow == "os":
         fold_cycles = temporal + rows + cols - 2
-        timing = {
+        timing: dict[OperandName, OperandTiming] = {
             "ifmap": OperandTiming(start_step=0, flip_steps=0, skew=True),
             "filter": OperandTiming(start_step=0, flip_steps=0, skew=True),
             "ofmap": OperandTiming(start_step=temporal - 1, flip_steps=rows, skew=True),
@@ -36,11 +36,10 @@ def schedule(mapping: LayerMapping, hardware: Hardware) -> NetworkSchedule:
             "ofmap": OperandTiming(start_step=2 * rows - 1, flip_steps=0, skew=True),
         }
     if hardware.bandwidth_mode == "USER":
-        words = {"ifmap": hardware.dram_words_per_cycle, "filter": hardware.dram_words_per_cycle,
-                 "ofmap": hardware.dram_words_per_cycle}
+        words: dict[OperandName, int] = dict.fromkeys(("ifmap", "filter", "ofmap"), hardware.dram_words_per_cycle)
     else:
         words = {"ifmap": CALC_READ_WORDS_PER_CYCLE, "filter": CALC_READ_WORDS_PER_CYCLE, "ofmap": cols}
-    ports = {
+    ports: dict[OperandName, DramPort] = {
         "ifmap": DramPort(words["ifmap"], READ_LATENCY_CYCLES),
         "filter": DramPort(words["filter"], READ_LATENCY_CYCLES),
         "ofmap": DramPort(words["ofmap"], WRITE_LATENCY_CYCLES),

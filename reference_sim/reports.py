@@ -68,7 +68,7 @@ def write_traces(traces: TraceSet, directory: Path, *, csv: bool = True, binary:
             fmt = "%i" if key.endswith("_sram") else "%s"
             np.savetxt(directory / filename, arrays[key], fmt=fmt, delimiter=",")
     if binary:
-        np.savez_compressed(directory / BINARY_TRACE_FILE, **arrays)
+        np.savez_compressed(directory / BINARY_TRACE_FILE, **arrays)  # type: ignore[arg-type]
 
 
 def read_binary_traces(path: Path) -> TraceSet:

@@ -117,7 +117,7 @@ def read_config(path: str | Path) -> ScaleSimConfig:
     hardware = Hardware(
         array_rows=get_int(arch, "ArrayHeight", minimum=1),
         array_cols=get_int(arch, "ArrayWidth", minimum=1),
-        dataflow=dataflow,  # type: ignore[arg-type]
+        dataflow=dataflow,
         ifmap_sram_kib=get_int(arch, "IfmapSramSzkB", minimum=1),
         filter_sram_kib=get_int(arch, "FilterSramSzkB", minimum=1),
         ofmap_sram_kib=get_int(arch, "OfmapSramSzkB", minimum=1),

@@ -6,7 +6,7 @@ raises :class:`~reference_sim.errors.InputError` naming the file, the line and t
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -293,7 +293,7 @@ def _line_of(node: yaml.Node | None, loc: Sequence[int | str]) -> int | None:
     return line
 
 
-def _describe(error: dict[str, Any]) -> tuple[list[int | str], str]:
+def _describe(error: Mapping[str, Any]) -> tuple[list[int | str], str]:
     loc = [part for part in error["loc"] if part not in ("conv", "gemm")]
     message = error["msg"]
     if error["type"] == "extra_forbidden":

@@ -1,0 +1,62 @@
+"""The command line, run as a user would: reports, traces (CSV and binary), progress and summary."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from reference_sim.reports import REPORT_FILES, TRACE_FILES, read_binary_traces
+from tests.helpers import first_trace_difference, load_csv_traces, read_report
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    return subprocess.run([sys.executable, "-m", "reference_sim", *args], cwd=cwd, env=env, text=True,
+                          capture_output=True, timeout=300, check=False)
+
+
+def _traced_case(root: Path) -> Path:
+    return next(p for p in sorted((root / "golden").glob("case*")) if (p / "layer0").is_dir()
+                and json.loads((p / "case.json").read_text())["bw_mode"] == "USER")
+
+
+def test_cli_writes_scalesim_reports_and_traces(scalesim_data: Path, tmp_path: Path) -> None:
+    case = _traced_case(scalesim_data)
+    kind = json.loads((case / "case.json").read_text())["layer"]["kind"]
+    done = _cli("-c", str(case / "scale.cfg"), "-t", str(case / "topology.csv"), "-i", kind, "-p", "out",
+                "--traces", "both", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    out = tmp_path / "out" / "golden"
+    for report in REPORT_FILES:
+        assert read_report(out / report) == read_report(case / report), report
+        assert (out / report).read_text().splitlines()[0] == (case / report).read_text().splitlines()[0]
+    expected = load_csv_traces(case / "layer0")
+    assert first_trace_difference(case.name, expected, load_csv_traces(out / "layer0")) is None
+    assert first_trace_difference(case.name, expected, read_binary_traces(out / "layer0" / "traces.npz")) is None
+    assert set(TRACE_FILES.values()) <= {p.name for p in (out / "layer0").iterdir()}
+    assert "total" in done.stdout and "cycles" in done.stdout, "summary table expected"
+    assert "\r" not in done.stderr, "no progress bar when stderr is not a terminal"
+
+
+def test_cli_runs_the_repo_spec(tmp_path: Path) -> None:
+    done = _cli("--arch", str(REPO / "scale_sim.yaml"), "--workload", "edge_cases", "-p", "out", "--traces", "npz",
+                cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    out = tmp_path / "out" / "scale_example_run_32x32_os" / "edge_cases"
+    compute = read_report(out / "COMPUTE_REPORT.csv")[1]
+    assert len(compute) == 9
+    traces = read_binary_traces(out / "layer0" / "traces.npz")
+    assert traces.ifmap_sram.shape[0] == int(compute[0][0]) + 1
+    assert np.all(np.diff(traces.ofmap_sram[:, 0]) >= 1)
+
+
+def test_cli_usage_errors_exit_2(tmp_path: Path) -> None:
+    done = _cli(cwd=tmp_path)
+    assert done.returncode == 2 and "give -c CFG" in done.stderr
