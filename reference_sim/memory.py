@@ -71,6 +71,7 @@ class _Stream:
         self.num_folds = int(self.row_folds.size)
         self._orders: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
         self._profiles: dict[tuple[int, int], np.ndarray] = {}
+        self._cumulative: dict[tuple[int, int], np.ndarray] = {}
 
     def block_ids(self) -> np.ndarray:
         """An id per fold naming the operand block it reads (folds with one id read the same entries)."""
@@ -82,6 +83,13 @@ class _Stream:
 
     def shape(self, fold: int) -> tuple[int, int]:
         return self.shape_of(int(self.row_folds[fold]), int(self.col_folds[fold]))
+
+    def row_cumulative(self, steps: int, used: int) -> np.ndarray:
+        """Entries in rows ``0..r`` of a ``steps x used`` fold block, for every ``r``."""
+        key = (steps, used)
+        if key not in self._cumulative:
+            self._cumulative[key] = np.cumsum(self.row_profile(steps, used))
+        return self._cumulative[key]
 
     def shapes(self) -> np.ndarray:
         """``(steps, lanes used)`` of every fold, one row per fold."""
@@ -373,8 +381,7 @@ def _epochs_from_blocks(stream: _Stream, epoch_words: int) -> tuple[list[int], i
             if found is None:
                 return ends, epoch_words - need
             end_fold, end_index = found
-        cumulative = np.cumsum(stream.row_profile(*stream.shape(end_fold)))
-        row = int(np.searchsorted(cumulative, end_index, side="right"))
+        row = int(np.searchsorted(stream.row_cumulative(*stream.shape(end_fold)), end_index, side="right"))
         ends.append(end_fold * stream.fold_cycles + row)
         fold, start = end_fold, end_index + 1
         if start == sizes[fold]:

@@ -173,13 +173,15 @@ def parse_topology(path: str | Path, text: str, kind: TopologyKind = "conv") -> 
                 raise InputError(path, "fields are not separated by commas", line=number)
             log.warning("%s:%d: title line %r skipped (a name with no numbers is not a layer)", path, number, name)
             continue
-        if len(values) < len(columns) or any(v == "" for v in values[: len(columns)]):
-            found = sum(1 for v in values[: len(columns)] if v != "")
+        if len(values) < len(columns):
             raise InputError(
                 path,
-                f"expected {len(columns)} integers after the layer name ({', '.join(columns)}), found {found}",
+                f"expected {len(columns)} integers after the layer name ({', '.join(columns)}), found {len(values)}",
                 line=number,
             )
+        empty = next((col for col, v in zip(columns, values) if v == ""), None)
+        if empty is not None:
+            raise InputError(path, "missing value", line=number, field=empty)
         numbers = [_parse_int(path, number, col, raw) for col, raw in zip(columns, values)]
         rest = values[len(columns) :]
         if kind == "gemm":
