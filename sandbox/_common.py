@@ -114,8 +114,9 @@ def scan_output(root: Path, limit_bytes: int, max_entries: int, *, size_only: bo
         for entry in children:
             entries += 1
             if entries > max_entries:
-                return OutputScan(tuple(sorted(files)), total, entries,
-                                  f"it holds more than {max_entries} entries")
+                return OutputScan(
+                    tuple(sorted(files)), total, entries, f"it holds more than {max_entries} entries"
+                )
             rel = _rel(Path(entry.path), root)
             try:
                 st = entry.stat(follow_symlinks=False)
@@ -127,19 +128,32 @@ def scan_output(root: Path, limit_bytes: int, max_entries: int, *, size_only: bo
                 total += st.st_size
                 files.append(rel)
                 if total > limit_bytes:
-                    return OutputScan(tuple(sorted(files)), total, entries,
-                                      f"it holds more than the {limit_bytes / MIB:g} MiB output limit")
+                    return OutputScan(
+                        tuple(sorted(files)),
+                        total,
+                        entries,
+                        f"it holds more than the {limit_bytes / MIB:g} MiB output limit",
+                    )
             if size_only:
                 continue
             if stat.S_ISLNK(st.st_mode):
-                return OutputScan(tuple(sorted(files)), total, entries,
-                                  f"it contains a symbolic link {rel!r} (links are not allowed)")
+                return OutputScan(
+                    tuple(sorted(files)),
+                    total,
+                    entries,
+                    f"it contains a symbolic link {rel!r} (links are not allowed)",
+                )
             if not (stat.S_ISDIR(st.st_mode) or stat.S_ISREG(st.st_mode)):
-                return OutputScan(tuple(sorted(files)), total, entries,
-                                  f"it contains a special file {rel!r} (only regular files and folders)")
+                return OutputScan(
+                    tuple(sorted(files)),
+                    total,
+                    entries,
+                    f"it contains a special file {rel!r} (only regular files and folders)",
+                )
             if st.st_mode & (stat.S_ISUID | stat.S_ISGID):
-                return OutputScan(tuple(sorted(files)), total, entries,
-                                  f"{rel!r} has a set-user/group-id bit")
+                return OutputScan(
+                    tuple(sorted(files)), total, entries, f"{rel!r} has a set-user/group-id bit"
+                )
     return OutputScan(tuple(sorted(files)), total, entries, None)
 
 
@@ -155,8 +169,9 @@ class OutputWatcher:
     when the folder is big, so that scanning takes at most a fifth of one core.
     """
 
-    def __init__(self, root: Path, config: SandboxConfig, on_violation: Callable[[], None],
-                 interval_s: float = 0.05) -> None:
+    def __init__(
+        self, root: Path, config: SandboxConfig, on_violation: Callable[[], None], interval_s: float = 0.05
+    ) -> None:
         self._root = root
         self._config = config
         self._on_violation = on_violation
@@ -177,8 +192,9 @@ class OutputWatcher:
         pause = self._interval_s
         while not self._stop.wait(pause):
             started = time.monotonic()
-            scan = scan_output(self._root, self._config.output_limit_bytes, self._config.max_output_files,
-                               size_only=True)
+            scan = scan_output(
+                self._root, self._config.output_limit_bytes, self._config.max_output_files, size_only=True
+            )
             pause = max(self._interval_s, 4 * (time.monotonic() - started))
             if scan.problem is not None:
                 self.violation = scan.problem
@@ -194,8 +210,9 @@ def resolve_timeout(config: SandboxConfig, timeout_s: float | None) -> float:
     return float(timeout)
 
 
-def prepare_dirs(candidate_dir: Path, inputs_dir: Path, output_dir: Path,
-                 command: Sequence[str]) -> tuple[Path, Path, Path]:
+def prepare_dirs(
+    candidate_dir: Path, inputs_dir: Path, output_dir: Path, command: Sequence[str]
+) -> tuple[Path, Path, Path]:
     """Resolve the folders (the output folder is created) and check the command is a list of strings."""
     if isinstance(command, str | bytes) or not command or not all(isinstance(a, str) for a in command):
         raise ValueError(f"command must be a non-empty sequence of strings, got {command!r}")
@@ -265,25 +282,37 @@ def classify(facts: RunFacts, scan: OutputScan, config: SandboxConfig) -> tuple[
     tail = last_line(facts.stderr)
     said = f": {tail}" if tail else ""
     if facts.timed_out:
-        return Outcome.TIMED_OUT, (f"The command did not finish within the {facts.timeout_s:g} s wall-clock "
-                                   f"limit and was killed after {facts.duration_s:.2f} s")
+        return Outcome.TIMED_OUT, (
+            f"The command did not finish within the {facts.timeout_s:g} s wall-clock "
+            f"limit and was killed after {facts.duration_s:.2f} s"
+        )
     if facts.output_violation is not None:
-        return Outcome.BAD_OUTPUT, (f"The command was killed after {facts.duration_s:.2f} s because its "
-                                    f"output folder grew too big: {facts.output_violation}")
+        return Outcome.BAD_OUTPUT, (
+            f"The command was killed after {facts.duration_s:.2f} s because its "
+            f"output folder grew too big: {facts.output_violation}"
+        )
     if facts.oom_killed:
-        return Outcome.OUT_OF_MEMORY, (f"The command ran out of memory: the kernel killed it at the "
-                                       f"{config.memory_mib} MiB {facts.memory_mechanism} (exit {code})")
+        return Outcome.OUT_OF_MEMORY, (
+            f"The command ran out of memory: the kernel killed it at the "
+            f"{config.memory_mib} MiB {facts.memory_mechanism} (exit {code})"
+        )
     if code is not None and code != 0:
         if _MEMORY_ERROR_RE.match(tail):
-            return Outcome.OUT_OF_MEMORY, (f"The command ran out of memory under the {config.memory_mib} MiB "
-                                           f"{facts.memory_mechanism} and exited {code}{said}")
+            return Outcome.OUT_OF_MEMORY, (
+                f"The command ran out of memory under the {config.memory_mib} MiB "
+                f"{facts.memory_mechanism} and exited {code}{said}"
+            )
         if code == 128 + signal.SIGKILL:
-            return Outcome.OUT_OF_MEMORY, (f"The command was killed by SIGKILL (exit 137) before the "
-                                           f"timeout, taken as out of memory at the {config.memory_mib} MiB "
-                                           f"{facts.memory_mechanism}")
+            return Outcome.OUT_OF_MEMORY, (
+                f"The command was killed by SIGKILL (exit 137) before the "
+                f"timeout, taken as out of memory at the {config.memory_mib} MiB "
+                f"{facts.memory_mechanism}"
+            )
         if _FILE_TOO_LARGE in facts.stderr[-4000:] or code == 128 + signal.SIGXFSZ:
-            return Outcome.BAD_OUTPUT, (f"The command tried to write a file bigger than the "
-                                       f"{config.output_limit_mib} MiB output limit and exited {code}{said}")
+            return Outcome.BAD_OUTPUT, (
+                f"The command tried to write a file bigger than the "
+                f"{config.output_limit_mib} MiB output limit and exited {code}{said}"
+            )
         sig = _signal_name(code)
         if sig is not None:
             return Outcome.CRASHED, f"The command was killed by {sig} (exit {code}){said}"
@@ -291,8 +320,9 @@ def classify(facts: RunFacts, scan: OutputScan, config: SandboxConfig) -> tuple[
     if scan.problem is not None:
         return Outcome.BAD_OUTPUT, f"The output folder is not acceptable: {scan.problem}"
     n = len(scan.files)
-    return Outcome.PASSED, (f"The command exited 0 in {facts.duration_s:.2f} s with {n} output "
-                            f"file{'s' if n != 1 else ''}")
+    return Outcome.PASSED, (
+        f"The command exited 0 in {facts.duration_s:.2f} s with {n} output file{'s' if n != 1 else ''}"
+    )
 
 
 def stream_notes(cuts: Iterable[tuple[str, int, int]]) -> list[str]:

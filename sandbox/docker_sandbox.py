@@ -135,8 +135,9 @@ class _OutputPermissions:
             self._chown_all(self._sandbox_uid, self._sandbox_uid)
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         if self.is_root:
             self._chown_all(self._uid, self._gid)
         try:
@@ -167,8 +168,9 @@ class DockerSandbox:
 
     name = "docker"
 
-    def __init__(self, config: SandboxConfig | None = None, code_dir: Path | None = None, *,
-                 client: Any = None) -> None:
+    def __init__(
+        self, config: SandboxConfig | None = None, code_dir: Path | None = None, *, client: Any = None
+    ) -> None:
         self.config = config if config is not None else SandboxConfig()
         self.code_dir = (code_dir if code_dir is not None else default_code_dir()).resolve()
         if not self.code_dir.is_dir():
@@ -219,8 +221,15 @@ class DockerSandbox:
                     removed += 1
         return removed
 
-    def run(self, candidate_dir: Path, inputs_dir: Path, output_dir: Path, command: Sequence[str], *,
-            timeout_s: float | None = None) -> RunResult:
+    def run(
+        self,
+        candidate_dir: Path,
+        inputs_dir: Path,
+        output_dir: Path,
+        command: Sequence[str],
+        *,
+        timeout_s: float | None = None,
+    ) -> RunResult:
         cfg = self.config
         timeout = resolve_timeout(cfg, timeout_s)
         candidate, inputs, out = prepare_dirs(candidate_dir, inputs_dir, output_dir, command)
@@ -238,17 +247,29 @@ class DockerSandbox:
         outcome, base = classify(facts, scan, cfg)
         out_text, _ = stdout.render()
         err_text, _ = stderr.render()
-        notes = stream_notes([("stdout", cfg.stream_limit_bytes, stdout.total_bytes),
-                              ("stderr", cfg.stream_limit_bytes, stderr.total_bytes)])
+        notes = stream_notes(
+            [
+                ("stdout", cfg.stream_limit_bytes, stdout.total_bytes),
+                ("stderr", cfg.stream_limit_bytes, stderr.total_bytes),
+            ]
+        )
         killed = facts.timed_out or facts.output_violation is not None
-        result = RunResult(outcome=outcome, exit_code=None if killed else facts.exit_code, stdout=out_text,
-                           stderr=err_text, duration_s=facts.duration_s, output_dir=out,
-                           output_files=scan.files, message=sentence(base, notes))
+        result = RunResult(
+            outcome=outcome,
+            exit_code=None if killed else facts.exit_code,
+            stdout=out_text,
+            stderr=err_text,
+            duration_s=facts.duration_s,
+            output_dir=out,
+            output_files=scan.files,
+            message=sentence(base, notes),
+        )
         logger.info("docker sandbox: %s: %s", result.outcome.value, result.message)
         return result
 
-    def _create(self, candidate: Path, inputs: Path, out: Path, command: list[str], timeout: float,
-                host_is_root: bool) -> Any:
+    def _create(
+        self, candidate: Path, inputs: Path, out: Path, command: list[str], timeout: float, host_is_root: bool
+    ) -> Any:
         cfg = self.config
         name = f"{cfg.name_prefix}{uuid.uuid4().hex[:12]}"
         umask = "0022" if host_is_root else "0000"
@@ -257,8 +278,9 @@ class DockerSandbox:
         entry = ["/bin/sh", "-c", script, "simcoder-sandbox", *command]
         cpus = min(cfg.cpus, float(self._engine_cpus))
         if cpus < cfg.cpus:
-            logger.warning("cpus=%g exceeds the engine's %d CPUs; using %g",
-                           cfg.cpus, self._engine_cpus, cpus)
+            logger.warning(
+                "cpus=%g exceeds the engine's %d CPUs; using %g", cfg.cpus, self._engine_cpus, cpus
+            )
         fsize = cfg.output_limit_bytes
         mounts = [
             Mount(CANDIDATE_MOUNT, str(candidate), type="bind", read_only=True),
@@ -266,8 +288,11 @@ class DockerSandbox:
             Mount(CODE_MOUNT, str(self.code_dir), type="bind", read_only=True),
             Mount(OUT_MOUNT, str(out), type="bind", read_only=False),
         ]
-        labels = {LABEL: "1", LABEL_OWNER: _owner_token(),
-                  LABEL_DEADLINE: f"{time.time() + timeout + BACKSTOP_GRACE_S:.0f}"}
+        labels = {
+            LABEL: "1",
+            LABEL_OWNER: _owner_token(),
+            LABEL_DEADLINE: f"{time.time() + timeout + BACKSTOP_GRACE_S:.0f}",
+        }
         try:
             container = self._client.containers.create(
                 cfg.image,
@@ -277,8 +302,11 @@ class DockerSandbox:
                 hostname="sandbox",
                 user=f"{SANDBOX_UID}:{SANDBOX_UID}",
                 working_dir=OUT_MOUNT,
-                environment={**sandbox_env(CANDIDATE_MOUNT, INPUTS_MOUNT, CODE_MOUNT, OUT_MOUNT, cpus),
-                             "HOME": "/tmp", "TMPDIR": "/tmp"},
+                environment={
+                    **sandbox_env(CANDIDATE_MOUNT, INPUTS_MOUNT, CODE_MOUNT, OUT_MOUNT, cpus),
+                    "HOME": "/tmp",
+                    "TMPDIR": "/tmp",
+                },
                 mounts=mounts,
                 network_mode="none",
                 read_only=True,
@@ -307,15 +335,18 @@ class DockerSandbox:
             _active_ids.add(container.id)
         return container
 
-    def _execute(self, container: Any, out: Path, timeout: float, stdout: StreamCapture,
-                 stderr: StreamCapture) -> RunFacts:
+    def _execute(
+        self, container: Any, out: Path, timeout: float, stdout: StreamCapture, stderr: StreamCapture
+    ) -> RunFacts:
         try:
-            frames = self._client.api.attach(container.id, stdout=True, stderr=True, stream=True, logs=False,
-                                             demux=True)
+            frames = self._client.api.attach(
+                container.id, stdout=True, stderr=True, stream=True, logs=False, demux=True
+            )
         except (APIError, requests.exceptions.RequestException) as exc:
             raise SandboxError(f"Docker could not attach to the sandbox container: {_one_line(exc)}") from exc
-        reader = threading.Thread(target=_read_frames, args=(frames, stdout, stderr), name="sandbox-attach",
-                                  daemon=True)
+        reader = threading.Thread(
+            target=_read_frames, args=(frames, stdout, stderr), name="sandbox-attach", daemon=True
+        )
         reader.start()
         watcher = OutputWatcher(out, self.config, lambda: self._kill(container))
         start = time.monotonic()
@@ -341,9 +372,16 @@ class DockerSandbox:
             logger.warning("could not inspect %s after the run: %s", container.name, _one_line(exc))
             oom_killed = False
         err_text, _ = stderr.render()
-        return RunFacts(exit_code=exit_code, timed_out=timed_out, timeout_s=timeout, duration_s=duration,
-                        output_violation=watcher.violation, oom_killed=oom_killed, stderr=err_text,
-                        memory_mechanism="cgroup memory limit")
+        return RunFacts(
+            exit_code=exit_code,
+            timed_out=timed_out,
+            timeout_s=timeout,
+            duration_s=duration,
+            output_violation=watcher.violation,
+            oom_killed=oom_killed,
+            stderr=err_text,
+            memory_mechanism="cgroup memory limit",
+        )
 
     def _wait(self, container: Any, timeout: float, start: float) -> int | None:
         """Exit code, or ``None`` when ``timeout`` seconds since ``start`` passed first."""
@@ -370,8 +408,9 @@ class DockerSandbox:
             except NotFound:
                 return True
             except (APIError, requests.exceptions.RequestException) as exc:
-                logger.warning("removing %s failed (attempt %d): %s",
-                               container.name, attempt + 1, _one_line(exc))
+                logger.warning(
+                    "removing %s failed (attempt %d): %s", container.name, attempt + 1, _one_line(exc)
+                )
                 time.sleep(0.2 * (attempt + 1))
         logger.error("sandbox container %s was not removed; cleanup_stale() will retry", container.name)
         return False

@@ -15,8 +15,9 @@ logger = logging.getLogger(__name__)
 SandboxKind = Literal["auto", "docker", "process"]
 
 
-def make_sandbox(config: SandboxConfig | None = None, code_dir: Path | None = None, *,
-                 kind: SandboxKind = "auto") -> Sandbox:
+def make_sandbox(
+    config: SandboxConfig | None = None, code_dir: Path | None = None, *, kind: SandboxKind = "auto"
+) -> Sandbox:
     """A sandbox of the given kind.
 
     ``"docker"`` raises :class:`sandbox.base.SandboxUnavailable` when it cannot be used.  ``"auto"``

@@ -151,13 +151,20 @@ class ProcessSandbox:
         for arg in command:
             for mount, host in paths.items():
                 if arg == mount or arg.startswith(mount + "/"):
-                    arg = str(host) + arg[len(mount):]
+                    arg = str(host) + arg[len(mount) :]
                     break
             argv.append(arg)
         return argv
 
-    def run(self, candidate_dir: Path, inputs_dir: Path, output_dir: Path, command: Sequence[str], *,
-            timeout_s: float | None = None) -> RunResult:
+    def run(
+        self,
+        candidate_dir: Path,
+        inputs_dir: Path,
+        output_dir: Path,
+        command: Sequence[str],
+        *,
+        timeout_s: float | None = None,
+    ) -> RunResult:
         cfg = self.config
         timeout = resolve_timeout(cfg, timeout_s)
         candidate, inputs, out = prepare_dirs(candidate_dir, inputs_dir, output_dir, command)
@@ -174,35 +181,71 @@ class ProcessSandbox:
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
         if facts is None:
-            return RunResult(Outcome.CRASHED, 127, "", "", 0.0, out, (),
-                             f"The command {argv[0]!r} could not be started (not found or not executable).")
+            return RunResult(
+                Outcome.CRASHED,
+                127,
+                "",
+                "",
+                0.0,
+                out,
+                (),
+                f"The command {argv[0]!r} could not be started (not found or not executable).",
+            )
         scan = scan_output(out, cfg.output_limit_bytes, cfg.max_output_files)
         outcome, base = classify(facts, scan, cfg)
         out_text, _ = stdout.render()
         err_text, _ = stderr.render()
-        notes = stream_notes([("stdout", cfg.stream_limit_bytes, stdout.total_bytes),
-                              ("stderr", cfg.stream_limit_bytes, stderr.total_bytes)])
+        notes = stream_notes(
+            [
+                ("stdout", cfg.stream_limit_bytes, stdout.total_bytes),
+                ("stderr", cfg.stream_limit_bytes, stderr.total_bytes),
+            ]
+        )
         killed = facts.timed_out or facts.output_violation is not None
-        result = RunResult(outcome=outcome, exit_code=None if killed else facts.exit_code, stdout=out_text,
-                           stderr=err_text, duration_s=facts.duration_s, output_dir=out,
-                           output_files=scan.files, message=sentence(base, notes))
+        result = RunResult(
+            outcome=outcome,
+            exit_code=None if killed else facts.exit_code,
+            stdout=out_text,
+            stderr=err_text,
+            duration_s=facts.duration_s,
+            output_dir=out,
+            output_files=scan.files,
+            message=sentence(base, notes),
+        )
         logger.info("process sandbox: %s: %s", result.outcome.value, result.message)
         return result
 
-    def _execute(self, argv: list[str], out: Path, env: dict[str, str], timeout: float, stdout: StreamCapture,
-                 stderr: StreamCapture) -> RunFacts | None:
+    def _execute(
+        self,
+        argv: list[str],
+        out: Path,
+        env: dict[str, str],
+        timeout: float,
+        stdout: StreamCapture,
+        stderr: StreamCapture,
+    ) -> RunFacts | None:
         limits = self._limits(timeout)
         start = time.monotonic()
         try:
-            proc = subprocess.Popen(argv, cwd=out, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                    stderr=subprocess.PIPE, start_new_session=True, close_fds=True,
-                                    preexec_fn=lambda: _apply_limits(limits))
+            proc = subprocess.Popen(
+                argv,
+                cwd=out,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                start_new_session=True,
+                close_fds=True,
+                preexec_fn=lambda: _apply_limits(limits),
+            )
         except (FileNotFoundError, PermissionError) as exc:
             logger.info("could not start %s: %s", argv[0], exc)
             return None
         assert proc.stdout is not None and proc.stderr is not None
-        readers = [threading.Thread(target=pump, args=(proc.stdout, stdout), daemon=True),
-                   threading.Thread(target=pump, args=(proc.stderr, stderr), daemon=True)]
+        readers = [
+            threading.Thread(target=pump, args=(proc.stdout, stdout), daemon=True),
+            threading.Thread(target=pump, args=(proc.stderr, stderr), daemon=True),
+        ]
         for reader in readers:
             reader.start()
         pgid = proc.pid
@@ -223,6 +266,13 @@ class ProcessSandbox:
                 pipe.close()
         exit_code = 128 - returncode if returncode < 0 else returncode
         err_text, _ = stderr.render()
-        return RunFacts(exit_code=exit_code, timed_out=not exited, timeout_s=timeout, duration_s=duration,
-                        output_violation=watcher.violation, oom_killed=False, stderr=err_text,
-                        memory_mechanism="address-space limit (RLIMIT_AS)")
+        return RunFacts(
+            exit_code=exit_code,
+            timed_out=not exited,
+            timeout_s=timeout,
+            duration_s=duration,
+            output_violation=watcher.violation,
+            oom_killed=False,
+            stderr=err_text,
+            memory_mechanism="address-space limit (RLIMIT_AS)",
+        )

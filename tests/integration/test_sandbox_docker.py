@@ -64,8 +64,14 @@ def client() -> Any:
 
 @pytest.fixture(scope="module")
 def config(client: Any) -> SandboxConfig:
-    cfg = SandboxConfig(memory_mib=256, pids_limit=64, timeout_s=20, output_limit_mib=8,
-                        stream_limit_bytes=4000, name_prefix=PREFIX)
+    cfg = SandboxConfig(
+        memory_mib=256,
+        pids_limit=64,
+        timeout_s=20,
+        output_limit_mib=8,
+        stream_limit_bytes=4000,
+        name_prefix=PREFIX,
+    )
     images = [tag for image in client.images.list() for tag in image.tags]
     require(cfg.image in images, f"image {cfg.image} missing (run: bash .ci/provision-docker.sh)")
     return cfg
@@ -121,16 +127,23 @@ class Watched:
 def run(docker_sandbox: Any, code_dir: Path, tmp_path: Path) -> Callable[..., tuple[RunResult, Path]]:
     """Run candidate ``name`` with input files ``inputs``; returns the result and the output folder."""
 
-    def _run(name: str, inputs: dict[str, str] | None = None, *, timeout_s: float | None = None,
-             sandbox: Any = None, watch: tuple[Path, ...] = ()) -> tuple[RunResult, Path]:
+    def _run(
+        name: str,
+        inputs: dict[str, str] | None = None,
+        *,
+        timeout_s: float | None = None,
+        sandbox: Any = None,
+        watch: tuple[Path, ...] = (),
+    ) -> tuple[RunResult, Path]:
         inputs_dir = tmp_path / "inputs"
         inputs_dir.mkdir(exist_ok=True)
         for file_name, text in (inputs or {}).items():
             (inputs_dir / file_name).write_text(text)
         out = tmp_path / "out"
         watched = Watched(CANDIDATES / name, inputs_dir, code_dir, *watch)
-        result = (sandbox or docker_sandbox).run(CANDIDATES / name, inputs_dir, out, COMMAND,
-                                                 timeout_s=timeout_s)
+        result = (sandbox or docker_sandbox).run(
+            CANDIDATES / name, inputs_dir, out, COMMAND, timeout_s=timeout_s
+        )
         watched.assert_untouched()
         assert result.message.endswith(".") and "\n" not in result.message
         return result, out
@@ -138,8 +151,9 @@ def run(docker_sandbox: Any, code_dir: Path, tmp_path: Path) -> Callable[..., tu
     return _run
 
 
-def test_trivial_candidate_passes_with_default_code_dir(client: Any, config: SandboxConfig,
-                                                        run: Callable[..., tuple[RunResult, Path]]) -> None:
+def test_trivial_candidate_passes_with_default_code_dir(
+    client: Any, config: SandboxConfig, run: Callable[..., tuple[RunResult, Path]]
+) -> None:
     from sandbox.docker_sandbox import DockerSandbox
 
     sandbox = DockerSandbox(config, client=client)
@@ -155,8 +169,12 @@ def test_trivial_candidate_passes_with_default_code_dir(client: Any, config: San
     assert report["params"] == {"rows": 4}
     assert report["cwd"] == OUT_MOUNT
     assert report["uid"] == 10001
-    assert report["env"] == {ENV_CANDIDATE: CANDIDATE_MOUNT, ENV_INPUTS: INPUTS_MOUNT, ENV_CODE: CODE_MOUNT,
-                             ENV_OUT: OUT_MOUNT}
+    assert report["env"] == {
+        ENV_CANDIDATE: CANDIDATE_MOUNT,
+        ENV_INPUTS: INPUTS_MOUNT,
+        ENV_CODE: CODE_MOUNT,
+        ENV_OUT: OUT_MOUNT,
+    }
     assert {"reference_sim", "sandbox"} <= set(report["code_listing"])
     assert sandbox.code_dir == default_code_dir()
     assert (out / "result.json").stat().st_uid == out.stat().st_uid, "output not given back to its owner"
@@ -187,58 +205,72 @@ def test_memory_bomb_is_out_of_memory(run: Callable[..., tuple[RunResult, Path]]
     assert result.duration_s < 10
 
 
-def _serve_once(port_holder: list[int], received: list[bytes], ready: threading.Event) -> None:
-    """A loopback server on a free port (never 2024) that records what it gets and stops after 8 s."""
-    server = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    server.bind(("127.0.0.1", 0))
-    while server.getsockname()[1] == 2024:
-        server.close()
-        server = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        server.bind(("127.0.0.1", 0))
-    server.listen(1)
-    server.settimeout(8)
-    port_holder.append(server.getsockname()[1])
-    ready.set()
-    try:
-        conn, _ = server.accept()
-        received.append(conn.recv(100) or b"<connected>")
-        conn.close()
-    except OSError:
-        pass
-    finally:
-        server.close()
+class LoopbackServer:
+    """A TCP server on 127.0.0.1, on a free port chosen now (never 2024), recording what it receives.
+
+    It stops itself after ``lifetime_s`` at the latest; ``stop()`` ends it at once.
+    """
+
+    def __init__(self, lifetime_s: float = 15.0) -> None:
+        self.received: list[bytes] = []
+        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._sock.bind(("127.0.0.1", 0))
+        while self._sock.getsockname()[1] == 2024:
+            self._sock.close()
+            self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            self._sock.bind(("127.0.0.1", 0))
+        self.port: int = self._sock.getsockname()[1]
+        self._sock.listen(4)
+        self._sock.settimeout(0.1)
+        self._deadline = time.monotonic() + lifetime_s
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    def _serve(self) -> None:
+        try:
+            while not self._stop.is_set() and time.monotonic() < self._deadline:
+                try:
+                    conn, _ = self._sock.accept()
+                except TimeoutError:
+                    continue
+                with conn:
+                    conn.settimeout(2)
+                    self.received.append(conn.recv(100) or b"<connected>")
+        finally:
+            self._sock.close()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+        assert not self._thread.is_alive()
 
 
 def test_network_is_only_loopback_and_host_server_unreachable(
-        run: Callable[..., tuple[RunResult, Path]]) -> None:
-    port: list[int] = []
-    received: list[bytes] = []
-    ready = threading.Event()
-    server = threading.Thread(target=_serve_once, args=(port, received, ready), daemon=True)
-    server.start()
-    assert ready.wait(5)
-    # The server really is reachable from the host, so a failure inside means isolation, not a dead server.
-    with socket.create_connection(("127.0.0.1", port[0]), timeout=2) as probe:
-        probe.sendall(b"host-probe")
-    server.join(timeout=5)
-    assert received == [b"host-probe"]
-
-    server = threading.Thread(target=_serve_once, args=(port, received, ready), daemon=True)
-    port.clear()
-    ready.clear()
-    server.start()
-    assert ready.wait(5)
-    result, out = run("network", {"port.txt": str(port[0])})
-    server.join(timeout=10)
+    run: Callable[..., tuple[RunResult, Path]],
+) -> None:
+    server = LoopbackServer()
+    try:
+        # The server is reachable from the host, so a failure inside means isolation, not a dead server.
+        with socket.create_connection(("127.0.0.1", server.port), timeout=2) as probe:
+            probe.sendall(b"host-probe")
+        deadline = time.monotonic() + 5
+        while not server.received and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert server.received == [b"host-probe"]
+        result, out = run("network", {"port.txt": str(server.port)})
+    finally:
+        server.stop()
     assert result.outcome is Outcome.PASSED, result.message
     report = json.loads((out / "net.json").read_text())
     assert report["interfaces"] == ["lo"]
     assert report["connect"].startswith("failed:")
-    assert received == [b"host-probe"], "the sandbox reached the host's loopback server"
+    assert server.received == [b"host-probe"], "the sandbox reached the host's loopback server"
 
 
-def test_writes_outside_the_output_folder_fail(run: Callable[..., tuple[RunResult, Path]], code_dir: Path,
-                                               tmp_path: Path) -> None:
+def test_writes_outside_the_output_folder_fail(
+    run: Callable[..., tuple[RunResult, Path]], code_dir: Path, tmp_path: Path
+) -> None:
     name = f"simcoder-escape-{uuid.uuid4().hex[:8]}.txt"
     result, out = run("write_outside", {"probe_name.txt": name})
     assert result.outcome is Outcome.PASSED, result.message
@@ -250,14 +282,20 @@ def test_writes_outside_the_output_folder_fail(run: Callable[..., tuple[RunResul
         else:
             assert status.startswith("refused:"), f"{path}: {status}"
     assert len(report) == 8
-    for host_path in (CANDIDATES / "write_outside" / name, code_dir / name, Path("/tmp") / name,
-                      tmp_path / "inputs" / name, Path("/") / name):
+    for host_path in (
+        CANDIDATES / "write_outside" / name,
+        code_dir / name,
+        Path("/tmp") / name,
+        tmp_path / "inputs" / name,
+        Path("/") / name,
+    ):
         assert not host_path.exists(), f"{host_path} appeared on the host"
     assert result.output_files == ("report.json",)
 
 
-def test_host_files_outside_the_mounts_are_unreachable(run: Callable[..., tuple[RunResult, Path]],
-                                                        tmp_path_factory: pytest.TempPathFactory) -> None:
+def test_host_files_outside_the_mounts_are_unreachable(
+    run: Callable[..., tuple[RunResult, Path]], tmp_path_factory: pytest.TempPathFactory
+) -> None:
     secret_dir = tmp_path_factory.mktemp("secret")
     token = uuid.uuid4().hex
     secret = secret_dir / "secret.txt"
@@ -270,7 +308,9 @@ def test_host_files_outside_the_mounts_are_unreachable(run: Callable[..., tuple[
     assert token not in result.stdout and token not in (out / "report.json").read_text()
 
 
-def test_stdout_flood_is_cut_and_said(run: Callable[..., tuple[RunResult, Path]], config: SandboxConfig) -> None:
+def test_stdout_flood_is_cut_and_said(
+    run: Callable[..., tuple[RunResult, Path]], config: SandboxConfig
+) -> None:
     result, _ = run("stdout_flood")
     assert result.outcome is Outcome.PASSED, result.message
     assert len(result.stdout.encode()) <= config.stream_limit_bytes
@@ -304,18 +344,24 @@ def test_crash_on_import_is_crashed_with_stderr_tail(run: Callable[..., tuple[Ru
     result, _ = run("crash_on_import")
     assert result.outcome is Outcome.CRASHED, result.message
     assert result.exit_code == 1
-    assert result.message == ("The command crashed with exit code 1: ModuleNotFoundError: No module named "
-                              "'simcoder_module_that_does_not_exist'.")
+    assert result.message == (
+        "The command crashed with exit code 1: ModuleNotFoundError: No module named "
+        "'simcoder_module_that_does_not_exist'."
+    )
     assert "Traceback (most recent call last)" in result.stderr
 
 
-@pytest.mark.parametrize(("mode", "expected"), [
-    ("one_big", "tried to write a file bigger than the 8 MiB output limit"),
-    ("many", "it holds more than the 8 MiB output limit"),
-    ("endless", "because its output folder grew too big: it holds more than the 8 MiB output limit"),
-])
-def test_huge_output_is_bad_output(mode: str, expected: str, run: Callable[..., tuple[RunResult, Path]],
-                                   config: SandboxConfig) -> None:
+@pytest.mark.parametrize(
+    ("mode", "expected"),
+    [
+        ("one_big", "tried to write a file bigger than the 8 MiB output limit"),
+        ("many", "it holds more than the 8 MiB output limit"),
+        ("endless", "because its output folder grew too big: it holds more than the 8 MiB output limit"),
+    ],
+)
+def test_huge_output_is_bad_output(
+    mode: str, expected: str, run: Callable[..., tuple[RunResult, Path]], config: SandboxConfig
+) -> None:
     result, out = run("huge_output", {"mode.txt": mode})
     assert result.outcome is Outcome.BAD_OUTPUT, result.message
     assert expected in result.message
@@ -328,20 +374,25 @@ def test_huge_output_is_bad_output(mode: str, expected: str, run: Callable[..., 
         assert on_disk < 40 * config.output_limit_bytes
 
 
-@pytest.mark.parametrize(("mode", "outcome", "expected"), [
-    ("garbage", Outcome.PASSED, "with 1 output file"),
-    ("symlink", Outcome.BAD_OUTPUT, "contains a symbolic link 'result.json'"),
-    ("fifo", Outcome.BAD_OUTPUT, "contains a special file 'result.json'"),
-])
-def test_malformed_output(mode: str, outcome: Outcome, expected: str,
-                          run: Callable[..., tuple[RunResult, Path]]) -> None:
+@pytest.mark.parametrize(
+    ("mode", "outcome", "expected"),
+    [
+        ("garbage", Outcome.PASSED, "with 1 output file"),
+        ("symlink", Outcome.BAD_OUTPUT, "contains a symbolic link 'result.json'"),
+        ("fifo", Outcome.BAD_OUTPUT, "contains a special file 'result.json'"),
+    ],
+)
+def test_malformed_output(
+    mode: str, outcome: Outcome, expected: str, run: Callable[..., tuple[RunResult, Path]]
+) -> None:
     result, _ = run("malformed_output", {"mode.txt": mode})
     assert result.outcome is outcome, result.message
     assert expected in result.message
 
 
-def test_limits_enforced_by_engine_and_inside(run: Callable[..., tuple[RunResult, Path]],
-                                              config: SandboxConfig) -> None:
+def test_limits_enforced_by_engine_and_inside(
+    run: Callable[..., tuple[RunResult, Path]], config: SandboxConfig
+) -> None:
     """Which mechanism holds each limit on this engine (see docs/sandbox.md)."""
     result, out = run("probe_limits")
     assert result.outcome is Outcome.PASSED, result.message
@@ -359,8 +410,11 @@ def test_limits_enforced_by_engine_and_inside(run: Callable[..., tuple[RunResult
         assert int(seen["memsw_limit"]) == config.memory_bytes, "swap is not disabled"
     pids = seen["pids_max"] if seen["pids_max"].isdigit() else seen["pids_max_v2"]
     assert int(pids) == config.pids_limit
-    quota, period = ((int(seen["cpu_quota"]), int(seen["cpu_period"])) if seen["cpu_quota"].lstrip("-").isdigit()
-                     else map(int, seen["cpu_max_v2"].split()))
+    quota, period = (
+        (int(seen["cpu_quota"]), int(seen["cpu_period"]))
+        if seen["cpu_quota"].lstrip("-").isdigit()
+        else map(int, seen["cpu_max_v2"].split())
+    )
     assert quota / period == pytest.approx(config.cpus)
     # Engine: network and file system.
     assert seen["interfaces"] == ["lo"]
@@ -377,14 +431,24 @@ def test_limits_enforced_by_engine_and_inside(run: Callable[..., tuple[RunResult
     assert seen["numpy"]
 
 
-def test_stale_containers_are_removed_at_construction(client: Any, config: SandboxConfig,
-                                                      code_dir: Path) -> None:
+def test_stale_containers_are_removed_at_construction(
+    client: Any, config: SandboxConfig, code_dir: Path
+) -> None:
     from sandbox.docker_sandbox import LABEL, LABEL_DEADLINE, LABEL_OWNER, DockerSandbox
 
     name = f"{PREFIX}stale"
-    client.containers.run(config.image, ["sleep", "600"], name=name, detach=True, network_mode="none",
-                          labels={LABEL: "1", LABEL_OWNER: f"{socket.gethostname()}:999999999:1",
-                                  LABEL_DEADLINE: f"{time.time() + 600:.0f}"})
+    client.containers.run(
+        config.image,
+        ["sleep", "600"],
+        name=name,
+        detach=True,
+        network_mode="none",
+        labels={
+            LABEL: "1",
+            LABEL_OWNER: f"{socket.gethostname()}:999999999:1",
+            LABEL_DEADLINE: f"{time.time() + 600:.0f}",
+        },
+    )
     assert _our_containers(client) == [name]
     DockerSandbox(config, code_dir, client=client)
     assert _our_containers(client) == []
@@ -394,6 +458,7 @@ def test_missing_image_says_how_to_build(client: Any, config: SandboxConfig, cod
     from sandbox.docker_sandbox import DockerSandbox
 
     with pytest.raises(ImageMissing, match=r"provision-docker\.sh") as caught:
-        DockerSandbox(config.model_copy(update={"image": "simcoder-no-such-image:never"}), code_dir,
-                      client=client)
+        DockerSandbox(
+            config.model_copy(update={"image": "simcoder-no-such-image:never"}), code_dir, client=client
+        )
     assert "\n" not in str(caught.value)
