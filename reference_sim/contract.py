@@ -50,6 +50,13 @@ NO_REQUEST = -1
 """Address value meaning 'no request on this port in this cycle'."""
 
 
+def _require_positive(obj: object, names: tuple[str, ...]) -> None:
+    for name in names:
+        value = getattr(obj, name)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{type(obj).__name__.lower()}: {name} must be a positive integer, got {value!r}")
+
+
 @dataclass(frozen=True)
 class Layer:
     """One convolution layer in SCALE-Sim's terms (a GEMM ``M, N, K`` is a 1xK filter on an M x K ifmap)."""
@@ -63,6 +70,13 @@ class Layer:
     num_filters: int
     stride_h: int
     stride_w: int
+
+    def __post_init__(self) -> None:
+        _require_positive(self, ("ifmap_h", "ifmap_w", "filter_h", "filter_w", "channels", "num_filters",
+                                 "stride_h", "stride_w"))
+        if self.filter_h > self.ifmap_h or self.filter_w > self.ifmap_w:
+            raise ValueError(f"layer {self.name!r}: filter {self.filter_h}x{self.filter_w} is larger than "
+                             f"ifmap {self.ifmap_h}x{self.ifmap_w}")
 
     @property
     def ofmap_h(self) -> int:
@@ -105,6 +119,17 @@ class Hardware:
     dram_words_per_cycle: int = 10
     """DRAM bandwidth of every interface in USER mode (ignored in CALC mode)."""
     word_bytes: int = 1
+
+    def __post_init__(self) -> None:
+        _require_positive(self, ("array_rows", "array_cols", "ifmap_sram_kib", "filter_sram_kib",
+                                 "ofmap_sram_kib", "dram_words_per_cycle", "word_bytes"))
+        if self.dataflow not in ("os", "ws", "is"):
+            raise ValueError(f"hardware: dataflow must be 'os', 'ws' or 'is', got {self.dataflow!r}")
+        if self.bandwidth_mode not in ("CALC", "USER"):
+            raise ValueError(f"hardware: bandwidth_mode must be 'CALC' or 'USER', got {self.bandwidth_mode!r}")
+        for name in ("ifmap_offset", "filter_offset", "ofmap_offset"):
+            if not isinstance(getattr(self, name), int) or getattr(self, name) < 0:
+                raise ValueError(f"hardware: {name} must be a non-negative integer, got {getattr(self, name)!r}")
 
 
 @dataclass(frozen=True)

@@ -390,10 +390,49 @@ def _epochs_from_blocks(stream: _Stream, epoch_words: int) -> tuple[list[int], i
                 return ends, 0
 
 
+_CACHED_BLOCK_WORDS = 8_000_000
+
+
+@dataclass(frozen=True)
+class _BlockReuse:
+    """One fold block's requests (addresses relative to the operand's first) and their reuse inside the block."""
+
+    addr: np.ndarray
+    rows: np.ndarray
+    local_prev: np.ndarray
+    """Index of the previous request of the same address in the block, -1 for its first."""
+    first: np.ndarray
+    last: np.ndarray
+
+    @classmethod
+    def of(cls, addr: np.ndarray, rows: np.ndarray, lowest: int) -> _BlockReuse:
+        if addr.size == 0:
+            empty = np.zeros(0, dtype=np.int64)
+            return cls(empty, empty, empty, empty, empty)
+        order = np.argsort(addr, kind="stable")
+        a_s = addr[order]
+        run_start = np.r_[True, a_s[1:] != a_s[:-1]]
+        run_end = np.r_[a_s[1:] != a_s[:-1], True]
+        prev_sorted = np.full(addr.size, -1, dtype=np.int64)
+        later = np.flatnonzero(~run_start)
+        prev_sorted[later] = order[later - 1]
+        local_prev = np.empty(addr.size, dtype=np.int64)
+        local_prev[order] = prev_sorted
+        return cls(addr - lowest, rows, local_prev, order[run_start], order[run_end])
+
+
 def _epochs_from_elements(stream: _Stream, epoch_words: int, record: bool) -> _Epochs:
-    """Epochs by a pass over every request: an address is new if not seen since the epoch began."""
-    lo, span = stream.address_span()
+    """Epochs by a pass over every request: an address is new if not seen since the epoch began.
+
+    Folds that read the same operand block (later passes over the operand) reuse the block's
+    addresses and in-block reuse, computed once.
+    """
+    lowest, span = stream.address_span()
     last_seen = np.full(span, -1, dtype=np.int64)
+    block_ids = stream.block_ids()
+    repeats = np.unique(block_ids).size < block_ids.size
+    cache: dict[int, _BlockReuse] = {}
+    cached_words = 0
     epoch_start = 0
     count = 0
     base = 0
@@ -401,42 +440,42 @@ def _epochs_from_elements(stream: _Stream, epoch_words: int, record: bool) -> _E
     contents: list[list[float]] = []
     current: list[np.ndarray] = []
     first_row = -1
-    for _, addr, rows in stream.folds():
-        n = addr.size
+    for fold in range(stream.num_folds):
+        block = cache.get(int(block_ids[fold]))
+        if block is None:
+            addr, rows = stream.fold_elements(fold)
+            block = _BlockReuse.of(addr, rows, lowest)
+            if repeats and cached_words + addr.size <= _CACHED_BLOCK_WORDS:
+                cache[int(block_ids[fold])] = block
+                cached_words += addr.size
+        n = block.addr.size
         if n == 0:
             continue
+        fold_row = fold * stream.fold_cycles
         if first_row < 0:
-            first_row = int(rows[0])
-        g = base + np.arange(n, dtype=np.int64)
-        order = np.argsort(addr, kind="stable")
-        a_s, g_s = addr[order] - lo, g[order]
-        run_start = np.r_[True, a_s[1:] != a_s[:-1]]
-        prev_s = np.empty(n, dtype=np.int64)
-        prev_s[run_start] = last_seen[a_s[run_start]]
-        prev_s[~run_start] = g_s[np.flatnonzero(~run_start) - 1]
-        prev = np.empty(n, dtype=np.int64)
-        prev[order] = prev_s
-        run_end = np.r_[a_s[1:] != a_s[:-1], True]
-        last_seen[a_s[run_end]] = g_s[run_end]
+            first_row = int(block.rows[0]) + fold_row
+        prev = np.where(block.local_prev >= 0, block.local_prev + base, -1)
+        prev[block.first] = last_seen[block.addr[block.first]]
+        last_seen[block.addr[block.last]] = base + block.last
         pos = 0
         while pos < n:
             new = prev[pos:] < epoch_start
             total = np.cumsum(new)
             need = epoch_words - count
-            if total.size and total[-1] >= need:
+            if total[-1] >= need:
                 k = int(np.searchsorted(total, need))
                 if record:
-                    current.append(addr[pos : pos + k + 1][new[: k + 1]])
+                    current.append(block.addr[pos : pos + k + 1][new[: k + 1]] + lowest)
                     contents.append(np.concatenate(current).astype(np.float64).tolist())
                     current = []
-                ends.append(int(rows[pos + k]))
-                epoch_start = int(g[pos + k]) + 1
+                ends.append(int(block.rows[pos + k]) + fold_row)
+                epoch_start = base + pos + k + 1
                 count = 0
                 pos += k + 1
             else:
-                count += int(total[-1]) if total.size else 0
+                count += int(total[-1])
                 if record:
-                    current.append(addr[pos:][new])
+                    current.append(block.addr[pos:][new] + lowest)
                 pos = n
         base += n
     if record:

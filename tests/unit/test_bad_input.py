@@ -163,3 +163,16 @@ def test_good_spec_runs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> N
     (tmp_path / "s.yaml").write_text(YAML_OK)
     assert main(["--arch", str(tmp_path / "s.yaml"), "-p", str(tmp_path / "out"), "-q"]) == 0
     assert (tmp_path / "out" / "t" / "w" / "COMPUTE_REPORT.csv").is_file()
+
+
+def test_python_api_rejects_bad_values() -> None:
+    from reference_sim import Hardware, Layer
+
+    with pytest.raises(ValueError, match="layer: channels must be a positive integer, got 0"):
+        Layer("c", 4, 4, 3, 3, 0, 2, 1, 1)
+    with pytest.raises(ValueError, match="filter 5x3 is larger than ifmap 4x4"):
+        Layer("c", 4, 4, 5, 3, 1, 2, 1, 1)
+    with pytest.raises(ValueError, match="hardware: dataflow must be 'os', 'ws' or 'is', got 'rs'"):
+        Hardware(4, 4, "rs", 1, 1, 1)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="hardware: ofmap_sram_kib must be a positive integer, got -1"):
+        Hardware(4, 4, "os", 1, 1, -1)
