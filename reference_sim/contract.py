@@ -162,10 +162,10 @@ class WindowOperand:
         pr, pc = np.divmod(np.asarray(rows, dtype=np.int64), self.ofmap_w)
         kr, rest = np.divmod(np.asarray(cols, dtype=np.int64), self.filter_w * self.channels)
         kc, ch = np.divmod(rest, self.channels)
-        y = pr * self.stride_h + kr
-        x = pc * self.stride_w + kc
-        addr = (y * self.ifmap_w + x) * self.channels + ch + self.offset
-        return np.where((y < self.ifmap_h) & (x < self.ifmap_w), addr, NO_REQUEST)
+        row_base = (pr * self.stride_h * self.ifmap_w + pc * self.stride_w) * self.channels + self.offset
+        col_base = (kr * self.ifmap_w + kc) * self.channels + ch
+        valid = (kr < self.ifmap_h - pr * self.stride_h) & (kc < self.ifmap_w - pc * self.stride_w)
+        return np.where(valid, row_base + col_base, NO_REQUEST)
 
 
 @dataclass(frozen=True)
@@ -334,10 +334,10 @@ def dense_block_shape(mapping: LayerMapping, name: OperandName, row_fold: int, c
     return extent(tiling.step_fold, step_len), extent(tiling.lane_fold, lane_len)
 
 
-def dense_block_indices(
+def _block_vectors(
     mapping: LayerMapping, name: OperandName, row_fold: int, col_fold: int
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Operand row and column indices (``steps x lanes_used`` each) of one fold's dense block."""
+    """Operand row and column indices of one fold's dense block, shaped to broadcast to ``steps x lanes``."""
     tiling = mapping.tilings[name]
     lane_len, step_len = _axis_lengths(mapping, name)
 
@@ -348,21 +348,26 @@ def dense_block_indices(
         start = size * (row_fold if axis == "row" else col_fold)
         return np.arange(start, min(start + size, length), dtype=np.int64)
 
-    lanes = block(tiling.lane_fold, lane_len)
-    steps = block(tiling.step_fold, step_len)
-    if tiling.lane_axis == "row":
-        return np.broadcast_to(lanes[None, :], (steps.size, lanes.size)), np.broadcast_to(
-            steps[:, None], (steps.size, lanes.size)
-        )
-    return np.broadcast_to(steps[:, None], (steps.size, lanes.size)), np.broadcast_to(
-        lanes[None, :], (steps.size, lanes.size)
-    )
+    lanes = block(tiling.lane_fold, lane_len)[None, :]
+    steps = block(tiling.step_fold, step_len)[:, None]
+    return (lanes, steps) if tiling.lane_axis == "row" else (steps, lanes)
+
+
+def dense_block_indices(
+    mapping: LayerMapping, name: OperandName, row_fold: int, col_fold: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Operand row and column indices (``steps x lanes_used`` each) of one fold's dense block."""
+    rows, cols = _block_vectors(mapping, name, row_fold, col_fold)
+    shape = np.broadcast_shapes(rows.shape, cols.shape)
+    return np.broadcast_to(rows, shape), np.broadcast_to(cols, shape)
 
 
 def dense_block(mapping: LayerMapping, name: OperandName, row_fold: int, col_fold: int) -> np.ndarray:
     """Addresses of one fold's dense block, ``steps x lanes_used`` (no padding, no skew)."""
-    rows, cols = dense_block_indices(mapping, name, row_fold, col_fold)
-    return mapping.operand(name).addresses(rows, cols)
+    rows, cols = _block_vectors(mapping, name, row_fold, col_fold)
+    block: np.ndarray = np.broadcast_to(mapping.operand(name).addresses(rows, cols),
+                                        np.broadcast_shapes(rows.shape, cols.shape))
+    return block
 
 
 def fold_demand(

@@ -29,6 +29,7 @@ from .contract import (
     OperandName,
     TraceSet,
     WindowOperand,
+    dense_block,
     dense_block_indices,
     dense_block_shape,
     prefetch_order,
@@ -150,10 +151,9 @@ class _Stream:
 
     def fold_elements(self, fold: int) -> tuple[np.ndarray, np.ndarray]:
         """Requested addresses of one fold in stream order, and their rows within the fold."""
-        rows_idx, cols_idx = dense_block_indices(self.mapping, self.name, int(self.row_folds[fold]),
-                                                 int(self.col_folds[fold]))
-        perm, rows = self.order(*rows_idx.shape)
-        addr = self.matrix.addresses(rows_idx, cols_idx).reshape(-1)[perm]
+        block = dense_block(self.mapping, self.name, int(self.row_folds[fold]), int(self.col_folds[fold]))
+        perm, rows = self.order(*block.shape)
+        addr = block.reshape(-1)[perm]
         valid = addr != NO_REQUEST
         if valid.all():
             return addr, rows
@@ -460,23 +460,22 @@ def _epochs_from_elements(stream: _Stream, epoch_words: int, record: bool) -> _E
         pos = 0
         while pos < n:
             new = prev[pos:] < epoch_start
-            total = np.cumsum(new)
             need = epoch_words - count
-            if total[-1] >= need:
-                k = int(np.searchsorted(total, need))
-                if record:
-                    current.append(block.addr[pos : pos + k + 1][new[: k + 1]] + lowest)
-                    contents.append(np.concatenate(current).astype(np.float64).tolist())
-                    current = []
-                ends.append(int(block.rows[pos + k]) + fold_row)
-                epoch_start = base + pos + k + 1
-                count = 0
-                pos += k + 1
-            else:
-                count += int(total[-1])
+            found = int(np.count_nonzero(new))
+            if found < need:
+                count += found
                 if record:
                     current.append(block.addr[pos:][new] + lowest)
-                pos = n
+                break
+            k = int(np.flatnonzero(new)[need - 1])
+            if record:
+                current.append(block.addr[pos : pos + k + 1][new[: k + 1]] + lowest)
+                contents.append(np.concatenate(current).astype(np.float64).tolist())
+                current = []
+            ends.append(int(block.rows[pos + k]) + fold_row)
+            epoch_start = base + pos + k + 1
+            count = 0
+            pos += k + 1
         base += n
     if record:
         contents.append(np.concatenate(current).astype(np.float64).tolist() if current else [])
