@@ -31,6 +31,7 @@ for each lane, one address or ``-1`` (no request).
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -53,7 +54,7 @@ NO_REQUEST = -1
 def _require_positive(obj: object, names: tuple[str, ...]) -> None:
     for name in names:
         value = getattr(obj, name)
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
             raise ValueError(f"{type(obj).__name__.lower()}: {name} must be a positive integer, got {value!r}")
 
 
@@ -128,7 +129,7 @@ class Hardware:
         if self.bandwidth_mode not in ("CALC", "USER"):
             raise ValueError(f"hardware: bandwidth_mode must be 'CALC' or 'USER', got {self.bandwidth_mode!r}")
         for name in ("ifmap_offset", "filter_offset", "ofmap_offset"):
-            if not isinstance(getattr(self, name), int) or getattr(self, name) < 0:
+            if not isinstance(getattr(self, name), numbers.Integral) or getattr(self, name) < 0:
                 raise ValueError(f"hardware: {name} must be a non-negative integer, got {getattr(self, name)!r}")
 
 

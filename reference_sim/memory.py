@@ -299,8 +299,9 @@ def _user_prefetches(stream: _Stream, fetch: np.ndarray, bw: int, latency: int, 
     for _, addr, rows in stream.folds():
         lines = table[np.searchsorted(uniq, addr)]
         pos = 0
+        window = 1024
         while pos < addr.size:
-            sub = lines[pos:]
+            sub = lines[pos : pos + window]
             first_wrap = np.maximum(0, -((sub - shifts * step) // num_lines))
             unwrapped = sub + first_wrap * num_lines
             hi = unwrapped // step
@@ -323,6 +324,7 @@ def _user_prefetches(stream: _Stream, fetch: np.ndarray, bw: int, latency: int, 
             if stop == 0:
                 raise SimulationError("USER read buffer: no window holds a demanded address")
             pos += stop
+            window = window * 2 if stop == sub.shape[0] else max(256, 2 * stop)
     if event_rows:
         rows_all = np.concatenate(event_rows)
         counts_all = np.concatenate(event_counts)
