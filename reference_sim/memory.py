@@ -484,6 +484,137 @@ def _epochs_from_elements(stream: _Stream, epoch_words: int, record: bool) -> _E
     return _Epochs(ends, count, first_row, 0, contents if record else None)
 
 
+_NEVER = -(1 << 62)
+_MIN_RUN_CHANNELS = 3
+"""Below this many channels a run is too short to beat the word-by-word pass."""
+
+
+@dataclass(frozen=True)
+class _ChannelRuns:
+    """One fold block of a window operand as runs: a (pixel, filter tap) pair covers all channels.
+
+    Every run of one ifmap pixel ``(y, x)`` (a *family*) requests its channels ``0..C-1`` in
+    consecutive rows on one port, so the run's first key and its family are enough to know, for
+    every channel, where that address was requested before.
+    """
+
+    family: np.ndarray
+    row0: np.ndarray
+    lane: np.ndarray
+    key0: np.ndarray
+    local_prev: np.ndarray
+    first: np.ndarray
+    last: np.ndarray
+
+
+def _channel_runs_apply(stream: _Stream) -> bool:
+    """Run compression applies to a window operand streamed on skewed ports, pixels on lanes, window in time."""
+    tiling = stream.mapping.tilings[stream.name]
+    t = stream.timing
+    return (isinstance(stream.matrix, WindowOperand) and stream.matrix.channels >= _MIN_RUN_CHANNELS
+            and tiling.lane_axis == "row" and tiling.step_fold == "none" and t.skew and not t.flip_steps)
+
+
+def _channel_runs(stream: _Stream, first_fold: int, end_fold: int) -> _ChannelRuns:
+    """Runs of row folds ``first_fold..end_fold-1``; rows count from the first fold's first row."""
+    m = stream.matrix
+    assert isinstance(m, WindowOperand)
+    lanes, taps = stream.lanes, m.filter_h * m.filter_w
+    pixels = np.arange(first_fold * lanes, min(end_fold * lanes, m.ofmap_h * m.ofmap_w), dtype=np.int64)
+    fold = pixels // lanes - first_fold
+    lane = np.repeat(pixels % lanes, taps)
+    fold = np.repeat(fold, taps)
+    tap = np.tile(np.arange(taps, dtype=np.int64), pixels.size)
+    pr, pc = np.divmod(np.repeat(pixels, taps), m.ofmap_w)
+    kr, kc = np.divmod(tap, m.filter_w)
+    y = pr * m.stride_h + kr
+    x = pc * m.stride_w + kc
+    valid = (y < m.ifmap_h) & (x < m.ifmap_w)
+    lane, tap, fold, family = lane[valid], tap[valid], fold[valid], (y * m.ifmap_w + x)[valid]
+    row0 = fold * stream.fold_cycles + stream.timing.start_step + lane + tap * m.channels
+    key0 = row0 * lanes + lane
+    if family.size == 0:
+        empty = np.zeros(0, dtype=np.int64)
+        return _ChannelRuns(empty, empty, empty, empty, empty, empty, empty)
+    order = np.lexsort((key0, family))
+    fam_sorted = family[order]
+    run_start = np.r_[True, fam_sorted[1:] != fam_sorted[:-1]]
+    run_end = np.r_[fam_sorted[1:] != fam_sorted[:-1], True]
+    prev_sorted = np.full(family.size, -1, dtype=np.int64)
+    later = np.flatnonzero(~run_start)
+    prev_sorted[later] = order[later - 1]
+    local_prev = np.empty(family.size, dtype=np.int64)
+    local_prev[order] = prev_sorted
+    return _ChannelRuns(family, row0, lane, key0, local_prev, order[run_start], order[run_end])
+
+
+_RUNS_PER_BATCH = 200_000
+
+
+def _epochs_from_channel_runs(stream: _Stream, epoch_words: int) -> _Epochs:
+    """Epochs of a window operand computed per (pixel, tap) run instead of per word, folds in batches."""
+    m = stream.matrix
+    assert isinstance(m, WindowOperand)
+    lanes, channels, fold_cycles = stream.lanes, m.channels, stream.fold_cycles
+    row_folds = stream.mapping.row_folds
+    per_batch = max(1, _RUNS_PER_BATCH // (lanes * m.filter_h * m.filter_w))
+    batches = [(f, min(f + per_batch, row_folds)) for f in range(0, row_folds, per_batch)]
+    last_seen = np.full(m.ifmap_h * m.ifmap_w, _NEVER, dtype=np.int64)
+    cache: dict[tuple[int, int], _ChannelRuns] = {}
+    cached_runs = 0
+    start = 0
+    count = 0
+    ends: list[int] = []
+    first_row = -1
+    for pass_index in range(stream.mapping.col_folds):
+        for first_fold, end_fold in batches:
+            runs = cache.get((first_fold, end_fold))
+            if runs is None:
+                runs = _channel_runs(stream, first_fold, end_fold)
+                if stream.mapping.col_folds > 1 and cached_runs + runs.family.size <= _CACHED_BLOCK_WORDS:
+                    cache[(first_fold, end_fold)] = runs
+                    cached_runs += runs.family.size
+            if runs.family.size == 0:
+                continue
+            base_row = (pass_index * row_folds + first_fold) * fold_cycles
+            rows = runs.row0 + base_row
+            if first_row < 0:
+                first_row = int(rows.min())
+            key0 = runs.key0 + base_row * lanes
+            prev = np.where(runs.local_prev >= 0, key0[runs.local_prev], 0)
+            prev[runs.first] = last_seen[runs.family[runs.first]]
+            last_seen[runs.family[runs.last]] = key0[runs.last]
+            while True:
+                lo = np.maximum(0, -((key0 - start) // lanes))
+                hi = np.minimum(channels - 1, -((prev - start) // lanes) - 1)
+                need = epoch_words - count
+                found = int(np.maximum(0, hi - lo + 1).sum())
+                if found < need:
+                    count += found
+                    break
+                active = hi >= lo
+                lo_a, hi_a, rows_a = lo[active], hi[active], rows[active]
+
+                def upto(row: int, lo: np.ndarray = lo_a, hi: np.ndarray = hi_a, rows: np.ndarray = rows_a) -> int:
+                    return int(np.maximum(0, np.minimum(hi, row - rows) - lo + 1).sum())
+
+                low, high = int((rows_a + lo_a).min()), int((rows_a + hi_a).max())
+                while low < high:
+                    mid = (low + high) // 2
+                    if upto(mid) >= need:
+                        high = mid
+                    else:
+                        low = mid + 1
+                within = need - upto(low - 1)
+                ch = low - rows_a
+                hit = (ch >= lo_a) & (ch <= hi_a)
+                lane = int(np.sort(runs.lane[active][hit])[within - 1])
+                ends.append(low)
+                start = low * lanes + lane + 1
+                count = 0
+    return _Epochs(ends, count, first_row, 0)
+
+
 def _estimate_epochs(stream: _Stream, buffer: _Buffer, record: bool) -> _Epochs:
     set_words = buffer.total_words // 100
     epoch_words = ESTIMATE_SETS_PER_HALF * set_words
@@ -495,7 +626,10 @@ def _estimate_epochs(stream: _Stream, buffer: _Buffer, record: bool) -> _Epochs:
         if stream.all_distinct_and_valid():
             ends, last = _epochs_from_blocks(stream, epoch_words)
             return _Epochs(ends, last, first_row, set_words)
-    epochs = _epochs_from_elements(stream, epoch_words, record)
+    if not record and _channel_runs_apply(stream):
+        epochs = _epochs_from_channel_runs(stream, epoch_words)
+    else:
+        epochs = _epochs_from_elements(stream, epoch_words, record)
     epochs.set_words = set_words
     return epochs
 

@@ -57,3 +57,25 @@ def test_fast_memory_matches_literal_on_random_layers(seed: int) -> None:
     fast = simulate([layer], hardware, traces=True)
     literal = simulate([layer], hardware, LITERAL, traces=True)
     assert first_result_difference(f"seed {seed}: {hardware} {layer}", literal, fast) is None
+
+
+def _random_os_calc_conv(rng: random.Random) -> tuple[Hardware, Layer]:
+    rows, cols = rng.choice([2, 3, 4, 8]), rng.choice([2, 3, 4, 8])
+    hw = Hardware(array_rows=rows, array_cols=cols, dataflow="os", ifmap_sram_kib=1, filter_sram_kib=1,
+                  ofmap_sram_kib=rng.choice([1, 2]), bandwidth_mode="CALC")
+    fh, fw = rng.randint(1, 4), rng.randint(1, 4)
+    h, w = rng.randint(fh, 14), rng.randint(fw, 14)
+    stride = rng.randint(1, 3)
+    return hw, Layer("conv", h, w, fh, fw, rng.randint(3, 24), rng.randint(1, 20), stride, rng.choice([stride, 1, 2]))
+
+
+@pytest.mark.parametrize("seed", range(30))
+def test_channel_run_epochs_match_literal(seed: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Reports only, so the fast module counts CALC epochs per (pixel, tap) run, in small batches."""
+    from reference_sim import memory
+
+    monkeypatch.setattr(memory, "_RUNS_PER_BATCH", 40)
+    hardware, layer = _random_os_calc_conv(random.Random(1000 + seed))
+    fast = simulate([layer], hardware)
+    literal = simulate([layer], hardware, LITERAL)
+    assert first_result_difference(f"seed {seed}: {hardware} {layer}", literal, fast) is None
