@@ -73,6 +73,8 @@ class _Stream:
         self._orders: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
         self._profiles: dict[tuple[int, int], np.ndarray] = {}
         self._cumulative: dict[tuple[int, int], np.ndarray] = {}
+        self._shapes: np.ndarray | None = None
+        self._busy: tuple[int, int] | None = None
 
     def block_ids(self) -> np.ndarray:
         """An id per fold naming the operand block it reads (folds with one id read the same entries)."""
@@ -94,16 +96,21 @@ class _Stream:
 
     def shapes(self) -> np.ndarray:
         """``(steps, lanes used)`` of every fold, one row per fold."""
-        by_row = np.array([self.shape_of(r, 0) for r in range(self.mapping.row_folds)], dtype=np.int64)
-        by_col = np.array([self.shape_of(0, c) for c in range(self.mapping.col_folds)], dtype=np.int64)
-        tiling = self.mapping.tilings[self.name]
-        pick = {"row": (by_row, self.row_folds), "col": (by_col, self.col_folds),
-                "none": (by_row[:1], np.zeros_like(self.row_folds))}
-        table, index = pick[tiling.step_fold]
-        steps = table[index, 0]
-        table, index = pick[tiling.lane_fold]
-        shapes: np.ndarray = np.stack((steps, table[index, 1]), axis=1)
-        return shapes
+        if self._shapes is None:
+            tiling = self.mapping.tilings[self.name]
+            n_rows, n_cols = self.matrix.shape
+            lane_len, step_len = (n_rows, n_cols) if tiling.lane_axis == "row" else (n_cols, n_rows)
+            sizes = {"row": self.mapping.array_rows, "col": self.mapping.array_cols}
+            index = {"row": self.row_folds, "col": self.col_folds}
+
+            def extent(axis: str, length: int) -> np.ndarray:
+                if axis == "none":
+                    return np.full(self.num_folds, length, dtype=np.int64)
+                start = index[axis] * sizes[axis]
+                return np.minimum(start + sizes[axis], length) - start
+
+            self._shapes = np.stack((extent(tiling.step_fold, step_len), extent(tiling.lane_fold, lane_len)), axis=1)
+        return self._shapes
 
     def shape_of(self, row_fold: int, col_fold: int) -> tuple[int, int]:
         return dense_block_shape(self.mapping, self.name, row_fold, col_fold)
@@ -180,6 +187,11 @@ class _Stream:
 
     def busy_rows(self) -> tuple[int, int]:
         """First and last row with a request."""
+        if self._busy is None:
+            self._busy = self._find_busy_rows()
+        return self._busy
+
+    def _find_busy_rows(self) -> tuple[int, int]:
         if self.all_valid():
             last = self.num_folds - 1
             first_busy = np.flatnonzero(self.row_profile(*self.shape(0)))
