@@ -110,7 +110,8 @@ class _Stream:
                 return np.minimum(start + sizes[axis], length) - start
 
             self._shapes = np.stack((extent(tiling.step_fold, step_len), extent(tiling.lane_fold, lane_len)), axis=1)
-        return self._shapes
+        shapes: np.ndarray = self._shapes
+        return shapes
 
     def shape_of(self, row_fold: int, col_fold: int) -> tuple[int, int]:
         return dense_block_shape(self.mapping, self.name, row_fold, col_fold)
@@ -177,9 +178,11 @@ class _Stream:
         """Requests in every row of the layer."""
         if self.all_valid():
             shapes = self.shapes()
-            keys, inverse = np.unique(shapes, axis=0, return_inverse=True)
-            profiles = np.stack([self.row_profile(int(a), int(b)) for a, b in keys])
-            return profiles[inverse.reshape(-1)].reshape(-1)
+            width = int(shapes[:, 1].max()) + 1
+            keys, inverse = np.unique(shapes[:, 0] * width + shapes[:, 1], return_inverse=True)
+            profiles = np.stack([self.row_profile(int(k) // width, int(k) % width) for k in keys])
+            counts: np.ndarray = profiles[inverse.reshape(-1)].reshape(-1)
+            return counts
         counts = np.zeros(self.num_folds * self.fold_cycles, dtype=np.int64)
         for base, _, rows in self.folds():
             counts[base : base + self.fold_cycles] += np.bincount(rows - base, minlength=self.fold_cycles)
