@@ -107,7 +107,8 @@ class _Stream:
                 if axis == "none":
                     return np.full(self.num_folds, length, dtype=np.int64)
                 start = index[axis] * sizes[axis]
-                return np.minimum(start + sizes[axis], length) - start
+                extents: np.ndarray = np.minimum(start + sizes[axis], length) - start
+                return extents
 
             self._shapes = np.stack((extent(tiling.step_fold, step_len), extent(tiling.lane_fold, lane_len)), axis=1)
         shapes: np.ndarray = self._shapes
