@@ -552,7 +552,9 @@ def _channel_runs(stream: _Stream, first_fold: int, end_fold: int) -> _ChannelRu
     if family.size == 0:
         empty = np.zeros(0, dtype=np.int64)
         return _ChannelRuns(empty, empty, empty, empty, empty, empty, empty)
-    order = np.lexsort((key0, family))
+    by_key = np.argsort(key0)
+    family, row0, lane, key0 = family[by_key], row0[by_key], lane[by_key], key0[by_key]
+    order = np.argsort(family * (int(key0[-1]) + 1) + key0)
     fam_sorted = family[order]
     run_start = np.r_[True, fam_sorted[1:] != fam_sorted[:-1]]
     run_end = np.r_[fam_sorted[1:] != fam_sorted[:-1], True]
@@ -600,21 +602,31 @@ def _epochs_from_channel_runs(stream: _Stream, epoch_words: int) -> _Epochs:
             prev = np.where(runs.local_prev >= 0, key0[runs.local_prev], 0)
             prev[runs.first] = last_seen[runs.family[runs.first]]
             last_seen[runs.family[runs.last]] = key0[runs.last]
+            end_rows = rows + (channels - 1)
             while True:
-                lo = np.maximum(0, -((key0 - start) // lanes))
-                hi = np.minimum(channels - 1, -((prev - start) // lanes) - 1)
+                pos = int(np.searchsorted(end_rows, start // lanes))
                 need = epoch_words - count
-                found = int(np.maximum(0, hi - lo + 1).sum())
-                if found < need:
-                    count += found
+                window = 4096
+                while True:
+                    stop = min(rows.size, pos + window)
+                    lo = np.maximum(0, -((key0[pos:stop] - start) // lanes))
+                    hi = np.minimum(channels - 1, -((prev[pos:stop] - start) // lanes) - 1)
+                    sub_rows = rows[pos:stop]
+                    limit = int(rows[stop]) - 1 if stop < rows.size else int(end_rows[-1])
+                    reach = int(np.maximum(0, np.minimum(hi, limit - sub_rows) - lo + 1).sum())
+                    if reach >= need or stop == rows.size:
+                        break
+                    window *= 2
+                if reach < need:
+                    count += reach
                     break
                 active = hi >= lo
-                lo_a, hi_a, rows_a = lo[active], hi[active], rows[active]
+                lo_a, hi_a, rows_a = lo[active], hi[active], sub_rows[active]
 
                 def upto(row: int, lo: np.ndarray = lo_a, hi: np.ndarray = hi_a, rows: np.ndarray = rows_a) -> int:
                     return int(np.maximum(0, np.minimum(hi, row - rows) - lo + 1).sum())
 
-                low, high = int((rows_a + lo_a).min()), int((rows_a + hi_a).max())
+                low, high = int((rows_a + lo_a).min()), limit
                 while low < high:
                     mid = (low + high) // 2
                     if upto(mid) >= need:
@@ -624,7 +636,7 @@ def _epochs_from_channel_runs(stream: _Stream, epoch_words: int) -> _Epochs:
                 within = need - upto(low - 1)
                 ch = low - rows_a
                 hit = (ch >= lo_a) & (ch <= hi_a)
-                lane = int(np.sort(runs.lane[active][hit])[within - 1])
+                lane = int(np.sort(runs.lane[pos:stop][active][hit])[within - 1])
                 ends.append(low)
                 start = low * lanes + lane + 1
                 count = 0
