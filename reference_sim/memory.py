@@ -1,17 +1,27 @@
 """Reference memory module: SCALE-Sim v2's double-buffered SRAMs, computed event by event.
 
 The same model as :mod:`reference_sim.memory_literal` (read that file for the model in plain
-steps), computed without walking cycles: a layer's stalls change only in rows where a read buffer
-prefetches (USER bandwidth) or the ofmap buffer fills up while draining, so the engine jumps from
-event to event; DRAM traffic comes from arithmetic over folds where the operand's addresses allow
-it, and from vectorised passes over the demand stream otherwise.  Traces are built only when asked.
+steps), computed without walking cycles:
+
+* stalls change only in rows where a read buffer prefetches (USER bandwidth) or the ofmap buffer
+  fills up while draining, so :func:`_service` jumps from event to event, and the ofmap buffer's
+  drains are found by arithmetic on cumulative request counts;
+* USER-mode prefetches come from one vectorised pass over the demand that tracks the window of
+  buffer lines (:func:`_user_prefetches`);
+* CALC-mode DRAM reads are distinct addresses per epoch of half a buffer.  Where no address repeats
+  across operand entries, epochs follow from fold sizes alone (:func:`_epochs_from_blocks`); for an
+  output-stationary ifmap, from runs of channels, one per (pixel, filter tap)
+  (:func:`_epochs_from_channel_runs`); otherwise from a pass over every request
+  (:func:`_epochs_from_elements`), which also records the epochs' addresses for traces.
+
+Traces are built only when asked.
 """
 
 from __future__ import annotations
 
 import bisect
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -912,19 +922,17 @@ def simulate(
     )
 
 
-def _estimate_summary(ep: _Epochs, stall_at: object, latency: int, start_bw: int) -> tuple[int, int, int]:
+def _estimate_summary(ep: _Epochs, stall_at: Callable[[int], int], latency: int, start_bw: int) -> tuple[int, int, int]:
     """DRAM start cycle, stop cycle and words of a CALC read estimate."""
-    assert callable(stall_at)
     set_words = ep.set_words
     epoch_words = ESTIMATE_SETS_PER_HALF * set_words
     if not ep.end_rows:
         cycles = math.ceil(math.ceil(ep.last_distinct / set_words) * set_words / start_bw)
-        return -1 - latency - cycles + 1 + latency, -1 - latency + latency, ep.last_distinct
-    first_req = ep.first_row + stall_at(ep.first_row)
-    first_cycles = math.ceil(epoch_words / start_bw)
-    last_end = ep.end_rows[-1] + stall_at(ep.end_rows[-1])
-    start = first_req - 1 - latency - first_cycles + 1 + latency
-    return start, last_end + latency, len(ep.end_rows) * epoch_words + ep.last_distinct
+        return -cycles, -1, ep.last_distinct
+    first_request = ep.first_row + stall_at(ep.first_row)
+    last_epoch_end = ep.end_rows[-1] + stall_at(ep.end_rows[-1])
+    return (first_request - math.ceil(epoch_words / start_bw), last_epoch_end + latency,
+            len(ep.end_rows) * epoch_words + ep.last_distinct)
 
 
 # --------------------------------------------------------------------------- traces
