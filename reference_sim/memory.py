@@ -30,7 +30,6 @@ from .contract import (
     NO_REQUEST,
     OPERANDS,
     READ_OPERANDS,
-    AffineOperand,
     Hardware,
     LayerMapping,
     MemoryResult,
@@ -218,12 +217,12 @@ class _Stream:
 
     def all_valid(self) -> bool:
         """True when every operand entry is a request (no window hangs over the ifmap edge)."""
-        return not isinstance(self.matrix, WindowOperand) or _window_all_valid(self.matrix)
+        return self.matrix.kind != "window" or _window_all_valid(self.matrix)
 
     def all_distinct_and_valid(self) -> bool:
         """True when every operand entry is a request with its own address (no reuse across entries)."""
         m = self.matrix
-        if isinstance(m, AffineOperand):
+        if m.kind == "affine":
             return (m.row_stride >= 1 and m.col_stride >= m.n_rows * m.row_stride) or (
                 m.col_stride >= 1 and m.row_stride >= m.n_cols * m.col_stride
             )
@@ -232,7 +231,7 @@ class _Stream:
     def distinct_addresses(self) -> int | None:
         """Distinct requested addresses of the whole layer, when cheap to know."""
         m = self.matrix
-        if isinstance(m, WindowOperand):
+        if m.kind == "window":
             return _covered(m.ifmap_h, m.filter_h, m.stride_h, m.ofmap_h) * _covered(
                 m.ifmap_w, m.filter_w, m.stride_w, m.ofmap_w) * m.channels
         if self.all_distinct_and_valid():
@@ -241,7 +240,7 @@ class _Stream:
 
     def address_span(self) -> tuple[int, int]:
         m = self.matrix
-        if isinstance(m, WindowOperand):
+        if m.kind == "window":
             return m.offset, m.ifmap_h * m.ifmap_w * m.channels
         last = (m.n_rows - 1) * m.row_stride + (m.n_cols - 1) * m.col_stride
         return m.offset, last + 1
@@ -537,14 +536,14 @@ def _channel_runs_apply(stream: _Stream) -> bool:
     """Run compression applies to a window operand streamed on skewed ports, pixels on lanes, window in time."""
     tiling = stream.mapping.tilings[stream.name]
     t = stream.timing
-    return (isinstance(stream.matrix, WindowOperand) and stream.matrix.channels >= _MIN_RUN_CHANNELS
+    return (stream.matrix.kind == "window" and stream.matrix.channels >= _MIN_RUN_CHANNELS
             and tiling.lane_axis == "row" and tiling.step_fold == "none" and t.skew and not t.flip_steps)
 
 
 def _channel_runs(stream: _Stream, first_fold: int, end_fold: int) -> _ChannelRuns:
     """Runs of row folds ``first_fold..end_fold-1``; rows count from the first fold's first row."""
     m = stream.matrix
-    assert isinstance(m, WindowOperand)
+    assert m.kind == "window"
     lanes, taps = stream.lanes, m.filter_h * m.filter_w
     pixels = np.arange(first_fold * lanes, min(end_fold * lanes, m.ofmap_h * m.ofmap_w), dtype=np.int64)
     fold = pixels // lanes - first_fold
@@ -582,7 +581,7 @@ _RUNS_PER_BATCH = 200_000
 def _epochs_from_channel_runs(stream: _Stream, epoch_words: int) -> _Epochs:
     """Epochs of a window operand computed per (pixel, tap) run instead of per word, folds in batches."""
     m = stream.matrix
-    assert isinstance(m, WindowOperand)
+    assert m.kind == "window"
     lanes, channels, fold_cycles = stream.lanes, m.channels, stream.fold_cycles
     row_folds = stream.mapping.row_folds
     per_batch = max(1, _RUNS_PER_BATCH // (lanes * m.filter_h * m.filter_w))
