@@ -5,14 +5,13 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TextIO
 
 from .contract import Hardware, Layer
 from .engine import LayerResult, simulate
 from .errors import InputError, SimulationError
+from .progress import ProgressBar
 from .reports import write_reports, write_traces
 from .scalesim_io import read_config, read_topology
 
@@ -23,34 +22,8 @@ USAGE_EXAMPLES = """examples:
   python -m reference_sim -c scale.cfg -t gemm.csv -i gemm --traces csv
   python -m reference_sim --arch scale_sim.yaml -p out                 # every workload of the spec
   python -m reference_sim convert -c scale.cfg -t resnet50.csv -o scale_sim.yaml
+  python -m reference_sim sweep -c scale.cfg -t resnet50.csv --array 16x16,32x32 --dataflow os,ws -o sweep.csv
 """
-
-
-class Progress:
-    """A one-line progress bar on a terminal; silent when the stream is not one."""
-
-    def __init__(self, total: int, label: str, stream: TextIO = sys.stderr):
-        self.total = total
-        self.label = label
-        self.stream = stream
-        self.enabled = stream.isatty()
-        self.start = time.perf_counter()
-        self.done = 0
-
-    def advance(self, result: LayerResult) -> None:
-        self.done += 1
-        if not self.enabled:
-            return
-        width = 30
-        filled = width * self.done // max(self.total, 1)
-        elapsed = time.perf_counter() - self.start
-        self.stream.write(
-            f"\r{self.label} [{'#' * filled}{'.' * (width - filled)}] {self.done}/{self.total} layers "
-            f"{elapsed:6.1f}s  {result.name[:24]:<24}"
-        )
-        if self.done == self.total:
-            self.stream.write("\n")
-        self.stream.flush()
 
 
 def summary_table(results: Sequence[LayerResult]) -> str:
@@ -76,14 +49,14 @@ def summary_table(results: Sequence[LayerResult]) -> str:
 
 def _run(layers: list[Layer], hardware: Hardware, out_dir: Path, traces: str, label: str,
          quiet: bool) -> list[LayerResult]:
-    progress = Progress(len(layers), label)
+    progress = ProgressBar(label, unit="layers")
     want_traces = traces != "none"
 
     def on_layer(result: LayerResult) -> None:
         if result.traces is not None:
             write_traces(result.traces, out_dir / f"layer{result.index}", csv=traces in ("csv", "both"),
                          binary=traces in ("npz", "both"))
-        progress.advance(result)
+        progress(result.index + 1, len(layers), result.name)
 
     results = simulate(layers, hardware, traces=want_traces, on_layer=on_layer, keep_traces=False)
     write_reports(results, out_dir)
@@ -148,6 +121,12 @@ def _convert(argv: Sequence[str]) -> int:
     return 0
 
 
+def _sweep(argv: Sequence[str]) -> int:
+    from .sweep import main as sweep_main
+
+    return sweep_main(argv)
+
+
 def _simulate(argv: Sequence[str]) -> int:
     parser = _run_parser()
     args = parser.parse_args(argv)
@@ -188,6 +167,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if argv and argv[0] == "convert":
             return _convert(argv[1:])
+        if argv and argv[0] == "sweep":
+            return _sweep(argv[1:])
         return _simulate(argv)
     except InputError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -60,3 +60,22 @@ def test_cli_runs_the_repo_spec(tmp_path: Path) -> None:
 def test_cli_usage_errors_exit_2(tmp_path: Path) -> None:
     done = _cli(cwd=tmp_path)
     assert done.returncode == 2 and "give -c CFG" in done.stderr
+
+
+def test_progress_bar_draws_only_on_a_terminal() -> None:
+    import io
+
+    from reference_sim.progress import ProgressBar
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    terminal, pipe = Terminal(), io.StringIO()
+    for stream in (terminal, pipe):
+        bar = ProgressBar("net", stream, unit="layers")
+        bar(1, 2, "conv1")
+        bar(2, 2, "conv2")
+    assert pipe.getvalue() == ""
+    assert terminal.getvalue().count("\r") == 2 and "2/2 layers" in terminal.getvalue()
+    assert terminal.getvalue().endswith("\n")

@@ -1,0 +1,635 @@
+"""How fast the reference simulator is against SCALE-Sim v2, and whether it still gets the same numbers.
+
+    python benchmarks/bench_reference.py                    # full run: Table 2, stall cases, traces, sweep
+    python benchmarks/bench_reference.py --quick            # two networks, two stall cases, a tiny sweep (CI)
+    python benchmarks/bench_reference.py --scalesim NCF     # side by side with PyPI scalesim 2.0.2
+    python benchmarks/bench_reference.py --json out.json    # also write every figure as JSON
+
+Default mode:
+
+Every process and trace measurement runs ``--repeat`` times (default 3) and the median is reported.
+
+* **Table 2**: each of the eight networks runs as its own process, ``python -m reference_sim -c
+  scale.cfg -t <Name>.csv -p <tmp> -q`` (three reports written, traces off, a fresh output folder
+  each time), one process at a time.  Wall time and the child's peak RSS (``os.wait4``) are
+  measured; every layer's total and stall cycles in the written ``COMPUTE_REPORT.csv`` must equal
+  SCALE-Sim's (``table2.json``).  Ratios are against SCALE-Sim's recorded whole-process times.
+* **Stall cases**: the five golden cases SCALE-Sim took longest on, each as a process; all three
+  written reports must equal SCALE-Sim's (integers exactly, floats to 1e-9 relative).
+* **Traces**: rows per second of the six traces, in process, for the golden case with the most cycles.
+* **Sweep**: configurations per second of :mod:`reference_sim.sweep` over ResNet50 on all cores.
+
+Targets are printed with whether each is met; times are never asserted.  The exit code is 1 only
+when numbers differ from SCALE-Sim (or a run fails), 0 otherwise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from reference_sim import Hardware, read_config, read_topology, simulate
+from reference_sim.reports import REPORT_FILES, write_traces
+from reference_sim.sweep import grid, sweep
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+REL_TOL = 1e-9
+TARGET_TOTAL_RATIO = 1000.0
+TARGET_NETWORK_RATIO = 100.0
+TARGET_STALL_RATIO = 100.0
+TARGET_RSS_MIB = 1024.0
+QUICK_NETWORKS = ("NCF", "AlphaGoZero")
+STALL_CASES = 5
+QUICK_STALL_CASES = 2
+SCALESIM_VERSION = "2.0.2"
+SWEEP_NETWORK = "ResNet50"
+SWEEP_GRID: dict[str, Any] = {
+    "arrays": [(16, 16), (32, 32), (64, 64)],
+    "sram_kib": [(32, 32, 32), (64, 64, 64)],
+    "dataflows": ["os", "ws", "is"],
+}
+QUICK_SWEEP_GRID: dict[str, Any] = {"arrays": [(32, 32)], "dataflows": ["os", "ws"]}
+QUICK_TRACE_MAX_CYCLES = 500_000
+
+
+# ----------------------------------------------------------------------------------------- helpers
+
+
+@dataclass(frozen=True)
+class ProcessRun:
+    """One child process: wall time, peak resident set of the child, exit code, end of its stderr."""
+
+    seconds: float
+    max_rss_kib: int
+    returncode: int
+    stderr_tail: str
+
+    @property
+    def max_rss_mib(self) -> float:
+        return self.max_rss_kib / 1024
+
+
+def run_process(command: Sequence[str], cwd: Path | None = None) -> ProcessRun:
+    """Run ``command`` to completion; wall time from spawn to reap, peak RSS from ``wait4`` (KiB on Linux)."""
+    with tempfile.TemporaryFile() as err:
+        start = time.perf_counter()
+        proc = subprocess.Popen(list(command), cwd=cwd, stdout=subprocess.DEVNULL, stderr=err)
+        _, status, usage = os.wait4(proc.pid, 0)
+        seconds = time.perf_counter() - start
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        err.seek(0)
+        tail = err.read().decode(errors="replace")[-2000:]
+    return ProcessRun(seconds, int(usage.ru_maxrss), proc.returncode, tail)
+
+
+def _cells(path: Path) -> list[list[str]]:
+    with path.open() as f:
+        rows = [[cell.strip() for cell in row] for row in csv.reader(f)]
+    return [row[:-1] if row and row[-1] == "" else row for row in rows if row]
+
+
+def _is_int(text: str) -> bool:
+    return text.lstrip("-").isdigit()
+
+
+def cells_equal(expected: str, got: str) -> bool:
+    """Integers exactly; anything else as floats to 1e-9 relative (SCALE-Sim's own run-to-run noise)."""
+    if _is_int(expected) and _is_int(got):
+        return int(expected) == int(got)
+    try:
+        e, g = float(expected), float(got)
+    except ValueError:
+        return expected == got
+    return abs(e - g) <= REL_TOL * max(1.0, abs(e))
+
+
+def compare_report(expected: Path, got: Path) -> str | None:
+    """``None`` when the two report CSVs agree; else the first difference (row, column, values)."""
+    exp_rows, got_rows = _cells(expected), _cells(got)
+    if len(exp_rows) != len(got_rows):
+        return f"{expected.name}: {len(exp_rows) - 1} layers expected, got {len(got_rows) - 1}"
+    header = exp_rows[0]
+    if [h.lower() for h in header] != [h.lower() for h in got_rows[0]]:
+        return f"{expected.name}: header differs: expected {header}, got {got_rows[0]}"
+    for number, (e_row, g_row) in enumerate(zip(exp_rows[1:], got_rows[1:])):
+        if len(e_row) != len(g_row):
+            return f"{expected.name} row {number}: {len(e_row)} cells expected, got {len(g_row)}"
+        for column, (e, g) in enumerate(zip(e_row, g_row)):
+            if not cells_equal(e, g):
+                return f"{expected.name} row {number} column {header[column]!r}: expected {e}, got {g}"
+    return None
+
+
+def compare_reports(expected_dir: Path, got_dir: Path) -> str | None:
+    """All three SCALE-Sim reports; ``None`` when they agree."""
+    for name in REPORT_FILES:
+        if not (got_dir / name).is_file():
+            return f"{name}: not written"
+        difference = compare_report(expected_dir / name, got_dir / name)
+        if difference is not None:
+            return difference
+    return None
+
+
+def read_cycles(compute_report: Path) -> list[tuple[int, int]]:
+    """(total, stall) cycles per layer from a ``COMPUTE_REPORT.csv``."""
+    return [(int(float(row[1])), int(float(row[2]))) for row in _cells(compute_report)[1:]]
+
+
+def cycles_difference(got: Sequence[tuple[int, int]], cycles: Sequence[int], stalls: Sequence[int]) -> str | None:
+    """``None`` when every layer's (total, stall) cycles equal the expected ones; else the first difference."""
+    if len(got) != len(cycles):
+        return f"{len(cycles)} layers expected, got {len(got)}"
+    for index, ((total, stall), e_total, e_stall) in enumerate(zip(got, cycles, stalls)):
+        if (total, stall) != (e_total, e_stall):
+            return f"layer {index}: expected {e_total} cycles / {e_stall} stalls, got {total} / {stall}"
+    return None
+
+
+def ratio(theirs: float, ours: float) -> float:
+    return theirs / ours if ours > 0 else float("inf")
+
+
+def format_table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
+    """A plain text table; the first column left-aligned, the others right-aligned."""
+    text = [[str(c) for c in header]] + [[_fmt(c) for c in row] for row in rows]
+    widths = [max(len(r[i]) for r in text) for i in range(len(header))]
+
+    def line(row: list[str]) -> str:
+        return "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths)))
+
+    return "\n".join([line(text[0]), "  ".join("-" * w for w in widths), *(line(r) for r in text[1:])])
+
+
+def _fmt(value: object) -> str:
+    if isinstance(value, bool):
+        return "yes" if value else "NO"
+    if isinstance(value, float):
+        return f"{value:,.2f}"
+    return str(value)
+
+
+def seconds_text(seconds: float) -> str:
+    return f"{seconds:.3f}" if seconds < 10 else f"{seconds:,.1f}"
+
+
+def ratio_text(value: float) -> str:
+    return f"{value:,.0f}x" if value >= 10 else f"{value:.1f}x"
+
+
+@dataclass(frozen=True)
+class Target:
+    name: str
+    goal: str
+    measured: str
+    met: bool
+
+
+def format_targets(targets: Sequence[Target]) -> str:
+    return format_table(("target", "goal", "measured", "met"),
+                        [(t.name, t.goal, t.measured, t.met) for t in targets])
+
+
+def machine() -> dict[str, Any]:
+    """CPU model, cores, Python and numpy versions, OS."""
+    model = "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        model = platform.processor() or "unknown"
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO_ROOT, capture_output=True,
+                                text=True, check=False).stdout.strip()
+    except OSError:
+        commit = ""
+    return {
+        "cpu": model,
+        "cores": os.cpu_count(),
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "platform": platform.platform(),
+        "load_average_1min": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
+        "commit": commit or "unknown",
+        "date_utc": time.strftime("%Y-%m-%d %H:%M", time.gmtime()),
+    }
+
+
+def default_shared() -> Path:
+    return Path(os.environ.get("SIMCODER_SHARED", REPO_ROOT.parent / "shared"))
+
+
+def our_command(config: Path, topology: Path, out: Path, gemm: bool = False) -> list[str]:
+    command = [sys.executable, "-m", "reference_sim", "-c", str(config), "-t", str(topology), "-p", str(out), "-q"]
+    return command + (["-i", "gemm"] if gemm else [])
+
+
+def measure(command: Sequence[str], out: Path, repeat: int,
+            check: Callable[[], str | None]) -> tuple[list[float], float, str | None]:
+    """Run ``command`` ``repeat`` times into a fresh ``out``; every run's seconds, the peak RSS (MiB) over all
+    runs, and the first difference ``check`` (or a failed run) reports."""
+    times: list[float] = []
+    rss = 0.0
+    difference: str | None = None
+    for _ in range(repeat):
+        shutil.rmtree(out, ignore_errors=True)
+        run = run_process(command, cwd=REPO_ROOT)
+        times.append(run.seconds)
+        rss = max(rss, run.max_rss_mib)
+        if difference is None:
+            difference = f"exit code {run.returncode}: {run.stderr_tail.strip()}" if run.returncode else check()
+    shutil.rmtree(out, ignore_errors=True)
+    return times, rss, difference
+
+
+# ------------------------------------------------------------------------------------------ Table 2
+
+
+@dataclass
+class NetworkRun:
+    name: str
+    layers: int
+    seconds: float
+    scalesim_seconds: float
+    max_rss_mib: float
+    cycles_equal: bool
+    difference: str | None = None
+    all_seconds: list[float] = field(default_factory=list)
+
+    @property
+    def ratio(self) -> float:
+        return ratio(self.scalesim_seconds, self.seconds)
+
+
+def run_network(name: str, entry: dict[str, Any], data: Path, work: Path, repeat: int = 1) -> NetworkRun:
+    """``repeat`` whole-process runs of one Table-2 network: median time, peak RSS, cycles checked every run."""
+    config = data / "configs" / "scale.cfg"
+    out = work / f"ours-{name}"
+    report = out / read_config(config).run_name / "COMPUTE_REPORT.csv"
+
+    def check() -> str | None:
+        if not report.is_file():
+            return "COMPUTE_REPORT.csv not written"
+        return cycles_difference(read_cycles(report), entry["cycles"], entry["stall_cycles"])
+
+    times, rss, difference = measure(our_command(config, data / "table2" / f"{name}.csv", out), out, repeat, check)
+    return NetworkRun(name, int(entry["layers"]), statistics.median(times), float(entry["scalesim_seconds"]), rss,
+                      difference is None, difference, times)
+
+
+def network_table(runs: Sequence[NetworkRun]) -> str:
+    rows: list[list[object]] = [[r.name, r.layers, seconds_text(r.seconds), seconds_text(r.scalesim_seconds),
+                                 ratio_text(r.ratio), f"{r.max_rss_mib:.0f}", r.cycles_equal] for r in runs]
+    ours = sum(r.seconds for r in runs)
+    theirs = sum(r.scalesim_seconds for r in runs)
+    rows.append(["total", sum(r.layers for r in runs), seconds_text(ours), seconds_text(theirs),
+                 ratio_text(ratio(theirs, ours)), f"{max((r.max_rss_mib for r in runs), default=0.0):.0f}",
+                 all(r.cycles_equal for r in runs)])
+    return format_table(("network", "layers", "ours (s)", "SCALE-Sim (s)", "ratio", "peak RSS (MiB)",
+                         "cycles equal"), rows)
+
+
+# -------------------------------------------------------------------------------------- stall cases
+
+
+@dataclass
+class StallRun:
+    case: str
+    kind: str
+    total_cycles: int
+    seconds: float
+    scalesim_seconds: float
+    max_rss_mib: float
+    reports_equal: bool
+    difference: str | None = None
+    all_seconds: list[float] = field(default_factory=list)
+
+    @property
+    def ratio(self) -> float:
+        return ratio(self.scalesim_seconds, self.seconds)
+
+
+def slowest_cases(data: Path, count: int) -> list[tuple[str, dict[str, Any]]]:
+    cases = [(p.parent.name, json.loads(p.read_text())) for p in (data / "golden").glob("*/case.json")]
+    cases.sort(key=lambda c: (-float(c[1]["scalesim_seconds"]), c[0]))
+    return cases[:count]
+
+
+def run_stall_case(case: str, meta: dict[str, Any], data: Path, work: Path, repeat: int = 1) -> StallRun:
+    """``repeat`` whole-process runs of one golden case: median time, peak RSS, all three reports checked."""
+    folder = data / "golden" / case
+    out = work / f"ours-{case}"
+    gemm = meta["layer"]["kind"] == "gemm"
+    written = out / read_config(folder / "scale.cfg").run_name
+    command = our_command(folder / "scale.cfg", folder / "topology.csv", out, gemm)
+    times, rss, difference = measure(command, out, repeat, lambda: compare_reports(folder, written))
+    return StallRun(case, meta["layer"]["kind"], int(meta["total_cycles"]), statistics.median(times),
+                    float(meta["scalesim_seconds"]), rss, difference is None, difference, times)
+
+
+def stall_table(runs: Sequence[StallRun]) -> str:
+    return format_table(
+        ("case", "kind", "cycles", "ours (s)", "SCALE-Sim (s)", "ratio", "peak RSS (MiB)", "reports equal"),
+        [[r.case, r.kind, f"{r.total_cycles:,}", seconds_text(r.seconds), seconds_text(r.scalesim_seconds),
+          ratio_text(r.ratio), f"{r.max_rss_mib:.0f}", r.reports_equal] for r in runs],
+    )
+
+
+# ------------------------------------------------------------------------------------ traces, sweep
+
+
+def trace_throughput(data: Path, work: Path, max_cycles: int | None, repeat: int = 1) -> dict[str, Any]:
+    """Six traces of the golden case with the most cycles (at most ``max_cycles``), in process (median of
+    ``repeat`` runs; ``traces.npz`` written once)."""
+    cases = [(p.parent.name, json.loads(p.read_text())) for p in (data / "golden").glob("*/case.json")]
+    eligible = [c for c in cases if max_cycles is None or int(c[1]["total_cycles"]) <= max_cycles]
+    case, meta = max(eligible, key=lambda c: (int(c[1]["total_cycles"]), c[0]))
+    folder = data / "golden" / case
+    hardware = read_config(folder / "scale.cfg").hardware
+    layers = read_topology(folder / "topology.csv", "gemm" if meta["layer"]["kind"] == "gemm" else "conv")
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        results = simulate(layers, hardware, traces=True)
+        times.append(time.perf_counter() - start)
+    seconds = statistics.median(times)
+    rows = 0
+    for result in results:
+        assert result.traces is not None
+        rows += sum(int(a.shape[0]) for a in result.traces.as_dict().values())
+    start = time.perf_counter()
+    for result in results:
+        assert result.traces is not None
+        write_traces(result.traces, work / f"traces-{case}" / f"layer{result.index}", csv=False, binary=True)
+    npz_seconds = time.perf_counter() - start
+    shutil.rmtree(work / f"traces-{case}", ignore_errors=True)
+    return {"case": case, "total_cycles": int(meta["total_cycles"]), "rows": rows, "seconds": seconds,
+            "all_seconds": times,
+            "rows_per_second": rows / seconds, "npz_write_seconds": npz_seconds,
+            "rows_per_second_with_npz": rows / (seconds + npz_seconds)}
+
+
+def sweep_throughput(data: Path, axes: dict[str, Any], jobs: int) -> dict[str, Any]:
+    layers = read_topology(data / "table2" / f"{SWEEP_NETWORK}.csv")
+    base = read_config(data / "configs" / "scale.cfg").hardware
+    configs: list[Hardware] = grid(base, **axes)
+    start = time.perf_counter()
+    rows = sweep(layers, configs, jobs=jobs)
+    seconds = time.perf_counter() - start
+    return {"network": SWEEP_NETWORK, "layers": len(layers), "configurations": len(configs), "rows": len(rows),
+            "jobs": jobs, "seconds": seconds, "configurations_per_second": len(configs) / seconds,
+            "grid": {k: [list(v) if isinstance(v, tuple) else v for v in vs] for k, vs in axes.items()}}
+
+
+# ------------------------------------------------------------------------------------- side by side
+
+
+def scalesim_venv() -> Path:
+    cache = Path(os.environ.get("SIMCODER_CACHE", "~/.cache/simulatorcoder")).expanduser()
+    return cache / f"scalesim-{SCALESIM_VERSION}-venv"
+
+
+def ensure_scalesim(venv: Path) -> Path:
+    """The venv's python with PyPI ``scalesim`` installed (created on first use); raises if that fails."""
+    python = venv / "bin" / "python"
+    marker = venv / ".simulatorcoder-installed"
+    if python.is_file() and marker.is_file():
+        return python
+    print(f"installing scalesim=={SCALESIM_VERSION} into {venv} (first use) ...", flush=True)
+    base = shutil.which("python3") or sys.executable
+    subprocess.run([base, "-m", "venv", str(venv)], check=True)
+    subprocess.run([str(python), "-m", "pip", "install", "--quiet", f"scalesim=={SCALESIM_VERSION}"], check=True)
+    version = subprocess.run([str(python), "-c", "import importlib.metadata as m; print(m.version('scalesim'))"],
+                             capture_output=True, text=True, check=True).stdout.strip()
+    if version != SCALESIM_VERSION:
+        raise RuntimeError(f"{venv}: scalesim {version} installed, expected {SCALESIM_VERSION}")
+    marker.write_text(version + "\n")
+    return python
+
+
+def side_by_side(name: str, data: Path, work: Path) -> dict[str, Any]:
+    """Our CLI and SCALE-Sim 2.0.2's ``scalesim.scale`` on one Table-2 network, one after the other."""
+    entry = json.loads((data / "table2.json").read_text())["networks"][name]
+    python = ensure_scalesim(scalesim_venv())
+    config = data / "configs" / "scale.cfg"
+    topology = data / "table2" / f"{name}.csv"
+    run_name = read_config(config).run_name
+    ours_out, theirs_out = work / "side-ours", work / "side-scalesim"
+    print(f"side by side on {name}: ours, then SCALE-Sim {SCALESIM_VERSION} (SCALE-Sim 22f88b1 took "
+          f"{entry['scalesim_seconds']} s when recorded) ...", flush=True)
+    ours = run_process(our_command(config, topology, ours_out), cwd=REPO_ROOT)
+    theirs_out.mkdir(parents=True, exist_ok=True)
+    theirs = run_process([str(python), "-m", "scalesim.scale", "-c", str(config), "-t", str(topology),
+                          "-p", str(theirs_out)], cwd=theirs_out)
+    problems = []
+    if ours.returncode != 0:
+        problems.append(f"ours: exit code {ours.returncode}: {ours.stderr_tail.strip()}")
+    if theirs.returncode != 0:
+        problems.append(f"SCALE-Sim: exit code {theirs.returncode}: {theirs.stderr_tail.strip()}")
+    cycles_equal = reports_equal = False
+    report_difference: str | None = None
+    if not problems:
+        ours_cycles = read_cycles(ours_out / run_name / "COMPUTE_REPORT.csv")
+        theirs_cycles = read_cycles(theirs_out / run_name / "COMPUTE_REPORT.csv")
+        difference = cycles_difference(ours_cycles, [c for c, _ in theirs_cycles], [s for _, s in theirs_cycles])
+        cycles_equal = difference is None
+        if difference is not None:
+            problems.append(f"cycles: SCALE-Sim {SCALESIM_VERSION} vs ours: {difference}")
+        report_difference = compare_reports(theirs_out / run_name, ours_out / run_name)
+        reports_equal = report_difference is None
+    return {"network": name, "scalesim_version": SCALESIM_VERSION, "ours_seconds": ours.seconds,
+            "scalesim_seconds": theirs.seconds, "ratio": ratio(theirs.seconds, ours.seconds),
+            "ours_max_rss_mib": ours.max_rss_mib, "scalesim_max_rss_mib": theirs.max_rss_mib,
+            "cycles_equal": cycles_equal, "reports_equal": reports_equal, "report_difference": report_difference,
+            "problems": problems}
+
+
+def side_by_side_table(result: dict[str, Any]) -> str:
+    return format_table(
+        ("network", "ours (s)", f"SCALE-Sim {SCALESIM_VERSION} (s)", "ratio", "ours RSS (MiB)",
+         "SCALE-Sim RSS (MiB)", "cycles equal", "reports equal"),
+        [[result["network"], seconds_text(result["ours_seconds"]), seconds_text(result["scalesim_seconds"]),
+          ratio_text(result["ratio"]), f"{result['ours_max_rss_mib']:.0f}", f"{result['scalesim_max_rss_mib']:.0f}",
+          result["cycles_equal"], result["reports_equal"]]],
+    )
+
+
+# --------------------------------------------------------------------------------------------- main
+
+
+@dataclass
+class Report:
+    machine: dict[str, Any]
+    mode: str
+    repeat: int = 1
+    networks: list[NetworkRun] = field(default_factory=list)
+    stall_cases: list[StallRun] = field(default_factory=list)
+    traces: dict[str, Any] = field(default_factory=dict)
+    sweep: dict[str, Any] = field(default_factory=dict)
+    side_by_side: dict[str, Any] = field(default_factory=dict)
+    targets: list[Target] = field(default_factory=list)
+
+    def as_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        for run, item in zip(self.networks, data["networks"]):
+            item["ratio"] = run.ratio
+        for stall, item in zip(self.stall_cases, data["stall_cases"]):
+            item["ratio"] = stall.ratio
+        if self.networks:
+            ours = sum(r.seconds for r in self.networks)
+            theirs = sum(r.scalesim_seconds for r in self.networks)
+            data["networks_total"] = {"seconds": ours, "scalesim_seconds": theirs, "ratio": ratio(theirs, ours)}
+        return data
+
+
+def evaluate_targets(networks: Sequence[NetworkRun], stalls: Sequence[StallRun],
+                     scalesim_total: float | None) -> list[Target]:
+    """The issue's targets, each with what was measured and whether it is met."""
+    targets = []
+    if networks:
+        ours = sum(r.seconds for r in networks)
+        theirs = scalesim_total if scalesim_total is not None else sum(r.scalesim_seconds for r in networks)
+        total = ratio(theirs, ours)
+        targets.append(Target("Table 2 total speed-up", f">= {TARGET_TOTAL_RATIO:,.0f}x",
+                              f"{total:,.0f}x ({theirs:.1f} s / {ours:.2f} s)", total >= TARGET_TOTAL_RATIO))
+        worst = min(networks, key=lambda r: r.ratio)
+        targets.append(Target("every network's speed-up", f">= {TARGET_NETWORK_RATIO:,.0f}x",
+                              f"lowest {worst.ratio:,.0f}x ({worst.name})", worst.ratio >= TARGET_NETWORK_RATIO))
+    runs_rss = [(r.name, r.max_rss_mib) for r in networks] + [(s.case, s.max_rss_mib) for s in stalls]
+    if runs_rss:
+        name, rss = max(runs_rss, key=lambda x: x[1])
+        targets.append(Target("peak RSS per process", f"< {TARGET_RSS_MIB:,.0f} MiB", f"{rss:.0f} MiB ({name})",
+                              rss < TARGET_RSS_MIB))
+    if networks:
+        equal = sum(r.cycles_equal for r in networks)
+        targets.append(Target("Table 2 cycles equal", "all layers", f"{equal}/{len(networks)} networks",
+                              equal == len(networks)))
+    if stalls:
+        slowest = max(stalls, key=lambda s: s.scalesim_seconds)
+        targets.append(Target("slowest stall case speed-up", f">= {TARGET_STALL_RATIO:,.0f}x",
+                              f"{slowest.ratio:,.0f}x ({slowest.case})", slowest.ratio >= TARGET_STALL_RATIO))
+        equal = sum(s.reports_equal for s in stalls)
+        targets.append(Target("stall case reports equal", "all", f"{equal}/{len(stalls)} cases",
+                              equal == len(stalls)))
+    return targets
+
+
+def print_machine(info: dict[str, Any]) -> None:
+    print(f"machine: {info['cpu']}, {info['cores']} cores; Python {info['python']}, numpy {info['numpy']}; "
+          f"{info['platform']}; commit {info['commit']}; {info['date_utc']} UTC; "
+          f"load average {info['load_average_1min']:.2f} at start")
+
+
+def run_benchmark(data: Path, quick: bool, jobs: int, work: Path, repeat: int) -> tuple[Report, bool]:
+    """Everything but side by side; returns the report and whether all numbers agreed with SCALE-Sim."""
+    table2 = json.loads((data / "table2.json").read_text())
+    report = Report(machine(), "quick" if quick else "full", repeat)
+    print_machine(report.machine)
+    print(f"each time is the median of {repeat} run{'s' if repeat > 1 else ''}")
+    names = list(QUICK_NETWORKS) if quick else list(table2["networks"])
+    print(f"\nTable 2 on configs/scale.cfg: one process per network, `python -m reference_sim ... -q` "
+          f"(SCALE-Sim times recorded by {table2['simulator']})", flush=True)
+    for name in names:
+        report.networks.append(run_network(name, table2["networks"][name], data, work, repeat))
+    print(network_table(report.networks))
+    if not quick:
+        print(f"SCALE-Sim recorded total: {table2['scalesim_total_seconds']} s; "
+              f"ours: {sum(r.seconds for r in report.networks):.2f} s")
+
+    count = QUICK_STALL_CASES if quick else STALL_CASES
+    print(f"\nStall cases: the {count} golden cases SCALE-Sim took longest on, one process each, all three "
+          "reports compared", flush=True)
+    for case, meta in slowest_cases(data, count):
+        report.stall_cases.append(run_stall_case(case, meta, data, work, repeat))
+    print(stall_table(report.stall_cases))
+
+    print("\nTraces: simulate(..., traces=True) in process, six traces", flush=True)
+    report.traces = trace_throughput(data, work, QUICK_TRACE_MAX_CYCLES if quick else None, repeat)
+    t = report.traces
+    print(f"{t['case']} ({t['total_cycles']:,} cycles): {t['rows']:,} rows in {t['seconds']:.2f} s = "
+          f"{t['rows_per_second']:,.0f} rows/s; with traces.npz written (+{t['npz_write_seconds']:.2f} s): "
+          f"{t['rows_per_second_with_npz']:,.0f} rows/s")
+
+    axes = QUICK_SWEEP_GRID if quick else SWEEP_GRID
+    print(f"\nSweep over {SWEEP_NETWORK} ({jobs} jobs)", flush=True)
+    report.sweep = sweep_throughput(data, axes, jobs)
+    s = report.sweep
+    print(f"{s['configurations']} configurations x {s['layers']} layers ({s['grid']}, CALC): {s['seconds']:.2f} s = "
+          f"{s['configurations_per_second']:.2f} configurations/s")
+
+    total = None if quick else float(table2["scalesim_total_seconds"])
+    report.targets = evaluate_targets(report.networks, report.stall_cases, total)
+    print("\nTargets" + (" (quick run: a subset, for information)" if quick else ""))
+    print(format_targets(report.targets))
+    differences = [f"{r.name}: {r.difference}" for r in report.networks if r.difference] + \
+                  [f"{s.case}: {s.difference}" for s in report.stall_cases if s.difference]
+    for difference in differences:
+        print(f"DIFFERENCE {difference}")
+    return report, not differences
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="two networks, two stall cases, a tiny sweep")
+    parser.add_argument("--shared", type=Path, default=None,
+                        help="the shared folder holding scalesim/ (default $SIMCODER_SHARED or ../shared)")
+    parser.add_argument("--json", type=Path, default=None, metavar="PATH", help="write every figure as JSON")
+    parser.add_argument("--scalesim", metavar="NAME", default=None,
+                        help=f"side by side: run PyPI scalesim=={SCALESIM_VERSION} and ours on this Table-2 network")
+    parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="sweep worker processes")
+    parser.add_argument("--repeat", type=int, default=None, metavar="N",
+                        help="runs per network, stall case and trace measurement; the median is reported "
+                             "(default 3, with --quick 1)")
+    args = parser.parse_args(argv)
+    if args.repeat is not None and args.repeat < 1:
+        parser.error(f"--repeat must be at least 1, got {args.repeat}")
+    data = (args.shared or default_shared()) / "scalesim"
+    if not (data / "table2.json").is_file():
+        print(f"error: SCALE-Sim reference data not found at {data} (pass --shared or set SIMCODER_SHARED)",
+              file=sys.stderr)
+        return 2
+    with tempfile.TemporaryDirectory(prefix="bench-reference-") as tmp:
+        work = Path(tmp)
+        if args.scalesim:
+            networks = json.loads((data / "table2.json").read_text())["networks"]
+            if args.scalesim not in networks:
+                print(f"error: --scalesim: unknown network {args.scalesim!r} (one of {', '.join(networks)})",
+                      file=sys.stderr)
+                return 2
+            report = Report(machine(), "side-by-side")
+            print_machine(report.machine)
+            report.side_by_side = side_by_side(args.scalesim, data, work)
+            print(side_by_side_table(report.side_by_side))
+            if report.side_by_side["report_difference"]:
+                print(f"note: reports differ beyond cycles: {report.side_by_side['report_difference']}")
+            for problem in report.side_by_side["problems"]:
+                print(f"DIFFERENCE {problem}")
+            ok = not report.side_by_side["problems"]
+        else:
+            repeat = args.repeat or (1 if args.quick else 3)
+            report, ok = run_benchmark(data, args.quick, args.jobs, work, repeat)
+    if args.json:
+        args.json.write_text(json.dumps(report.as_json(), indent=1) + "\n")
+        print(f"\nwrote {args.json}")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

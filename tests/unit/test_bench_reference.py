@@ -1,0 +1,163 @@
+"""The reference benchmark's helpers on tiny inputs: report comparison, cycle checks, tables, targets."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+
+from benchmarks import bench_reference as bench
+
+COMPUTE = """LayerID, Total Cycles, Stall Cycles, Overall Util %, Mapping Efficiency %, Compute Util %,
+0, 138061, 0, 0.7809048174357711, 0.78125, 0.7808991612463966,
+1, 125, 7, 1.6, 3.125, 1.5873015873015872,
+"""
+
+
+def write(folder: Path, name: str, text: str) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / name
+    path.write_text(text)
+    return path
+
+
+def test_cells_equal() -> None:
+    assert bench.cells_equal("138061", "138061")
+    assert not bench.cells_equal("138061", "138062")
+    assert bench.cells_equal("-171.0", "-171")
+    assert bench.cells_equal("0.7809048174357711", "0.7809048174357719")
+    assert not bench.cells_equal("0.78090481", "0.78090482")
+    assert not bench.cells_equal("1.0", "x")
+
+
+def test_compare_report_names_the_first_difference(tmp_path: Path) -> None:
+    expected = write(tmp_path / "e", "COMPUTE_REPORT.csv", COMPUTE)
+    assert bench.compare_report(expected, write(tmp_path / "same", "COMPUTE_REPORT.csv", COMPUTE)) is None
+    changed = write(tmp_path / "g", "COMPUTE_REPORT.csv", COMPUTE.replace("125, 7,", "125, 8,"))
+    assert bench.compare_report(expected, changed) == (
+        "COMPUTE_REPORT.csv row 1 column 'Stall Cycles': expected 7, got 8")
+    short = write(tmp_path / "s", "COMPUTE_REPORT.csv", "\n".join(COMPUTE.splitlines()[:2]) + "\n")
+    assert bench.compare_report(expected, short) == "COMPUTE_REPORT.csv: 2 layers expected, got 1"
+
+
+def test_compare_reports_needs_all_three(tmp_path: Path) -> None:
+    for name in bench.REPORT_FILES:
+        write(tmp_path / "e", name, COMPUTE)
+        write(tmp_path / "g", name, COMPUTE)
+    assert bench.compare_reports(tmp_path / "e", tmp_path / "g") is None
+    (tmp_path / "g" / "BANDWIDTH_REPORT.csv").unlink()
+    assert bench.compare_reports(tmp_path / "e", tmp_path / "g") == "BANDWIDTH_REPORT.csv: not written"
+
+
+def test_compare_reports_on_a_golden_case(scalesim_data: Path, tmp_path: Path) -> None:
+    golden = scalesim_data / "golden" / "case105_009"
+    assert bench.compare_reports(golden, golden) is None
+    copy = tmp_path / "copy"
+    shutil.copytree(golden, copy, ignore=shutil.ignore_patterns("layer0"))
+    report = copy / "DETAILED_ACCESS_REPORT.csv"
+    report.write_text(report.read_text().replace(", 1317888,", ", 1317889,"))
+    assert bench.compare_reports(golden, copy) == (
+        "DETAILED_ACCESS_REPORT.csv row 0 column 'SRAM IFMAP Reads': expected 1317888, got 1317889")
+
+
+def test_read_cycles_and_cycles_difference(tmp_path: Path) -> None:
+    got = bench.read_cycles(write(tmp_path, "COMPUTE_REPORT.csv", COMPUTE))
+    assert got == [(138061, 0), (125, 7)]
+    assert bench.cycles_difference(got, [138061, 125], [0, 7]) is None
+    assert bench.cycles_difference(got, [138061, 125], [0, 0]) == (
+        "layer 1: expected 125 cycles / 0 stalls, got 125 / 7")
+    assert bench.cycles_difference(got, [1], [0]) == "1 layers expected, got 2"
+
+
+def test_format_table() -> None:
+    text = bench.format_table(("network", "ratio", "ok"), [["NCF", "157x", True], ["Transformer", "2,960x", False]])
+    lines = text.splitlines()
+    assert lines[0] == "network       ratio   ok"
+    assert lines[1] == "-----------  ------  ---"
+    assert lines[2] == "NCF            157x  yes"
+    assert lines[3] == "Transformer  2,960x   NO"
+    assert bench.ratio_text(3.25) == "3.2x"
+    assert bench.seconds_text(1747.7) == "1,747.7"
+
+
+def network(name: str, seconds: float, scalesim: float, rss: float = 50.0, equal: bool = True) -> bench.NetworkRun:
+    return bench.NetworkRun(name, 8, seconds, scalesim, rss, equal)
+
+
+def test_network_table_has_a_total_line() -> None:
+    text = bench.network_table([network("NCF", 0.25, 42.7), network("AlphaGoZero", 0.5, 50.4, equal=False)])
+    total = text.splitlines()[-1].split()
+    assert total == ["total", "16", "0.750", "93.1", "124x", "50", "NO"]
+
+
+def test_targets() -> None:
+    stalls = [bench.StallRun("slow", "conv", 10, 1.0, 173.0, 40.0, True),
+              bench.StallRun("fast", "gemm", 10, 1.0, 9.0, 30.0, False)]
+    targets = {t.name: t for t in bench.evaluate_targets(
+        [network("NCF", 0.02, 42.7), network("Big", 1.0, 99.0, rss=2048.0)], stalls, 3780.6)}
+    assert targets["Table 2 total speed-up"].met
+    assert targets["Table 2 total speed-up"].measured.startswith("3,706x")
+    assert not targets["every network's speed-up"].met
+    assert "(Big)" in targets["every network's speed-up"].measured
+    assert not targets["peak RSS per process"].met
+    assert targets["Table 2 cycles equal"].met
+    assert targets["slowest stall case speed-up"].met
+    assert not targets["stall case reports equal"].met
+    text = bench.format_targets(list(targets.values()))
+    assert "every network's speed-up" in text and "NO" in text
+
+
+def test_run_process_reports_exit_code_and_peak_rss() -> None:
+    run = bench.run_process([sys.executable, "-c", "import sys; sys.stderr.write('boom'); sys.exit(3)"])
+    assert run.returncode == 3
+    assert run.stderr_tail == "boom"
+    assert run.max_rss_kib > 1024
+
+
+def test_machine_and_cache_locations(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    info = bench.machine()
+    assert {"cpu", "cores", "python", "numpy"} <= set(info)
+    monkeypatch.setenv("SIMCODER_CACHE", str(tmp_path))
+    assert bench.scalesim_venv() == tmp_path / "scalesim-2.0.2-venv"
+    monkeypatch.setenv("SIMCODER_SHARED", str(tmp_path / "shared"))
+    assert bench.default_shared() == tmp_path / "shared"
+
+
+def test_missing_shared_folder_is_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert bench.main(["--shared", str(tmp_path)]) == 2
+    assert "SCALE-Sim reference data not found" in capsys.readouterr().err
+
+
+@pytest.mark.integration
+def test_quick_benchmark_runs(scalesim_data: Path, tmp_path: Path) -> None:
+    out = tmp_path / "bench.json"
+    assert bench.main(["--quick", "--shared", str(scalesim_data.parent), "--json", str(out)]) == 0
+    figures = json.loads(out.read_text())
+    assert [n["name"] for n in figures["networks"]] == list(bench.QUICK_NETWORKS)
+    assert all(n["cycles_equal"] for n in figures["networks"])
+    assert len(figures["stall_cases"]) == bench.QUICK_STALL_CASES
+    assert all(s["reports_equal"] for s in figures["stall_cases"])
+    assert figures["traces"]["rows"] > 0
+    assert figures["sweep"]["rows"] == figures["sweep"]["configurations"] * figures["sweep"]["layers"]
+
+
+def test_measure_repeats_and_reports_the_first_problem(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    write_file = f"import pathlib; p = pathlib.Path({str(out)!r}); p.mkdir(); (p / 'r.txt').write_text('ok')"
+    checks: list[bool] = []
+
+    def check() -> str | None:
+        checks.append((out / "r.txt").read_text() == "ok")
+        return None if len(checks) < 2 else "second run differs"
+
+    times, rss, difference = bench.measure([sys.executable, "-c", write_file], out, 2, check)
+    assert len(times) == 2 and rss > 1
+    assert checks == [True, True]
+    assert difference == "second run differs"
+    assert not out.exists()
+    _, _, failed = bench.measure([sys.executable, "-c", "import sys; sys.stderr.write('boom'); sys.exit(3)"],
+                                 out, 1, check)
+    assert failed == "exit code 3: boom"

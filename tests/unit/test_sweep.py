@@ -1,0 +1,229 @@
+"""Design-space sweeps: grid parsing, the tidy CSV, equality with direct simulation, parallel runs."""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import io
+import json
+from pathlib import Path
+
+import pytest
+
+from reference_sim import Hardware, InputError, Layer, SimulationError, read_topology, simulate
+from reference_sim import sweep as sweep_module
+from reference_sim.cli import main
+from reference_sim.sweep import (
+    COLUMNS,
+    DEFAULT_BASE,
+    grid,
+    parse_arrays,
+    parse_bandwidths,
+    parse_dataflows,
+    parse_sram,
+    read_csv,
+    sweep,
+    write_csv,
+)
+
+BASE = Hardware(array_rows=8, array_cols=8, dataflow="os", ifmap_sram_kib=2, filter_sram_kib=2, ofmap_sram_kib=2,
+                bandwidth_mode="USER", dram_words_per_cycle=4)
+LAYERS = [
+    Layer("conv_a", 12, 12, 3, 3, 6, 10, 1, 1),
+    Layer("gemm_b", 20, 9, 1, 9, 1, 7, 1, 1),
+    Layer("conv_a_again", 12, 12, 3, 3, 6, 10, 1, 1),
+    Layer("strided", 15, 11, 3, 2, 3, 5, 2, 3),
+]
+TOPOLOGY = """Layer name, IFMAP Height, IFMAP Width, Filter Height, Filter Width, Channels, Num Filter, Strides,
+conv_a, 12, 12, 3, 3, 6, 10, 1,
+strided, 15, 11, 3, 2, 3, 5, 2, 3,
+"""
+CONFIG_COLUMNS = ("array_rows", "array_cols", "dataflow", "ifmap_sram_kib", "filter_sram_kib", "ofmap_sram_kib",
+                  "bandwidth_mode", "words_per_cycle")
+
+
+def small_grid() -> list[Hardware]:
+    return grid(BASE, arrays=[(4, 4), (8, 4)], sram_kib=[(1, 1, 1), (4, 2, 1)], dataflows=["os", "ws", "is"],
+                bandwidths=[("CALC", None), ("USER", 2)])
+
+
+def test_parse_arrays() -> None:
+    assert parse_arrays("16x16, 32X8") == [(16, 16), (32, 8)]
+    assert parse_arrays("8") == [(8, 8)]
+
+
+@pytest.mark.parametrize("text, message", [
+    ("16y4", "'16y4' is not ROWSxCOLS"),
+    ("0x4", "must be positive, got 0"),
+    ("4x4x4", "'4x4x4' is not ROWSxCOLS"),
+    ("ax4", "'a' is not an integer"),
+    ("16x16,", "empty value"),
+    ("", "empty value"),
+])
+def test_parse_arrays_errors(text: str, message: str) -> None:
+    with pytest.raises(InputError, match=message) as info:
+        parse_arrays(text)
+    assert str(info.value).startswith("--array: ")
+
+
+def test_parse_sram() -> None:
+    assert parse_sram("32,64") == [(32, 32, 32), (64, 64, 64)]
+    assert parse_sram("32/64/16") == [(32, 64, 16)]
+
+
+@pytest.mark.parametrize("text, message", [
+    ("32/64", "is not KIB or IFMAP/FILTER/OFMAP"),
+    ("-1", "must be positive"),
+    ("big", "'big' is not an integer"),
+])
+def test_parse_sram_errors(text: str, message: str) -> None:
+    with pytest.raises(InputError, match=message):
+        parse_sram(text)
+
+
+def test_parse_dataflows() -> None:
+    assert parse_dataflows("OS,ws, is") == ["os", "ws", "is"]
+    with pytest.raises(InputError, match=r"--dataflow: unknown dataflow 'xs' \(expected os, ws or is\)"):
+        parse_dataflows("os,xs")
+
+
+def test_parse_bandwidths() -> None:
+    assert parse_bandwidths("CALC,user:10,USER:3") == [("CALC", None), ("USER", 10), ("USER", 3)]
+
+
+@pytest.mark.parametrize("text, message", [
+    ("USER", "USER needs words per cycle"),
+    ("USER:0", "must be positive"),
+    ("USER:x", "'x' is not an integer"),
+    ("CALC:4", "is not CALC or USER:WORDS"),
+    ("FAST", "is not CALC or USER:WORDS"),
+])
+def test_parse_bandwidths_errors(text: str, message: str) -> None:
+    with pytest.raises(InputError, match=message):
+        parse_bandwidths(text)
+
+
+def test_grid_is_the_cartesian_product_and_keeps_base_values() -> None:
+    configs = small_grid()
+    assert len(configs) == 2 * 2 * 3 * 2
+    assert len(set(configs)) == len(configs)
+    assert all(hw.ifmap_offset == BASE.ifmap_offset and hw.word_bytes == BASE.word_bytes for hw in configs)
+    assert {(hw.bandwidth_mode, hw.dram_words_per_cycle) for hw in configs} == {("CALC", 4), ("USER", 2)}
+    assert grid(BASE) == [BASE]
+    only_flows = grid(BASE, dataflows=["ws", "os", "ws"])
+    assert only_flows == [dataclasses.replace(BASE, dataflow="ws"), BASE]
+
+
+def test_sweep_equals_direct_simulation() -> None:
+    configs = small_grid()
+    rows = sweep(LAYERS, configs, jobs=1)
+    assert len(rows) == len(configs) * len(LAYERS)
+    for config_index, hw in enumerate(configs):
+        expected = simulate(LAYERS, hw)
+        got = rows[config_index * len(LAYERS):(config_index + 1) * len(LAYERS)]
+        for e, g in zip(expected, got):
+            assert (g.array_rows, g.array_cols, g.dataflow) == (hw.array_rows, hw.array_cols, hw.dataflow)
+            assert (g.ifmap_sram_kib, g.filter_sram_kib, g.ofmap_sram_kib) == (
+                hw.ifmap_sram_kib, hw.filter_sram_kib, hw.ofmap_sram_kib)
+            assert g.bandwidth_mode == hw.bandwidth_mode
+            assert g.words_per_cycle == (hw.dram_words_per_cycle if hw.bandwidth_mode == "USER" else None)
+            assert (g.layer_index, g.layer_name) == (e.index, e.name)
+            assert [g.total_cycles, g.stall_cycles, g.overall_util_pct, g.mapping_efficiency_pct,
+                    g.compute_util_pct] == e.compute_row
+            assert (g.sram_ifmap_reads, g.sram_filter_reads, g.sram_ofmap_writes) == (
+                e.sram_accesses["ifmap"], e.sram_accesses["filter"], e.sram_accesses["ofmap"])
+            assert (g.dram_ifmap_reads, g.dram_filter_reads, g.dram_ofmap_writes) == (
+                e.dram_accesses["ifmap"], e.dram_accesses["filter"], e.dram_accesses["ofmap"])
+    assert any(r.stall_cycles > 0 for r in rows), "the grid should include configurations that stall"
+
+
+def test_jobs_one_and_two_agree_and_progress_counts_tasks() -> None:
+    configs = small_grid()[:6]
+    seen: list[tuple[int, int]] = []
+    serial = sweep(LAYERS, configs, jobs=1, on_progress=lambda done, total: seen.append((done, total)))
+    parallel = sweep(LAYERS, configs, jobs=2)
+    assert parallel == serial
+    distinct_shapes = 3
+    assert seen[-1] == (len(configs) * distinct_shapes, len(configs) * distinct_shapes)
+    with pytest.raises(ValueError, match="jobs must be at least 1"):
+        sweep(LAYERS, configs, jobs=0)
+
+
+def test_failing_layer_stops_the_sweep_or_is_skipped(monkeypatch: pytest.MonkeyPatch) -> None:
+    real = sweep_module.simulate_layer
+
+    def flaky(layer: Layer, hardware: Hardware) -> object:
+        if layer.filter_h == 1 and hardware.dataflow == "ws":
+            raise SimulationError("two CALC epochs end in one cycle")
+        return real(layer, hardware)
+
+    monkeypatch.setattr(sweep_module, "simulate_layer", flaky)
+    configs = grid(BASE, dataflows=["os", "ws"])
+    expected = r"8x8 ws sram 2/2/2 KiB USER:4: layer 'gemm_b' \(ifmap 20x9x1, .*\): two CALC epochs"
+    with pytest.raises(SimulationError, match=expected):
+        sweep(LAYERS, configs, jobs=1)
+    rows = sweep(LAYERS, configs, jobs=1, skip_errors=True)
+    assert [(r.dataflow, r.layer_name) for r in rows] == [("os", layer.name) for layer in LAYERS] + [
+        ("ws", layer.name) for layer in LAYERS if layer.filter_h != 1]
+
+
+def test_csv_columns_and_rows() -> None:
+    configs = small_grid()[:4]
+    rows = sweep(LAYERS, configs, jobs=1)
+    out = io.StringIO()
+    write_csv(rows, out)
+    text = out.getvalue()
+    header = text.splitlines()[0].split(",")
+    assert tuple(header) == COLUMNS
+    assert tuple(header[:len(CONFIG_COLUMNS)]) == CONFIG_COLUMNS
+    assert header[len(CONFIG_COLUMNS):len(CONFIG_COLUMNS) + 2] == ["layer_index", "layer_name"]
+    assert {"total_cycles", "stall_cycles", "overall_util_pct", "mapping_efficiency_pct", "compute_util_pct",
+            "dram_ifmap_reads", "dram_filter_reads", "dram_ofmap_writes"} <= set(header)
+    parsed = read_csv(text)
+    assert len(parsed) == len(configs) * len(LAYERS)
+    for row, record in zip(rows, parsed):
+        assert int(record["total_cycles"]) == row.total_cycles
+        assert float(record["overall_util_pct"]) == row.overall_util_pct
+        assert record["words_per_cycle"] == ("" if row.bandwidth_mode == "CALC" else str(row.words_per_cycle))
+
+
+def test_cli_sweep_writes_the_csv(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    topology = tmp_path / "net.csv"
+    topology.write_text(TOPOLOGY)
+    out = tmp_path / "sweep.csv"
+    code = main(["sweep", "-t", str(topology), "--array", "4x4,8x8", "--sram-kib", "1,64", "--dataflow", "os,is",
+                 "--bandwidth", "CALC,USER:3", "--jobs", "2", "-o", str(out)])
+    assert code == 0
+    with out.open() as f:
+        records = list(csv.DictReader(f))
+    assert len(records) == 2 * 2 * 2 * 2 * 2
+    assert {r["layer_name"] for r in records} == {"conv_a", "strided"}
+    assert {(r["array_rows"], r["array_cols"]) for r in records} == {("4", "4"), ("8", "8")}
+    expected = simulate(read_topology(topology), dataclasses.replace(
+        DEFAULT_BASE, array_rows=4, array_cols=4, ifmap_sram_kib=1, filter_sram_kib=1, ofmap_sram_kib=1,
+        dataflow="is", bandwidth_mode="USER", dram_words_per_cycle=3))
+    got = [r for r in records if r["array_rows"] == "4" and r["ifmap_sram_kib"] == "1" and r["dataflow"] == "is"
+           and r["bandwidth_mode"] == "USER"]
+    assert [int(r["total_cycles"]) for r in got] == [e.total_cycles for e in expected]
+    assert [int(r["stall_cycles"]) for r in got] == [e.stall_cycles for e in expected]
+    err = capsys.readouterr().err
+    assert "16 configurations x 2 layers = 32 rows" in err
+
+
+def test_cli_sweep_bad_grid_is_a_one_line_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    topology = tmp_path / "net.csv"
+    topology.write_text(TOPOLOGY)
+    assert main(["sweep", "-t", str(topology), "--bandwidth", "CALC,USER"]) == 2
+    assert capsys.readouterr().err == "error: --bandwidth: 'USER': USER needs words per cycle, e.g. USER:10\n"
+    assert main(["sweep", "-t", str(topology), "--jobs", "0"]) == 2
+    assert capsys.readouterr().err == "error: --jobs: must be positive, got 0\n"
+    assert main(["sweep", "-t", str(tmp_path / "missing.csv")]) == 2
+    assert "missing.csv: file not found" in capsys.readouterr().err
+
+
+def test_sweep_reproduces_table2_cycles(scalesim_data: Path) -> None:
+    table2 = json.loads((scalesim_data / "table2.json").read_text())["networks"]["NCF"]
+    layers = read_topology(scalesim_data / "table2" / "NCF.csv")
+    rows = sweep(layers, [DEFAULT_BASE], jobs=2)
+    assert [r.total_cycles for r in rows] == table2["cycles"]
+    assert [r.stall_cycles for r in rows] == table2["stall_cycles"]
