@@ -420,6 +420,21 @@ def _epochs_from_blocks(stream: _Stream, epoch_words: int) -> tuple[list[int], i
 _CACHED_BLOCK_WORDS = 8_000_000
 
 
+def _previous_in_group(order: np.ndarray, groups: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """For items sorted by ``order`` into ``groups`` (group, then stream order): each item's previous item of
+    its group (-1 for the first), and the indices of every group's first and last item."""
+    run_start = np.r_[True, groups[1:] != groups[:-1]]
+    run_end = np.r_[groups[1:] != groups[:-1], True]
+    prev_sorted = np.full(order.size, -1, dtype=np.int64)
+    later = np.flatnonzero(~run_start)
+    prev_sorted[later] = order[later - 1]
+    previous = np.empty(order.size, dtype=np.int64)
+    previous[order] = prev_sorted
+    return previous, order[run_start], order[run_end]
+
+
+
+
 @dataclass(frozen=True)
 class _BlockReuse:
     """One fold block's requests (addresses relative to the operand's first) and their reuse inside the block."""
@@ -437,15 +452,7 @@ class _BlockReuse:
             empty = np.zeros(0, dtype=np.int64)
             return cls(empty, empty, empty, empty, empty)
         order = np.argsort(addr, kind="stable")
-        a_s = addr[order]
-        run_start = np.r_[True, a_s[1:] != a_s[:-1]]
-        run_end = np.r_[a_s[1:] != a_s[:-1], True]
-        prev_sorted = np.full(addr.size, -1, dtype=np.int64)
-        later = np.flatnonzero(~run_start)
-        prev_sorted[later] = order[later - 1]
-        local_prev = np.empty(addr.size, dtype=np.int64)
-        local_prev[order] = prev_sorted
-        return cls(addr - lowest, rows, local_prev, order[run_start], order[run_end])
+        return cls(addr - lowest, rows, *_previous_in_group(order, addr[order]))
 
 
 def _epochs_from_elements(stream: _Stream, epoch_words: int, record: bool) -> _Epochs:
@@ -564,15 +571,7 @@ def _channel_runs(stream: _Stream, first_fold: int, end_fold: int) -> _ChannelRu
     by_key = np.argsort(key0)
     family, row0, lane, key0 = family[by_key], row0[by_key], lane[by_key], key0[by_key]
     order = np.argsort(family * (int(key0[-1]) + 1) + key0)
-    fam_sorted = family[order]
-    run_start = np.r_[True, fam_sorted[1:] != fam_sorted[:-1]]
-    run_end = np.r_[fam_sorted[1:] != fam_sorted[:-1], True]
-    prev_sorted = np.full(family.size, -1, dtype=np.int64)
-    later = np.flatnonzero(~run_start)
-    prev_sorted[later] = order[later - 1]
-    local_prev = np.empty(family.size, dtype=np.int64)
-    local_prev[order] = prev_sorted
-    return _ChannelRuns(family, row0, lane, key0, local_prev, order[run_start], order[run_end])
+    return _ChannelRuns(family, row0, lane, key0, *_previous_in_group(order, family[order]))
 
 
 _RUNS_PER_BATCH = 200_000

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import csv
-import inspect
-import sys
 from pathlib import Path
 from types import ModuleType
 
 import numpy as np
 
+from agents.mutants import mutate_module
 from reference_sim.contract import TraceSet
 from reference_sim.engine import LayerResult
 from reference_sim.reports import REPORT_FILES, TRACE_FILES
@@ -79,13 +78,4 @@ def first_result_difference(case: str, expected: list[LayerResult], got: list[La
 
 def load_variant(module: ModuleType, replacements: list[tuple[str, str]], name: str) -> ModuleType:
     """A copy of ``module`` made from its source with textual replacements (each must apply once)."""
-    source = inspect.getsource(module)
-    for old, new in replacements:
-        assert source.count(old) == 1, f"{old!r} occurs {source.count(old)} times in {module.__name__}"
-        source = source.replace(old, new)
-    package = module.__name__.rpartition(".")[0]
-    variant = ModuleType(f"{package}._variant_{name}")
-    variant.__package__ = package
-    sys.modules[variant.__name__] = variant
-    exec(compile(source, f"<{module.__name__} variant {name}>", "exec"), variant.__dict__)
-    return variant
+    return mutate_module(module, replacements, name)
