@@ -24,6 +24,7 @@ MIB = 1024 * 1024
 _LAST_LINE_CHARS = 200
 _MEMORY_ERROR_RE = re.compile(r"^[\w.]*MemoryError\b")
 _FILE_TOO_LARGE = "[Errno 27] File too large"
+_NO_SPACE = "[Errno 28] No space left on device"
 
 
 class StreamCapture:
@@ -312,6 +313,11 @@ def classify(facts: RunFacts, scan: OutputScan, config: SandboxConfig) -> tuple[
             return Outcome.BAD_OUTPUT, (
                 f"The command tried to write a file bigger than the "
                 f"{config.output_limit_mib} MiB output limit and exited {code}{said}"
+            )
+        if _NO_SPACE in facts.stderr[-4000:]:
+            return Outcome.BAD_OUTPUT, (
+                f"The command ran out of space: it wrote more than the {config.output_limit_mib} MiB output "
+                f"limit (or filled the {config.tmpfs_mib} MiB /tmp) and exited {code}{said}"
             )
         sig = _signal_name(code)
         if sig is not None:

@@ -54,6 +54,9 @@ from sandbox.config import SandboxConfig
 logger = logging.getLogger(__name__)
 
 SANDBOX_UID = 10001
+RESULT_MOUNT = "/sandbox/result"
+"""Where the host's output folder is mounted; the command writes to a size-limited tmpfs at ``OUT_MOUNT``
+that is copied here when the command ends, so the kernel enforces the total output size."""
 LABEL = "simcoder.sandbox"
 LABEL_OWNER = "simcoder.sandbox.owner"
 LABEL_DEADLINE = "simcoder.sandbox.deadline"
@@ -274,7 +277,10 @@ class DockerSandbox:
         name = f"{cfg.name_prefix}{uuid.uuid4().hex[:12]}"
         umask = "0022" if host_is_root else "0000"
         backstop = math.ceil(timeout + BACKSTOP_GRACE_S)
-        script = f'umask {umask} && exec timeout -s KILL {backstop} "$@"'
+        script = (
+            f'umask {umask} && timeout -s KILL {backstop} "$@"; rc=$?; '
+            f'cp -R {OUT_MOUNT}/. {RESULT_MOUNT}/ || {{ [ "$rc" -eq 0 ] && rc=74; }}; exit "$rc"'
+        )
         entry = ["/bin/sh", "-c", script, "simcoder-sandbox", *command]
         cpus = min(cfg.cpus, float(self._engine_cpus))
         if cpus < cfg.cpus:
@@ -286,8 +292,9 @@ class DockerSandbox:
             Mount(CANDIDATE_MOUNT, str(candidate), type="bind", read_only=True),
             Mount(INPUTS_MOUNT, str(inputs), type="bind", read_only=True),
             Mount(CODE_MOUNT, str(self.code_dir), type="bind", read_only=True),
-            Mount(OUT_MOUNT, str(out), type="bind", read_only=False),
+            Mount(RESULT_MOUNT, str(out), type="bind", read_only=False),
         ]
+        staging_mib = cfg.output_limit_mib + 1
         labels = {
             LABEL: "1",
             LABEL_OWNER: _owner_token(),
@@ -310,7 +317,11 @@ class DockerSandbox:
                 mounts=mounts,
                 network_mode="none",
                 read_only=True,
-                tmpfs={"/tmp": f"rw,noexec,nosuid,nodev,size={cfg.tmpfs_mib}m"},
+                tmpfs={
+                    "/tmp": f"rw,noexec,nosuid,nodev,size={cfg.tmpfs_mib}m",
+                    OUT_MOUNT: f"rw,noexec,nosuid,nodev,size={staging_mib}m,uid={SANDBOX_UID},gid={SANDBOX_UID},"
+                    "mode=0755",
+                },
                 shm_size=f"{cfg.tmpfs_mib}m",
                 cap_drop=["ALL"],
                 security_opt=["no-new-privileges"],

@@ -194,7 +194,7 @@ def test_runaway_candidate_is_timed_out(name: str, run: Callable[..., tuple[RunR
 def test_fork_bomb_hits_the_pids_limit_and_times_out(run: Callable[..., tuple[RunResult, Path]]) -> None:
     result, out = run("fork_bomb", timeout_s=SHORT_TIMEOUT_S)
     assert result.outcome is Outcome.TIMED_OUT, result.message
-    assert (out / "fork_refused").exists(), "the pids limit never refused a fork"
+    assert "fork_refused" in result.stdout, "the pids limit never refused a fork"
 
 
 def test_memory_bomb_is_out_of_memory(run: Callable[..., tuple[RunResult, Path]]) -> None:
@@ -355,8 +355,8 @@ def test_crash_on_import_is_crashed_with_stderr_tail(run: Callable[..., tuple[Ru
     ("mode", "expected"),
     [
         ("one_big", "tried to write a file bigger than the 8 MiB output limit"),
-        ("many", "it holds more than the 8 MiB output limit"),
-        ("endless", "because its output folder grew too big: it holds more than the 8 MiB output limit"),
+        ("many", "the 8 MiB output limit"),
+        ("endless", "the 8 MiB output limit"),
     ],
 )
 def test_huge_output_is_bad_output(
@@ -368,10 +368,11 @@ def test_huge_output_is_bad_output(
     on_disk = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
     if mode == "one_big":
         assert on_disk == config.output_limit_bytes, "RLIMIT_FSIZE did not stop the file at the limit"
-    if mode == "endless":
-        assert result.exit_code is None and result.duration_s < 5, "the output watcher did not kill it"
-        # Polling overshoots by what is written between two polls (see docs/sandbox.md).
-        assert on_disk < 40 * config.output_limit_bytes
+    if mode in ("many", "endless"):
+        assert result.duration_s < 5, "the run was not stopped"
+        # The command writes to a tmpfs one MiB larger than the limit (the kernel refuses more), which is
+        # copied out at the end; the host's watcher and final scan then flag the excess.
+        assert on_disk <= config.output_limit_bytes + (1 << 20), f"{on_disk} bytes reached the host"
 
 
 @pytest.mark.parametrize(

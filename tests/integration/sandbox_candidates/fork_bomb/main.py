@@ -1,13 +1,14 @@
-"""Classic fork bomb; marks in the output folder that the kernel refused a fork."""
+"""Classic fork bomb; says on stdout (once) that the kernel refused a fork."""
 
-import contextlib
 import os
+import sys
 
-marker = os.path.join(os.environ["SIMCODER_OUT"], "fork_refused")
+told = False
 while True:
     try:
         os.fork()
     except OSError:
-        if not os.path.exists(marker):
-            with contextlib.suppress(OSError):
-                open(marker, "w").close()
+        if not told:
+            told = True
+            sys.stdout.write("fork_refused\n")
+            sys.stdout.flush()
