@@ -164,6 +164,11 @@ def test_classify_passed(tmp_path: Path) -> None:
         ),
         (dict(exit_code=128 + signal.SIGXFSZ), Outcome.BAD_OUTPUT, "bigger than the 1 MiB output limit"),
         (
+            dict(exit_code=1, stderr="OSError: [Errno 28] No space left on device\n"),
+            Outcome.BAD_OUTPUT,
+            "wrote more than the 1 MiB output limit",
+        ),
+        (
             dict(exit_code=139, stderr="Fatal Python error: Segmentation fault\n"),
             Outcome.CRASHED,
             "killed by SIGSEGV (exit 139): Fatal Python error",
