@@ -192,7 +192,7 @@ def test_runaway_candidate_is_timed_out(name: str, run: Callable[..., tuple[RunR
 
 
 def test_fork_bomb_hits_the_pids_limit_and_times_out(run: Callable[..., tuple[RunResult, Path]]) -> None:
-    result, out = run("fork_bomb", timeout_s=SHORT_TIMEOUT_S)
+    result, _ = run("fork_bomb", timeout_s=SHORT_TIMEOUT_S)
     assert result.outcome is Outcome.TIMED_OUT, result.message
     assert "fork_refused" in result.stdout, "the pids limit never refused a fork"
 
