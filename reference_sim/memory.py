@@ -417,7 +417,8 @@ def _epochs_from_blocks(stream: _Stream, epoch_words: int) -> tuple[list[int], i
                 return ends, 0
 
 
-_CACHED_BLOCK_WORDS = 8_000_000
+_CACHED_BLOCK_WORDS = 4_000_000
+"""Requests (or channel runs) kept from one pass over an operand for the next: about 200 MB at most."""
 
 
 def _previous_in_group(order: np.ndarray, groups: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
