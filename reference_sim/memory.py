@@ -736,9 +736,7 @@ def _service(
     num_rows: int,
 ) -> tuple[list[int], list[int], dict[int, int], int]:
     """Walk the event rows; return (rows where the stall total changes, totals after them, ofmap waits, last out)."""
-    counts = stream_of.row_counts()
-    cum = np.cumsum(counts)
-    busy = np.flatnonzero(counts)
+    cum = np.cumsum(stream_of.row_counts())
     read_rows = sorted(read_events)
     ri = 0
     stall = 0
@@ -749,7 +747,7 @@ def _service(
     active = write.buffer.active_words
     while row < num_rows:
         next_read = read_rows[ri] if ri < len(read_rows) else num_rows
-        nxt = _next_ofmap_row(write, cum, busy, row, stall, active)
+        nxt = _next_ofmap_row(write, cum, row, stall, active)
         target = min(next_read, nxt)
         if target >= num_rows:
             write.store(int(cum[-1]) - write.stored)
@@ -759,7 +757,7 @@ def _service(
         write.store(before - write.stored)
         cycle = row + stall
         current = cycle
-        left = int(counts[row])
+        left = int(cum[row]) - before
         while left:
             if current < write.drain_end:
                 fill_at = max(0, write.free - 1)
@@ -797,9 +795,11 @@ def _service(
     return change_rows, change_totals, ofmap_waits, last_out
 
 
-def _next_ofmap_row(write: _WriteBuffer, cum: np.ndarray, busy: np.ndarray, row: int, stall: int,
-                    active: int) -> int:
-    """First row at or after ``row`` in which the ofmap buffer drains or makes the array wait."""
+def _next_ofmap_row(write: _WriteBuffer, cum: np.ndarray, row: int, stall: int, active: int) -> int:
+    """First row at or after ``row`` in which the ofmap buffer drains or makes the array wait.
+
+    ``cum[r]`` is the number of ofmap requests in rows ``0..r``.
+    """
     done = int(cum[row - 1]) if row else 0
     waiting_from = write.drain_end - stall
     fill_idx = done + max(0, write.free - 1)
@@ -807,12 +807,9 @@ def _next_ofmap_row(write: _WriteBuffer, cum: np.ndarray, busy: np.ndarray, row:
     candidates = []
     first_free_row = max(row, waiting_from)
     if first_free_row < cum.size:
-        k = int(np.searchsorted(busy, first_free_row))
-        if k < busy.size:
-            start_idx = int(cum[busy[k] - 1]) if busy[k] else 0
-            idx = max(trigger_idx, start_idx)
-            if idx < cum[-1]:
-                candidates.append(int(np.searchsorted(cum, idx, side="right")))
+        idx = max(trigger_idx, int(cum[first_free_row - 1]) if first_free_row else 0)
+        if idx < cum[-1]:
+            candidates.append(int(np.searchsorted(cum, idx, side="right")))
     if fill_idx < cum[-1]:
         fill_row = int(np.searchsorted(cum, fill_idx, side="right"))
         if fill_row < first_free_row:
