@@ -9,6 +9,7 @@ from types import ModuleType
 import numpy as np
 
 from agents.mutants import mutate_module
+from agents.verifier import first_trace_difference as trace_difference
 from reference_sim.contract import TraceSet
 from reference_sim.engine import LayerResult
 from reference_sim.reports import REPORT_FILES, TRACE_FILES
@@ -48,13 +49,15 @@ def first_trace_difference(case: str, expected: TraceSet, got: TraceSet) -> str 
     """``None`` when all six traces are equal; else the first differing trace, row and value."""
     for key in TRACE_FILES:
         e, g = getattr(expected, key), getattr(got, key)
-        if e.shape != g.shape:
-            return f"{case}: {key}: shape {e.shape} expected, got {g.shape}"
-        diff = np.argwhere(e != g)
-        if diff.size:
-            r, c = diff[0]
-            return f"{case}: {key} row {r} column {c}: expected {e[r, c]!r}, got {g[r, c]!r}"
+        found = trace_difference(e, g)
+        if found is not None:
+            r, c, note = found
+            return (f"{case}: {key} row {r} column {c}: expected {_cell(e, r, c)}, got {_cell(g, r, c)}{note}")
     return None
+
+
+def _cell(trace: np.ndarray, row: int, column: int) -> str:
+    return repr(trace[row, column]) if row < trace.shape[0] and column < trace.shape[1] else "nothing"
 
 
 def load_csv_traces(folder: Path) -> TraceSet:
