@@ -26,6 +26,9 @@ class Mutant:
     id: str
     change: str
     edits: tuple[tuple[str, str, str], ...]
+    only: str = ""
+    """Where alone the fault shows: ``""`` anywhere; ``"traces_off"`` only on the report-only path
+    (``simulate(traces=False)``); ``"npot"`` only under sizes or bandwidths that are not powers of two."""
 
     @property
     def modules(self) -> tuple[str, ...]:
@@ -33,8 +36,8 @@ class Mutant:
         return tuple(role for role in ROLES if any(edit[0] == role for edit in self.edits))
 
 
-def _m(id_: str, module: str, change: str, old: str, new: str) -> Mutant:
-    return Mutant(id_, change, ((module, old, new),))
+def _m(id_: str, module: str, change: str, old: str, new: str, only: str = "") -> Mutant:
+    return Mutant(id_, change, ((module, old, new),), only)
 
 
 SINGLE_MUTANTS: tuple[Mutant, ...] = (

@@ -26,7 +26,6 @@ when numbers differ from SCALE-Sim (or a run fails), 0 otherwise.
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import os
 import platform
@@ -44,11 +43,11 @@ from typing import Any
 import numpy as np
 
 from reference_sim import Hardware, read_config, read_topology, simulate
-from reference_sim.reports import REPORT_FILES, write_traces
+from reference_sim.compare import compare_reports, read_cells
+from reference_sim.reports import write_traces
 from reference_sim.sweep import grid, sweep
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-REL_TOL = 1e-9
 TARGET_TOTAL_RATIO = 1000.0
 TARGET_NETWORK_RATIO = 100.0
 TARGET_STALL_RATIO = 100.0
@@ -97,58 +96,9 @@ def run_process(command: Sequence[str], cwd: Path | None = None) -> ProcessRun:
     return ProcessRun(seconds, int(usage.ru_maxrss), proc.returncode, tail)
 
 
-def _cells(path: Path) -> list[list[str]]:
-    with path.open() as f:
-        rows = [[cell.strip() for cell in row] for row in csv.reader(f)]
-    return [row[:-1] if row and row[-1] == "" else row for row in rows if row]
-
-
-def _is_int(text: str) -> bool:
-    return text.lstrip("-").isdigit()
-
-
-def cells_equal(expected: str, got: str) -> bool:
-    """Integers exactly; anything else as floats to 1e-9 relative (SCALE-Sim's own run-to-run noise)."""
-    if _is_int(expected) and _is_int(got):
-        return int(expected) == int(got)
-    try:
-        e, g = float(expected), float(got)
-    except ValueError:
-        return expected == got
-    return abs(e - g) <= REL_TOL * max(1.0, abs(e))
-
-
-def compare_report(expected: Path, got: Path) -> str | None:
-    """``None`` when the two report CSVs agree; else the first difference (row, column, values)."""
-    exp_rows, got_rows = _cells(expected), _cells(got)
-    if len(exp_rows) != len(got_rows):
-        return f"{expected.name}: {len(exp_rows) - 1} layers expected, got {len(got_rows) - 1}"
-    header = exp_rows[0]
-    if [h.lower() for h in header] != [h.lower() for h in got_rows[0]]:
-        return f"{expected.name}: header differs: expected {header}, got {got_rows[0]}"
-    for number, (e_row, g_row) in enumerate(zip(exp_rows[1:], got_rows[1:])):
-        if len(e_row) != len(g_row):
-            return f"{expected.name} row {number}: {len(e_row)} cells expected, got {len(g_row)}"
-        for column, (e, g) in enumerate(zip(e_row, g_row)):
-            if not cells_equal(e, g):
-                return f"{expected.name} row {number} column {header[column]!r}: expected {e}, got {g}"
-    return None
-
-
-def compare_reports(expected_dir: Path, got_dir: Path) -> str | None:
-    """All three SCALE-Sim reports; ``None`` when they agree."""
-    for name in REPORT_FILES:
-        if not (got_dir / name).is_file():
-            return f"{name}: not written"
-        difference = compare_report(expected_dir / name, got_dir / name)
-        if difference is not None:
-            return difference
-    return None
-
-
 def read_cycles(compute_report: Path) -> list[tuple[int, int]]:
     """(total, stall) cycles per layer from a ``COMPUTE_REPORT.csv``."""
-    return [(int(float(row[1])), int(float(row[2]))) for row in _cells(compute_report)[1:]]
+    return [(int(float(row[1])), int(float(row[2]))) for row in read_cells(compute_report)[1:]]
 
 
 def cycles_difference(got: Sequence[tuple[int, int]], cycles: Sequence[int], stalls: Sequence[int]) -> str | None:

@@ -9,12 +9,11 @@ from types import ModuleType
 import numpy as np
 
 from agents.mutants import mutate_module
-from agents.verifier import first_trace_difference as trace_difference
+from reference_sim.compare import first_trace_difference as trace_difference
+from reference_sim.compare import values_equal
 from reference_sim.contract import TraceSet
 from reference_sim.engine import LayerResult
 from reference_sim.reports import REPORT_FILES, TRACE_FILES
-
-REL_TOL = 1e-9
 
 
 def read_report(path: Path) -> tuple[list[str], list[list[float]]]:
@@ -40,7 +39,7 @@ def first_report_difference(case: str, results: list[LayerResult], folder: Path)
             return f"{case}: {report}: {len(expected)} rows expected, got {len(got)}"
         for row, (exp_row, got_row) in enumerate(zip(expected, got)):
             for col, (e, g) in enumerate(zip(exp_row, got_row)):
-                if not abs(e - g) <= REL_TOL * max(1.0, abs(e)):
+                if not values_equal(e, g):
                     return f"{case}: {report} row {row} column {header[col]!r}: expected {e!r}, got {g!r}"
     return None
 
@@ -69,7 +68,7 @@ def first_result_difference(case: str, expected: list[LayerResult], got: list[La
     for report in REPORT_FILES:
         for row, (e_row, g_row) in enumerate(zip(rows_of(expected, report), rows_of(got, report))):
             for col, (e, g) in enumerate(zip(e_row, g_row)):
-                if not abs(e - g) <= REL_TOL * max(1.0, abs(e)):
+                if not values_equal(e, g):
                     return f"{case}: {report} row {row} column {col}: expected {e!r}, got {g!r}"
     for e_res, g_res in zip(expected, got):
         if e_res.traces is not None and g_res.traces is not None:

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from benchmarks import bench_reference as bench
+from reference_sim import compare
 
 COMPUTE = """LayerID, Total Cycles, Stall Cycles, Overall Util %, Mapping Efficiency %, Compute Util %,
 0, 138061, 0, 0.7809048174357711, 0.78125, 0.7808991612463966,
@@ -25,41 +26,41 @@ def write(folder: Path, name: str, text: str) -> Path:
 
 
 def test_cells_equal() -> None:
-    assert bench.cells_equal("138061", "138061")
-    assert not bench.cells_equal("138061", "138062")
-    assert bench.cells_equal("-171.0", "-171")
-    assert bench.cells_equal("0.7809048174357711", "0.7809048174357719")
-    assert not bench.cells_equal("0.78090481", "0.78090482")
-    assert not bench.cells_equal("1.0", "x")
+    assert compare.cells_equal("138061", "138061")
+    assert not compare.cells_equal("138061", "138062")
+    assert compare.cells_equal("-171.0", "-171")
+    assert compare.cells_equal("0.7809048174357711", "0.7809048174357719")
+    assert not compare.cells_equal("0.78090481", "0.78090482")
+    assert not compare.cells_equal("1.0", "x")
 
 
 def test_compare_report_names_the_first_difference(tmp_path: Path) -> None:
     expected = write(tmp_path / "e", "COMPUTE_REPORT.csv", COMPUTE)
-    assert bench.compare_report(expected, write(tmp_path / "same", "COMPUTE_REPORT.csv", COMPUTE)) is None
+    assert compare.compare_report(expected, write(tmp_path / "same", "COMPUTE_REPORT.csv", COMPUTE)) is None
     changed = write(tmp_path / "g", "COMPUTE_REPORT.csv", COMPUTE.replace("125, 7,", "125, 8,"))
-    assert bench.compare_report(expected, changed) == (
+    assert compare.compare_report(expected, changed) == (
         "COMPUTE_REPORT.csv row 1 column 'Stall Cycles': expected 7, got 8")
     short = write(tmp_path / "s", "COMPUTE_REPORT.csv", "\n".join(COMPUTE.splitlines()[:2]) + "\n")
-    assert bench.compare_report(expected, short) == "COMPUTE_REPORT.csv: 2 layers expected, got 1"
+    assert compare.compare_report(expected, short) == "COMPUTE_REPORT.csv: 2 layers expected, got 1"
 
 
 def test_compare_reports_needs_all_three(tmp_path: Path) -> None:
     for name in bench.REPORT_FILES:
         write(tmp_path / "e", name, COMPUTE)
         write(tmp_path / "g", name, COMPUTE)
-    assert bench.compare_reports(tmp_path / "e", tmp_path / "g") is None
+    assert compare.compare_reports(tmp_path / "e", tmp_path / "g") is None
     (tmp_path / "g" / "BANDWIDTH_REPORT.csv").unlink()
-    assert bench.compare_reports(tmp_path / "e", tmp_path / "g") == "BANDWIDTH_REPORT.csv: not written"
+    assert compare.compare_reports(tmp_path / "e", tmp_path / "g") == "BANDWIDTH_REPORT.csv: not written"
 
 
 def test_compare_reports_on_a_golden_case(scalesim_data: Path, tmp_path: Path) -> None:
     golden = scalesim_data / "golden" / "case105_009"
-    assert bench.compare_reports(golden, golden) is None
+    assert compare.compare_reports(golden, golden) is None
     copy = tmp_path / "copy"
     shutil.copytree(golden, copy, ignore=shutil.ignore_patterns("layer0"))
     report = copy / "DETAILED_ACCESS_REPORT.csv"
     report.write_text(report.read_text().replace(", 1317888,", ", 1317889,"))
-    assert bench.compare_reports(golden, copy) == (
+    assert compare.compare_reports(golden, copy) == (
         "DETAILED_ACCESS_REPORT.csv row 0 column 'SRAM IFMAP Reads': expected 1317888, got 1317889")
 
 
