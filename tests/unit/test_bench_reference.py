@@ -45,7 +45,7 @@ def test_compare_report_names_the_first_difference(tmp_path: Path) -> None:
 
 
 def test_compare_reports_needs_all_three(tmp_path: Path) -> None:
-    for name in bench.REPORT_FILES:
+    for name in compare.REPORT_FILES:
         write(tmp_path / "e", name, COMPUTE)
         write(tmp_path / "g", name, COMPUTE)
     assert compare.compare_reports(tmp_path / "e", tmp_path / "g") is None
