@@ -1,18 +1,25 @@
-"""The verifier: run a candidate simulator on the workload suite, diff it against the reference, blame a module.
+"""The verifier: an honest judge of a candidate simulator, and evidence a repairer can act on.
 
-Pure functions, no LangGraph.  Execution is behind :class:`Executor`: :class:`InProcessExecutor` calls
-the modules directly (unit tests, the mutant power test) and :class:`SandboxExecutor` runs
-``sandbox/runner.py`` in one sandbox container per call (all workloads inside).  The flow of
-:func:`verify`:
+Pure functions, no LangGraph.  Nothing of the reference enters the candidate's sandbox: the
+container gets the candidate folder, the contract, the harness (:mod:`agents.harness`) and the
+job's inputs; expected results are computed here, on the host.  The flow of :func:`verify`:
 
-1. run the candidate (all three modules its own) on every workload of the suite;
-2. compare each layer's report figures and six traces with the reference's (computed in-process
-   and cached): per-layer and total cycle error, and the **first divergence** (the earliest
-   differing trace row of the first differing layer, or the first differing figure);
-3. on a failure, **blame by substitution**: re-run with each candidate module swapped for the
-   reference one (one more container); the module whose swap removes the divergence is blamed;
-   when no single swap does, pairs are tried and every module involved is named;
-4. a bounded diagnosis text for the repairer.
+1. **static check** of the candidate's sources (:func:`agents.harness.rules.check_folder`: parsed,
+   never run): a refused import or name ends the verification as ``forbidden``, naming file and line;
+2. **end to end**, in one sandbox run: the candidate's own pipeline on every suite workload with
+   traces (reports and all six traces compared), again without traces (the report-only paths a
+   generated simulator uses by default), and on the spec's ``final_check`` workloads (report
+   figures); the verdict is this run's;
+3. on a failure, **per-stage evidence**, in one more run: each candidate module on the reference's
+   inputs to its stage (mapping on layer and hardware, network on the reference's mapping, memory on
+   the reference's mapping and schedule, with traces on and off), every output compared field by
+   field; the blame is every stage whose output differs on correct inputs, the first one leading;
+   the candidate's network and memory on the reference's mapping are run too (substitution), which
+   adds evidence when two modules are faulty;
+4. a diagnosis of at most :data:`DIAGNOSIS_CHARS` characters that leads with the stage evidence.
+
+Executors: :class:`InProcessExecutor` (unit tests, trusted code only) and :class:`SandboxExecutor`
+(one sandbox run per job).
 """
 
 from __future__ import annotations
@@ -28,43 +35,54 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import ModuleType
 from typing import Any, Protocol
 
 import numpy as np
 
-from reference_sim.contract import Hardware, Layer
-from reference_sim.reports import BINARY_TRACE_FILE
-from sandbox.base import CODE_MOUNT, Outcome, Sandbox
-from sandbox.runner import (
-    FIGURES,
-    JOB_FILE,
-    JOB_FORMAT,
-    MANIFEST_FILE,
-    MANIFEST_FORMAT,
-    REPORTS_FILE,
-    ROLES,
-    TRACE_NAMES,
-    CandidateLoader,
-    LayerRecord,
-    ModuleAdapter,
-    ModuleFaultError,
-    RunRecord,
-    reference_adapters,
-    run_workload,
-    trace_digest,
-    trace_key,
-)
+from agents.harness import harness, rules, wire
+from reference_sim import contract as reference_contract
+from reference_sim import engine
+from reference_sim.compare import first_figure_difference, first_trace_difference, values_equal
+from reference_sim.contract import Hardware, Layer, LayerMapping, MemoryResult, NetworkSchedule
+from reference_sim.errors import SimCoderError
+from sandbox.base import INPUTS_MOUNT, Outcome, Sandbox
 
 logger = logging.getLogger(__name__)
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_SPEC = REPO_ROOT / "scale_sim.yaml"
-RUNNER_COMMAND = ("python3", f"{CODE_MOUNT}/sandbox/runner.py")
-REL_TOL = 1e-9
+HARNESS_SOURCES = Path(harness.__file__).resolve().parent
+SHIPPED_CONTRACT = (Path(reference_contract.__file__).resolve(),
+                    Path(reference_contract.__file__).resolve().with_name("errors.py"))
+BOOT_FILE = "boot.py"
+BOOT_SOURCE = (
+    "import sys\n"
+    "from pathlib import Path\n"
+    "sys.path.insert(0, str(Path(__file__).resolve().parent))\n"
+    f"from {harness.HARNESS_PACKAGE}.harness import main\n"
+    "raise SystemExit(main())\n"
+)
+HARNESS_COMMAND = ("python3", "-I", f"{INPUTS_MOUNT}/{BOOT_FILE}")
 DIAGNOSIS_CHARS = 1200
-MANIFEST_LIMIT_BYTES = 4 * 1024 * 1024
-REPORTS_LIMIT_BYTES = 4 * 1024 * 1024
-CANDIDATE = "candidate"
+MANIFEST_LIMIT_BYTES = 8 * 1024 * 1024
+TAIL_CHARS = 2000
+ROLES: tuple[str, ...] = harness.STAGES
+FIGURES: tuple[str, ...] = (
+    "total_cycles",
+    "stall_cycles",
+    "overall_util_pct",
+    "mapping_efficiency_pct",
+    "compute_util_pct",
+    *(f"{where}_{op}_{what}" for where in ("sram", "dram") for op in reference_contract.OPERANDS
+      for what in ("start", "stop", "accesses")),
+)
+"""The per-layer figures of SCALE-Sim's compute and detailed-access reports (the bandwidth report derives from them)."""
+TRACE_NAMES: tuple[str, ...] = reference_contract.TraceSet.NAMES
+
+
+class BadOutputError(SimCoderError, ValueError):
+    """The harness's output (manifest, arrays) is missing or malformed."""
 
 
 # --------------------------------------------------------------------------- the suite
@@ -77,10 +95,6 @@ class Workload:
     id: str
     hardware: Hardware
     layers: tuple[Layer, ...]
-
-    def to_json(self) -> dict[str, Any]:
-        return {"id": self.id, "hardware": dataclasses.asdict(self.hardware),
-                "layers": [dataclasses.asdict(layer) for layer in self.layers]}
 
 
 Suite = tuple[Workload, ...]
@@ -101,257 +115,304 @@ def load_suite(spec_path: str | Path = DEFAULT_SPEC) -> Suite:
     )
 
 
+def load_final_check(spec_path: str | Path = DEFAULT_SPEC) -> Suite:
+    """The spec's ``final_check`` workloads (whole networks) on the spec's own architecture."""
+    from reference_sim.spec import load_spec
+
+    loaded = load_spec(spec_path)
+    verification = loaded.spec.verification
+    names = verification.final_check if verification is not None else []
+    hardware = loaded.spec.hardware()
+    return tuple(Workload(f"{name}@final_check", hardware, tuple(loaded.workload(name))) for name in names)
+
+
 @functools.cache
 def default_suite() -> Suite:
-    """``scale_sim.yaml``'s suite: ``edge_cases`` under its six architecture variants."""
+    """``scale_sim.yaml``'s suite: ``edge_cases`` under its architecture variants."""
     return load_suite(DEFAULT_SPEC)
 
 
-# --------------------------------------------------------------------------- mixes and jobs
+@functools.cache
+def default_final_check() -> Suite:
+    """``scale_sim.yaml``'s ``final_check`` workloads."""
+    return load_final_check(DEFAULT_SPEC)
+
+
+# --------------------------------------------------------------------------- expected results
 
 
 @dataclass(frozen=True)
-class Mix:
-    """Which roles use the candidate's module (the others use the reference's)."""
+class StageOutputs:
+    """One layer's outputs of the three stages (``memory_untraced``: the report-only path)."""
+
+    layer: Layer
+    mapping: LayerMapping | None = None
+    schedule: NetworkSchedule | None = None
+    memory: MemoryResult | None = None
+
+
+@dataclass(frozen=True)
+class ReferenceLayer:
+    """The reference's outputs for one layer, traced and untraced, and its figures."""
+
+    layer: Layer
+    mapping: LayerMapping
+    schedule: NetworkSchedule
+    memory: MemoryResult
+    memory_untraced: MemoryResult
+    figures: dict[str, float]
+    figures_untraced: dict[str, float]
+
+
+@functools.lru_cache(maxsize=64)
+def reference_run(workload: Workload, traces: bool = True) -> tuple[ReferenceLayer, ...]:
+    """The reference on a workload, stage by stage (computed on the host, cached)."""
+    out: list[ReferenceLayer] = []
+    ref = engine.REFERENCE
+    for layer in workload.layers:
+        mapping = ref.mapping.map_layer(layer, workload.hardware)
+        schedule = ref.network.schedule(mapping, workload.hardware)
+        traced = ref.memory.simulate(mapping, schedule, workload.hardware, traces=True) if traces else None
+        untraced = ref.memory.simulate(mapping, schedule, workload.hardware, traces=False)
+        out.append(ReferenceLayer(layer, mapping, schedule, traced if traced is not None else untraced, untraced,
+                                  figures_of(layer, workload.hardware, mapping, traced or untraced),
+                                  figures_of(layer, workload.hardware, mapping, untraced)))
+    return tuple(out)
+
+
+def figures_of(layer: Layer, hardware: Hardware, mapping: LayerMapping, memory: MemoryResult) -> dict[str, float]:
+    """SCALE-Sim's per-layer figures (:data:`FIGURES`) from a mapping and a memory result."""
+    result = engine.layer_result(layer, hardware, mapping, memory)
+    values: list[float] = [result.total_cycles, result.stall_cycles, result.overall_util_pct,
+                           result.mapping_efficiency_pct, result.compute_util_pct]
+    for stops, counts in ((result.sram_start_stop, result.sram_accesses),
+                          (result.dram_start_stop, result.dram_accesses)):
+        for op in reference_contract.OPERANDS:
+            values += [*stops[op], counts[op]]
+    return {name: float(v) for name, v in zip(FIGURES, values, strict=True)}
+
+
+# --------------------------------------------------------------------------- jobs
+
+
+@dataclass(frozen=True)
+class Task:
+    """One harness task: stages ``start``..``stop`` of the candidate over a workload's layers."""
 
     id: str
-    candidate_roles: frozenset[str]
-
-    def modules(self) -> dict[str, str]:
-        return {role: CANDIDATE if role in self.candidate_roles else "reference" for role in ROLES}
-
-    @property
-    def swapped(self) -> tuple[str, ...]:
-        """Roles replaced by the reference."""
-        return tuple(role for role in ROLES if role not in self.candidate_roles)
+    workload: Workload
+    start: str
+    stop: str
+    traces: bool
 
 
-CANDIDATE_MIX = Mix(CANDIDATE, frozenset(ROLES))
-
-
-def swap_mix(*roles: str) -> Mix:
-    """The candidate with ``roles`` swapped for the reference's modules."""
-    return Mix("swap-" + "+".join(roles), frozenset(ROLES) - frozenset(roles))
-
-
-SINGLE_SWAPS: tuple[Mix, ...] = tuple(swap_mix(role) for role in ROLES)
-PAIR_SWAPS: tuple[Mix, ...] = tuple(swap_mix(a, b) for i, a in enumerate(ROLES) for b in ROLES[i + 1 :])
-
-
-def make_job(suite: Sequence[Workload], mixes: Sequence[Mix], *, traces: bool = True,
-             digests: bool = False) -> dict[str, Any]:
-    """The runner's job document (see docs/verifier.md); ``digests``: trace fingerprints instead of traces."""
-    return {"format": JOB_FORMAT, "traces": traces, "compress_traces": False, "trace_digests": digests,
-            "workloads": [w.to_json() for w in suite],
-            "mixes": [{"id": m.id, "modules": m.modules()} for m in mixes]}
+def make_job(tasks: Sequence[Task], workers: int = 1) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """The harness's job document and its input arrays (the reference's stage outputs where a task needs them)."""
+    encoder = wire.Encoder(prefix="in.")
+    documents: list[dict[str, Any]] = []
+    for task in tasks:
+        first = ROLES.index(task.start)
+        layers: list[dict[str, Any]] = []
+        reference = reference_run(task.workload, False) if first > 0 else ()
+        for i, layer in enumerate(task.workload.layers):
+            entry: dict[str, Any] = {"layer": encoder.encode("Layer", layer), "mapping": None, "schedule": None}
+            if first > 0:
+                entry["mapping"] = encoder.encode("LayerMapping", reference[i].mapping)
+            if first > 1:
+                entry["schedule"] = encoder.encode("NetworkSchedule", reference[i].schedule)
+            layers.append(entry)
+        documents.append({"id": task.id, "start": task.start, "stop": task.stop, "traces": task.traces,
+                          "hardware": encoder.encode("Hardware", task.workload.hardware), "layers": layers})
+    return {"format": harness.JOB_FORMAT, "workers": workers, "tasks": documents}, encoder.arrays
 
 
 # --------------------------------------------------------------------------- execution
 
 
-class BadOutputError(ValueError):
-    """The runner's output (manifest, reports, traces) is missing or malformed."""
-
-
 @dataclass
 class Execution:
-    """The result of running one job: how the run ended and a lazy view of its run records."""
+    """How one job's run ended, its manifest, and a loader for each task's output arrays."""
 
     outcome: Outcome
     message: str
     seconds: float
-    fetch: Callable[[str, str], RunRecord] | None = None
-    cleanup: Callable[[], None] | None = None
+    manifest: dict[str, Any] | None = None
+    arrays: Callable[[int], Mapping[str, np.ndarray]] | None = None
+    stdout_tail: str = ""
     stderr_tail: str = ""
-    _cache: dict[tuple[str, str], RunRecord] = field(default_factory=dict)
-
-    def record(self, mix: str, workload: str) -> RunRecord:
-        """The run of ``mix`` over ``workload``; raises :class:`BadOutputError` when it is missing or malformed."""
-        key = (mix, workload)
-        if key not in self._cache:
-            if self.fetch is None:
-                raise BadOutputError(f"no run of {mix} over {workload}: {self.message}")
-            self._cache[key] = self.fetch(mix, workload)
-        return self._cache[key]
+    cleanup: Callable[[], None] | None = None
 
     def close(self) -> None:
-        self._cache.clear()
         if self.cleanup is not None:
             self.cleanup()
             self.cleanup = None
 
 
 class Executor(Protocol):
-    """Runs a job (workloads x mixes) and returns its records."""
+    """Runs a harness job over the candidate; ``candidate_dir`` is checked statically first (``None``: objects)."""
 
-    def run(self, job: dict[str, Any]) -> Execution: ...
+    @property
+    def candidate_dir(self) -> Path | None: ...
+
+    def run(self, job: dict[str, Any], arrays: dict[str, np.ndarray]) -> Execution: ...
 
 
 class InProcessExecutor:
-    """Runs mixes in this process: candidate modules given as objects, or loaded from a folder.
+    """Runs jobs in this process with the harness's own code: modules given as objects, or a folder.
 
-    Runs are computed lazily, one (mix, workload) at a time, so the verifier's early exits save work.
-    No isolation: for tests and trusted code only.
+    No isolation and no run-time guard: for tests and trusted code only.
     """
 
     def __init__(self, candidate: Mapping[str, Any] | Path) -> None:
-        self._loader = CandidateLoader(candidate) if isinstance(candidate, Path) else None
-        self._modules = dict(candidate) if not isinstance(candidate, Path) else {}
-        self._reference = reference_adapters()
+        self._folder = candidate if isinstance(candidate, Path) else None
+        self._modules = None if isinstance(candidate, Path) else dict(candidate)
 
-    def _module(self, role: str) -> Any:
-        if self._loader is not None:
-            return self._loader.module(role)
-        return ModuleAdapter(role, self._modules[role])
+    @property
+    def candidate_dir(self) -> Path | None:
+        return self._folder
 
-    def run(self, job: dict[str, Any]) -> Execution:
+    def run(self, job: dict[str, Any], arrays: dict[str, np.ndarray]) -> Execution:
         start = time.perf_counter()
-        workloads = {str(w["id"]): w for w in job["workloads"]}
-        mixes = {str(m["id"]): m["modules"] for m in job["mixes"]}
-        traces = bool(job.get("traces", True))
+        candidate = harness.Candidate(self._folder, modules=self._modules, contract=reference_contract,
+                                      shipped=SHIPPED_CONTRACT[0].parent)
+        results: dict[int, dict[str, np.ndarray]] = {}
 
-        def fetch(mix: str, workload: str) -> RunRecord:
-            if mix not in mixes or workload not in workloads:
-                raise BadOutputError(f"the job has no run of {mix} over {workload}")
-            try:
-                modules = {role: self._reference[role] if source == "reference" else self._module(role)
-                           for role, source in mixes[mix].items()}
-            except ModuleFaultError as fault:
-                return RunRecord(mix, workload, "error", error=fault.as_dict())
-            return run_workload(mix, workloads[workload], modules, traces=traces)
+        def keep(index: int, result: harness.TaskResult) -> None:
+            results[index] = result.arrays
 
-        return Execution(Outcome.PASSED, "ran in-process", time.perf_counter() - start, fetch)
+        tasks = harness.run_tasks({**job, "workers": 1}, arrays, candidate, keep)
+        manifest = harness.manifest(tasks, candidate, time.perf_counter() - start)
+        return Execution(Outcome.PASSED, "ran in-process", time.perf_counter() - start, manifest,
+                         lambda i: results.get(i, {}))
+
+
+def stage_inputs(inputs: Path, job: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
+    """Write what the sandbox gets besides the candidate: the job, its arrays, the harness and the contract."""
+    inputs.mkdir(parents=True, exist_ok=True)
+    (inputs / harness.JOB_FILE).write_text(json.dumps(job))
+    np.savez(inputs / harness.INPUT_ARRAYS_FILE, **arrays)  # type: ignore[arg-type]
+    package = inputs / harness.HARNESS_PACKAGE
+    package.mkdir()
+    for source in (*sorted(HARNESS_SOURCES.glob("*.py")), *SHIPPED_CONTRACT):
+        shutil.copyfile(source, package / source.name)
+    (inputs / BOOT_FILE).write_text(BOOT_SOURCE)
 
 
 class SandboxExecutor:
-    """Runs each job in one sandbox container: ``sandbox/runner.py`` over the candidate folder."""
+    """Runs each job in one sandbox run: the harness over the candidate folder."""
 
     def __init__(self, sandbox: Sandbox, candidate_dir: Path, *, timeout_s: float | None = None,
                  workdir: Path | None = None, workers: int | None = None) -> None:
         self.sandbox = sandbox
-        self.candidate_dir = candidate_dir
+        self._candidate_dir = candidate_dir
         self.timeout_s = timeout_s
         self.workdir = workdir
         config = getattr(sandbox, "config", None)
         cpus = getattr(config, "cpus", 1.0)
         self.workers = workers if workers is not None else max(1, math.floor(cpus))
-        """Processes the runner forks to share the workloads (default: the sandbox's whole CPUs)."""
+        """Processes the harness forks to share the tasks (default: the sandbox's whole CPUs)."""
 
-    def run(self, job: dict[str, Any]) -> Execution:
+    @property
+    def candidate_dir(self) -> Path | None:
+        return self._candidate_dir
+
+    def run(self, job: dict[str, Any], arrays: dict[str, np.ndarray]) -> Execution:
         start = time.perf_counter()
         base = Path(tempfile.mkdtemp(prefix="simcoder-verify-", dir=self.workdir))
         inputs, out = base / "inputs", base / "out"
-        inputs.mkdir()
-        (inputs / JOB_FILE).write_text(json.dumps({**job, "workers": self.workers}))
 
         def cleanup() -> None:
             shutil.rmtree(base, ignore_errors=True)
 
         try:
-            result = self.sandbox.run(self.candidate_dir, inputs, out, list(RUNNER_COMMAND), timeout_s=self.timeout_s)
+            stage_inputs(inputs, {**job, "workers": self.workers}, arrays)
+            result = self.sandbox.run(self._candidate_dir, inputs, out, list(HARNESS_COMMAND),
+                                      timeout_s=self.timeout_s)
         except BaseException:
             cleanup()
             raise
-        tail = result.stderr[-600:]
+        tails: dict[str, Any] = {"stdout_tail": result.stdout[-TAIL_CHARS:], "stderr_tail": result.stderr[-TAIL_CHARS:]}
         if not result.passed:
-            return Execution(result.outcome, result.message, time.perf_counter() - start, None, cleanup, tail)
+            return Execution(result.outcome, result.message, time.perf_counter() - start, cleanup=cleanup, **tails)
         try:
-            runs = _read_manifest(out)
+            manifest = read_manifest(out, len(job["tasks"]))
         except BadOutputError as exc:
-            return Execution(Outcome.BAD_OUTPUT, f"The runner's output is not acceptable: {exc}",
-                             time.perf_counter() - start, None, cleanup, tail)
-
-        def fetch(mix: str, workload: str) -> RunRecord:
-            entry = runs.get((mix, workload))
-            if entry is None:
-                raise BadOutputError(f"the manifest has no run of {mix} over {workload}")
-            return _read_run(out, entry)
-
-        return Execution(Outcome.PASSED, result.message, time.perf_counter() - start, fetch, cleanup, tail)
+            return Execution(Outcome.BAD_OUTPUT, f"The harness's output is not acceptable: {exc}",
+                             time.perf_counter() - start, cleanup=cleanup, **tails)
+        return Execution(Outcome.PASSED, result.message, time.perf_counter() - start, manifest,
+                         lambda i: read_task_arrays(out, i), cleanup=cleanup, **tails)
 
 
-def _read_json(path: Path, limit: int) -> Any:
+def read_manifest(out: Path, tasks: int) -> dict[str, Any]:
+    """The harness's manifest, checked for size and shape; raises :class:`BadOutputError`."""
+    path = out / harness.MANIFEST_FILE
     try:
         size = path.stat().st_size
     except OSError:
-        raise BadOutputError(f"{path.name} is missing") from None
-    if size > limit:
-        raise BadOutputError(f"{path.name} is {size} bytes (limit {limit})")
+        raise BadOutputError(f"{harness.MANIFEST_FILE} is missing") from None
+    if size > MANIFEST_LIMIT_BYTES:
+        raise BadOutputError(f"{harness.MANIFEST_FILE} is {size} bytes (limit {MANIFEST_LIMIT_BYTES})")
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        manifest = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
-        raise BadOutputError(f"{path.name} is not valid JSON ({type(exc).__name__})") from None
+        raise BadOutputError(f"{harness.MANIFEST_FILE} is not valid JSON ({type(exc).__name__})") from None
+    if not isinstance(manifest, dict) or manifest.get("format") != harness.RESULTS_FORMAT:
+        raise BadOutputError(f"{harness.MANIFEST_FILE} is not a {harness.RESULTS_FORMAT} document")
+    entries = manifest.get("tasks")
+    if not isinstance(entries, list) or len(entries) != tasks or not all(
+            isinstance(e, dict) and isinstance(e.get("status"), str) and isinstance(e.get("layers"), list)
+            for e in entries):
+        raise BadOutputError(f"{harness.MANIFEST_FILE} does not list the job's {tasks} tasks")
+    return manifest
 
 
-def _read_manifest(out: Path) -> dict[tuple[str, str], dict[str, Any]]:
-    manifest = _read_json(out / MANIFEST_FILE, MANIFEST_LIMIT_BYTES)
-    if not isinstance(manifest, dict) or manifest.get("format") != MANIFEST_FORMAT or not isinstance(
-            manifest.get("runs"), list):
-        raise BadOutputError(f"{MANIFEST_FILE} is not a {MANIFEST_FORMAT} document")
-    runs: dict[tuple[str, str], dict[str, Any]] = {}
-    for entry in manifest["runs"]:
-        if not isinstance(entry, dict) or not all(isinstance(entry.get(k), str) for k in ("mix", "workload", "dir",
-                                                                                       "status")):
-            raise BadOutputError(f"{MANIFEST_FILE} has a malformed run entry")
-        runs[(entry["mix"], entry["workload"])] = entry
-    return runs
-
-
-def _safe_dir(out: Path, relative: str) -> Path:
-    folder = (out / relative).resolve()
-    if out.resolve() not in folder.parents:
-        raise BadOutputError(f"run folder {relative!r} is outside the output folder")
-    return folder
-
-
-def _read_run(out: Path, entry: dict[str, Any]) -> RunRecord:
-    folder = _safe_dir(out, entry["dir"])
-    data = _read_json(folder / REPORTS_FILE, REPORTS_LIMIT_BYTES)
-    if not isinstance(data, dict) or not isinstance(data.get("layers"), list):
-        raise BadOutputError(f"{entry['dir']}/{REPORTS_FILE} is malformed")
-    error = entry.get("error")
-    record = RunRecord(entry["mix"], entry["workload"], entry["status"],
-                       error=error if isinstance(error, dict) else None)
-    npz = folder / BINARY_TRACE_FILE
-    arrays: Any = None
+def read_task_arrays(out: Path, index: int) -> dict[str, np.ndarray]:
+    """Task ``index``'s output arrays (none when it wrote no file); raises :class:`BadOutputError`."""
+    path = out / harness.task_arrays_file(index)
+    if not path.is_file():
+        return {}
     try:
-        if npz.is_file():
-            arrays = np.load(npz, allow_pickle=False)
-        for i, layer in enumerate(data["layers"]):
+        with np.load(path, allow_pickle=False) as archive:
+            return {key: archive[key] for key in archive.files}
+    except (OSError, ValueError, EOFError) as exc:
+        raise BadOutputError(f"{path.name} is unreadable ({type(exc).__name__})") from None
+
+
+# --------------------------------------------------------------------------- reading results
+
+
+@dataclass(frozen=True)
+class TaskRun:
+    """One task's decoded outputs per layer, its error (a module fault) and what the guard refused."""
+
+    layers: tuple[StageOutputs, ...]
+    error: dict[str, Any] | None
+    refused: tuple[str, ...]
+
+
+def read_task(execution: Execution, index: int, task: Task) -> TaskRun:
+    """Decode task ``index`` with the reference's contract; a malformed stage output is that module's fault."""
+    assert execution.manifest is not None and execution.arrays is not None
+    entry = execution.manifest["tasks"][index]
+    refused = tuple(str(r)[:300] for r in entry.get("refused") or ())[:20]
+    error = entry.get("error") if isinstance(entry.get("error"), dict) else None
+    if entry.get("status") != "ok" and error is None:
+        error = {"module": "harness", "stage": "call", "message": f"task status {entry.get('status')!r}"}
+    arrays = execution.arrays(index)
+    decoder = wire.Decoder(reference_contract, arrays)
+    layers: list[StageOutputs] = []
+    for i, data in enumerate(entry["layers"][:len(task.workload.layers)]):
+        values: dict[str, Any] = {}
+        for stage in ROLES[ROLES.index(task.start):ROLES.index(task.stop) + 1]:
+            key = harness.OUTPUT_KEYS[stage]
             try:
-                figures = {name: float(layer["figures"][name]) for name in FIGURES}
-                index, name = int(layer["index"]), str(layer["name"])
-            except (KeyError, TypeError, ValueError):
-                raise BadOutputError(f"{entry['dir']}/{REPORTS_FILE}: layer {i} is malformed") from None
-            digests = layer.get("digests")
-            if digests is not None and not (isinstance(digests, dict) and all(
-                    isinstance(digests.get(key), str) for key in TRACE_NAMES)):
-                raise BadOutputError(f"{entry['dir']}/{REPORTS_FILE}: layer {i} has malformed digests")
-            traces = None
-            if arrays is not None and trace_key(index, TRACE_NAMES[0]) in arrays.files:
-                traces = {key: np.asarray(arrays[trace_key(index, key)], dtype=np.float64) for key in TRACE_NAMES}
-            record.layers.append(LayerRecord(index, name, figures, traces, digests))
-    except (OSError, KeyError, ValueError, EOFError) as exc:
-        if isinstance(exc, BadOutputError):
-            raise
-        raise BadOutputError(f"{entry['dir']}/{BINARY_TRACE_FILE} is unreadable ({type(exc).__name__})") from None
-    finally:
-        if arrays is not None:
-            arrays.close()
-    return record
-
-
-# --------------------------------------------------------------------------- expected results
-
-
-@functools.lru_cache(maxsize=32)
-def _reference_run(workload: Workload) -> RunRecord:
-    return run_workload("reference", workload.to_json(), reference_adapters(), traces=True)
-
-
-def reference_records(suite: Sequence[Workload]) -> dict[str, RunRecord]:
-    """The reference's runs of the suite (in-process, cached per workload)."""
-    return {w.id: _reference_run(w) for w in suite}
+                values[key] = decoder.decode(wire.STAGE_TYPES[stage], data.get(key) if isinstance(data, dict)
+                                             else None)
+            except wire.WireError as exc:
+                return TaskRun(tuple(layers), {"module": stage, "stage": "result", "layer": i,
+                                               "message": f"its output does not fit the contract: {exc}"}, refused)
+        layers.append(StageOutputs(task.workload.layers[i], **values))
+    return TaskRun(tuple(layers), error, refused)
 
 
 # --------------------------------------------------------------------------- comparison
@@ -359,31 +420,33 @@ def reference_records(suite: Sequence[Workload]) -> dict[str, RunRecord]:
 
 @dataclass(frozen=True)
 class Divergence:
-    """The first place where the candidate differs from the reference.
+    """The first place where the candidate's own pipeline differs from the reference.
 
-    ``kind``: ``trace`` (a trace row differs: ``trace`` names it, ``row``/``column`` locate the first
-    differing entry, column 0 being the cycle), ``figure`` (traces equal, a report figure differs),
-    ``error`` (a module raised or returned the wrong type; ``module`` and ``evidence`` say which and
-    how), ``missing`` (fewer layers or runs than expected).
+    ``kind``: ``trace`` (``trace``, ``row``, ``column`` locate the first differing entry; column 0 is
+    the cycle), ``figure`` (a report figure), ``error`` (a module raised or returned a wrong result;
+    ``module`` and ``evidence`` say which and how), ``missing`` (fewer layers than expected).
+    ``path``: ``traced``, ``untraced`` (the report-only path) or ``final_check``.
     """
 
     workload: str
     layer: int
     layer_name: str
     kind: str
+    path: str = "traced"
     operand: str | None = None
     trace: str | None = None
     row: int | None = None
     column: int | None = None
     cycle: float | None = None
-    expected: Any = None
-    actual: Any = None
     figure: str | None = None
+    expected: float | None = None
+    actual: float | None = None
     module: str | None = None
     evidence: str = ""
 
     def describe(self) -> str:
-        where = f"workload {self.workload}, layer {self.layer} {self.layer_name!r}"
+        where = f"{self.workload} layer {self.layer} {self.layer_name!r}" + {
+            "traced": "", "untraced": " (traces off)", "final_check": " (final check)"}.get(self.path, "")
         if self.kind == "trace":
             port = "the cycle column" if self.column == 0 else f"port {(self.column or 1) - 1}"
             return (f"{where}: {self.trace} trace row {self.row} (cycle {_num(self.cycle)}), {port}: "
@@ -418,58 +481,36 @@ class CycleError:
         return None if self.actual is None else (self.actual - self.expected) / self.expected
 
 
-def _figures_equal(expected: Mapping[str, float], actual: Mapping[str, float]) -> str | None:
-    """The first figure that differs, or ``None``."""
-    for name in FIGURES:
-        e, a = expected[name], actual[name]
-        if not abs(e - a) <= REL_TOL * max(1.0, abs(e)):
-            return name
-    return None
+def _error_text(err: Mapping[str, Any]) -> str:
+    stage = {"import": "import failed", "call": "raised", "result": "returned a wrong result"}.get(
+        str(err.get("stage")), str(err.get("stage")))
+    tb = str(err.get("traceback") or "")
+    lines = [line.strip() for line in tb.splitlines() if line.strip().startswith("File ")]
+    where = f" at {lines[-1][:160]}" if lines else ""
+    return f"{stage}: {str(err.get('message', ''))[:300]}{where}"
 
 
-def first_trace_difference(expected: np.ndarray, actual: np.ndarray) -> tuple[int, int, str] | None:
-    """``(row, column, note)`` of the first difference of two traces, or ``None`` when equal (no row loop)."""
-    if expected.shape[1] != actual.shape[1]:
-        return 0, min(expected.shape[1], actual.shape[1]), (
-            f" (the trace has {actual.shape[1] - 1} ports, expected {expected.shape[1] - 1})")
-    rows = min(expected.shape[0], actual.shape[0])
-    diff = expected[:rows] != actual[:rows]
-    bad = np.flatnonzero(diff.any(axis=1))
-    if bad.size:
-        row = int(bad[0])
-        return row, int(np.flatnonzero(diff[row])[0]), ""
-    if expected.shape[0] != actual.shape[0]:
-        return rows, 0, f" (the trace has {actual.shape[0]} rows, expected {expected.shape[0]})"
-    return None
-
-
-def _trace_divergence(workload: str, exp: LayerRecord, got: LayerRecord) -> Divergence | None:
+def _trace_divergence(workload: str, index: int, name: str, expected: MemoryResult,
+                      actual: MemoryResult) -> Divergence | None:
     """The earliest (by cycle, then trace order) first difference among the six traces of one layer."""
-    assert exp.traces is not None
-    if got.traces is None and got.digests is not None:
-        if exp.digests is None:
-            exp.digests = {name: trace_digest(array) for name, array in exp.traces.items()}
-        for name in TRACE_NAMES:
-            if got.digests[name] != exp.digests[name]:
-                return Divergence(workload, exp.index, exp.name, "trace", operand=name.split("_")[0], trace=name,
-                                  evidence=" (trace digests differ)")
-        return None
-    if got.traces is None:
-        return Divergence(workload, exp.index, exp.name, "missing", evidence="the run wrote no traces")
+    assert expected.traces is not None
+    if actual.traces is None:
+        return Divergence(workload, index, name, "missing", evidence="simulate(traces=True) returned no traces")
     best: tuple[float, int, Divergence] | None = None
-    for order, name in enumerate(TRACE_NAMES):
-        e, a = exp.traces[name], got.traces[name]
+    for order, trace in enumerate(TRACE_NAMES):
+        e = np.asarray(getattr(expected.traces, trace), dtype=np.float64)
+        a = np.asarray(getattr(actual.traces, trace), dtype=np.float64)
         found = first_trace_difference(e, a)
         if found is None:
             continue
         row, col, note = found
         source = e if row < e.shape[0] else a
-        cycle = float(source[row, 0]) if row < source.shape[0] else math.inf
+        cycle = float(source[row, 0]) if a.ndim == 2 and row < source.shape[0] else math.inf
         e_val = float(e[row, col]) if row < e.shape[0] and col < e.shape[1] else None
-        a_val = float(a[row, col]) if row < a.shape[0] and col < a.shape[1] else None
-        div = Divergence(workload, exp.index, exp.name, "trace", operand=name.split("_")[0], trace=name, row=row,
+        a_val = float(a[row, col]) if a.ndim == 2 and row < a.shape[0] and col < a.shape[1] else None
+        div = Divergence(workload, index, name, "trace", operand=trace.split("_")[0], trace=trace, row=row,
                          column=col, cycle=cycle, expected=e_val, actual=a_val,
-                         evidence=note + _row_context(e, a, row))
+                         evidence=note + (_row_context(e, a, row) if a.ndim == 2 else ""))
         if best is None or (cycle, order) < best[:2]:
             best = (cycle, order, div)
     return best[2] if best is not None else None
@@ -485,54 +526,161 @@ def _row_context(expected: np.ndarray, actual: np.ndarray, row: int, width: int 
     return f"; expected row {show(expected)}, got {show(actual)}"
 
 
-def compare_run(workload: str, expected: RunRecord, actual: RunRecord) -> tuple[list[CycleError], Divergence | None]:
-    """Cycle errors of every layer the run produced, and its first divergence from the reference."""
+def compare_pipeline(task: Task, run: TaskRun, path: str) -> tuple[list[CycleError], Divergence | None]:
+    """Cycle errors of every layer and the first divergence of an end-to-end task from the reference."""
+    traced = path == "traced"
+    expected = reference_run(task.workload, traced)
     errors: list[CycleError] = []
     first: Divergence | None = None
-    for exp in expected.layers:
-        got = actual.layers[exp.index] if exp.index < len(actual.layers) else None
-        errors.append(CycleError(workload, exp.index, exp.name, exp.figures["total_cycles"],
-                                 got.figures["total_cycles"] if got is not None else None))
+    for i, ref in enumerate(expected):
+        got = run.layers[i] if i < len(run.layers) else None
+        figures = None
+        if got is not None and got.mapping is not None and got.memory is not None:
+            try:
+                figures = figures_of(ref.layer, task.workload.hardware, got.mapping, got.memory)
+            except (ArithmeticError, KeyError, TypeError, ValueError) as exc:
+                first = first or Divergence(task.workload.id, i, ref.layer.name, "error", path, module="memory",
+                                            evidence=f"its result gives no report figures ({type(exc).__name__}: "
+                                                     f"{str(exc)[:200]})")
+        exp_figures = ref.figures if traced else ref.figures_untraced
+        errors.append(CycleError(task.workload.id, i, ref.layer.name, exp_figures["total_cycles"],
+                                 figures["total_cycles"] if figures is not None else None))
         if first is not None:
             continue
         if got is None:
-            if actual.status == "error" and actual.error is not None:
-                err = actual.error
-                first = Divergence(workload, exp.index, exp.name, "error", module=str(err.get("module")),
-                                   evidence=_error_text(err))
+            if run.error is not None:
+                first = Divergence(task.workload.id, i, ref.layer.name, "error", path,
+                                   module=str(run.error.get("module")), evidence=_error_text(run.error))
             else:
-                first = Divergence(workload, exp.index, exp.name, "missing",
-                                   evidence=f"the run has {len(actual.layers)} layers, expected {len(expected.layers)}")
+                first = Divergence(task.workload.id, i, ref.layer.name, "missing", path,
+                                   evidence=f"the run has {len(run.layers)} layers, expected {len(expected)}")
             continue
-        first = _trace_divergence(workload, exp, got) if exp.traces is not None else None
-        if first is None:
-            name = _figures_equal(exp.figures, got.figures)
+        if traced and got.memory is not None:
+            first = _trace_divergence(task.workload.id, i, ref.layer.name, ref.memory, got.memory)
+            if first is not None:
+                first = dataclasses.replace(first, path=path)
+        if first is None and figures is not None:
+            name = first_figure_difference(FIGURES, exp_figures, figures)
             if name is not None:
-                first = Divergence(workload, exp.index, exp.name, "figure", figure=name,
-                                   expected=exp.figures[name], actual=got.figures[name])
+                first = Divergence(task.workload.id, i, ref.layer.name, "figure", path, figure=name,
+                                   expected=exp_figures[name], actual=figures[name])
     return errors, first
 
 
-def _error_text(err: Mapping[str, Any]) -> str:
-    stage = {"import": "import failed", "call": "raised", "result": "returned a wrong result"}.get(
-        str(err.get("stage")), str(err.get("stage")))
-    source = " (reference module, fed by the candidate's data)" if err.get("source") == "reference" else ""
-    tb = str(err.get("traceback") or "")
-    where = ""
-    lines = [line.strip() for line in tb.splitlines() if line.strip().startswith("File ")]
-    if lines:
-        where = f" at {lines[-1][:160]}"
-    return f"{stage}{source}: {str(err.get('message', ''))[:300]}{where}"
+@dataclass(frozen=True)
+class StageEvidence:
+    """A candidate module's output on the reference's inputs to its stage, where it first differs.
+
+    ``field`` is the contract path (``MemoryResult.dram_start_stop.filter[1]``), ``index`` the array
+    index (for traces ``(row, column)``; for ``fold_order`` the fold), ``error`` the module's fault
+    when it raised or returned something that is not the contract's type.
+    """
+
+    stage: str
+    given: str
+    workload: str
+    layer: int
+    layer_name: str
+    traces: bool
+    field: str = ""
+    index: tuple[int, ...] | None = None
+    expected: str = ""
+    actual: str = ""
+    error: str = ""
+
+    def describe(self) -> str:
+        where = (f"{self.stage}({self.given}) on {self.workload} layer {self.layer} {self.layer_name!r}"
+                 + ("" if self.stage != "memory" else " with traces" if self.traces else " with traces off"))
+        if self.error:
+            return f"{where}: {self.error}"
+        index = f" at index {list(self.index)}" if self.index is not None else ""
+        return f"{where}: {self.field}{index}: expected {self.expected}, got {self.actual}"
 
 
-def _matches(execution: Execution, mix: str, workloads: Sequence[str],
-             expected: Mapping[str, RunRecord]) -> tuple[bool, Divergence | None]:
-    """Whether ``mix`` equals the reference on ``workloads`` (stops at the first divergence)."""
-    for w in workloads:
-        _, div = compare_run(w, expected[w], execution.record(mix, w))
-        if div is not None:
-            return False, div
-    return True, None
+STAGE_GIVEN = {"mapping": "layer, hardware", "network": "reference mapping",
+               "memory": "reference mapping and schedule"}
+
+
+def _short(value: Any) -> str:
+    text = _num(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def first_field_difference(expected: Any, actual: Any, path: str) -> tuple[str, tuple[int, ...] | None, str,
+                                                                            str] | None:
+    """``(field, index, expected, actual)`` of the first difference of two contract values, or ``None``."""
+    if dataclasses.is_dataclass(expected) and not isinstance(expected, type):
+        for f in dataclasses.fields(expected):
+            found = first_field_difference(getattr(expected, f.name), getattr(actual, f.name, None),
+                                           f"{path}.{f.name}")
+            if found is not None:
+                return found
+        return None
+    if isinstance(expected, dict):
+        if not isinstance(actual, dict) or set(expected) != set(actual):
+            return path, None, _short(sorted(expected)), _short(sorted(actual) if isinstance(actual, dict) else actual)
+        for key in expected:
+            found = first_field_difference(expected[key], actual[key], f"{path}.{key}")
+            if found is not None:
+                return found
+        return None
+    if isinstance(expected, tuple) and not isinstance(expected, np.ndarray):
+        if not isinstance(actual, tuple) or len(actual) != len(expected):
+            return path, None, _short(expected), _short(actual)
+        for i, (e, a) in enumerate(zip(expected, actual)):
+            found = first_field_difference(e, a, f"{path}[{i}]")
+            if found is not None:
+                return found
+        return None
+    if isinstance(expected, np.ndarray):
+        a = np.asarray(actual)
+        e = np.asarray(expected)
+        if e.ndim == 2 and a.ndim == 2:
+            trace = first_trace_difference(e.astype(np.float64), a.astype(np.float64))
+            if trace is None:
+                return None
+            row, col, note = trace
+            exp_v = _short(float(e[row, col])) if row < e.shape[0] and col < e.shape[1] else "nothing"
+            act_v = _short(float(a[row, col])) if row < a.shape[0] and col < a.shape[1] else "nothing"
+            return path, (row, col), exp_v, act_v + note
+        if e.shape != a.shape:
+            return path, None, f"shape {e.shape}", f"shape {a.shape}"
+        bad = np.flatnonzero(e.reshape(-1) != a.reshape(-1))
+        if bad.size == 0:
+            return None
+        where = tuple(int(x) for x in np.unravel_index(int(bad[0]), e.shape))
+        return path, where, _short(e.reshape(-1)[bad[0]].item()), _short(a.reshape(-1)[bad[0]].item())
+    if isinstance(expected, float) or isinstance(actual, float):
+        if isinstance(actual, (int, float)) and values_equal(float(expected), float(actual)):
+            return None
+        return path, None, _short(expected), _short(actual)
+    if expected != actual:
+        return path, None, _short(expected), _short(actual)
+    return None
+
+
+def compare_stage(task: Task, run: TaskRun) -> StageEvidence | None:
+    """The first layer where a per-stage task's output differs from the reference's."""
+    stage = task.start
+    reference = reference_run(task.workload, True)
+    for i, ref in enumerate(reference):
+        got = run.layers[i] if i < len(run.layers) else None
+        base: dict[str, Any] = {"stage": stage, "given": STAGE_GIVEN[stage], "workload": task.workload.id, "layer": i,
+                "layer_name": ref.layer.name, "traces": task.traces}
+        if got is None:
+            error = _error_text(run.error) if run.error is not None else "no output"
+            return StageEvidence(**base, error=error)
+        expected: Any = {"mapping": ref.mapping, "network": ref.schedule,
+                         "memory": ref.memory if task.traces else ref.memory_untraced}[stage]
+        actual: Any = {"mapping": got.mapping, "network": got.schedule, "memory": got.memory}[stage]
+        if stage == "memory" and not task.traces:
+            expected = dataclasses.replace(expected, traces=None)
+            actual = dataclasses.replace(actual, traces=None) if actual is not None else None
+        found = first_field_difference(expected, actual, wire.STAGE_TYPES[stage])
+        if found is not None:
+            path, index, exp, act = found
+            return StageEvidence(**base, field=path, index=index, expected=exp, actual=act)
+    return None
 
 
 # --------------------------------------------------------------------------- the verdict
@@ -540,13 +688,14 @@ def _matches(execution: Execution, mix: str, workloads: Sequence[str],
 
 @dataclass(frozen=True)
 class Blame:
-    """Which modules blame by substitution names, and what each swap showed."""
+    """Which modules the per-stage evidence blames, that evidence, and what substitution added."""
 
     modules: tuple[str, ...]
+    stages: tuple[StageEvidence, ...]
     evidence: tuple[str, ...]
     seconds: float
     outcome: Outcome = Outcome.PASSED
-    """How the blame run itself ended (``passed`` when its container ran to the end)."""
+    """How the per-stage run itself ended (``passed`` when it ran to the end)."""
 
 
 @dataclass(frozen=True)
@@ -561,7 +710,13 @@ class Verification:
     blame: Blame | None
     diagnosis: str
     seconds: float
-    """Run plus diff (blame excluded; see ``blame.seconds``)."""
+    """Static check, end-to-end run and comparison (the per-stage run excluded; see ``blame.seconds``)."""
+    refusals: tuple[str, ...] = ()
+    """What the static check or the run-time guard refused (``file:line: what (why)``)."""
+    stdout_tail: str = ""
+    stderr_tail: str = ""
+    timings: dict[str, float] = field(default_factory=dict)
+    """Harness seconds per path (``traced``, ``untraced``, ``final_check``) and the run's wall time."""
 
     @property
     def passed(self) -> bool:
@@ -581,84 +736,165 @@ class Verification:
         return (sum(p[1] for p in pairs if p[1] is not None) - expected) / expected
 
 
-def verify(executor: Executor, suite: Sequence[Workload] | None = None, *, blame: bool = True) -> Verification:
-    """Run the candidate on ``suite`` (default: scale_sim.yaml's), compare with the reference, blame a module."""
-    suite = tuple(suite) if suite is not None else default_suite()
-    start = time.perf_counter()
-    expected = reference_records(suite)
-    execution = executor.run(make_job(suite, [CANDIDATE_MIX]))
-    errors: list[CycleError] = []
-    failing: list[str] = []
-    first: Divergence | None = None
-    crashed = False
+PATHS = ("traced", "untraced", "final_check")
+
+
+def _end_to_end_tasks(suite: Sequence[Workload], final_check: Sequence[Workload]) -> list[tuple[str, Task]]:
+    tasks = [(path, Task(f"{path}/{w.id}", w, "mapping", "memory", path == "traced"))
+             for path in ("traced", "untraced") for w in suite]
+    return tasks + [("final_check", Task(f"final_check/{w.id}", w, "mapping", "memory", False))
+                    for w in final_check]
+
+
+def _rejected(outcome: Outcome, message: str, start: float, **extra: Any) -> Verification:
+    diagnosis = _bounded(f"REJECTED ({outcome.value}): {message}")
+    return Verification(outcome, message, None, (), (), None, diagnosis, time.perf_counter() - start, **extra)
+
+
+def static_check(folder: Path) -> tuple[Outcome, str, tuple[str, ...]] | None:
+    """``None`` when the candidate's sources pass the rules; else the outcome, a message and the refusals."""
     try:
-        if execution.outcome is not Outcome.PASSED:
-            message = execution.message
-            diagnosis = _bounded(f"REJECTED ({execution.outcome.value}): {message}"
-                                 + (f"\nstderr tail: {execution.stderr_tail[-400:]}" if execution.stderr_tail else ""))
-            return Verification(execution.outcome, message, None, (), tuple(w.id for w in suite), None, diagnosis,
-                                time.perf_counter() - start)
-        for w in suite:
+        refusals = rules.check_folder(folder)
+    except SyntaxError as exc:
+        where = f"{Path(exc.filename or '?').name}:{exc.lineno}"
+        return Outcome.CRASHED, f"{where}: the source does not parse: {exc.msg}", ()
+    except OSError as exc:
+        return Outcome.CRASHED, f"the candidate folder cannot be read: {exc}", ()
+    if not refusals:
+        return None
+    lines = tuple(r.describe() for r in refusals)
+    return (Outcome.FORBIDDEN, f"the candidate uses what the rules forbid: {lines[0]}"
+            + (f" (and {len(lines) - 1} more)" if len(lines) > 1 else ""), lines)
+
+
+def verify(executor: Executor, suite: Sequence[Workload] | None = None, *,
+           final_check: Sequence[Workload] | None = None, blame: bool = True) -> Verification:
+    """Judge the candidate on ``suite`` (default: scale_sim.yaml's) with traces, without, and on ``final_check``."""
+    suite = tuple(suite) if suite is not None else default_suite()
+    final_check = tuple(final_check) if final_check is not None else default_final_check()
+    start = time.perf_counter()
+    folder = executor.candidate_dir
+    if folder is not None:
+        found = static_check(folder)
+        if found is not None:
+            outcome, message, lines = found
+            return _rejected(outcome, message, start, refusals=lines)
+    tasks = _end_to_end_tasks(suite, final_check)
+    job, arrays = make_job([t for _, t in tasks])
+    execution = executor.run(job, arrays)
+    tails: dict[str, Any] = {"stdout_tail": execution.stdout_tail, "stderr_tail": execution.stderr_tail}
+    try:
+        if execution.outcome is not Outcome.PASSED or execution.manifest is None:
+            return _rejected(execution.outcome, execution.message
+                             + (f"\nstderr tail: {execution.stderr_tail[-400:]}" if execution.stderr_tail else ""),
+                             start, **tails)
+        manifest = execution.manifest
+        errors: list[CycleError] = []
+        failing: list[str] = []
+        first: Divergence | None = None
+        refused: list[str] = []
+        import_faults: list[str] = []
+        timings = {path: 0.0 for path in PATHS}
+        for index, (path, task) in enumerate(tasks):
             try:
-                record = execution.record(CANDIDATE, w.id)
+                run = read_task(execution, index, task)
             except BadOutputError as exc:
-                message = f"The runner's output is not acceptable: {exc}"
-                return Verification(Outcome.BAD_OUTPUT, message, None, tuple(errors), (w.id,), None,
-                                    _bounded(f"REJECTED (bad_output): {message}"), time.perf_counter() - start)
-            layer_errors, div = compare_run(w.id, expected[w.id], record)
-            errors += layer_errors
-            crashed = crashed or record.status == "error"
+                return _rejected(Outcome.BAD_OUTPUT, f"The harness's output is not acceptable: {exc}", start,
+                                 **tails)
+            timings[path] += float(manifest["tasks"][index].get("seconds") or 0.0)
+            refused += [r for r in run.refused if r not in refused]
+            if run.error is not None and run.error.get("stage") == "import":
+                module = str(run.error.get("module"))
+                if module not in import_faults:
+                    import_faults.append(module)
+            layer_errors, div = compare_pipeline(task, run, path)
+            if path != "untraced":
+                errors += layer_errors
             if div is not None:
-                failing.append(w.id)
+                if task.workload.id not in failing:
+                    failing.append(task.workload.id)
                 first = first or div
+        timings["run"] = execution.seconds
     finally:
         execution.close()
     seconds = time.perf_counter() - start
+    if refused:
+        message = f"the run-time guard refused {len(refused)} access(es): {refused[0]}"
+        return Verification(Outcome.FORBIDDEN, message, first, tuple(errors), tuple(failing), None,
+                            _bounded(f"REJECTED (forbidden): {message}"), seconds, tuple(refused), timings=timings,
+                            **tails)
     if first is None:
-        message = f"The candidate matches the reference on {len(suite)} workloads ({len(errors)} layers)."
-        return Verification(Outcome.PASSED, message, None, tuple(errors), (), None, f"PASSED: {message}", seconds)
+        message = (f"The candidate matches the reference on {len(suite)} workloads with and without traces"
+                   f" and on {len(final_check)} final-check workload(s) ({len(errors)} layers).")
+        return Verification(Outcome.PASSED, message, None, tuple(errors), (), None, f"PASSED: {message}", seconds,
+                            timings=timings, **tails)
+    crashed = first.kind == "error" or bool(import_faults)
     outcome = Outcome.CRASHED if crashed else Outcome.WRONG_RESULT
-    found = blame_by_substitution(executor, suite, failing, expected) if blame else None
-    message = (f"The candidate differs from the reference on {len(failing)} of {len(suite)} workloads; "
-               f"first divergence: {first.describe()}")
-    result = Verification(outcome, message, first, tuple(errors), tuple(failing), found, "", seconds)
+    if import_faults:
+        found_blame: Blame | None = Blame(tuple(m for m in ROLES if m in import_faults), (), tuple(
+            f"the {m} module does not import (not run again for blame)" for m in import_faults), 0.0)
+    else:
+        by_id = {w.id: w for w in (*suite, *final_check)}
+        found_blame = stage_blame(executor, [by_id[w] for w in failing]) if blame else None
+    message = (f"The candidate differs from the reference on {len(failing)} of {len(suite) + len(final_check)} "
+               f"workloads; first divergence: {first.describe()}")
+    result = Verification(outcome, message, first, tuple(errors), tuple(failing), found_blame, "", seconds,
+                          timings=timings, **tails)
     return dataclasses.replace(result, diagnosis=diagnose(result))
 
 
-def blame_by_substitution(executor: Executor, suite: Sequence[Workload], failing: Sequence[str],
-                          expected: Mapping[str, RunRecord]) -> Blame:
-    """Swap candidate modules for the reference's (singles, then pairs) on the failing workloads; one job."""
+def stage_blame(executor: Executor, workloads: Sequence[Workload]) -> Blame:
+    """Run every candidate module on the reference's inputs to its stage (one job) and blame those that differ."""
     start = time.perf_counter()
-    by_id = {w.id: w for w in suite}
-    workloads = [by_id[w] for w in failing]
-    execution = executor.run(make_job(workloads, [*SINGLE_SWAPS, *PAIR_SWAPS], digests=True))
+    tasks: list[Task] = []
+    for w in workloads:
+        traced = not w.id.endswith("@final_check")
+        tasks += [Task(f"stage-mapping/{w.id}", w, "mapping", "mapping", False),
+                  Task(f"stage-network/{w.id}", w, "network", "network", False)]
+        if traced:
+            tasks.append(Task(f"stage-memory/{w.id}", w, "memory", "memory", True))
+        tasks.append(Task(f"stage-memory-untraced/{w.id}", w, "memory", "memory", False))
+        if traced:
+            tasks.append(Task(f"from-network/{w.id}", w, "network", "memory", True))
+    job, arrays = make_job(tasks)
+    execution = executor.run(job, arrays)
     try:
-        if execution.outcome is not Outcome.PASSED:
-            return Blame((), (f"the blame run ended {execution.outcome.value}: {execution.message}",),
+        if execution.outcome is not Outcome.PASSED or execution.manifest is None:
+            return Blame((), (), (f"the per-stage run ended {execution.outcome.value}: {execution.message}",),
                          time.perf_counter() - start, execution.outcome)
-        evidence: list[str] = []
-        for level in (SINGLE_SWAPS, PAIR_SWAPS):
-            fixed: list[Mix] = []
-            for mix in level:
-                try:
-                    ok, div = _matches(execution, mix.id, list(failing), expected)
-                except BadOutputError as exc:
-                    ok, div = False, None
-                    evidence.append(f"swapping {'+'.join(mix.swapped)}: unreadable output ({exc})")
-                    continue
-                if ok:
-                    fixed.append(mix)
-                    evidence.append(f"swapping in the reference {' and '.join(mix.swapped)} removes every divergence")
-                elif div is not None:
-                    evidence.append(f"swapping {'+'.join(mix.swapped)} still diverges at {div.workload} layer "
-                                    f"{div.layer} ({div.kind}{' ' + div.trace if div.trace else ''})")
-            if fixed:
-                modules = sorted({role for mix in fixed for role in mix.swapped}, key=ROLES.index)
-                return Blame(tuple(modules), tuple(evidence), time.perf_counter() - start)
-        return Blame(ROLES, (*evidence, "no single or pair swap removes the divergence: all three modules differ"),
-                     time.perf_counter() - start)
+        stages: dict[str, StageEvidence] = {}
+        substitution: list[str] = []
+        suffix_runs: list[Divergence | None] = []
+        for index, task in enumerate(tasks):
+            try:
+                run = read_task(execution, index, task)
+            except BadOutputError as exc:
+                substitution.append(f"{task.id}: unreadable output ({exc})")
+                continue
+            if task.id.startswith("from-network/"):
+                suffix_runs.append(compare_pipeline(task, run, "traced")[1])
+                continue
+            if task.start in stages:
+                continue
+            evidence = compare_stage(task, run)
+            if evidence is not None:
+                stages[task.start] = evidence
     finally:
         execution.close()
+    diverging = [div for div in suffix_runs if div is not None]
+    if suffix_runs:
+        substitution.append("with the reference's mapping, the candidate's network and memory " + (
+            f"still diverge on {len(diverging)} of {len(suffix_runs)} workloads, first at {diverging[0].workload} "
+            f"layer {diverging[0].layer} ({diverging[0].kind} {diverging[0].trace or diverging[0].figure or ''})"
+            if diverging else f"match on all {len(suffix_runs)} workloads"))
+    ordered = tuple(stages[role] for role in ROLES if role in stages)
+    modules = tuple(e.stage for e in ordered)
+    notes = tuple(substitution) if len(modules) > 1 else ()
+    if not modules:
+        return Blame(ROLES, (), ("every module matches the reference on the reference's inputs, yet the candidate's "
+                                 "own pipeline diverges: its modules disagree on the interface",
+                                 *substitution), time.perf_counter() - start)
+    return Blame(modules, ordered, notes, time.perf_counter() - start)
 
 
 # --------------------------------------------------------------------------- diagnosis
@@ -669,26 +905,29 @@ def _bounded(text: str, limit: int = DIAGNOSIS_CHARS) -> str:
 
 
 def diagnose(result: Verification) -> str:
-    """A short diagnosis for the repairer: what differs, where, the module, the evidence (bounded)."""
+    """A short diagnosis for the repairer: the blamed module and its stage evidence first, then the rest."""
     if result.passed:
         return f"PASSED: {result.message}"
-    lines = [f"REJECTED ({result.outcome.value}): the candidate differs from the reference on "
-             f"{len(result.failing_workloads)} workload(s): {', '.join(result.failing_workloads[:4])}"
-             + (" ..." if len(result.failing_workloads) > 4 else "") + "."]
+    lines = [f"REJECTED ({result.outcome.value})."]
+    if result.blame is not None and result.blame.modules:
+        lines[0] += f" Blamed: {', '.join(result.blame.modules)}."
+        for evidence in result.blame.stages[:3]:
+            lines.append(f"Stage evidence: {evidence.describe()}.")
+        lines += [f"Note: {note}." for note in result.blame.evidence[:2]]
     if result.divergence is not None:
-        lines.append(f"First divergence: {result.divergence.describe()}.")
-    if result.blame is not None:
-        if result.blame.modules:
-            lines.append(f"Blamed module(s): {', '.join(result.blame.modules)}.")
-        lines.append("Evidence: " + "; ".join(result.blame.evidence[:4]) + ".")
+        lines.append(f"End to end, first divergence: {result.divergence.describe()}.")
+    lines.append(f"Failing workloads ({len(result.failing_workloads)}): {', '.join(result.failing_workloads[:4])}"
+                 + (" ..." if len(result.failing_workloads) > 4 else "") + ".")
     wrong = [e for e in result.cycle_errors if e.actual is None or e.actual != e.expected]
     if wrong:
         parts = [f"{e.workload} L{e.layer} {_num(e.expected)}->{_num(e.actual) if e.actual is not None else 'none'}"
-                 for e in wrong[:4]]
+                 for e in wrong[:3]]
         total = result.total_cycle_error
-        lines.append(f"Cycle errors in {len(wrong)} of {len(result.cycle_errors)} layers (expected->got): "
-                     + ", ".join(parts)
-                     + (f"; total cycle error {total:+.3%}." if total is not None else "."))
-    else:
-        lines.append("Total cycles match on every layer; the difference is in the traces or report figures.")
+        lines.append(f"Cycle errors in {len(wrong)} of {len(result.cycle_errors)} layers: " + ", ".join(parts)
+                     + (f"; total {total:+.3%}." if total is not None else "."))
     return _bounded("\n".join(lines))
+
+
+def reference_modules() -> dict[str, ModuleType]:
+    """The reference's three modules (the candidate that must pass)."""
+    return {role: getattr(engine.REFERENCE, role) for role in ROLES}

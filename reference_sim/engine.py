@@ -89,6 +89,12 @@ def simulate_layer(
     mapped = modules.mapping.map_layer(layer, hardware)
     scheduled = modules.network.schedule(mapped, hardware)
     memory = modules.memory.simulate(mapped, scheduled, hardware, traces=traces)
+    return layer_result(layer, hardware, mapped, memory, index=index)
+
+
+def layer_result(layer: Layer, hardware: Hardware, mapped: LayerMapping, memory: MemoryResult, *,
+                 index: int = 0) -> LayerResult:
+    """SCALE-Sim's per-layer figures from one layer's mapping and memory results."""
     array_macs = hardware.array_rows * hardware.array_cols
     return LayerResult(
         index=index,

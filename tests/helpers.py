@@ -8,7 +8,8 @@ from types import ModuleType
 
 import numpy as np
 
-from agents.mutants import mutate_module
+from agents.mutants import Mutant, mutate_module
+from agents.verifier import Verification
 from reference_sim.compare import first_trace_difference as trace_difference
 from reference_sim.compare import values_equal
 from reference_sim.contract import TraceSet
@@ -81,3 +82,42 @@ def first_result_difference(case: str, expected: list[LayerResult], got: list[La
 def load_variant(module: ModuleType, replacements: list[tuple[str, str]], name: str) -> ModuleType:
     """A copy of ``module`` made from its source with textual replacements (each must apply once)."""
     return mutate_module(module, replacements, name)
+
+
+def mutant_table(results: list[tuple[Mutant, Verification, float]]) -> tuple[list[str], list[str]]:
+    """The verifier's power table (one line per mutant) and the mutants whose verdict or blame is wrong."""
+    lines = [f"{'mutant':28} {'module':15} {'only':10} {'verdict':12} {'blame':16} {'':5} {'time':6}  "
+             "stage evidence | first divergence"]
+    wrong: list[str] = []
+    for mutant, result, seconds in results:
+        div = result.divergence
+        where = "-"
+        if div is not None:
+            where = f"{div.workload.split('@')[1]} L{div.layer} " + (
+                f"{div.trace} r{div.row} c{div.column}" if div.kind == "trace" else div.figure or div.kind)
+        stages = result.blame.stages if result.blame is not None else ()
+        evidence = "; ".join(f"{s.stage}: {s.field or s.error[:40]}"
+                             + (f"{list(s.index)}" if s.index is not None else "") for s in stages) or "-"
+        exact = (not result.passed and result.blamed == mutant.modules
+                 and tuple(s.stage for s in stages) == mutant.modules)
+        if not exact:
+            wrong.append(mutant.id)
+        lines.append(f"{mutant.id:28} {'+'.join(mutant.modules):15} {mutant.only or '-':10} "
+                     f"{result.outcome.value:12} {'+'.join(result.blamed) or '-':16} {'ok' if exact else 'WRONG':5} "
+                     f"{seconds:5.2f}s  {evidence} | {where}")
+    rejected = sum(not r.passed for _, r, _ in results)
+    lines.append(f"{len(results)} mutants: {rejected} rejected; exact blame with per-stage evidence for "
+                 f"{len(results) - len(wrong)}")
+    return lines, wrong
+
+
+def show(request: object, lines: list[str]) -> None:
+    """Print ``lines`` to the terminal even when output is captured."""
+    config = request.config  # type: ignore[attr-defined]
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    capture = config.pluginmanager.get_plugin("capturemanager")
+    if reporter is not None and capture is not None and config.get_verbosity() >= 0:
+        with capture.global_and_fixture_disabled():
+            reporter.write_line("")
+            for line in lines:
+                reporter.write_line(line)

@@ -1,8 +1,15 @@
-"""agents/verifier.py without Docker: trace diff, verdicts, blame, diagnosis, the sandbox executor on a fake."""
+"""agents/verifier.py without Docker: verdicts on every path, per-stage blame, diagnosis, bad output.
+
+The sandbox is faked by :class:`FakeSandbox`, which runs the staged harness as a real child process
+(``python -I inputs/boot.py``), so the job files, the harness and the manifest are the real ones.
+"""
 
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -11,55 +18,18 @@ import numpy as np
 import pytest
 
 from agents import verifier as vf
+from agents.harness import harness
 from agents.mutants import MUTANTS, build, candidate_files
-from reference_sim import engine
-from sandbox import runner
-from sandbox.base import Outcome, RunResult
+from reference_sim import contract
+from sandbox.base import INPUTS_MOUNT, Outcome, RunResult
 
 SUITE: tuple[vf.Workload, ...] = tuple(vf.Workload(w.id, w.hardware, w.layers[:3]) for w in vf.load_suite())
-REFERENCE_MODULES = {role: getattr(engine.REFERENCE, role) for role in runner.ROLES}
+REFERENCE_MODULES = vf.reference_modules()
+NO_FINAL: tuple[vf.Workload, ...] = ()
 
 
 def _mutant(mutant_id: str) -> dict[str, Any]:
     return build(next(m for m in MUTANTS if m.id == mutant_id))
-
-
-def test_default_suite_is_edge_cases_under_the_six_variants() -> None:
-    suite = vf.default_suite()
-    assert [w.id for w in suite] == [
-        "edge_cases@spec", "edge_cases@ws_user_small_sram", "edge_cases@is_user_small_sram",
-        "edge_cases@os_user_small_sram", "edge_cases@ws_calc_small_ofmap", "edge_cases@is_calc"]
-    assert all(len(w.layers) == 9 for w in suite)
-    assert {w.hardware.dataflow for w in suite} == {"os", "ws", "is"}
-    assert {w.hardware.bandwidth_mode for w in suite} == {"CALC", "USER"}
-
-
-@pytest.mark.parametrize(
-    ("expected", "actual", "found"),
-    [
-        (np.arange(12.0).reshape(4, 3), np.arange(12.0).reshape(4, 3), None),
-        (np.arange(12.0).reshape(4, 3), np.where(np.arange(12.0) == 7, -1, np.arange(12.0)).reshape(4, 3), (2, 1)),
-        (np.arange(12.0).reshape(4, 3), np.arange(9.0).reshape(3, 3), (3, 0)),
-        (np.arange(12.0).reshape(4, 3), np.arange(16.0).reshape(4, 4), (0, 3)),
-        (np.zeros((0, 3)), np.zeros((1, 3)), (0, 0)),
-    ],
-)
-def test_first_trace_difference(expected: np.ndarray, actual: np.ndarray, found: tuple[int, int] | None) -> None:
-    result = vf.first_trace_difference(expected, actual)
-    assert (result[:2] if result is not None else None) == found
-
-
-def test_reference_passes_in_process() -> None:
-    result = vf.verify(vf.InProcessExecutor(REFERENCE_MODULES), SUITE)
-    assert result.passed, result.diagnosis
-    assert result.divergence is None and result.blame is None
-    assert len(result.cycle_errors) == 18 and result.total_cycle_error == 0.0
-    assert all(e.relative == 0.0 for e in result.cycle_errors)
-
-
-def test_reference_folder_passes_in_process(tmp_path: Path) -> None:
-    result = vf.verify(vf.InProcessExecutor(_write(candidate_files(), tmp_path)), SUITE[:2])
-    assert result.passed, result.diagnosis
 
 
 def _write(files: dict[str, str], tmp: Path) -> Path:
@@ -70,52 +40,133 @@ def _write(files: dict[str, str], tmp: Path) -> Path:
     return folder
 
 
-def test_network_mutant_first_divergence_blame_and_diagnosis() -> None:
-    result = vf.verify(vf.InProcessExecutor(_mutant("net-os-ifmap-no-skew")), SUITE)
+def test_default_suite_covers_dataflows_bandwidths_and_non_powers_of_two() -> None:
+    suite = vf.default_suite()
+    assert len(suite) >= 10 and all(len(w.layers) == 9 for w in suite)
+    assert {w.hardware.dataflow for w in suite} == {"os", "ws", "is"}
+    assert {w.hardware.bandwidth_mode for w in suite} == {"CALC", "USER"}
+
+    def pot(n: int) -> bool:
+        return n & (n - 1) == 0
+
+    user = [w.hardware for w in suite if w.hardware.bandwidth_mode == "USER"]
+    assert 10 in {h.dram_words_per_cycle for h in user}
+    assert any(not pot(h.dram_words_per_cycle) for h in user)
+    assert any(not pot(k) for w in suite for k in (w.hardware.ifmap_sram_kib, w.hardware.filter_sram_kib,
+                                                  w.hardware.ofmap_sram_kib))
+    assert [w.id for w in vf.default_final_check()] == ["alexnet_conv1_2@final_check"]
+
+
+def test_reference_passes_in_process_on_every_path() -> None:
+    result = vf.verify(vf.InProcessExecutor(REFERENCE_MODULES), SUITE, final_check=vf.default_final_check())
+    assert result.passed, result.diagnosis
+    assert result.divergence is None and result.blame is None
+    assert len(result.cycle_errors) == 3 * len(SUITE) + 2 and result.total_cycle_error == 0.0
+    assert set(result.timings) >= {"traced", "untraced", "final_check", "run"}
+
+
+def test_reference_folder_passes_in_process(tmp_path: Path) -> None:
+    result = vf.verify(vf.InProcessExecutor(_write(candidate_files(), tmp_path)), SUITE[:2], final_check=NO_FINAL)
+    assert result.passed, result.diagnosis
+
+
+def test_network_mutant_stage_evidence_divergence_and_diagnosis() -> None:
+    result = vf.verify(vf.InProcessExecutor(_mutant("net-os-ifmap-no-skew")), SUITE, final_check=NO_FINAL)
     assert result.outcome is Outcome.WRONG_RESULT
     div = result.divergence
     assert div is not None
-    assert (div.workload, div.layer, div.kind, div.trace, div.row, div.column) == (
-        "edge_cases@spec", 0, "trace", "ifmap_sram", 0, 2)
-    assert div.cycle == 1.0 and div.expected == -1.0 and div.actual == 5.0
+    assert (div.workload, div.layer, div.kind, div.trace, div.row, div.column, div.path) == (
+        "edge_cases@spec", 0, "trace", "ifmap_sram", 0, 2, "traced")
     assert result.blamed == ("network",)
-    assert result.failing_workloads == ("edge_cases@spec", "edge_cases@os_user_small_sram")
+    assert result.blame is not None
+    stage = result.blame.stages[0]
+    assert (stage.stage, stage.field, stage.expected, stage.actual) == (
+        "network", "NetworkSchedule.timing.ifmap.skew", "True", "False")
     text = result.diagnosis
     assert len(text) <= vf.DIAGNOSIS_CHARS
-    for needle in ("network", "ifmap_sram", "row 0", "edge_cases@spec", "port 1", "expected -1, got 5"):
+    assert text.index("Stage evidence: network(reference mapping)") < text.index("End to end")
+    for needle in ("Blamed: network", "NetworkSchedule.timing.ifmap.skew: expected True, got False", "ifmap_sram",
+                   "edge_cases@spec"):
         assert needle in text, (needle, text)
 
 
-def test_report_only_mutant_diverges_on_a_figure() -> None:
-    result = vf.verify(vf.InProcessExecutor(_mutant("map-compute-util-fill")), SUITE)
+def test_report_only_mapping_fault_is_a_figure_and_a_field() -> None:
+    result = vf.verify(vf.InProcessExecutor(_mutant("map-compute-util-fill")), SUITE, final_check=NO_FINAL)
     assert result.divergence is not None and result.divergence.kind == "figure"
     assert result.divergence.figure == "compute_util_pct"
     assert result.blamed == ("mapping",)
-    assert "Total cycles match" in result.diagnosis
+    assert result.blame is not None and result.blame.stages[0].field == "LayerMapping.compute_utilisation"
+
+
+def test_a_fault_only_on_the_traces_off_path_is_caught_there() -> None:
+    modules = dict(REFERENCE_MODULES)
+
+    class UntracedOffByOne:
+        @staticmethod
+        def simulate(mapping: Any, network: Any, hardware: Any, *, traces: bool = False) -> Any:
+            result = REFERENCE_MODULES["memory"].simulate(mapping, network, hardware, traces=traces)
+            if traces:
+                return result
+            import dataclasses
+            return dataclasses.replace(result, stall_cycles=result.stall_cycles + 1)
+
+    modules["memory"] = UntracedOffByOne
+    result = vf.verify(vf.InProcessExecutor(modules), SUITE[:1], final_check=NO_FINAL)
+    assert result.outcome is Outcome.WRONG_RESULT
+    assert result.divergence is not None and result.divergence.path == "untraced"
+    assert result.divergence.figure == "stall_cycles"
+    assert result.blamed == ("memory",)
+    stage = result.blame.stages[0]  # type: ignore[union-attr]
+    assert (stage.traces, stage.field, stage.expected, stage.actual) == (False, "MemoryResult.stall_cycles", "0", "1")
+    assert "with traces off" in result.diagnosis
+
+
+def test_final_check_is_verified_by_report_figures() -> None:
+    modules = dict(REFERENCE_MODULES)
+
+    class BigLayersWrong:
+        @staticmethod
+        def simulate(mapping: Any, network: Any, hardware: Any, *, traces: bool = False) -> Any:
+            result = REFERENCE_MODULES["memory"].simulate(mapping, network, hardware, traces=traces)
+            if mapping.layer.ifmap_h < 100:
+                return result
+            import dataclasses
+            return dataclasses.replace(result, total_cycles=result.total_cycles + 7)
+
+    modules["memory"] = BigLayersWrong
+    assert vf.verify(vf.InProcessExecutor(modules), SUITE[:2], final_check=NO_FINAL).passed
+    result = vf.verify(vf.InProcessExecutor(modules), SUITE[:2], final_check=vf.default_final_check())
+    assert result.divergence is not None and result.divergence.path == "final_check"
+    assert result.divergence.figure == "total_cycles"
+    assert result.failing_workloads == ("alexnet_conv1_2@final_check",)
+    assert result.blamed == ("memory",)
 
 
 def test_cycle_errors_per_layer_and_total() -> None:
-    result = vf.verify(vf.InProcessExecutor(_mutant("mem-total-plus1")), SUITE, blame=False)
+    result = vf.verify(vf.InProcessExecutor(_mutant("mem-total-plus1")), SUITE, final_check=NO_FINAL, blame=False)
     assert result.blame is None
     assert all(e.actual == e.expected + 1 for e in result.cycle_errors)
     total_expected = sum(e.expected for e in result.cycle_errors)
     assert result.total_cycle_error == pytest.approx(len(result.cycle_errors) / total_expected)
 
 
-def test_two_module_mutant_names_both_and_three_modules_name_all() -> None:
-    result = vf.verify(vf.InProcessExecutor(_mutant("two-os-fold+drain")), SUITE)
+def test_two_faulty_modules_are_both_named_with_substitution_evidence() -> None:
+    result = vf.verify(vf.InProcessExecutor(_mutant("two-os-fold+drain")), SUITE, final_check=NO_FINAL)
     assert result.blamed == ("network", "memory")
-    three = {**_mutant("map-ifmap-offset"), "network": _mutant("net-read-latency")["network"],
-             "memory": _mutant("mem-hit-latency")["memory"]}
-    result = vf.verify(vf.InProcessExecutor(three), SUITE)
-    assert result.blamed == ("mapping", "network", "memory")
-    assert "no single or pair swap" in result.blame.evidence[-1]  # type: ignore[union-attr]
+    assert result.blame is not None
+    assert [s.stage for s in result.blame.stages] == ["network", "memory"]
+    assert any("with the reference's mapping" in note for note in result.blame.evidence)
 
 
-def test_crashing_candidate_is_crashed_and_blamed_by_substitution(tmp_path: Path) -> None:
+def test_single_faults_carry_no_substitution_notes() -> None:
+    result = vf.verify(vf.InProcessExecutor(_mutant("mem-hit-latency")), SUITE, final_check=NO_FINAL)
+    assert result.blamed == ("memory",) and result.blame is not None and result.blame.evidence == ()
+
+
+def test_crashing_candidate_is_crashed_and_blamed_on_the_failing_stage(tmp_path: Path) -> None:
     files = candidate_files()
     files["memory.py"] = files["memory.py"].replace("def simulate(\n", "def _unused(\n", 1)
-    result = vf.verify(vf.InProcessExecutor(_write(files, tmp_path)), SUITE[:1])
+    result = vf.verify(vf.InProcessExecutor(_write(files, tmp_path)), SUITE[:1], final_check=NO_FINAL)
     assert result.outcome is Outcome.CRASHED
     assert result.divergence is not None and result.divergence.kind == "error"
     assert result.divergence.module == "memory"
@@ -123,11 +174,72 @@ def test_crashing_candidate_is_crashed_and_blamed_by_substitution(tmp_path: Path
     assert "simulate" in result.diagnosis
 
 
+def test_a_candidate_that_does_not_import_is_not_run_again_for_blame(tmp_path: Path) -> None:
+    files = candidate_files()
+    files["network.py"] = "raise RuntimeError('no network today')\n"
+    executor = CountingExecutor(vf.InProcessExecutor(_write(files, tmp_path)))
+    result = vf.verify(executor, SUITE[:2], final_check=NO_FINAL)
+    assert result.outcome is Outcome.CRASHED
+    assert result.blamed == ("network",)
+    assert executor.runs == 1
+    assert "no network today" in result.diagnosis
+
+
+def test_forbidden_sources_are_refused_before_anything_runs(tmp_path: Path) -> None:
+    files = candidate_files()
+    files["memory.py"] = "from reference_sim.memory import simulate\n"
+    executor = CountingExecutor(vf.InProcessExecutor(_write(files, tmp_path)))
+    result = vf.verify(executor, SUITE[:1], final_check=NO_FINAL)
+    assert result.outcome is Outcome.FORBIDDEN
+    assert executor.runs == 0
+    assert result.refusals == ("memory.py:1: from reference_sim.memory import ... (not numpy, the standard library, "
+                               "the candidate's own files or the contract)",)
+    assert "memory.py:1" in result.diagnosis
+
+
+def test_syntax_errors_are_crashes_named_by_file_and_line(tmp_path: Path) -> None:
+    files = candidate_files()
+    files["network.py"] = "def schedule(:\n"
+    result = vf.verify(vf.InProcessExecutor(_write(files, tmp_path)), SUITE[:1], final_check=NO_FINAL)
+    assert result.outcome is Outcome.CRASHED and "network.py:1" in result.message
+
+
+class CountingExecutor:
+    def __init__(self, inner: vf.Executor) -> None:
+        self.inner = inner
+        self.runs = 0
+
+    @property
+    def candidate_dir(self) -> Path | None:
+        return self.inner.candidate_dir
+
+    def run(self, job: dict[str, Any], arrays: dict[str, np.ndarray]) -> vf.Execution:
+        self.runs += 1
+        return self.inner.run(job, arrays)
+
+
+@pytest.mark.parametrize(
+    ("expected", "actual", "found"),
+    [
+        (contract.DramPort(10, 1), contract.DramPort(10, 1), None),
+        (contract.DramPort(10, 1), contract.DramPort(10, 2), ("P.latency_cycles", None, "1", "2")),
+        ({"a": (1.0, 2.0)}, {"a": (1.0, 2.5)}, ("P.a[1]", None, "2", "2.5")),
+        ({"a": 1}, {"b": 1}, ("P", None, "['a']", "['b']")),
+        (np.arange(5), np.array([0, 1, 2, 9, 4]), ("P", (3,), "3", "9")),
+        (np.arange(5), np.arange(4), ("P", None, "shape (5,)", "shape (4,)")),
+        (np.zeros((3, 2)), np.array([[0.0, 0.0], [0.0, 1.0], [0.0, 0.0]]), ("P", (1, 1), "0", "1")),
+        (0.1 + 0.2, 0.3, None),
+    ],
+)
+def test_first_field_difference(expected: Any, actual: Any, found: Any) -> None:
+    assert vf.first_field_difference(expected, actual, "P") == found
+
+
 # --------------------------------------------------------------------------- SandboxExecutor on a fake sandbox
 
 
 class FakeSandbox:
-    """Runs the runner in-process over the folders, then lets a test spoil the output."""
+    """Runs the staged harness as a child process over the folders, then lets a test spoil the output."""
 
     name = "fake"
 
@@ -135,75 +247,102 @@ class FakeSandbox:
         self.outcome = outcome
         self.spoil = spoil
         self.commands: list[Sequence[str]] = []
+        self.inputs: list[set[str]] = []
 
     def run(self, candidate_dir: Path, inputs_dir: Path, output_dir: Path, command: Sequence[str], *,
             timeout_s: float | None = None) -> RunResult:
         self.commands.append(command)
+        self.inputs.append({str(p.relative_to(inputs_dir)) for p in inputs_dir.rglob("*")})
         output_dir.mkdir(parents=True, exist_ok=True)
+        stderr = "boom\n"
         if self.outcome is Outcome.PASSED:
-            job = runner.validate_job(json.loads((inputs_dir / runner.JOB_FILE).read_text()))
-            runner.execute_job(job, candidate_dir, output_dir, inputs_dir)
+            argv = [sys.executable, *[a.replace(INPUTS_MOUNT, str(inputs_dir)) for a in command[1:]]]
+            env = {"SIMCODER_CANDIDATE": str(candidate_dir), "SIMCODER_INPUTS": str(inputs_dir),
+                   "SIMCODER_OUT": str(output_dir), "PATH": os.environ.get("PATH", "")}
+            done = subprocess.run(argv, env=env, cwd=output_dir, capture_output=True, text=True, timeout=120)
+            assert done.returncode == 0, done.stderr
+            stderr += done.stderr
             if self.spoil is not None:
                 self.spoil(output_dir)
-        return RunResult(self.outcome, 0 if self.outcome is Outcome.PASSED else None, "", "boom\n", 0.01,
+        return RunResult(self.outcome, 0 if self.outcome is Outcome.PASSED else None, "out\n", stderr, 0.01,
                          output_dir, (), f"fake {self.outcome.value}")
 
 
 def _executor(fake: FakeSandbox, files: dict[str, str], tmp_path: Path) -> vf.SandboxExecutor:
     (tmp_path / "w").mkdir()
-    return vf.SandboxExecutor(fake, _write(files, tmp_path / "c"), workdir=tmp_path / "w")
+    return vf.SandboxExecutor(fake, _write(files, tmp_path / "c"), workdir=tmp_path / "w", workers=2)
 
 
 def test_sandbox_executor_round_trip_passes_and_cleans_up(tmp_path: Path) -> None:
     fake = FakeSandbox()
-    result = vf.verify(_executor(fake, candidate_files(), tmp_path), SUITE[:2])
+    result = vf.verify(_executor(fake, candidate_files(), tmp_path), SUITE[:2], final_check=NO_FINAL)
     assert result.passed, result.diagnosis
-    assert fake.commands == [list(vf.RUNNER_COMMAND)]
+    assert fake.commands == [list(vf.HARNESS_COMMAND)]
     assert list((tmp_path / "w").iterdir()) == []
+    assert result.stdout_tail == "out\n" and result.stderr_tail.startswith("boom")
+
+
+def test_the_sandbox_gets_the_harness_the_contract_and_the_job_only(tmp_path: Path) -> None:
+    fake = FakeSandbox()
+    vf.verify(_executor(fake, candidate_files(), tmp_path), SUITE[:1], final_check=NO_FINAL)
+    package = harness.HARNESS_PACKAGE
+    assert fake.inputs[0] == {harness.JOB_FILE, harness.INPUT_ARRAYS_FILE, vf.BOOT_FILE, package,
+                              *(f"{package}/{name}" for name in ("__init__.py", "harness.py", "rules.py", "wire.py",
+                                                                 "contract.py", "errors.py"))}
 
 
 def test_sandbox_executor_blames_in_one_more_run(tmp_path: Path) -> None:
-    from agents.mutants import MUTANTS as ALL
-
-    mutant = next(m for m in ALL if m.id == "net-write-latency")
+    mutant = next(m for m in MUTANTS if m.id == "net-write-latency")
     fake = FakeSandbox()
-    result = vf.verify(_executor(fake, candidate_files(mutant), tmp_path), SUITE[:1])
+    result = vf.verify(_executor(fake, candidate_files(mutant), tmp_path), SUITE[:1], final_check=NO_FINAL)
     assert result.outcome is Outcome.WRONG_RESULT and result.blamed == ("network",)
     assert len(fake.commands) == 2
 
 
 @pytest.mark.parametrize("outcome", [Outcome.TIMED_OUT, Outcome.OUT_OF_MEMORY, Outcome.CRASHED, Outcome.BAD_OUTPUT])
 def test_sandbox_outcomes_pass_through(tmp_path: Path, outcome: Outcome) -> None:
-    result = vf.verify(vf.SandboxExecutor(FakeSandbox(outcome), tmp_path, workdir=tmp_path), SUITE[:1])
+    result = vf.verify(vf.SandboxExecutor(FakeSandbox(outcome), _write(candidate_files(), tmp_path), workdir=tmp_path),
+                       SUITE[:1], final_check=NO_FINAL)
     assert result.outcome is outcome and not result.passed
     assert f"fake {outcome.value}" in result.diagnosis and "boom" in result.diagnosis
+    assert result.stderr_tail == "boom\n"
 
 
 def _garbage_manifest(out: Path) -> None:
-    (out / runner.MANIFEST_FILE).write_text("{" * 100)
+    (out / harness.MANIFEST_FILE).write_text("{" * 100)
 
 
 def _huge_manifest(out: Path) -> None:
-    (out / runner.MANIFEST_FILE).write_text(" " * (vf.MANIFEST_LIMIT_BYTES + 1))
+    (out / harness.MANIFEST_FILE).write_text(" " * (vf.MANIFEST_LIMIT_BYTES + 1))
 
 
 def _bad_npz(out: Path) -> None:
-    (out / "runs" / "0-0" / "traces.npz").write_bytes(b"PK not a zip")
+    (out / harness.task_arrays_file(0)).write_bytes(b"PK not a zip")
 
 
-def _escaping_dir(out: Path) -> None:
-    manifest = json.loads((out / runner.MANIFEST_FILE).read_text())
-    manifest["runs"][0]["dir"] = "../../etc"
-    (out / runner.MANIFEST_FILE).write_text(json.dumps(manifest))
+def _missing_task(out: Path) -> None:
+    manifest = json.loads((out / harness.MANIFEST_FILE).read_text())
+    manifest["tasks"].pop()
+    (out / harness.MANIFEST_FILE).write_text(json.dumps(manifest))
 
 
-def _bad_reports(out: Path) -> None:
-    (out / "runs" / "0-0" / runner.REPORTS_FILE).write_text('{"layers": [{"index": 0}]}')
+def _forged_layer(out: Path) -> None:
+    manifest = json.loads((out / harness.MANIFEST_FILE).read_text())
+    manifest["tasks"][0]["layers"][0]["memory"] = {"total_cycles": "all of them"}
+    (out / harness.MANIFEST_FILE).write_text(json.dumps(manifest))
 
 
-@pytest.mark.parametrize("spoil", [_garbage_manifest, _huge_manifest, _bad_npz, _escaping_dir, _bad_reports])
+@pytest.mark.parametrize("spoil", [_garbage_manifest, _huge_manifest, _bad_npz, _missing_task])
 def test_malformed_output_is_bad_output(tmp_path: Path, spoil: Any) -> None:
     fake = FakeSandbox(spoil=spoil)
-    result = vf.verify(_executor(fake, candidate_files(), tmp_path), SUITE[:1])
+    result = vf.verify(_executor(fake, candidate_files(), tmp_path), SUITE[:1], final_check=NO_FINAL)
     assert result.outcome is Outcome.BAD_OUTPUT, result.diagnosis
     assert "not acceptable" in result.message
+
+
+def test_a_result_that_does_not_fit_the_contract_is_that_modules_fault(tmp_path: Path) -> None:
+    fake = FakeSandbox(spoil=_forged_layer)
+    result = vf.verify(_executor(fake, candidate_files(), tmp_path), SUITE[:1], final_check=NO_FINAL, blame=False)
+    assert not result.passed
+    assert result.divergence is not None and result.divergence.kind == "error"
+    assert result.divergence.module == "memory" and "MemoryResult" in result.divergence.evidence
