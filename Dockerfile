@@ -5,8 +5,9 @@
 #                    (imports a debootstrapped bookworm rootfs with python3 + python3-numpy as
 #                    simulatorcoder-base:bookworm and builds this file with --build-arg BASE=...)
 #
-# Nothing is copied in: the candidate, its inputs and the repository's code are bind-mounted
-# read-only at run time by sandbox.docker_sandbox.DockerSandbox.
+# Nothing is copied in: the candidate and its inputs are bind-mounted read-only at run time by
+# sandbox.docker_sandbox.DockerSandbox.  The verifier puts its harness and the contract into the
+# inputs; nothing of the repository (and so nothing of the reference simulator) is in the image.
 ARG BASE=python:3.11-slim
 FROM ${BASE}
 LABEL org.simulatorcoder.role="sandbox"
@@ -28,8 +29,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     SIMCODER_CANDIDATE=/sandbox/candidate \
     SIMCODER_INPUTS=/sandbox/inputs \
     SIMCODER_CODE=/sandbox/code \
-    SIMCODER_OUT=/sandbox/out \
-    PYTHONPATH=/sandbox/code
+    SIMCODER_OUT=/sandbox/out
 
 WORKDIR /sandbox/out
 USER 10001:10001

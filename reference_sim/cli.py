@@ -12,7 +12,7 @@ from .contract import Hardware, Layer
 from .engine import LayerResult, simulate
 from .errors import InputError, SimulationError
 from .progress import ProgressBar
-from .reports import write_reports, write_traces
+from .reports import output_folder, write_reports, write_traces
 from .scalesim_io import read_config, read_topology
 
 log = logging.getLogger("reference_sim")
@@ -47,15 +47,17 @@ def summary_table(results: Sequence[LayerResult]) -> str:
     return "\n".join(lines)
 
 
-def _run(layers: list[Layer], hardware: Hardware, out_dir: Path, traces: str, label: str,
+def _run(layers: list[Layer], hardware: Hardware, out_root: Path, names: tuple[str, ...], traces: str, label: str,
          quiet: bool) -> list[LayerResult]:
+    """Simulate and write reports to ``out_root/names...`` (traces in its ``layerN`` folders)."""
+    out_dir = output_folder(out_root, *names)
     progress = ProgressBar(label, unit="layers")
     want_traces = traces != "none"
 
     def on_layer(result: LayerResult) -> None:
         if result.traces is not None:
-            write_traces(result.traces, out_dir / f"layer{result.index}", csv=traces in ("csv", "both"),
-                         binary=traces in ("npz", "both"))
+            write_traces(result.traces, output_folder(out_root, *names, f"layer{result.index}"),
+                         csv=traces in ("csv", "both"), binary=traces in ("npz", "both"))
         progress(result.index + 1, len(layers), result.name)
 
     results = simulate(layers, hardware, traces=want_traces, on_layer=on_layer, keep_traces=False)
@@ -143,7 +145,7 @@ def _simulate(argv: Sequence[str]) -> int:
             raise InputError(args.arch, "the spec has no workloads to run", field="workloads")
         hardware = spec.hardware()
         for name in names:
-            _run(loaded.workload(name), hardware, out / spec.name / name, args.traces, name, args.quiet)
+            _run(loaded.workload(name), hardware, out, (spec.name, name), args.traces, name, args.quiet)
         return 0
     if not args.config:
         parser.error("give -c CFG (with -t TOPOLOGY) or --arch SPEC")
@@ -152,7 +154,7 @@ def _simulate(argv: Sequence[str]) -> int:
     if topology is None:
         parser.error("give -t TOPOLOGY (the config names none)")
     layers = read_topology(topology, args.input_type)
-    _run(layers, cfg.hardware, out / cfg.run_name, args.traces, Path(topology).stem, args.quiet)
+    _run(layers, cfg.hardware, out, (cfg.run_name,), args.traces, Path(topology).stem, args.quiet)
     return 0
 
 

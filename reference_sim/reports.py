@@ -1,4 +1,9 @@
-"""SCALE-Sim v2's report and trace files, written from :class:`~reference_sim.engine.LayerResult` rows."""
+"""SCALE-Sim v2's report and trace files, written from :class:`~reference_sim.engine.LayerResult` rows.
+
+Folders for them are made with :func:`output_folder`, which refuses any name that would put them
+outside the output folder the caller chose (names come from input files: spec and workload names,
+SCALE-Sim's ``run_name``).
+"""
 
 from __future__ import annotations
 
@@ -9,6 +14,7 @@ import numpy as np
 
 from .contract import TraceSet
 from .engine import LayerResult
+from .errors import InputError
 
 COMPUTE_HEADER = "LayerID, Total Cycles, Stall Cycles, Overall Util %, Mapping Efficiency %, Compute Util %,"
 BANDWIDTH_HEADER = (
@@ -34,6 +40,47 @@ TRACE_FILES = {
     "ofmap_dram": "OFMAP_DRAM_TRACE.csv",
 }
 BINARY_TRACE_FILE = "traces.npz"
+
+
+def folder_name_problem(name: str) -> str | None:
+    """Why ``name`` cannot be one folder inside an output folder (one line), or ``None`` when it can.
+
+    A folder name must be a single path component: not empty, not ``.`` or ``..``, without ``/``,
+    ``\\`` or NUL (so it is not absolute either).  Spaces and other characters are allowed.
+    """
+    if not name:
+        reason = "it is empty"
+    elif name in (".", ".."):
+        reason = "it names the folder itself or its parent"
+    elif name.startswith(("/", "\\")):
+        reason = "it is an absolute path"
+    else:
+        bad = next((char for char in ("/", "\\", "\0") if char in name), None)
+        if bad is None:
+            return None
+        reason = f"it contains {bad!r}"
+    return f"{name!r} is not a single folder name: {reason}"
+
+
+def output_folder(root: str | Path, *names: str) -> Path:
+    """Create ``root/names[0]/names[1]/...`` and return it; it must lie inside ``root``.
+
+    Every name must pass :func:`folder_name_problem`, and the folder, with symbolic links resolved,
+    must be inside ``root`` resolved; otherwise :class:`~reference_sim.errors.InputError` names
+    ``root`` and nothing is created.
+    """
+    for name in names:
+        problem = folder_name_problem(name)
+        if problem is not None:
+            raise InputError(root, problem, field="output folder")
+    folder = Path(root).joinpath(*names)
+    base = Path(root).resolve()
+    resolved = folder.resolve()
+    if not resolved.is_relative_to(base):
+        raise InputError(root, f"{'/'.join(names)!r} resolves to {str(resolved)!r}, outside {str(base)!r}",
+                         field="output folder")
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
 
 
 def _line(index: int, values: Sequence[int | float]) -> str:

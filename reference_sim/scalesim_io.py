@@ -16,6 +16,7 @@ from typing import Literal
 
 from .contract import Dataflow, Hardware, Layer
 from .errors import InputError
+from .reports import folder_name_problem
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +31,7 @@ class ScaleSimConfig:
     """Everything a SCALE-Sim ``.cfg`` says, with SCALE-Sim's names mapped to ours."""
 
     run_name: str
+    """Also the folder of the reports (``OUTDIR/<run_name>/``): one path component, spaces allowed."""
     hardware: Hardware
     bandwidths: tuple[int, ...]
     """The ``Bandwidth`` list as written (SCALE-Sim uses only the first value); empty if absent."""
@@ -89,6 +91,9 @@ def read_config(path: str | Path) -> ScaleSimConfig:
 
     arch = "architecture_presets"
     run_name = get("general", "run_name")
+    problem = folder_name_problem(run_name)
+    if problem is not None:
+        raise InputError(path, problem, line=_key_line(text, "run_name"), field="[general] run_name")
     mode = get("run_presets", "InterfaceBandwidth")
     if mode not in ("USER", "CALC"):
         raise InputError(path, f"must be USER or CALC, got {mode!r}", line=_key_line(text, "InterfaceBandwidth"),

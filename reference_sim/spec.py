@@ -12,6 +12,7 @@ from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Discriminator,
@@ -27,6 +28,7 @@ from pydantic import (
 
 from .contract import Hardware, Layer
 from .errors import InputError
+from .reports import folder_name_problem
 from .scalesim_io import read_topology
 
 SCHEMA_VERSION = 1
@@ -34,6 +36,17 @@ SCHEMA_VERSION = 1
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _folder_name(value: str) -> str:
+    problem = folder_name_problem(value)
+    if problem is not None:
+        raise ValueError(problem)
+    return value
+
+
+FolderName = Annotated[str, AfterValidator(_folder_name)]
+"""A name that is also a folder of reports: a single path component (see ``reports.folder_name_problem``)."""
 
 
 class ArrayShape(_Strict):
@@ -143,7 +156,8 @@ LayerSpec = Annotated[
 class Workload(_Strict):
     """A named list of layers: inline, or a SCALE-Sim topology CSV (path relative to the spec file)."""
 
-    name: str
+    name: FolderName
+    """Also the folder of its reports (``OUTDIR/<spec name>/<workload name>/``): one path component."""
     layers: list[LayerSpec] | None = None
     topology: str | None = None
     format: Literal["conv", "gemm"] = "conv"
@@ -210,7 +224,8 @@ class Spec(_Strict):
     """A whole ``scale_sim.yaml``."""
 
     schema_version: int
-    name: str
+    name: FolderName
+    """Also the folder of its reports (``OUTDIR/<spec name>/``): one path component."""
     architecture: Architecture
     workloads: list[Workload] = Field(default_factory=list)
     verification: Verification | None = None

@@ -20,7 +20,6 @@ from sandbox.base import (
     Sandbox,
     SandboxError,
     SandboxUnavailable,
-    default_code_dir,
 )
 from sandbox.config import SandboxConfig
 from sandbox.factory import make_sandbox
@@ -44,7 +43,6 @@ __all__ = [
     "SandboxConfig",
     "SandboxError",
     "SandboxUnavailable",
-    "default_code_dir",
     "make_sandbox",
 ]
 

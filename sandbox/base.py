@@ -2,7 +2,9 @@
 
 Inside a sandbox the command sees four folders, each named by an environment variable.  In the
 Docker sandbox they are mounted at the fixed paths below; in the process sandbox the variables point
-at the real host folders, so commands should use the variables rather than hard-coded paths.
+at the real host folders, so commands should use the variables rather than hard-coded paths.  The
+code folder is empty unless the sandbox was given a ``code_dir``: no repository code is visible to
+the command by default.
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
 from typing import Protocol, runtime_checkable
+
+from reference_sim.errors import SimCoderError
 
 CANDIDATE_MOUNT = "/sandbox/candidate"
 INPUTS_MOUNT = "/sandbox/inputs"
@@ -26,13 +30,11 @@ ENV_OUT = "SIMCODER_OUT"
 BUILD_HINT = "bash .ci/provision-docker.sh (offline) or docker build -t simulatorcoder-sandbox:latest ."
 
 
-def default_code_dir() -> Path:
-    """The repository root: the folder holding ``reference_sim/`` and ``sandbox/``."""
-    return Path(__file__).resolve().parents[1]
-
-
 class Outcome(str, Enum):
-    """How a run ended.  A sandbox returns every value except ``WRONG_RESULT`` (set by the verifier)."""
+    """How a run ended.  A sandbox returns every value except ``WRONG_RESULT`` and ``FORBIDDEN``.
+
+    Those two are set by the verifier.
+    """
 
     PASSED = "passed"
     WRONG_RESULT = "wrong_result"
@@ -40,6 +42,8 @@ class Outcome(str, Enum):
     OUT_OF_MEMORY = "out_of_memory"
     CRASHED = "crashed"
     BAD_OUTPUT = "bad_output"
+    FORBIDDEN = "forbidden"
+    """Set by the verifier: the candidate uses what its rules refuse (an import, a name, a file)."""
 
 
 @dataclass(frozen=True)
@@ -66,7 +70,7 @@ class RunResult:
         return self.outcome is Outcome.PASSED
 
 
-class SandboxError(RuntimeError):
+class SandboxError(SimCoderError, RuntimeError):
     """A sandbox could not run a command for a reason that is not the candidate's fault."""
 
 

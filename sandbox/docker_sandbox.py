@@ -3,7 +3,8 @@
 Limits enforced by the engine (measured in docs/sandbox.md): no network (only ``lo``), read-only root,
 tmpfs ``/tmp``, uid 10001, no capabilities, no-new-privileges, memory without swap (OOM kill reported
 as ``State.OOMKilled``), pids cgroup, CFS CPU quota.  The host adds the wall-clock timeout, bounded
-stdout/stderr, the output-folder size watch, and always removes the container.
+stdout/stderr, the output-folder size watch, and always removes the container.  Only the candidate,
+its inputs and the output folder are mounted; code (``CODE_MOUNT``) only when a ``code_dir`` is given.
 """
 
 from __future__ import annotations
@@ -47,7 +48,6 @@ from sandbox.base import (
     ImageMissing,
     RunResult,
     SandboxError,
-    default_code_dir,
 )
 from sandbox.config import SandboxConfig
 
@@ -59,6 +59,9 @@ RESULT_MOUNT = "/sandbox/result"
 that is copied here when the command ends, so the kernel enforces the total output size."""
 LABEL = "simcoder.sandbox"
 LABEL_OWNER = "simcoder.sandbox.owner"
+"""The owner identity (``DockerSandbox.owner``); only containers with ours are ever cleaned up."""
+LABEL_PROCESS = "simcoder.sandbox.process"
+"""``<hostname>:<pid>:<start ticks>`` of the process that created the container."""
 LABEL_DEADLINE = "simcoder.sandbox.deadline"
 API_TIMEOUT_S = 30.0
 BACKSTOP_GRACE_S = 5.0
@@ -81,12 +84,18 @@ def _process_start(pid: int) -> str:
         return ""
 
 
-def _owner_token() -> str:
+def default_owner() -> str:
+    """The owner identity when ``SandboxConfig.owner`` is not set: ``uid<uid>@<hostname>``."""
+    return f"uid{os.getuid()}@{socket.gethostname()}"
+
+
+def _process_token() -> str:
     pid = os.getpid()
     return f"{socket.gethostname()}:{pid}:{_process_start(pid)}"
 
 
-def _owner_alive(token: str) -> bool:
+def _process_alive(token: str) -> bool:
+    """False only when ``token`` names a process on this host that has ended; unknown counts as alive."""
     host, _, rest = token.partition(":")
     pid_text, _, start = rest.partition(":")
     if host != socket.gethostname() or not pid_text.isdigit():
@@ -164,8 +173,10 @@ class _OutputPermissions:
 class DockerSandbox:
     """Docker-backed :class:`sandbox.base.Sandbox`.
 
-    ``client`` may be an existing docker SDK client (tests inject fakes); by default one is created from
-    the environment (``DOCKER_HOST`` etc.).  Construction checks the engine and the image and removes
+    ``code_dir``, when given, is mounted read-only at ``CODE_MOUNT``; by default nothing is mounted
+    there (the image's folder is empty).  ``client`` may be an existing docker SDK client (tests inject
+    fakes); by default one is created from the environment (``DOCKER_HOST`` etc.).  Construction checks
+    the engine and the image and, unless ``config.cleanup_stale`` is off, removes this owner's
     containers left behind by crashed earlier runs.
     """
 
@@ -175,13 +186,15 @@ class DockerSandbox:
         self, config: SandboxConfig | None = None, code_dir: Path | None = None, *, client: Any = None
     ) -> None:
         self.config = config if config is not None else SandboxConfig()
-        self.code_dir = (code_dir if code_dir is not None else default_code_dir()).resolve()
-        if not self.code_dir.is_dir():
+        self.code_dir = Path(code_dir).resolve() if code_dir is not None else None
+        if self.code_dir is not None and not self.code_dir.is_dir():
             raise NotADirectoryError(f"code_dir {self.code_dir} is not a folder")
+        self.owner = self.config.owner or default_owner()
         self._client = client if client is not None else connect()
         self._check_image()
         self._engine_cpus = self._read_engine_cpus()
-        self.cleanup_stale()
+        if self.config.cleanup_stale:
+            self.cleanup_stale()
 
     def _check_image(self) -> None:
         try:
@@ -200,10 +213,17 @@ class DockerSandbox:
             return os.cpu_count() or 1
 
     def cleanup_stale(self) -> int:
-        """Remove our containers whose owning process died or whose deadline passed; returns how many."""
+        """Remove this owner's stale containers; returns how many.
+
+        A container is removed only when its owner label is ``self.owner`` and it is stale: the
+        process that created it (on this host) has ended, or its deadline passed more than
+        ``STALE_GRACE_S`` ago.  Containers of other owners, and runs of this process, are never touched.
+        """
         removed = 0
         try:
-            containers = self._client.containers.list(all=True, filters={"label": LABEL})
+            containers = self._client.containers.list(
+                all=True, filters={"label": [LABEL, f"{LABEL_OWNER}={self.owner}"]}
+            )
         except (APIError, requests.exceptions.RequestException) as exc:
             logger.warning("could not list stale sandbox containers: %s", _one_line(exc))
             return 0
@@ -213,13 +233,20 @@ class DockerSandbox:
                 if container.id in _active_ids:
                     continue
             labels: dict[str, str] = container.labels or {}
+            if labels.get(LABEL) != "1" or labels.get(LABEL_OWNER) != self.owner:
+                continue
             try:
                 deadline = float(labels.get(LABEL_DEADLINE, "0"))
             except ValueError:
                 deadline = 0.0
-            owner = labels.get(LABEL_OWNER, "")
-            if not _owner_alive(owner) or now > deadline + STALE_GRACE_S:
-                logger.warning("removing stale sandbox container %s (owner %s)", container.name, owner or "?")
+            process = labels.get(LABEL_PROCESS, "")
+            if not _process_alive(process) or now > deadline + STALE_GRACE_S:
+                logger.warning(
+                    "removing stale sandbox container %s (owner %s, process %s)",
+                    container.name,
+                    self.owner,
+                    process or "?",
+                )
                 if self._remove(container):
                     removed += 1
         return removed
@@ -291,13 +318,15 @@ class DockerSandbox:
         mounts = [
             Mount(CANDIDATE_MOUNT, str(candidate), type="bind", read_only=True),
             Mount(INPUTS_MOUNT, str(inputs), type="bind", read_only=True),
-            Mount(CODE_MOUNT, str(self.code_dir), type="bind", read_only=True),
             Mount(RESULT_MOUNT, str(out), type="bind", read_only=False),
         ]
+        if self.code_dir is not None:
+            mounts.append(Mount(CODE_MOUNT, str(self.code_dir), type="bind", read_only=True))
         staging_mib = cfg.output_limit_mib + 1
         labels = {
             LABEL: "1",
-            LABEL_OWNER: _owner_token(),
+            LABEL_OWNER: self.owner,
+            LABEL_PROCESS: _process_token(),
             LABEL_DEADLINE: f"{time.time() + timeout + BACKSTOP_GRACE_S:.0f}",
         }
         try:

@@ -18,7 +18,7 @@ SandboxKind = Literal["auto", "docker", "process"]
 def make_sandbox(
     config: SandboxConfig | None = None, code_dir: Path | None = None, *, kind: SandboxKind = "auto"
 ) -> Sandbox:
-    """A sandbox of the given kind.
+    """A sandbox of the given kind; ``code_dir`` (default: none) is mounted read-only at ``CODE_MOUNT``.
 
     ``"docker"`` raises :class:`sandbox.base.SandboxUnavailable` when it cannot be used.  ``"auto"``
     falls back to :class:`ProcessSandbox` (with a warning) only when no engine is reachable; a reachable

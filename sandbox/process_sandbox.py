@@ -6,6 +6,11 @@ user with full network and file-system access.  It is bounded by: RLIMIT_AS (mem
 set to what the user already runs plus ``pids_limit``; the kernel ignores it for root), a wall-clock
 timeout that kills the whole process group, and the same output-folder checks as Docker.  A process
 that calls setsid() leaves the group and survives the kill.
+
+A command whose program is ``python3`` or ``python`` runs the interpreter running this process
+(``sys.executable``), not whatever comes first on ``PATH``.  Without a ``code_dir`` the code folder is
+an empty, read-only folder made for the run (the candidate can still import whatever that
+interpreter has installed: this is not isolation).
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ import select
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -45,7 +51,6 @@ from sandbox.base import (
     OUT_MOUNT,
     Outcome,
     RunResult,
-    default_code_dir,
 )
 from sandbox.config import SandboxConfig
 
@@ -57,6 +62,8 @@ NOT_ISOLATION_WARNING = (
 )
 
 Limit = tuple[int, int, int]
+PYTHON_NAMES = ("python3", "python")
+"""Programs replaced by ``sys.executable`` when they are a command's first argument."""
 
 
 def _apply_limits(limits: Sequence[Limit]) -> None:
@@ -120,15 +127,17 @@ class ProcessSandbox:
     """Subprocess-backed :class:`sandbox.base.Sandbox`; same env vars as Docker, pointing at host folders.
 
     Arguments of ``command`` that start with a Docker mount path (``/sandbox/candidate`` ...) are
-    rewritten to the matching host folder, so one command works in both sandboxes.
+    rewritten to the matching host folder, so one command works in both sandboxes, and a first
+    argument ``python3``/``python`` becomes ``sys.executable``.  ``code_dir`` is the folder behind
+    ``CODE_MOUNT``; without one, each run gets an empty read-only folder there.
     """
 
     name = "process"
 
     def __init__(self, config: SandboxConfig | None = None, code_dir: Path | None = None) -> None:
         self.config = config if config is not None else SandboxConfig()
-        self.code_dir = (code_dir if code_dir is not None else default_code_dir()).resolve()
-        if not self.code_dir.is_dir():
+        self.code_dir = Path(code_dir).resolve() if code_dir is not None else None
+        if self.code_dir is not None and not self.code_dir.is_dir():
             raise NotADirectoryError(f"code_dir {self.code_dir} is not a folder")
         user = "root" if os.geteuid() == 0 else f"uid {os.geteuid()}"
         logger.warning(NOT_ISOLATION_WARNING, user)
@@ -148,6 +157,9 @@ class ProcessSandbox:
 
     def _translate(self, command: Sequence[str], paths: dict[str, Path]) -> list[str]:
         argv = []
+        if command and command[0] in PYTHON_NAMES and sys.executable:
+            argv.append(sys.executable)
+            command = command[1:]
         for arg in command:
             for mount, host in paths.items():
                 if arg == mount or arg.startswith(mount + "/"):
@@ -168,12 +180,18 @@ class ProcessSandbox:
         cfg = self.config
         timeout = resolve_timeout(cfg, timeout_s)
         candidate, inputs, out = prepare_dirs(candidate_dir, inputs_dir, output_dir, command)
-        paths = {CANDIDATE_MOUNT: candidate, INPUTS_MOUNT: inputs, CODE_MOUNT: self.code_dir, OUT_MOUNT: out}
-        argv = self._translate(command, paths)
         tmp = Path(tempfile.mkdtemp(prefix="simcoder-proc-"))
-        env = sandbox_env(str(candidate), str(inputs), str(self.code_dir), str(out), cfg.cpus)
+        home = tmp / "home"
+        home.mkdir()
+        code = self.code_dir
+        if code is None:
+            code = tmp / "code"
+            code.mkdir(mode=0o555)
+        paths = {CANDIDATE_MOUNT: candidate, INPUTS_MOUNT: inputs, CODE_MOUNT: code, OUT_MOUNT: out}
+        argv = self._translate(command, paths)
+        env = sandbox_env(str(candidate), str(inputs), str(code), str(out), cfg.cpus)
         host_path = os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin")
-        env.update(PATH=host_path, HOME=str(tmp), TMPDIR=str(tmp))
+        env.update(PATH=host_path, HOME=str(home), TMPDIR=str(home))
         stdout = StreamCapture(cfg.stream_limit_bytes)
         stderr = StreamCapture(cfg.stream_limit_bytes)
         try:

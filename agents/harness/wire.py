@@ -2,11 +2,12 @@
 
 ``simcoder-wire/1``.  A value of a contract type is written as a JSON object of its fields, following
 :data:`SCHEMA` (the field kinds below); numpy arrays are taken out of the JSON and stored under a key
-in a separate ``.npz`` (no pickle), the JSON holding ``{"$array": key}``.  Encoding reads attributes
-by name, so any object with the contract's fields encodes (a candidate's own copy of the contract, or
-a look-alike); decoding checks every field's kind and builds the classes of the contract module it is
-given, so a hostile document fails with a :class:`WireError` naming the field, never builds anything
-else.
+in a separate ``.npz`` (no pickle), the JSON holding ``{"$array": key}``; arrays whose values are
+whole numbers in 32-bit range are stored as 32-bit integers (lossless: traces hold cycles and
+addresses).  Encoding reads attributes by name, so any object with the contract's fields encodes
+(a candidate's own copy of the contract, or a look-alike); decoding checks every field's kind and
+builds the classes of the contract module it is given, so a hostile document fails with a
+:class:`WireError` naming the field, never builds anything else.
 
 Field kinds: ``int``, ``float``, ``str``, ``bool``, ``array`` (numeric), a type name of the schema,
 ``operand`` (a ``WindowOperand`` or ``AffineOperand`` by its ``kind``), ``dict:K`` (string keys),
@@ -157,9 +158,26 @@ def _scalar(path: str, kind: str, value: Any, encoder: Encoder) -> Any:
         if array.dtype.kind not in "biuf" or array.ndim == 0:
             raise WireError(path, f"expected a numeric array, got dtype {array.dtype} with {array.ndim} dimensions")
         key = f"{encoder.prefix}{len(encoder.arrays)}"
-        encoder.arrays[key] = array
+        encoder.arrays[key] = _compact(array)
         return {"$array": key}
     raise WireError(path, f"unknown field kind {kind!r}")
+
+
+_INT32 = np.iinfo(np.int32)
+
+
+def _compact(array: np.ndarray) -> np.ndarray:
+    """The array as 32-bit integers when that loses nothing (traces hold cycles and addresses), else as is."""
+    if array.size == 0 or array.dtype == np.int32:
+        return array
+    if array.dtype.kind in "iub":
+        low, high = int(array.min()), int(array.max())
+        return array.astype(np.int32) if _INT32.min <= low and high <= _INT32.max else array
+    if array.dtype.kind == "f" and bool(np.isfinite(array).all()):
+        low_f, high_f = float(array.min()), float(array.max())
+        if _INT32.min <= low_f and high_f <= _INT32.max and bool((array == np.trunc(array)).all()):
+            return array.astype(np.int32)
+    return array
 
 
 class Decoder:

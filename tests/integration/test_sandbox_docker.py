@@ -7,6 +7,7 @@ Needs the image from ``bash .ci/provision-docker.sh``.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -34,7 +35,6 @@ from sandbox import (
     RunResult,
     SandboxConfig,
     SandboxUnavailable,
-    default_code_dir,
 )
 from tests.conftest import require
 
@@ -82,6 +82,7 @@ def code_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A stand-in for the repo code, so that an escaped write could never land in the real repo."""
     folder = tmp_path_factory.mktemp("code")
     (folder / "simcoder_probe_module.py").write_text("VALUE = 42\n")
+    folder.chmod(0o755)
     return folder
 
 
@@ -151,7 +152,7 @@ def run(docker_sandbox: Any, code_dir: Path, tmp_path: Path) -> Callable[..., tu
     return _run
 
 
-def test_trivial_candidate_passes_with_default_code_dir(
+def test_trivial_candidate_passes_without_a_code_mount(
     client: Any, config: SandboxConfig, run: Callable[..., tuple[RunResult, Path]]
 ) -> None:
     from sandbox.docker_sandbox import DockerSandbox
@@ -175,9 +176,50 @@ def test_trivial_candidate_passes_with_default_code_dir(
         ENV_CODE: CODE_MOUNT,
         ENV_OUT: OUT_MOUNT,
     }
-    assert {"reference_sim", "sandbox"} <= set(report["code_listing"])
-    assert sandbox.code_dir == default_code_dir()
+    assert report["code_listing"] == []
+    assert sandbox.code_dir is None
     assert (out / "result.json").stat().st_uid == out.stat().st_uid, "output not given back to its owner"
+
+
+NO_CODE_PROBE = """
+import json, os
+mounted = [line.split()[4] for line in open("/proc/self/mountinfo")]
+found = {"listing": os.listdir("/sandbox/code"), "code_env": os.environ.get("SIMCODER_CODE"),
+         "mounted": [m for m in mounted if m.startswith("/sandbox")]}
+for module in ("reference_sim", "sandbox", "agents", "simcoder_probe_module"):
+    try:
+        __import__(module)
+        found[module] = "imported"
+    except ImportError as exc:
+        found[module] = type(exc).__name__
+print(json.dumps(found))
+"""
+
+
+def test_default_sandbox_sees_no_repository_files(client: Any, config: SandboxConfig, tmp_path: Path) -> None:
+    from sandbox.docker_sandbox import RESULT_MOUNT, DockerSandbox
+
+    (tmp_path / "empty").mkdir()
+    sandbox = DockerSandbox(config, client=client)
+    result = sandbox.run(tmp_path / "empty", tmp_path / "empty", tmp_path / "out", ["python3", "-c", NO_CODE_PROBE])
+    assert result.outcome is Outcome.PASSED, result.message
+    seen = json.loads(result.stdout)
+    assert seen["listing"] == [] and seen["code_env"] == CODE_MOUNT
+    assert CODE_MOUNT not in seen["mounted"]
+    assert set(seen["mounted"]) == {CANDIDATE_MOUNT, INPUTS_MOUNT, OUT_MOUNT, RESULT_MOUNT}
+    for module in ("reference_sim", "sandbox", "agents", "simcoder_probe_module"):
+        assert seen[module] == "ModuleNotFoundError", module
+
+
+def test_an_explicit_code_dir_is_visible_read_only(docker_sandbox: Any, tmp_path: Path) -> None:
+    (tmp_path / "empty").mkdir()
+    result = docker_sandbox.run(
+        tmp_path / "empty", tmp_path / "empty", tmp_path / "out", ["python3", "-c", NO_CODE_PROBE]
+    )
+    assert result.outcome is Outcome.PASSED, result.message
+    seen = json.loads(result.stdout)
+    assert seen["listing"] == ["simcoder_probe_module.py"] and CODE_MOUNT in seen["mounted"]
+    assert seen["simcoder_probe_module"] == "imported" and seen["reference_sim"] == "ModuleNotFoundError"
 
 
 @pytest.mark.parametrize("name", ["infinite_loop", "sleeper"])
@@ -432,27 +474,66 @@ def test_limits_enforced_by_engine_and_inside(
     assert seen["numpy"]
 
 
-def test_stale_containers_are_removed_at_construction(
+def _stale_labels(owner: str) -> dict[str, str]:
+    """Labels of a container whose creating process on this host is dead and whose deadline passed."""
+    from sandbox.docker_sandbox import LABEL, LABEL_DEADLINE, LABEL_OWNER, LABEL_PROCESS
+
+    return {
+        LABEL: "1",
+        LABEL_OWNER: owner,
+        LABEL_PROCESS: f"{socket.gethostname()}:999999999:1",
+        LABEL_DEADLINE: f"{time.time() - 3600:.0f}",
+    }
+
+
+def _remove_quietly(client: Any, *names: str) -> None:
+    from docker.errors import NotFound
+
+    for name in names:
+        with contextlib.suppress(NotFound):
+            client.containers.get(name).remove(force=True, v=True)
+
+
+def test_stale_containers_of_this_owner_are_removed_at_construction(
     client: Any, config: SandboxConfig, code_dir: Path
 ) -> None:
-    from sandbox.docker_sandbox import LABEL, LABEL_DEADLINE, LABEL_OWNER, DockerSandbox
+    from sandbox.docker_sandbox import DockerSandbox
 
+    owner = f"simcoder-test-{uuid.uuid4().hex[:8]}"
     name = f"{PREFIX}stale"
-    client.containers.run(
-        config.image,
-        ["sleep", "600"],
-        name=name,
-        detach=True,
-        network_mode="none",
-        labels={
-            LABEL: "1",
-            LABEL_OWNER: f"{socket.gethostname()}:999999999:1",
-            LABEL_DEADLINE: f"{time.time() + 600:.0f}",
-        },
-    )
-    assert _our_containers(client) == [name]
-    DockerSandbox(config, code_dir, client=client)
-    assert _our_containers(client) == []
+    try:
+        client.containers.run(
+            config.image, ["sleep", "600"], name=name, detach=True, network_mode="none", labels=_stale_labels(owner)
+        )
+        assert _our_containers(client) == [name]
+        DockerSandbox(config.model_copy(update={"owner": owner, "cleanup_stale": False}), code_dir, client=client)
+        assert _our_containers(client) == [name], "cleanup_stale=False still removed a container"
+        DockerSandbox(config.model_copy(update={"owner": owner}), code_dir, client=client)
+        assert _our_containers(client) == []
+    finally:
+        _remove_quietly(client, name)
+
+
+def test_stale_containers_of_another_owner_survive(client: Any, config: SandboxConfig, code_dir: Path) -> None:
+    from sandbox.docker_sandbox import LABEL_OWNER, DockerSandbox, default_owner
+
+    others = {
+        f"{PREFIX}other-owner": f"simcoder-test-other-{uuid.uuid4().hex[:8]}",
+        f"{PREFIX}other-user": f"uid{os.getuid() + 4242}@{socket.gethostname()}",
+    }
+    try:
+        for name, owner in others.items():
+            client.containers.create(
+                config.image, ["sleep", "600"], name=name, network_mode="none", labels=_stale_labels(owner)
+            )
+        sandbox = DockerSandbox(config, code_dir, client=client)
+        assert sandbox.owner == default_owner()
+        assert sandbox.cleanup_stale() == 0
+        assert sorted(_our_containers(client)) == sorted(others)
+        labels = {c.name: c.labels[LABEL_OWNER] for c in client.containers.list(all=True, filters={"name": PREFIX})}
+        assert labels == others
+    finally:
+        _remove_quietly(client, *others)
 
 
 def test_missing_image_says_how_to_build(client: Any, config: SandboxConfig, code_dir: Path) -> None:

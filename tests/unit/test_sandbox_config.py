@@ -14,6 +14,7 @@ def test_defaults_match_the_documented_limits() -> None:
     assert (cfg.memory_mib, cfg.cpus, cfg.pids_limit, cfg.timeout_s) == (512, 1.0, 64, 60.0)
     assert (cfg.tmpfs_mib, cfg.output_limit_mib, cfg.stream_limit_bytes) == (64, 64, 64_000)
     assert cfg.name_prefix == "simcoder-sbx-"
+    assert (cfg.owner, cfg.cleanup_stale) == (None, True)
     assert cfg.memory_bytes == 512 * 1024 * 1024
     assert cfg.output_limit_bytes == 64 * 1024 * 1024
 
@@ -47,6 +48,16 @@ def test_non_positive_values_are_rejected_naming_the_field(field: str, value: ob
 def test_bad_name_prefix_is_rejected(prefix: str) -> None:
     with pytest.raises(ValueError, match="name_prefix"):
         SandboxConfig.model_validate({"name_prefix": prefix})
+
+
+@pytest.mark.parametrize("owner", ["", "has space", "-dash", "a=b", "x" * 129])
+def test_bad_owner_is_rejected(owner: str) -> None:
+    with pytest.raises(ValueError, match="owner"):
+        SandboxConfig.model_validate({"owner": owner})
+
+
+def test_owner_may_name_a_user_and_host() -> None:
+    assert SandboxConfig(owner="uid1000@build-7.example:ci").owner == "uid1000@build-7.example:ci"
 
 
 def test_unknown_fields_are_rejected() -> None:

@@ -102,6 +102,57 @@ def test_passed_with_env_paths_cwd_and_no_host_env(
     assert "SIMCODER_TEST_API_KEY" not in seen["env"]
 
 
+def test_without_code_dir_the_code_folder_is_empty_and_read_only(tmp_path: Path) -> None:
+    sandbox = ProcessSandbox(CFG)
+    assert sandbox.code_dir is None
+    (tmp_path / "c").mkdir()
+    probe = (
+        "import json, os, sys; code = os.environ['SIMCODER_CODE']; "
+        "print(json.dumps({'code': code, 'path': os.environ['PYTHONPATH'], 'arg': sys.argv[1], "
+        "'listing': os.listdir(code), 'writable': os.access(code, os.W_OK)}))"
+    )
+    result = sandbox.run(tmp_path / "c", tmp_path / "c", tmp_path / "o",
+                         [sys.executable, "-c", probe, "/sandbox/code/sandbox/runner.py"])
+    assert result.outcome is Outcome.PASSED, result.message
+    seen = json.loads(result.stdout)
+    repo = Path(__file__).resolve().parents[2]
+    assert seen["listing"] == [] and Path(seen["code"]) != repo
+    assert seen["path"] == seen["code"]
+    assert seen["arg"] == seen["code"] + "/sandbox/runner.py"
+    assert not Path(seen["code"]).exists(), "the empty code folder is removed after the run"
+    if os.geteuid() != 0:
+        assert not seen["writable"]
+
+
+@pytest.mark.parametrize("program", ["python3", "python"])
+def test_python_runs_the_current_interpreter_not_the_first_on_path(
+    program: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake_bin = tmp_path / "bin"
+    fake_bin.mkdir()
+    for name in ("python3", "python"):
+        (fake_bin / name).write_text("#!/bin/sh\necho fake-python\n")
+        (fake_bin / name).chmod(0o755)
+    monkeypatch.setenv("PATH", f"{fake_bin}{os.pathsep}{os.environ.get('PATH', '')}")
+    (tmp_path / "c").mkdir()
+    result = ProcessSandbox(CFG).run(
+        tmp_path / "c", tmp_path / "c", tmp_path / "o", [program, "-c", "import sys; print(sys.executable)"]
+    )
+    assert result.outcome is Outcome.PASSED, result.message
+    assert result.stdout == sys.executable + "\n"
+
+
+def test_only_a_leading_python_is_replaced(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    fake_bin = tmp_path / "bin"
+    fake_bin.mkdir()
+    (fake_bin / "python3").write_text('#!/bin/sh\necho "fake-python $*"\n')
+    (fake_bin / "python3").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{fake_bin}{os.pathsep}{os.environ.get('PATH', '')}")
+    (tmp_path / "c").mkdir()
+    result = ProcessSandbox(CFG).run(tmp_path / "c", tmp_path / "c", tmp_path / "o", ["sh", "-c", "python3 x"])
+    assert result.stdout == "fake-python x\n", "arguments and programs run by the command are left alone"
+
+
 def test_crashed_reports_exit_code_and_last_stderr_line(sandbox: ProcessSandbox, tmp_path: Path) -> None:
     result = _run(
         sandbox,
