@@ -168,7 +168,7 @@ _INT32 = np.iinfo(np.int32)
 
 def _compact(array: np.ndarray) -> np.ndarray:
     """The array as 32-bit integers when that loses nothing (traces hold cycles and addresses), else as is."""
-    if array.size == 0 or array.dtype == np.int32:
+    if array.size == 0 or array.dtype.itemsize <= 4:
         return array
     if array.dtype.kind in "iub":
         low, high = int(array.min()), int(array.max())

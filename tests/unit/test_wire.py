@@ -99,3 +99,19 @@ def test_encoding_accepts_look_alikes_with_the_contract_fields() -> None:
     assert wire.Decoder(contract, encoder.arrays).decode("NetworkSchedule", data) == ref.schedule
     with pytest.raises(wire.WireError, match="missing"):
         wire.Encoder().encode("NetworkSchedule", object())
+
+
+@pytest.mark.parametrize(("array", "dtype"), [
+    (np.array([[1, -1, 20_000_000]], dtype=np.int64), np.int32),
+    (np.array([[1.0, -1.0, 3.0]]), np.int32),
+    (np.array([[1.5, -1.0]]), np.float64),
+    (np.array([[1, 2**40]], dtype=np.int64), np.int64),
+    (np.array([[1, 2]], dtype=np.int8), np.int8),
+    (np.array([[np.nan, 1.0]]), np.float64),
+])
+def test_arrays_are_stored_compactly_without_loss(array: np.ndarray, dtype: type) -> None:
+    encoder = wire.Encoder()
+    data = encoder.encode("TraceSet", contract.TraceSet(*([array] * 6)))
+    stored = encoder.arrays[data["ifmap_sram"]["$array"]]
+    assert stored.dtype == dtype
+    np.testing.assert_array_equal(stored.astype(np.float64), array.astype(np.float64))
