@@ -510,18 +510,22 @@ def _trace_divergence(workload: str, index: int, name: str, expected: MemoryResu
         a_val = float(a[row, col]) if a.ndim == 2 and row < a.shape[0] and col < a.shape[1] else None
         div = Divergence(workload, index, name, "trace", operand=trace.split("_")[0], trace=trace, row=row,
                          column=col, cycle=cycle, expected=e_val, actual=a_val,
-                         evidence=note + (_row_context(e, a, row) if a.ndim == 2 else ""))
+                         evidence=note + (_row_context(e, a, row, col) if a.ndim == 2 else ""))
         if best is None or (cycle, order) < best[:2]:
             best = (cycle, order, div)
     return best[2] if best is not None else None
 
 
-def _row_context(expected: np.ndarray, actual: np.ndarray, row: int, width: int = 6) -> str:
+def _row_context(expected: np.ndarray, actual: np.ndarray, row: int, column: int, width: int = 5) -> str:
+    """The differing row around ``column``: the cycle, then up to ``width`` ports centred on it."""
+    first = max(1, min(column - width // 2, expected.shape[1] - width))
+
     def show(a: np.ndarray) -> str:
         if row >= a.shape[0]:
             return "(no row)"
-        values = [_num(float(v)) for v in a[row, :width]]
-        return "[" + ", ".join(values) + (", ...]" if a.shape[1] > width else "]")
+        ports = [_num(float(v)) for v in a[row, first:first + width]]
+        return ("[" + _num(float(a[row, 0])) + (", ..., " if first > 1 else ", ") + ", ".join(ports)
+                + (", ...]" if a.shape[1] > first + width else "]"))
 
     return f"; expected row {show(expected)}, got {show(actual)}"
 
