@@ -121,3 +121,11 @@ def show(request: object, lines: list[str]) -> None:
             reporter.write_line("")
             for line in lines:
                 reporter.write_line(line)
+
+
+def write_folder(folder: Path, files: dict[str, str]) -> Path:
+    """``folder`` (created) holding ``files`` (name -> text): a candidate, for instance."""
+    folder.mkdir(parents=True)
+    for name, text in files.items():
+        (folder / name).write_text(text)
+    return folder

@@ -19,6 +19,7 @@ from agents import verifier
 from agents.mutants import MUTANTS, candidate_files
 from sandbox import Outcome, Sandbox, SandboxConfig, SandboxUnavailable, make_sandbox
 from tests.conftest import record_checked, require
+from tests.helpers import write_folder
 
 pytestmark = pytest.mark.integration
 
@@ -44,11 +45,7 @@ def docker() -> Iterator[Sandbox]:
 
 
 def _folder(tmp_path: Path, files: dict[str, str], name: str = "candidate") -> Path:
-    folder = tmp_path / name
-    folder.mkdir()
-    for filename, text in files.items():
-        (folder / filename).write_text(text)
-    return folder
+    return write_folder(tmp_path / name, files)
 
 
 def _verify(sandbox: Sandbox, folder: Path, tmp_path: Path, **kwargs: Any) -> verifier.Verification:

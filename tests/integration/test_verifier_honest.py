@@ -20,6 +20,7 @@ from agents import verifier
 from agents.mutants import candidate_files
 from sandbox import Outcome, Sandbox, SandboxConfig, SandboxUnavailable, make_sandbox
 from tests.conftest import require
+from tests.helpers import write_folder
 
 pytestmark = pytest.mark.integration
 
@@ -38,11 +39,7 @@ def docker() -> Iterator[Sandbox]:
 
 
 def _folder(tmp_path: Path, files: dict[str, str]) -> Path:
-    folder = tmp_path / "candidate"
-    folder.mkdir()
-    for name, text in files.items():
-        (folder / name).write_text(text)
-    return folder
+    return write_folder(tmp_path / "candidate", files)
 
 
 def _borrow(line: str) -> dict[str, str]:

@@ -17,7 +17,7 @@ from agents import verifier
 from agents.mutants import MUTANTS, candidate_files
 from sandbox import SandboxConfig, SandboxUnavailable, make_sandbox
 from tests.conftest import require
-from tests.helpers import mutant_table, show
+from tests.helpers import mutant_table, show, write_folder
 
 pytestmark = pytest.mark.integration
 
@@ -31,10 +31,7 @@ def test_every_mutant_is_rejected_and_blamed_through_docker(request: pytest.Fixt
         raise
     results = []
     for mutant in MUTANTS:
-        folder = tmp_path / mutant.id
-        folder.mkdir()
-        for name, text in candidate_files(mutant).items():
-            (folder / name).write_text(text)
+        folder = write_folder(tmp_path / mutant.id, candidate_files(mutant))
         start = time.perf_counter()
         result = verifier.verify(verifier.SandboxExecutor(sandbox, folder, workdir=tmp_path))
         results.append((mutant, result, time.perf_counter() - start))

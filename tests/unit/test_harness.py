@@ -20,16 +20,13 @@ from agents import verifier as vf
 from agents.harness import harness, wire
 from agents.mutants import candidate_files
 from reference_sim import contract
+from tests.helpers import write_folder
 
 WORKLOADS = tuple(vf.Workload(w.id, w.hardware, w.layers[:2]) for w in vf.load_suite()[:2])
 
 
 def _folder(tmp_path: Path, files: dict[str, str], name: str = "cand") -> Path:
-    folder = tmp_path / name
-    folder.mkdir()
-    for filename, text in files.items():
-        (folder / filename).write_text(text)
-    return folder
+    return write_folder(tmp_path / name, files)
 
 
 def _tasks(start: str = "mapping", stop: str = "memory", traces: bool = True) -> list[vf.Task]:

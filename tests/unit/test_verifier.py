@@ -6,6 +6,7 @@ The sandbox is faked by :class:`FakeSandbox`, which runs the staged harness as a
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -22,6 +23,7 @@ from agents.harness import harness
 from agents.mutants import MUTANTS, build, candidate_files
 from reference_sim import contract
 from sandbox.base import INPUTS_MOUNT, Outcome, RunResult
+from tests.helpers import write_folder
 
 SUITE: tuple[vf.Workload, ...] = tuple(vf.Workload(w.id, w.hardware, w.layers[:3]) for w in vf.load_suite())
 REFERENCE_MODULES = vf.reference_modules()
@@ -33,11 +35,7 @@ def _mutant(mutant_id: str) -> dict[str, Any]:
 
 
 def _write(files: dict[str, str], tmp: Path) -> Path:
-    folder = tmp / "candidate"
-    folder.mkdir(parents=True)
-    for name, text in files.items():
-        (folder / name).write_text(text)
-    return folder
+    return write_folder(tmp / "candidate", files)
 
 
 def test_default_suite_covers_dataflows_bandwidths_and_non_powers_of_two() -> None:
@@ -98,19 +96,22 @@ def test_report_only_mapping_fault_is_a_figure_and_a_field() -> None:
     assert result.blame is not None and result.blame.stages[0].field == "LayerMapping.compute_utilisation"
 
 
-def test_a_fault_only_on_the_traces_off_path_is_caught_there() -> None:
-    modules = dict(REFERENCE_MODULES)
+def _memory_changed(when: Any, **change: Any) -> dict[str, Any]:
+    """The reference's modules with a memory whose result gets ``change`` (fields +N) where ``when`` holds."""
 
-    class UntracedOffByOne:
+    class Changed:
         @staticmethod
         def simulate(mapping: Any, network: Any, hardware: Any, *, traces: bool = False) -> Any:
             result = REFERENCE_MODULES["memory"].simulate(mapping, network, hardware, traces=traces)
-            if traces:
+            if not when(mapping, traces):
                 return result
-            import dataclasses
-            return dataclasses.replace(result, stall_cycles=result.stall_cycles + 1)
+            return dataclasses.replace(result, **{k: getattr(result, k) + v for k, v in change.items()})
 
-    modules["memory"] = UntracedOffByOne
+    return {**REFERENCE_MODULES, "memory": Changed}
+
+
+def test_a_fault_only_on_the_traces_off_path_is_caught_there() -> None:
+    modules = _memory_changed(lambda mapping, traces: not traces, stall_cycles=1)
     result = vf.verify(vf.InProcessExecutor(modules), SUITE[:1], final_check=NO_FINAL)
     assert result.outcome is Outcome.WRONG_RESULT
     assert result.divergence is not None and result.divergence.path == "untraced"
@@ -122,18 +123,7 @@ def test_a_fault_only_on_the_traces_off_path_is_caught_there() -> None:
 
 
 def test_final_check_is_verified_by_report_figures() -> None:
-    modules = dict(REFERENCE_MODULES)
-
-    class BigLayersWrong:
-        @staticmethod
-        def simulate(mapping: Any, network: Any, hardware: Any, *, traces: bool = False) -> Any:
-            result = REFERENCE_MODULES["memory"].simulate(mapping, network, hardware, traces=traces)
-            if mapping.layer.ifmap_h < 100:
-                return result
-            import dataclasses
-            return dataclasses.replace(result, total_cycles=result.total_cycles + 7)
-
-    modules["memory"] = BigLayersWrong
+    modules = _memory_changed(lambda mapping, traces: mapping.layer.ifmap_h >= 100, total_cycles=7)
     assert vf.verify(vf.InProcessExecutor(modules), SUITE[:2], final_check=NO_FINAL).passed
     result = vf.verify(vf.InProcessExecutor(modules), SUITE[:2], final_check=vf.default_final_check())
     assert result.divergence is not None and result.divergence.path == "final_check"
