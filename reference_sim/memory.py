@@ -48,6 +48,8 @@ from .errors import SimulationError
 HIT_LATENCY_CYCLES = 1
 ACTIVE_FRACTION = 0.5
 ESTIMATE_SETS_PER_HALF = 50
+PARTS_PER_BUFFER = 100
+"""A buffer is cut into this many lines (USER prefetch window) or sets (CALC read estimate)."""
 _BIG = np.iinfo(np.int64).max // 4
 
 
@@ -308,7 +310,7 @@ def _line_table(fetch: np.ndarray, words_per_line: int) -> tuple[np.ndarray, np.
 
 
 def _user_prefetches(stream: _Stream, fetch: np.ndarray, bw: int, latency: int, buffer: _Buffer) -> _Prefetches:
-    words_per_line = math.ceil(buffer.total_words / 100)
+    words_per_line = math.ceil(buffer.total_words / PARTS_PER_BUFFER)
     uniq, table, num_lines = _line_table(fetch, words_per_line)
     active = min(math.ceil(buffer.active_words / words_per_line), num_lines)
     step = min(math.ceil(buffer.other_words / words_per_line), num_lines - active)
@@ -373,6 +375,10 @@ class _Epochs:
     """With traces: the new addresses of each epoch in arrival order, the open epoch last."""
 
 
+_FOLD_WINDOW = 64
+"""Folds looked at first when an epoch runs past its fold; doubled until the epoch ends inside."""
+
+
 def _epochs_from_blocks(stream: _Stream, epoch_words: int) -> tuple[list[int], int]:
     """Epochs of a stream whose fold blocks repeat entries of disjoint, all-distinct blocks."""
     sizes = stream.fold_sizes()
@@ -391,7 +397,7 @@ def _epochs_from_blocks(stream: _Stream, epoch_words: int) -> tuple[list[int], i
         else:
             need = epoch_words - rest
             found = None
-            width = 64
+            width = _FOLD_WINDOW
             lo = fold + 1
             while lo < sizes.size:
                 hi = min(sizes.size, lo + width)
@@ -576,6 +582,8 @@ def _channel_runs(stream: _Stream, first_fold: int, end_fold: int) -> _ChannelRu
 
 
 _RUNS_PER_BATCH = 200_000
+_RUN_WINDOW = 4096
+"""Runs looked at first when searching for an epoch's end; doubled until the epoch ends inside."""
 
 
 def _epochs_from_channel_runs(stream: _Stream, epoch_words: int) -> _Epochs:
@@ -615,7 +623,7 @@ def _epochs_from_channel_runs(stream: _Stream, epoch_words: int) -> _Epochs:
             while True:
                 pos = int(np.searchsorted(end_rows, start // lanes))
                 need = epoch_words - count
-                window = 4096
+                window = _RUN_WINDOW
                 while True:
                     stop = min(rows.size, pos + window)
                     lo = np.maximum(0, -((key0[pos:stop] - start) // lanes))
@@ -653,7 +661,7 @@ def _epochs_from_channel_runs(stream: _Stream, epoch_words: int) -> _Epochs:
 
 
 def _estimate_epochs(stream: _Stream, buffer: _Buffer, record: bool) -> _Epochs:
-    set_words = buffer.total_words // 100
+    set_words = buffer.total_words // PARTS_PER_BUFFER
     epoch_words = ESTIMATE_SETS_PER_HALF * set_words
     if not record:
         first_row = stream.busy_rows()[0]
@@ -922,6 +930,8 @@ def _estimate_summary(ep: _Epochs, stall_at: Callable[[int], int], latency: int,
     """DRAM start cycle, stop cycle and words of a CALC read estimate."""
     set_words = ep.set_words
     epoch_words = ESTIMATE_SETS_PER_HALF * set_words
+    if any(a == b for a, b in zip(ep.end_rows, ep.end_rows[1:])):
+        raise SimulationError("two read-estimate epochs end in one cycle; SCALE-Sim v2 fails here")
     if not ep.end_rows:
         cycles = math.ceil(math.ceil(ep.last_distinct / set_words) * set_words / start_bw)
         return -cycles, -1, ep.last_distinct

@@ -2,7 +2,8 @@
 
 Slow by design: it walks every demand row and every address with plain Python containers, so its
 reading of the memory model is easy to check line by line.  It implements the same contract as
-:mod:`reference_sim.memory` and is kept as a cross-check of that fast implementation.
+:mod:`reference_sim.memory` and is kept as a cross-check of that fast implementation; the model's
+constants are imported from there, so both read the same numbers.
 
 The model, per demand row ``i`` served at cycle ``i + stalls so far``:
 
@@ -35,10 +36,7 @@ from .contract import (
     prefetch_order,
 )
 from .errors import SimulationError
-
-HIT_LATENCY_CYCLES = 1
-ACTIVE_FRACTION = 0.5
-ESTIMATE_SETS_PER_HALF = 50
+from .memory import ACTIVE_FRACTION, ESTIMATE_SETS_PER_HALF, HIT_LATENCY_CYCLES, PARTS_PER_BUFFER
 
 
 def _sram_words(kib: int, word_bytes: int) -> int:
@@ -76,7 +74,7 @@ class _UserReadBuffer:
         self.fetch_rows = math.ceil(fetch_order.size / self.bw)
         self.fetch = np.full((self.fetch_rows, self.bw), float(NO_REQUEST))
         self.fetch.reshape(-1)[: fetch_order.size] = fetch_order
-        words_per_line = math.ceil(total_words / 100)
+        words_per_line = math.ceil(total_words / PARTS_PER_BUFFER)
         valid = [float(a) for a in self.fetch.reshape(-1) if a != NO_REQUEST]
         self.lines = [set(valid[i : i + words_per_line]) for i in range(0, len(valid), words_per_line)]
         if len(valid) % words_per_line == 0:
@@ -160,7 +158,7 @@ class _EstimateReadBuffer:
     def __init__(self, total_words: int, latency: int, words_per_cycle: int):
         self.latency = latency
         self.start_bw = words_per_cycle
-        self.set_words = total_words // 100
+        self.set_words = total_words // PARTS_PER_BUFFER
         self.seen: set[float] = set()
         self.current: list[float] = []
         self.epoch_sets: list[list[float]] = []

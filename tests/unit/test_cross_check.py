@@ -1,7 +1,14 @@
-"""The fast memory module against the literal one: same reports and traces on many architectures."""
+"""The fast memory module against the literal one: same reports and traces on many architectures.
+
+``test_report_paths_match_literal`` runs the fast module with traces off (its report-only paths:
+CALC epoch strategies, shortcuts) on random small layers and architectures.  Case ``n`` is
+``report_path_case(n)``; the first case number is ``MEMORY_CROSS_CHECK_SEED`` (default
+:data:`CROSS_CHECK_SEED`), shown in every test id as ``seed=<n>``.
+"""
 
 from __future__ import annotations
 
+import os
 import random
 from pathlib import Path
 
@@ -10,6 +17,7 @@ import pytest
 from reference_sim import memory_literal
 from reference_sim.contract import Hardware, Layer
 from reference_sim.engine import REFERENCE, simulate
+from reference_sim.errors import SimulationError
 from reference_sim.spec import load_spec
 from tests.helpers import first_result_difference
 
@@ -79,3 +87,48 @@ def test_channel_run_epochs_match_literal(seed: int, monkeypatch: pytest.MonkeyP
     fast = simulate([layer], hardware)
     literal = simulate([layer], hardware, LITERAL)
     assert first_result_difference(f"seed {seed}: {hardware} {layer}", literal, fast) is None
+
+
+CROSS_CHECK_SEED = 20261126
+REPORT_PATH_CASES = 240
+_SEED = int(os.environ.get("MEMORY_CROSS_CHECK_SEED", CROSS_CHECK_SEED))
+_SRAM_KIB = (1, 2, 3, 5, 6)
+_ARRAY_SIDES = (1, 2, 3, 4, 5, 6, 7, 8, 12)
+
+
+def report_path_case(seed: int) -> tuple[Hardware, Layer]:
+    """A small random layer on a random architecture: odd sizes, bandwidths and words, CALC twice as often."""
+    rng = random.Random(seed)
+    hardware = Hardware(
+        array_rows=rng.choice(_ARRAY_SIDES), array_cols=rng.choice(_ARRAY_SIDES),
+        dataflow=rng.choice(["os", "ws", "is"]),
+        ifmap_sram_kib=rng.choice(_SRAM_KIB), filter_sram_kib=rng.choice(_SRAM_KIB),
+        ofmap_sram_kib=rng.choice(_SRAM_KIB), ifmap_offset=rng.choice([0, 0, 37]),
+        filter_offset=rng.choice([10_000_000, 5]), ofmap_offset=rng.choice([20_000_000, 1]),
+        bandwidth_mode=rng.choice(["CALC", "CALC", "USER"]), dram_words_per_cycle=rng.choice([1, 2, 3, 5, 7, 10]),
+        word_bytes=rng.choice([1, 2, 4, 8]),
+    )
+    if rng.random() < 0.35:
+        m, n, k = rng.randint(1, 48), rng.randint(1, 32), rng.randint(1, 80)
+        return hardware, Layer("gemm", m, k, 1, k, 1, n, 1, 1)
+    fh, fw = rng.randint(1, 4), rng.randint(1, 4)
+    h, w = rng.randint(fh, 16), rng.randint(fw, 16)
+    stride = rng.randint(1, 3)
+    return hardware, Layer("conv", h, w, fh, fw, rng.randint(1, 16), rng.randint(1, 16), stride,
+                           rng.choice([stride, 1, 2, 3]))
+
+
+@pytest.mark.parametrize("seed", [pytest.param(_SEED + i, id=f"seed={_SEED + i}") for i in range(REPORT_PATH_CASES)])
+def test_report_paths_match_literal(seed: int) -> None:
+    """Traces off: the fast module's report figures equal the literal module's (or both fail like SCALE-Sim)."""
+    hardware, layer = report_path_case(seed)
+    case = f"report_path_case({seed}): {hardware!r} {layer!r}"
+    try:
+        literal = simulate([layer], hardware, LITERAL)
+    except SimulationError as error:
+        with pytest.raises(SimulationError):
+            simulate([layer], hardware)
+        print(f"{case}: both fail: {error}")
+        return
+    difference = first_result_difference(case, literal, simulate([layer], hardware))
+    assert difference is None, difference
