@@ -143,7 +143,7 @@ def default_final_check() -> Suite:
 
 @dataclass(frozen=True)
 class StageOutputs:
-    """One layer's outputs of the three stages (``memory_untraced``: the report-only path)."""
+    """One layer's outputs of the stages a task ran."""
 
     layer: Layer
     mapping: LayerMapping | None = None
@@ -153,7 +153,7 @@ class StageOutputs:
 
 @dataclass(frozen=True)
 class ReferenceLayer:
-    """The reference's outputs for one layer, traced and untraced, and its figures."""
+    """The reference's outputs for one layer and its figures; ``memory`` is traced when the run was."""
 
     layer: Layer
     mapping: LayerMapping
@@ -161,23 +161,31 @@ class ReferenceLayer:
     memory: MemoryResult
     memory_untraced: MemoryResult
     figures: dict[str, float]
-    figures_untraced: dict[str, float]
+    """Report figures of ``memory``."""
 
 
 @functools.lru_cache(maxsize=64)
 def reference_run(workload: Workload, traces: bool = True) -> tuple[ReferenceLayer, ...]:
-    """The reference on a workload, stage by stage (computed on the host, cached)."""
-    out: list[ReferenceLayer] = []
+    """The reference on a workload, stage by stage (computed on the host, cached).
+
+    The traced run adds the traced memory to the untraced run's mapping, schedule and report-only result.
+    """
     ref = engine.REFERENCE
+    if traces:
+        out: list[ReferenceLayer] = []
+        for base in reference_run(workload, False):
+            traced = ref.memory.simulate(base.mapping, base.schedule, workload.hardware, traces=True)
+            out.append(dataclasses.replace(base, memory=traced,
+                                           figures=figures_of(base.layer, workload.hardware, base.mapping, traced)))
+        return tuple(out)
+    untraced_run: list[ReferenceLayer] = []
     for layer in workload.layers:
         mapping = ref.mapping.map_layer(layer, workload.hardware)
         schedule = ref.network.schedule(mapping, workload.hardware)
-        traced = ref.memory.simulate(mapping, schedule, workload.hardware, traces=True) if traces else None
         untraced = ref.memory.simulate(mapping, schedule, workload.hardware, traces=False)
-        out.append(ReferenceLayer(layer, mapping, schedule, traced if traced is not None else untraced, untraced,
-                                  figures_of(layer, workload.hardware, mapping, traced or untraced),
-                                  figures_of(layer, workload.hardware, mapping, untraced)))
-    return tuple(out)
+        figures = figures_of(layer, workload.hardware, mapping, untraced)
+        untraced_run.append(ReferenceLayer(layer, mapping, schedule, untraced, untraced, figures))
+    return tuple(untraced_run)
 
 
 def figures_of(layer: Layer, hardware: Hardware, mapping: LayerMapping, memory: MemoryResult) -> dict[str, float]:
@@ -546,8 +554,7 @@ def compare_pipeline(task: Task, run: TaskRun, path: str) -> tuple[list[CycleErr
                 first = first or Divergence(task.workload.id, i, ref.layer.name, "error", path, module="memory",
                                             evidence=f"its result gives no report figures ({type(exc).__name__}: "
                                                      f"{str(exc)[:200]})")
-        exp_figures = ref.figures if traced else ref.figures_untraced
-        errors.append(CycleError(task.workload.id, i, ref.layer.name, exp_figures["total_cycles"],
+        errors.append(CycleError(task.workload.id, i, ref.layer.name, ref.figures["total_cycles"],
                                  figures["total_cycles"] if figures is not None else None))
         if first is not None:
             continue
@@ -564,10 +571,10 @@ def compare_pipeline(task: Task, run: TaskRun, path: str) -> tuple[list[CycleErr
             if first is not None:
                 first = dataclasses.replace(first, path=path)
         if first is None and figures is not None:
-            name = first_figure_difference(FIGURES, exp_figures, figures)
+            name = first_figure_difference(FIGURES, ref.figures, figures)
             if name is not None:
                 first = Divergence(task.workload.id, i, ref.layer.name, "figure", path, figure=name,
-                                   expected=exp_figures[name], actual=figures[name])
+                                   expected=ref.figures[name], actual=figures[name])
     return errors, first
 
 
@@ -666,7 +673,7 @@ def first_field_difference(expected: Any, actual: Any, path: str) -> tuple[str, 
 def compare_stage(task: Task, run: TaskRun) -> StageEvidence | None:
     """The first layer where a per-stage task's output differs from the reference's."""
     stage = task.start
-    reference = reference_run(task.workload, True)
+    reference = reference_run(task.workload, task.traces)
     for i, ref in enumerate(reference):
         got = run.layers[i] if i < len(run.layers) else None
         base: dict[str, Any] = {"stage": stage, "given": STAGE_GIVEN[stage], "workload": task.workload.id, "layer": i,
@@ -674,8 +681,7 @@ def compare_stage(task: Task, run: TaskRun) -> StageEvidence | None:
         if got is None:
             error = _error_text(run.error) if run.error is not None else "no output"
             return StageEvidence(**base, error=error)
-        expected: Any = {"mapping": ref.mapping, "network": ref.schedule,
-                         "memory": ref.memory if task.traces else ref.memory_untraced}[stage]
+        expected: Any = {"mapping": ref.mapping, "network": ref.schedule, "memory": ref.memory}[stage]
         actual: Any = {"mapping": got.mapping, "network": got.schedule, "memory": got.memory}[stage]
         if stage == "memory" and not task.traces:
             expected = dataclasses.replace(expected, traces=None)

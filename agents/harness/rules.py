@@ -84,16 +84,7 @@ class Refusal:
         return f"{self.file}:{self.line}: {self.what} ({self.why})"
 
 
-def _stdlib() -> frozenset[str]:
-    names = getattr(sys, "stdlib_module_names", None)
-    if names is not None:
-        return frozenset(names)
-    return frozenset({"math", "numbers", "dataclasses", "typing", "collections", "functools", "itertools",
-                      "bisect", "heapq", "enum", "abc", "operator", "fractions", "decimal", "statistics",
-                      "array", "copy", "types", "re", "string", "warnings", "__future__", "sys", "time"})
-
-
-STDLIB = _stdlib()
+STDLIB = frozenset(sys.stdlib_module_names)
 
 
 def import_refusal(name: str, level: int, own_modules: frozenset[str]) -> str | None:

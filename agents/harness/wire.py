@@ -251,7 +251,3 @@ class Decoder:
             return array
         raise WireError(path, f"unknown field kind {kind!r}")
 
-
-def document(type_name: str, data: dict[str, Any]) -> dict[str, Any]:
-    """A standalone wire document (format tag, type, value)."""
-    return {"format": WIRE_FORMAT, "type": type_name, "value": data}
