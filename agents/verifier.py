@@ -95,12 +95,14 @@ class Workload:
     id: str
     hardware: Hardware
     layers: tuple[Layer, ...]
+    reference: engine.Modules = engine.REFERENCE
+    """The modules that say what is expected (the built-in reference, or a user's own under the same contract)."""
 
 
 Suite = tuple[Workload, ...]
 
 
-def load_suite(spec_path: str | Path = DEFAULT_SPEC) -> Suite:
+def load_suite(spec_path: str | Path = DEFAULT_SPEC, reference: engine.Modules = engine.REFERENCE) -> Suite:
     """The spec's verification suite: every ``verification.workloads`` entry under every variant."""
     from reference_sim.spec import load_spec
 
@@ -109,13 +111,13 @@ def load_suite(spec_path: str | Path = DEFAULT_SPEC) -> Suite:
     if verification is None:
         raise ValueError(f"{spec_path}: the spec has no verification section")
     return tuple(
-        Workload(f"{name}@{variant.name}", loaded.spec.hardware(variant), tuple(loaded.workload(name)))
+        Workload(f"{name}@{variant.name}", loaded.spec.hardware(variant), tuple(loaded.workload(name)), reference)
         for name in verification.workloads
         for variant in verification.variants
     )
 
 
-def load_final_check(spec_path: str | Path = DEFAULT_SPEC) -> Suite:
+def load_final_check(spec_path: str | Path = DEFAULT_SPEC, reference: engine.Modules = engine.REFERENCE) -> Suite:
     """The spec's ``final_check`` workloads (whole networks) on the spec's own architecture."""
     from reference_sim.spec import load_spec
 
@@ -123,7 +125,8 @@ def load_final_check(spec_path: str | Path = DEFAULT_SPEC) -> Suite:
     verification = loaded.spec.verification
     names = verification.final_check if verification is not None else []
     hardware = loaded.spec.hardware()
-    return tuple(Workload(f"{name}@final_check", hardware, tuple(loaded.workload(name))) for name in names)
+    return tuple(Workload(f"{name}@final_check", hardware, tuple(loaded.workload(name)), reference)
+                 for name in names)
 
 
 @functools.cache
@@ -170,7 +173,7 @@ def reference_run(workload: Workload, traces: bool = True) -> tuple[ReferenceLay
 
     The traced run adds the traced memory to the untraced run's mapping, schedule and report-only result.
     """
-    ref = engine.REFERENCE
+    ref = workload.reference
     if traces:
         out: list[ReferenceLayer] = []
         for base in reference_run(workload, False):
@@ -489,7 +492,7 @@ class CycleError:
         return None if self.actual is None else (self.actual - self.expected) / self.expected
 
 
-def _error_text(err: Mapping[str, Any]) -> str:
+def error_text(err: Mapping[str, Any]) -> str:
     stage = {"import": "import failed", "call": "raised", "result": "returned a wrong result"}.get(
         str(err.get("stage")), str(err.get("stage")))
     tb = str(err.get("traceback") or "")
@@ -561,7 +564,7 @@ def compare_pipeline(task: Task, run: TaskRun, path: str) -> tuple[list[CycleErr
         if got is None:
             if run.error is not None:
                 first = Divergence(task.workload.id, i, ref.layer.name, "error", path,
-                                   module=str(run.error.get("module")), evidence=_error_text(run.error))
+                                   module=str(run.error.get("module")), evidence=error_text(run.error))
             else:
                 first = Divergence(task.workload.id, i, ref.layer.name, "missing", path,
                                    evidence=f"the run has {len(run.layers)} layers, expected {len(expected)}")
@@ -679,7 +682,7 @@ def compare_stage(task: Task, run: TaskRun) -> StageEvidence | None:
         base: dict[str, Any] = {"stage": stage, "given": STAGE_GIVEN[stage], "workload": task.workload.id, "layer": i,
                 "layer_name": ref.layer.name, "traces": task.traces}
         if got is None:
-            error = _error_text(run.error) if run.error is not None else "no output"
+            error = error_text(run.error) if run.error is not None else "no output"
             return StageEvidence(**base, error=error)
         expected: Any = {"mapping": ref.mapping, "network": ref.schedule, "memory": ref.memory}[stage]
         actual: Any = {"mapping": got.mapping, "network": got.schedule, "memory": got.memory}[stage]
@@ -727,6 +730,8 @@ class Verification:
     stderr_tail: str = ""
     timings: dict[str, float] = field(default_factory=dict)
     """Harness seconds per path (``traced``, ``untraced``, ``final_check``) and the run's wall time."""
+    checked: tuple[tuple[str, str, bool], ...] = ()
+    """Each end-to-end task: ``(path, workload id, matched)``."""
 
     @property
     def passed(self) -> bool:
@@ -805,6 +810,7 @@ def verify(executor: Executor, suite: Sequence[Workload] | None = None, *,
         refused: list[str] = []
         import_faults: list[str] = []
         timings = {path: 0.0 for path in PATHS}
+        checked: list[tuple[str, str, bool]] = []
         for index, (path, task) in enumerate(tasks):
             try:
                 run = read_task(execution, index, task)
@@ -820,6 +826,7 @@ def verify(executor: Executor, suite: Sequence[Workload] | None = None, *,
             layer_errors, div = compare_pipeline(task, run, path)
             if path != "untraced":
                 errors += layer_errors
+            checked.append((path, task.workload.id, div is None))
             if div is not None:
                 if task.workload.id not in failing:
                     failing.append(task.workload.id)
@@ -832,12 +839,12 @@ def verify(executor: Executor, suite: Sequence[Workload] | None = None, *,
         message = f"the run-time guard refused {len(refused)} access(es): {refused[0]}"
         return Verification(Outcome.FORBIDDEN, message, first, tuple(errors), tuple(failing), None,
                             _bounded(f"REJECTED (forbidden): {message}"), seconds, tuple(refused), timings=timings,
-                            **tails)
+                            checked=tuple(checked), **tails)
     if first is None:
         message = (f"The candidate matches the reference on {len(suite)} workloads with and without traces"
                    f" and on {len(final_check)} final-check workload(s) ({len(errors)} layers).")
         return Verification(Outcome.PASSED, message, None, tuple(errors), (), None, f"PASSED: {message}", seconds,
-                            timings=timings, **tails)
+                            timings=timings, checked=tuple(checked), **tails)
     crashed = first.kind == "error" or bool(import_faults)
     outcome = Outcome.CRASHED if crashed else Outcome.WRONG_RESULT
     if import_faults:
@@ -849,7 +856,7 @@ def verify(executor: Executor, suite: Sequence[Workload] | None = None, *,
     message = (f"The candidate differs from the reference on {len(failing)} of {len(suite) + len(final_check)} "
                f"workloads; first divergence: {first.describe()}")
     result = Verification(outcome, message, first, tuple(errors), tuple(failing), found_blame, "", seconds,
-                          timings=timings, **tails)
+                          timings=timings, checked=tuple(checked), **tails)
     return dataclasses.replace(result, diagnosis=diagnose(result))
 
 

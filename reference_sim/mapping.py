@@ -24,6 +24,7 @@ from .contract import (
 
 
 def _tilings(hardware: Hardware) -> dict[OperandName, OperandTiling]:
+    """Per operand: which fold index selects its rows and columns, its lane count, and prefetch order."""
     rows, cols = hardware.array_rows, hardware.array_cols
     if hardware.dataflow == "os":
         return {

@@ -40,6 +40,7 @@ from .memory import ACTIVE_FRACTION, ESTIMATE_SETS_PER_HALF, HIT_LATENCY_CYCLES,
 
 
 def _sram_words(kib: int, word_bytes: int) -> int:
+    """Words an SRAM of ``kib`` KiB holds (1 KiB = 1024 bytes)."""
     return (kib * 1024) // word_bytes
 
 
@@ -280,6 +281,7 @@ class _WriteBuffer:
 def _read_buffer(
     name: OperandName, mapping: LayerMapping, network: NetworkSchedule, hardware: Hardware
 ) -> _UserReadBuffer | _EstimateReadBuffer:
+    """The read buffer of ``name`` for the network's bandwidth mode (USER: prefetching; CALC: estimate)."""
     kib = hardware.ifmap_sram_kib if name == "ifmap" else hardware.filter_sram_kib
     words = _sram_words(kib, hardware.word_bytes)
     port = network.ports[name]
@@ -289,6 +291,7 @@ def _read_buffer(
 
 
 def _start_stop(trace: np.ndarray) -> tuple[float, float]:
+    """First and last cycle of a trace in which any port has a request."""
     busy = np.flatnonzero((trace[:, 1:] != NO_REQUEST).any(axis=1))
     return float(trace[busy[0], 0]), float(trace[busy[-1], 0])
 

@@ -211,6 +211,8 @@ class ModelSettings(_Strict):
     temperature: float = 0.0
     strategy: Literal["zero_shot", "icl", "cot", "icl_cot"] = "icl_cot"
     timeout_s: PositiveFloat = 120.0
+    seed: int | None = None
+    """Sent to endpoints that take one (OpenAI, vLLM); recorded in every report."""
 
 
 class Budget(_Strict):
@@ -218,6 +220,12 @@ class Budget(_Strict):
 
     attempts_per_module: PositiveInt = 3
     repair_rounds: NonNegativeInt = 5
+    max_tokens: PositiveInt = 2_000_000
+    """Model tokens (prompt and answer) a run may spend; past it the run stops asking and reports."""
+    max_wall_s: PositiveFloat = 3600.0
+    """Wall time of a run, seconds; past it the run stops and reports."""
+    max_sandboxes: PositiveInt = 2
+    """Sandbox runs at the same time (the coders run in parallel)."""
 
 
 class Spec(_Strict):
@@ -232,6 +240,8 @@ class Spec(_Strict):
     modules: ModuleDescriptions | None = None
     model: ModelSettings | None = None
     budget: Budget | None = None
+    generate: list[Literal["mapping", "network", "memory"]] | None = None
+    """The modules a run writes (default: all three); the others are the reference's."""
 
     @field_validator("schema_version")
     @classmethod

@@ -1,0 +1,98 @@
+"""The coder's and repairer's logic: prompts, answer review and the retry decision; no LangGraph here.
+
+One coder run writes one module (``module`` granularity) or its units one at a time (``function``
+granularity); a repair run is the same loop started from the verifier's evidence.  Each model answer
+goes through :func:`review`: extract the code, check it on the host (:func:`agents.checks.static_problem`,
+never running it), then in the sandbox (a local run of the module, or at ``function`` granularity
+the unit's own check against the reference).  A failed review is fed back to the model until the
+attempt budget is spent.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+from langchain_core.messages import BaseMessage
+
+from agents import checks, prompts, skeleton, verifier
+from agents.extract import ExtractionError, extract_code, top_level_names
+from agents.planner import ENTRY_POINTS, ModuleTask
+
+logger = logging.getLogger(__name__)
+
+Mode = Literal["write", "repair"]
+ReviewStatus = Literal["accepted", "no_code", "invalid", "refused", "crashed", "wrong"]
+
+
+@dataclass(frozen=True)
+class Review:
+    """What became of one answer: accepted code, or the problem to send back to the model."""
+
+    status: ReviewStatus
+    code: str | None
+    problem: str
+
+
+def current_unit(task: ModuleTask, unit_index: int) -> str | None:
+    """The unit being written at ``function`` granularity (``None`` at ``module`` granularity or when done)."""
+    units = task["units"]
+    if task["granularity"] != "function" or unit_index >= len(units):
+        return None
+    return units[unit_index]["name"]
+
+
+def opening_messages(task: ModuleTask, strategy: str, *, mode: Mode, unit: str | None = None, code: str = "",
+                     diagnosis: str = "", history: Sequence[tuple[str, str]] = ()) -> list[BaseMessage]:
+    """The first messages of a coder (``write``) or repairer (``repair``) conversation."""
+    stub = skeleton.skeleton(task["role"]).unit(unit).stub if unit is not None else None
+    unit_args = {"unit_name": unit, "unit_stub": stub, "skeleton": task["skeleton"] or None} if unit else {}
+    if mode == "repair":
+        return prompts.repair_messages(role=task["role"], strategy=strategy, granularity=task["granularity"],
+                                       description=task["description"], architecture=task["architecture"],
+                                       code=code, diagnosis=diagnosis, history=list(history), **unit_args)
+    return prompts.coder_messages(role=task["role"], strategy=strategy, granularity=task["granularity"],
+                                  description=task["description"], architecture=task["architecture"], **unit_args)
+
+
+def review(task: ModuleTask, answer: str, *, unit: str | None, executor_for: checks.ExecutorFactory,
+           suite: Sequence[verifier.Workload]) -> Review:
+    """Extract, check statically, then run: the answer's code, or why it cannot be taken."""
+    role = task["role"]
+    required = [unit] if unit is not None else [ENTRY_POINTS[role]]
+    try:
+        code = extract_code(answer, required=required)
+    except ExtractionError as exc:
+        return Review("no_code", None, str(exc))
+    if unit is not None:
+        code = unit_answer(role, unit, code)
+    problem = checks.static_problem(role, code, required=[unit] if unit is not None else ())
+    if problem is not None:
+        status: ReviewStatus = "refused" if problem.startswith("the verifier refuses") else "invalid"
+        return Review(status, None, problem)
+    if unit is not None:
+        problem = checks.unit_problem(role, unit, code, executor_for, suite)
+        return Review("wrong", None, problem) if problem is not None else Review("accepted", code, "")
+    problem = checks.local_problem(role, code, executor_for, suite)
+    return Review("crashed", None, problem) if problem is not None else Review("accepted", code, "")
+
+
+def unit_answer(role: str, unit: str, code: str) -> str:
+    """What of a unit answer goes into the module: all of it (imports, helpers, the unit), or only the unit
+    when the answer also redefines other units of the skeleton (e.g. it repeated the skeleton)."""
+    others = set(skeleton.skeleton(role).names) - {unit}
+    return skeleton.unit_source(code, unit) if top_level_names(code) & others else code
+
+
+def retry_allowed(attempt: int, budget: int) -> bool:
+    """Whether another answer may be asked for after ``attempt`` answers (1-based) within ``budget``."""
+    return attempt < budget
+
+
+def module_code(task: ModuleTask, written: dict[str, str]) -> str:
+    """The module from what was written: the one file, or the units assembled into the skeleton."""
+    if task["granularity"] == "function":
+        return skeleton.assemble(task["role"], written)
+    return written[task["role"]]

@@ -1,0 +1,218 @@
+"""The planner: validates the spec, decides what to generate and cuts each module into tasks.
+
+Pure functions over the spec; the graph's ``plan`` node calls :func:`plan_run`.  A plan is plain
+data (TypedDicts) so it lives in the graph's state and its checkpoints.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from types import ModuleType
+from typing import Any, Literal, TypedDict, cast
+
+import yaml
+
+from agents import skeleton
+from reference_sim import engine
+from reference_sim.errors import InputError, SimCoderError
+from reference_sim.spec import Budget, LoadedSpec, Spec, load_spec
+
+logger = logging.getLogger(__name__)
+
+ROLES: tuple[str, ...] = ("mapping", "network", "memory")
+Role = Literal["mapping", "network", "memory"]
+Granularity = Literal["module", "function"]
+Strategy = Literal["zero_shot", "icl", "cot", "icl_cot"]
+GRANULARITIES: tuple[str, ...] = ("module", "function")
+STRATEGIES: tuple[str, ...] = ("zero_shot", "icl", "cot", "icl_cot")
+
+INTERFACES: dict[str, str] = {
+    "mapping": "def map_layer(layer: Layer, hardware: Hardware) -> LayerMapping",
+    "network": "def schedule(mapping: LayerMapping, hardware: Hardware) -> NetworkSchedule",
+    "memory": ("def simulate(mapping: LayerMapping, network: NetworkSchedule, hardware: Hardware, *, "
+               "traces: bool = False) -> MemoryResult"),
+}
+"""The one function each module must expose (the contract's interface)."""
+ENTRY_POINTS: dict[str, str] = {"mapping": "map_layer", "network": "schedule", "memory": "simulate"}
+
+
+class PlanError(SimCoderError):
+    """The spec asks for a run this product cannot do (names what and why)."""
+
+
+class UnitTask(TypedDict):
+    """One unit (top-level function or class) of a module at ``function`` granularity."""
+
+    name: str
+    stub: str
+    """Its signature and docstring from the skeleton."""
+
+
+class ModuleTask(TypedDict):
+    """What one coder writes: a module, its description, interface and the spec values it depends on."""
+
+    role: str
+    description: str
+    architecture: str
+    """The spec's architecture as YAML (the values the module depends on)."""
+    interface: str
+    granularity: str
+    skeleton: str
+    """The skeleton file's text (``function`` granularity), else empty."""
+    units: list[UnitTask]
+
+
+class Plan(TypedDict):
+    """The planner's answer."""
+
+    spec_path: str
+    spec_name: str
+    spec_sha256: str
+    generate: list[str]
+    """Modules the run writes, in contract order."""
+    keep: list[str]
+    """Modules taken from the reference as they are (a user extending an existing simulator)."""
+    tasks: list[ModuleTask]
+    template: bool
+    """No model configured: the coders emit the built-in verified modules."""
+    granularity: str
+    reference: str
+    """``built-in`` or the folder of the user's own reference modules."""
+    budget: dict[str, Any]
+    """The spec's ``budget`` section (defaults filled in)."""
+    model_settings: dict[str, Any] | None
+    """The spec's ``model`` section (never a key: only the name of the variable holding it)."""
+
+
+def unsupported_features(spec: Spec) -> list[str]:
+    """What the spec asks for that the built-in reference cannot model (so cannot verify)."""
+    found: list[str] = []
+    arch = spec.architecture
+    if arch.memory_banks is not None and arch.memory_banks > 1:
+        found.append(f"architecture.memory_banks: {arch.memory_banks} (banked SRAM; the reference models one bank "
+                     "per operand, as SCALE-Sim v2 does)")
+    words = arch.dram.words_per_cycle
+    if isinstance(words, list) and len(set(words)) > 1:
+        found.append(f"architecture.dram.words_per_cycle: {words} (a bandwidth per interface; the reference uses "
+                     "one value for every interface, SCALE-Sim v2's first)")
+    return found
+
+
+def parse_generate(value: str | Sequence[str] | None) -> list[str] | None:
+    """``"mapping,memory"`` or a list into roles in contract order; ``None`` when not given."""
+    if value is None:
+        return None
+    names = [n.strip() for n in (value.split(",") if isinstance(value, str) else value) if n.strip()]
+    unknown = [n for n in names if n not in ROLES]
+    if unknown or not names:
+        raise PlanError(f"--generate takes a comma-separated list of {', '.join(ROLES)}; got {value!r}")
+    return [r for r in ROLES if r in names]
+
+
+def load_reference(folder: str | Path) -> engine.Modules:
+    """A user's own reference: a folder holding ``mapping.py``, ``network.py`` and ``memory.py``.
+
+    The modules run on the host (they are the user's code, not a model's) under the package name
+    ``simcoder_user_reference``; they import the contract relatively and get ours when the folder has
+    no copy.
+    """
+    folder = Path(folder).resolve()
+    missing = [f"{r}.py" for r in ROLES if not (folder / f"{r}.py").is_file()]
+    if missing:
+        raise PlanError(f"{folder}: a reference folder needs mapping.py, network.py and memory.py; "
+                        f"missing {', '.join(missing)}")
+    package_name = "simcoder_user_reference"
+    for name in [n for n in sys.modules if n == package_name or n.startswith(package_name + ".")]:
+        del sys.modules[name]
+    spec = importlib.machinery.ModuleSpec(package_name, None, is_package=True)
+    spec.submodule_search_locations = [str(folder)]
+    package = importlib.util.module_from_spec(spec)
+    sys.modules[package_name] = package
+    from reference_sim import contract, errors
+
+    for name, module in (("contract", contract), ("errors", errors)):
+        if not (folder / f"{name}.py").is_file():
+            sys.modules[f"{package_name}.{name}"] = module
+    loaded: dict[str, ModuleType] = {}
+    for role in ROLES:
+        try:
+            loaded[role] = importlib.import_module(f"{package_name}.{role}")
+        except Exception as exc:
+            raise PlanError(f"{folder / (role + '.py')}: the reference module does not import: "
+                            f"{type(exc).__name__}: {exc}") from exc
+        if not callable(getattr(loaded[role], ENTRY_POINTS[role], None)):
+            raise PlanError(f"{folder / (role + '.py')}: defines no {ENTRY_POINTS[role]}() (the contract's interface)")
+    return engine.Modules(loaded["mapping"], loaded["network"], loaded["memory"])
+
+
+def _architecture_yaml(loaded: LoadedSpec) -> str:
+    data = loaded.spec.architecture.model_dump(mode="json", exclude_none=True)
+    return yaml.safe_dump({"architecture": data}, sort_keys=False, default_flow_style=None, width=110).strip()
+
+
+def module_task(loaded: LoadedSpec, role: str, granularity: str) -> ModuleTask:
+    """One coder's task for ``role``."""
+    descriptions = loaded.spec.modules
+    description = getattr(descriptions, role, "") if descriptions is not None else ""
+    if not description.strip():
+        raise InputError(loaded.path, f"the spec describes no {role} module; a coder needs its description",
+                         field=f"modules.{role}")
+    units: list[UnitTask] = []
+    text = ""
+    if granularity == "function":
+        sk = skeleton.skeleton(role)
+        text = sk.text
+        units = [UnitTask(name=u.name, stub=u.stub) for u in sk.units]
+    return ModuleTask(role=role, description=" ".join(description.split()), architecture=_architecture_yaml(loaded),
+                      interface=INTERFACES[role], granularity=granularity, skeleton=text, units=units)
+
+
+def plan_run(spec_path: str | Path, *, generate: Sequence[str] | None = None, granularity: str = "module",
+             template: bool = False, reference_dir: str | Path | None = None) -> Plan:
+    """Validate the spec and plan the run.
+
+    ``generate`` (the CLI's ``--generate``) wins over the spec's ``generate``; both default to all
+    three modules.  Refuses (:class:`PlanError`) a spec the reference cannot model unless the run is
+    pointed at the user's own reference (``reference_dir``).
+    """
+    if granularity not in GRANULARITIES:
+        raise PlanError(f"granularity must be one of {', '.join(GRANULARITIES)}; got {granularity!r}")
+    loaded = load_spec(spec_path)
+    spec = loaded.spec
+    if spec.verification is None or not spec.verification.workloads:
+        raise InputError(loaded.path, "the spec names no verification workloads; the verifier needs some",
+                         field="verification.workloads")
+    beyond = unsupported_features(spec)
+    if beyond and reference_dir is None:
+        raise PlanError(f"{loaded.path}: the built-in reference cannot model " + "; ".join(beyond)
+                        + ". Point the run at your own reference (--reference DIR: a folder with mapping.py, "
+                        "network.py and memory.py under the same contract) to verify against it.")
+    if reference_dir is not None:
+        load_reference(reference_dir)
+    chosen = list(generate) if generate is not None else list(spec.generate or ROLES)
+    roles = [r for r in ROLES if r in chosen]
+    return Plan(
+        spec_path=str(loaded.path.resolve()),
+        spec_name=spec.name,
+        spec_sha256=hashlib.sha256(loaded.path.read_bytes()).hexdigest(),
+        generate=roles,
+        keep=[r for r in ROLES if r not in roles],
+        tasks=[module_task(loaded, r, granularity) for r in roles],
+        template=template,
+        granularity=granularity,
+        reference=str(Path(reference_dir).resolve()) if reference_dir is not None else "built-in",
+        budget=(spec.budget or Budget()).model_dump(mode="json"),
+        model_settings=spec.model.model_dump(mode="json") if spec.model is not None else None,
+    )
+
+
+def as_role(value: str) -> Role:
+    """``value`` as a :data:`Role` (raises :class:`PlanError` when it is not one)."""
+    if value not in ROLES:
+        raise PlanError(f"unknown module {value!r} (modules: {', '.join(ROLES)})")
+    return cast(Role, value)

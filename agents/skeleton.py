@@ -1,0 +1,193 @@
+"""Module skeletons for ``function`` granularity, derived from the literal reference modules.
+
+A skeleton is a module's header (docstring, imports, constants) and one *unit* per top-level
+function or class: its signature and docstring with ``...`` for a body.  The coder asks the model
+for one unit at a time; :func:`assemble` puts a module together from the units written so far and
+the literal reference's units for the rest (used to check one unit on its own), or from written
+units alone (the module the verifier judges).
+
+The literal modules: ``reference_sim/mapping.py``, ``reference_sim/network.py`` and
+``reference_sim/memory_literal.py`` (the readable memory model; constants it imports from the fast
+memory module are inlined so the skeleton stands alone).  The skeleton files under
+``prompts/skeletons/`` are :func:`derive_skeleton`'s output, checked by a test.
+"""
+
+from __future__ import annotations
+
+import ast
+import functools
+import importlib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from reference_sim.errors import SimCoderError
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SKELETON_DIR = REPO_ROOT / "prompts" / "skeletons"
+LITERAL_MODULES: dict[str, str] = {
+    "mapping": "reference_sim.mapping",
+    "network": "reference_sim.network",
+    "memory": "reference_sim.memory_literal",
+}
+"""The literal reference module each role's skeleton is derived from."""
+
+
+class SkeletonError(SimCoderError):
+    """A skeleton cannot be derived or a module cannot be assembled."""
+
+
+@dataclass(frozen=True)
+class Unit:
+    """One top-level function or class of a skeleton."""
+
+    name: str
+    kind: str
+    """``function`` or ``class``."""
+    stub: str
+    """Signature and docstring with ``...`` bodies: what the model is asked to fill in."""
+    reference: str
+    """The literal reference's source of the unit."""
+
+
+@dataclass(frozen=True)
+class Skeleton:
+    """A module's header and its units, in definition order."""
+
+    role: str
+    header: str
+    units: tuple[Unit, ...]
+
+    @property
+    def text(self) -> str:
+        """The skeleton file: header, then every unit's stub."""
+        return self.header.rstrip() + "\n\n\n" + "\n\n\n".join(u.stub for u in self.units) + "\n"
+
+    def unit(self, name: str) -> Unit:
+        for unit in self.units:
+            if unit.name == name:
+                return unit
+        raise SkeletonError(f"the {self.role} skeleton has no unit {name!r} "
+                            f"(units: {', '.join(u.name for u in self.units)})")
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(u.name for u in self.units)
+
+
+def _docstring_node(body: list[ast.stmt]) -> ast.stmt | None:
+    first = body[0] if body else None
+    if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant) and isinstance(first.value.value, str):
+        return first
+    return None
+
+
+def _segment(lines: list[str], start: int, end: int) -> str:
+    return "\n".join(lines[start - 1:end])
+
+
+def _function_stub(node: ast.FunctionDef | ast.AsyncFunctionDef, lines: list[str], indent: str = "") -> str:
+    first = node.decorator_list[0].lineno if node.decorator_list else node.lineno
+    body_start = node.body[0].lineno
+    head = _segment(lines, first, body_start - 1) if body_start > node.lineno else _segment(lines, first, node.lineno)
+    doc = _docstring_node(node.body)
+    inner = indent + "    "
+    text = head
+    if doc is not None:
+        text += "\n" + _segment(lines, doc.lineno, doc.end_lineno or doc.lineno)
+    return text + "\n" + inner + "..."
+
+
+def _class_stub(node: ast.ClassDef, lines: list[str]) -> str:
+    first = node.decorator_list[0].lineno if node.decorator_list else node.lineno
+    parts = [_segment(lines, first, node.lineno)]
+    for item in node.body:
+        if item is _docstring_node(node.body) or isinstance(item, ast.AnnAssign | ast.Assign):
+            parts.append(_segment(lines, item.lineno, item.end_lineno or item.lineno))
+        elif isinstance(item, ast.FunctionDef | ast.AsyncFunctionDef):
+            parts.append("\n" + _function_stub(item, lines, "    "))
+    return "\n".join(parts)
+
+
+def _inlined_import(node: ast.ImportFrom) -> str | None:
+    """``from .memory import A, B`` of constants becomes ``A = <value>`` lines (the skeleton stands alone)."""
+    if node.level != 1 or node.module in ("contract", "errors"):
+        return None
+    module = importlib.import_module(f"reference_sim.{node.module}")
+    lines = []
+    for alias in node.names:
+        value = getattr(module, alias.name)
+        if not isinstance(value, int | float | str | bool):
+            raise SkeletonError(f"cannot inline {alias.name} from reference_sim.{node.module}: not a constant")
+        lines.append(f"{alias.asname or alias.name} = {value!r}")
+    return "\n".join(lines)
+
+
+def derive_skeleton(role: str) -> Skeleton:
+    """The skeleton of ``role``'s literal reference module."""
+    if role not in LITERAL_MODULES:
+        raise SkeletonError(f"no skeleton for module {role!r} (modules: {', '.join(LITERAL_MODULES)})")
+    module = importlib.import_module(LITERAL_MODULES[role])
+    source = Path(module.__file__ or "").read_text(encoding="utf-8")
+    tree = ast.parse(source)
+    lines = source.splitlines()
+    header: list[str] = []
+    units: list[Unit] = []
+    for node in tree.body:
+        first = node.decorator_list[0].lineno if isinstance(
+            node, ast.FunctionDef | ast.ClassDef | ast.AsyncFunctionDef) and node.decorator_list else node.lineno
+        text = _segment(lines, first, node.end_lineno or node.lineno)
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            units.append(Unit(node.name, "function", _function_stub(node, lines), text))
+        elif isinstance(node, ast.ClassDef):
+            units.append(Unit(node.name, "class", _class_stub(node, lines), text))
+        elif isinstance(node, ast.ImportFrom):
+            header.append(_inlined_import(node) or text)
+        else:
+            header.append(text)
+    if not units:
+        raise SkeletonError(f"{LITERAL_MODULES[role]} defines no function or class")
+    return Skeleton(role, "\n\n".join(header), tuple(units))
+
+
+@functools.cache
+def skeleton(role: str) -> Skeleton:
+    """``role``'s skeleton (cached)."""
+    return derive_skeleton(role)
+
+
+def skeleton_file(role: str) -> Path:
+    """Where ``role``'s skeleton file lives."""
+    return SKELETON_DIR / f"{role}.py"
+
+
+def assemble(role: str, written: Mapping[str, str], *, fill_from_reference: bool = False) -> str:
+    """A module from the skeleton's header and the ``written`` units.
+
+    Units not in ``written`` come from the literal reference when ``fill_from_reference`` is set
+    (checking one unit on its own); otherwise a missing unit is an error.
+    """
+    sk = skeleton(role)
+    unknown = sorted(set(written) - set(sk.names))
+    if unknown:
+        raise SkeletonError(f"the {role} skeleton has no unit(s) {', '.join(unknown)}")
+    parts = [sk.header.rstrip()]
+    for unit in sk.units:
+        if unit.name in written:
+            parts.append(written[unit.name].strip("\n"))
+        elif fill_from_reference:
+            parts.append(unit.reference)
+        else:
+            raise SkeletonError(f"the {role} module lacks unit {unit.name!r}")
+    return "\n\n\n".join(parts) + "\n"
+
+
+def unit_source(code: str, name: str) -> str:
+    """The source of the top-level ``name`` in ``code`` (decorators included)."""
+    tree = ast.parse(code)
+    lines = code.splitlines()
+    for node in tree.body:
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef) and node.name == name:
+            first = node.decorator_list[0].lineno if node.decorator_list else node.lineno
+            return _segment(lines, first, node.end_lineno or node.lineno)
+    raise SkeletonError(f"the code defines no top-level {name!r}")

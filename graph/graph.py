@@ -1,0 +1,509 @@
+"""The SimulatorCoder graph: plan, one coder per module in parallel, assemble, verify, repair, optimise, report.
+
+Wiring only: every node is a few lines over the pure functions in :mod:`agents`.
+
+```
+START -> plan -(Send per module)-> coder -> assemble -> verify -+-> plan_repair -(Send)-> coder -> assemble ...
+                                                                +-> optimise_prompt -> optimise_ask
+                                                                |     -> optimise_check -> report
+                                                                +-> report -> END
+```
+
+The coder is a subgraph (``prompt -> ask -> review``, looping within the attempt budget).  LLM
+nodes retry transient errors (:func:`agents.llm.is_transient`) with a :class:`RetryPolicy`.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Any, Literal
+
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage, convert_to_messages
+from langgraph.graph import END, START, StateGraph
+from langgraph.runtime import Runtime
+from langgraph.types import RetryPolicy, Send
+
+from agents import checks, coder, llm, optimiser, planner, prompts, resources, summary, verifier
+from agents.package import package_name_for, write_package
+from agents.report import RuntimeRecord, write_report
+from graph.context import Context, limits
+from graph.state import CoderOutput, CoderState, InputState, ModuleRecord, OutputState, RunState, tokens_spent
+
+logger = logging.getLogger(__name__)
+
+LLM_RETRY = RetryPolicy(max_attempts=3, initial_interval=1.0, backoff_factor=2.0, retry_on=llm.is_transient)
+"""Transient model errors (429, 5xx, timeouts, dropped connections) retried with backoff, then the run fails."""
+
+
+def _model(runtime: Runtime[Context], plan: planner.Plan) -> Any:
+    model = runtime.context.chat_model or _res(runtime, plan).chat_model
+    if model is None:
+        raise llm.ModelConfigError("no chat model is configured for a run that is not in template mode")
+    return model
+
+
+def _res(runtime: Runtime[Context], plan: planner.Plan, run_dir: str = "") -> resources.Resources:
+    ctx = runtime.context
+    return resources.resources(
+        ctx.cache, plan, sandbox_choice=ctx.sandbox, max_sandboxes=limits(ctx, plan).max_sandboxes,
+        timeout_s=ctx.sandbox_timeout_s, workdir=None, chat_model=ctx.chat_model,
+        executor_factory=ctx.executor_factory, model=ctx.model, base_url=ctx.base_url, seed=ctx.seed)
+
+
+def _emit(runtime: Runtime[Context], **event: Any) -> None:
+    logger.info("%s", event)
+    try:
+        runtime.stream_writer(event)
+    except Exception:
+        logger.debug("no stream writer for %s", event)
+
+
+def _strategy(runtime: Runtime[Context], plan: planner.Plan) -> str:
+    settings = plan.get("model_settings") or {}
+    return runtime.context.strategy or str(settings.get("strategy") or "icl_cot")
+
+
+def _to_dicts(messages: list[BaseMessage]) -> list[dict[str, str]]:
+    roles = {SystemMessage: "system", HumanMessage: "user", AIMessage: "assistant"}
+    return [{"role": roles.get(type(m), "user"), "content": llm.content_text(m.content)} for m in messages]
+
+
+# --------------------------------------------------------------------------- coder subgraph
+
+
+def coder_prompt(state: CoderState, runtime: Runtime[Context]) -> dict[str, Any]:
+    """Open the conversation for the current module or unit (template mode: emit the built-in code)."""
+    task = state["task"]
+    plan_template = bool(state.get("template"))
+    if plan_template:
+        code = checks.template_code(task["role"], task["granularity"])
+        return {"written": code, "done": True,
+                "attempts": [{"module": task["role"], "attempt": 1, "kind": "write", "unit": None,
+                              "status": "template", "message": "the built-in verified module", "input_tokens": 0,
+                              "output_tokens": 0, "seconds": 0.0}]}
+    unit = state.get("repair_unit") or coder.current_unit(task, state.get("unit_index", 0))
+    base = state.get("base")
+    old_code = ""
+    if state.get("mode") == "repair" and base is not None:
+        old_code = base["units"].get(unit, "") if unit else base["code"]
+    history = [(h[0], h[1]) for h in (base["history"] if base is not None else [])]
+    messages = coder.opening_messages(task, state["strategy"], mode=state.get("mode", "write"),  # type: ignore[arg-type]
+                                      unit=unit, code=old_code, diagnosis=state.get("diagnosis", ""), history=history)
+    _emit(runtime, event="module", module=task["role"], unit=unit, mode=state.get("mode", "write"), status="asking")
+    return {"conversation": _to_dicts(messages), "attempt": 0}
+
+
+def coder_ask(state: CoderState, runtime: Runtime[Context]) -> dict[str, Any]:
+    """One model answer (retried on transient errors by the node's policy)."""
+    cap = state["caps"]
+    spent = state.get("tokens_before", 0) + tokens_spent(state.get("tokens") or {})
+    if spent >= cap["max_tokens"]:
+        return {"failure": f"token cap reached ({spent} of {cap['max_tokens']} tokens)", "done": True}
+    if time.time() - state.get("run_started_at", time.time()) > cap["max_wall_s"]:
+        return {"failure": f"wall-time cap reached ({cap['max_wall_s']:.0f} s)", "done": True}
+    model = _model(runtime, state["plan"])
+    try:
+        answer = llm.ask(model, convert_to_messages(state["conversation"]))
+    except llm.ModelCallError as exc:
+        return {"failure": f"model call failed: {exc}", "done": True}
+    node = "repairer" if state.get("mode") == "repair" else "coder"
+    return {"answer": answer.text, "attempt": state.get("attempt", 0) + 1,
+            "conversation": [*state["conversation"], {"role": "assistant", "content": answer.text}],
+            "tokens": {node: {"calls": 1, "input_tokens": answer.input_tokens,
+                              "output_tokens": answer.output_tokens}},
+            "last_seconds": answer.seconds, "last_tokens": [answer.input_tokens, answer.output_tokens]}
+
+
+def coder_review(state: CoderState, runtime: Runtime[Context]) -> dict[str, Any]:
+    """Check the answer; accept it, ask again with the problem, or give up when the budget is spent."""
+    task = state["task"]
+    res = _res(runtime, state["plan"], "")
+    unit = state.get("repair_unit") or coder.current_unit(task, state.get("unit_index", 0))
+    found = coder.review(task, state["answer"], unit=unit, executor_for=res.executor_for, suite=res.suite)
+    attempt = state.get("attempt", 1)
+    tokens = state.get("last_tokens") or [0, 0]
+    record = {"module": task["role"], "attempt": attempt, "kind": state.get("mode", "write"), "unit": unit,
+              "status": found.status, "message": found.problem[:500], "input_tokens": tokens[0],
+              "output_tokens": tokens[1], "seconds": float(state.get("last_seconds") or 0.0)}
+    _emit(runtime, event="attempt", module=task["role"], unit=unit, attempt=attempt, status=found.status,
+          message=found.problem[:200])
+    if found.code is not None:
+        written = {**state.get("written", {}), (unit or task["role"]): found.code}
+        next_index = state.get("unit_index", 0) + (0 if state.get("repair_unit") else 1)
+        more = (not state.get("repair_unit")) and coder.current_unit(task, next_index) is not None
+        return {"written": written, "unit_index": next_index, "done": not more, "attempts": [record]}
+    if coder.retry_allowed(attempt, state["caps"]["attempts_per_module"]):
+        return {"attempts": [record],
+                "conversation": [*state["conversation"], _to_dicts([prompts.retry_message(found.problem)])[0]]}
+    return {"attempts": [record], "done": True,
+            "failure": f"{attempt} answer(s) without an acceptable {task['role']} module; last problem: "
+                       f"{found.problem[:300]}"}
+
+
+def coder_finish(state: CoderState, runtime: Runtime[Context]) -> dict[str, Any]:
+    """Hand the module back to the run."""
+    task = state["task"]
+    role = task["role"]
+    base = state.get("base")
+    answers = sum(1 for a in state.get("attempts", []) if a["status"] != "template")
+    units = {**(base["units"] if base is not None else {}), **state.get("written", {})} \
+        if task["granularity"] == "function" else {}
+    failure = state.get("failure", "")
+    template = bool(state.get("template"))
+    if failure:
+        record = ModuleRecord(role=role, source="generated", status="failed",
+                              code=base["code"] if base is not None else "", units=units,
+                              attempts=(base["attempts"] if base else 0) + answers,
+                              history=base["history"] if base else [], message=failure)
+        _emit(runtime, event="module", module=role, status="failed", message=failure[:200])
+        return {"modules": {role: record}, "notes": [f"{role}: {failure}"]}
+    code = coder.module_code(task, units if units else state.get("written", {}))
+    history = list(base["history"]) if base is not None else []
+    if state.get("mode") == "repair" and base is not None:
+        history.append([base["code"], state.get("diagnosis", "")])
+    record = ModuleRecord(role=role, source="template" if template else "generated",
+                          status="repaired" if state.get("mode") == "repair" else "written", code=code, units=units,
+                          attempts=(base["attempts"] if base else 0) + answers, history=history, message="")
+    _emit(runtime, event="module", module=role, status=record["status"], attempts=record["attempts"])
+    return {"modules": {role: record}}
+
+
+def route_after_prompt(state: CoderState) -> Literal["ask", "finish"]:
+    return "finish" if state.get("done") else "ask"
+
+
+def route_after_ask(state: CoderState) -> Literal["review", "finish"]:
+    return "finish" if state.get("done") else "review"
+
+
+def route_after_review(state: CoderState) -> Literal["prompt", "ask", "finish"]:
+    if state.get("done"):
+        return "finish"
+    if state.get("attempts") and state["attempts"][-1]["status"] == "accepted":
+        return "prompt"
+    return "ask"
+
+
+def build_coder() -> Any:
+    """The coder subgraph: one module (or its units), within the attempt budget."""
+    builder = StateGraph(CoderState, context_schema=Context, input_schema=CoderState, output_schema=CoderOutput)
+    builder.add_node("prompt", coder_prompt)
+    builder.add_node("ask", coder_ask, retry_policy=LLM_RETRY)
+    builder.add_node("review", coder_review)
+    builder.add_node("finish", coder_finish)
+    builder.add_edge(START, "prompt")
+    builder.add_conditional_edges("prompt", route_after_prompt)
+    builder.add_conditional_edges("ask", route_after_ask)
+    builder.add_conditional_edges("review", route_after_review)
+    builder.add_edge("finish", END)
+    return builder.compile()
+
+
+# --------------------------------------------------------------------------- the run
+
+
+def plan(state: RunState, runtime: Runtime[Context]) -> dict[str, Any]:
+    """Validate the spec and plan the modules; keep the reference's modules the run does not write."""
+    ctx = runtime.context
+    started = state.get("started_at") or time.time()
+    spec_path = state.get("spec_path") or str(verifier.DEFAULT_SPEC)
+    draft = planner.plan_run(spec_path, generate=ctx.generate, granularity=ctx.granularity,
+                             reference_dir=ctx.reference_dir)
+    template = ctx.chat_model is None and resources.model_config(draft, model=ctx.model, base_url=ctx.base_url,
+                                                                 seed=ctx.seed) is None
+    made = planner.Plan(**{**draft, "template": template})
+    res = _res(runtime, made, state.get("run_dir", ""))
+    notes = []
+    if template:
+        notes.append("template mode: no model is configured, so the coders emit the built-in verified modules")
+    if res.sandbox_note:
+        notes.append(res.sandbox_note)
+    if made["reference"] != "built-in":
+        notes.append(f"verified against the user's own reference in {made['reference']}")
+    kept = {role: ModuleRecord(role=role, source="reference", status="kept", code=checks.reference_code(role),
+                               units={}, attempts=0, history=[], message="") for role in made["keep"]}
+    _emit(runtime, event="plan", generate=made["generate"], keep=made["keep"], template=template,
+          granularity=made["granularity"])
+    return {"plan": made, "started_at": started, "spec_path": spec_path, "modules": kept, "notes": notes,
+            "repair_round": 0}
+
+
+def _caps(runtime: Runtime[Context], state: RunState) -> dict[str, Any]:
+    lim = limits(runtime.context, state.get("plan"))
+    return {"attempts_per_module": lim.attempts_per_module, "max_tokens": lim.max_tokens, "max_wall_s": lim.max_wall_s}
+
+
+def _branch(state: RunState, runtime: Runtime[Context], task: planner.ModuleTask, **extra: Any) -> Send:
+    plan_ = state["plan"]
+    return Send("coder", {"task": task, "plan": plan_, "mode": "write", "unit_index": 0, "written": {},
+                          "template": plan_["template"], "strategy": _strategy(runtime, plan_),
+                          "caps": _caps(runtime, state), "tokens_before": tokens_spent(state.get("tokens") or {}),
+                          "run_started_at": state.get("started_at", time.time()), **extra})
+
+
+def fan_out(state: RunState, runtime: Runtime[Context]) -> list[Send] | Literal["assemble"]:
+    """One coder per module to write, in parallel."""
+    tasks = state["plan"]["tasks"]
+    return [_branch(state, runtime, task) for task in tasks] if tasks else "assemble"
+
+
+def _candidate_dir(state: RunState) -> Path:
+    return Path(state["run_dir"]) / "candidates" / f"round-{state.get('repair_round', 0)}"
+
+
+def assemble(state: RunState) -> dict[str, Any]:
+    """Put the candidate on disk (``candidates/round-N``), or stop when a coder gave up."""
+    failed = [m for m in state.get("modules", {}).values() if m["status"] == "failed"]
+    capped = [m for m in failed if "cap reached" in m["message"]]
+    if capped:
+        return {"stop_reason": capped[0]["message"]}
+    if failed:
+        return {"stop_reason": "failed: " + "; ".join(f"{m['role']}: {m['message']}" for m in failed)[:600]}
+    checks.write_candidate(_candidate_dir(state), {r: m["code"] for r, m in state["modules"].items()})
+    return {}
+
+
+def route_after_assemble(state: RunState) -> Literal["verify", "report"]:
+    return "report" if state.get("stop_reason") else "verify"
+
+
+def verify(state: RunState, runtime: Runtime[Context]) -> dict[str, Any]:
+    """The honest verifier on the assembled candidate; keeps the best candidate so far."""
+    res = _res(runtime, state["plan"], state["run_dir"])
+    folder = _candidate_dir(state)
+    _emit(runtime, event="verify", round=state.get("repair_round", 0), status="running")
+    result = verifier.verify(res.executor_for(folder), res.suite, final_check=res.final_check)
+    record = summary.verification_record(result)
+    _emit(runtime, event="verify", round=state.get("repair_round", 0), status=result.outcome.value,
+          blamed=list(result.blamed), message=result.diagnosis.splitlines()[0][:300])
+    update: dict[str, Any] = {"verification": record}
+    best = state.get("best")
+    if best is None or summary.score(record) > tuple(best["score"]):
+        update["best"] = {"modules": {r: m["code"] for r, m in state["modules"].items()},
+                          "score": list(summary.score(record)), "round": state.get("repair_round", 0)}
+    if not result.passed:
+        lim = limits(runtime.context, state["plan"])
+        generated = state["plan"]["generate"]
+        blamed = [m for m in result.blamed if m in generated]
+        spent = tokens_spent(state.get("tokens") or {})
+        if state["plan"]["template"]:
+            update["stop_reason"] = "failed: the built-in modules do not verify against this reference"
+        elif not blamed:
+            update["stop_reason"] = (f"failed: the verifier blames {', '.join(result.blamed) or 'no module'}, "
+                                     "which this run does not write")
+        elif state.get("repair_round", 0) >= lim.repair_rounds:
+            update["stop_reason"] = f"repair budget spent ({lim.repair_rounds} rounds)"
+        elif spent >= lim.max_tokens:
+            update["stop_reason"] = f"token cap reached ({spent} of {lim.max_tokens} tokens)"
+        elif time.time() - state.get("started_at", time.time()) > lim.max_wall_s:
+            update["stop_reason"] = f"wall-time cap reached ({lim.max_wall_s:.0f} s)"
+        else:
+            update["repair"] = {"role": blamed[0], "diagnosis": result.diagnosis}
+    return update
+
+
+def _optimise_enabled(state: RunState, runtime: Runtime[Context]) -> bool:
+    wanted = runtime.context.optimise
+    template = state["plan"]["template"]
+    return (not template) if wanted is None else (wanted and not template)
+
+
+def route_after_verify(state: RunState, runtime: Runtime[Context]) -> Literal["plan_repair", "optimise_prompt",
+                                                                               "report"]:
+    if (state.get("verification") or {}).get("outcome") == "passed":
+        return "optimise_prompt" if _optimise_enabled(state, runtime) and not state.get("optimiser") else "report"
+    return "report" if state.get("stop_reason") else "plan_repair"
+
+
+def plan_repair(state: RunState, runtime: Runtime[Context]) -> dict[str, Any]:
+    """Pick what to repair: the first blamed module the run writes (at function granularity, its failing unit)."""
+    repair = dict(state["repair"])
+    role = repair["role"]
+    record = state["modules"][role]
+    if state["plan"]["granularity"] == "function" and record["units"]:
+        res = _res(runtime, state["plan"], state["run_dir"])
+        unit, why = checks.blamed_unit(role, record["units"], res.executor_for, res.suite)
+        repair["unit"] = unit
+        repair["diagnosis"] = f"{repair['diagnosis']}\nUnit check of {unit}: {why}"[:1600]
+    _emit(runtime, event="repair", module=role, unit=repair.get("unit"), round=state.get("repair_round", 0) + 1)
+    return {"repair": repair, "repair_round": state.get("repair_round", 0) + 1}
+
+
+def send_repair(state: RunState, runtime: Runtime[Context]) -> list[Send]:
+    repair = state["repair"]
+    role = repair["role"]
+    task = next(t for t in state["plan"]["tasks"] if t["role"] == role)
+    extra: dict[str, Any] = {"mode": "repair", "base": state["modules"][role], "diagnosis": repair["diagnosis"]}
+    if repair.get("unit"):
+        extra["repair_unit"] = repair["unit"]
+    return [_branch(state, runtime, task, **extra)]
+
+
+def optimise_prompt(state: RunState, runtime: Runtime[Context]) -> dict[str, Any]:
+    """Profile the verified candidate on the final check and ask for a faster slowest module."""
+    res = _res(runtime, state["plan"], state["run_dir"])
+    modules = {r: m["code"] for r, m in state["modules"].items()}
+    generated = state["plan"]["generate"]
+    try:
+        found = optimiser.profile(modules, res.executor_for, res.final_check)
+        before = optimiser.measure(modules, res.executor_for, res.final_check)
+    except optimiser.MeasureError as exc:
+        return {"optimiser": {"module": None, "accepted": False, "before_s": None, "after_s": None,
+                              "message": f"not tried: {exc}"}}
+    role = max(generated, key=lambda r: found.seconds.get(r, 0.0)) if generated else None
+    if role is None or not res.final_check:
+        return {"optimiser": {"module": None, "accepted": False, "before_s": before, "after_s": None,
+                              "message": "not tried: no generated module or no final check"}}
+    task = next(t for t in state["plan"]["tasks"] if t["role"] == role)
+    messages = prompts.optimiser_messages(role=role, description=task["description"],
+                                          architecture=task["architecture"], code=modules[role],
+                                          profile=found.describe())
+    _emit(runtime, event="optimise", module=role, status="asking", before_s=round(before, 4))
+    return {"pending_optimisation": {"role": role, "before_s": before, "conversation": _to_dicts(messages)}}
+
+
+def optimise_ask(state: RunState, runtime: Runtime[Context]) -> dict[str, Any]:
+    """The model's faster version (retried on transient errors)."""
+    pending = state.get("pending_optimisation")
+    if not pending or state.get("optimiser"):
+        return {}
+    lim = limits(runtime.context, state["plan"])
+    spent = tokens_spent(state.get("tokens") or {})
+    if spent >= lim.max_tokens:
+        return {"optimiser": {"module": pending["role"], "accepted": False, "before_s": pending["before_s"],
+                              "after_s": None, "message": "not tried: token cap reached"}}
+    model = _model(runtime, state["plan"])
+    try:
+        answer = llm.ask(model, convert_to_messages(pending["conversation"]))
+    except llm.ModelCallError as exc:
+        return {"optimiser": {"module": pending["role"], "accepted": False, "before_s": pending["before_s"],
+                              "after_s": None, "message": f"not tried: {exc}"}}
+    return {"pending_optimisation": {**pending, "answer": answer.text},
+            "tokens": {"optimiser": {"calls": 1, "input_tokens": answer.input_tokens,
+                                     "output_tokens": answer.output_tokens}},
+            "attempts": [{"module": pending["role"], "attempt": 1, "kind": "optimise", "unit": None,
+                          "status": "answered", "message": "", "input_tokens": answer.input_tokens,
+                          "output_tokens": answer.output_tokens, "seconds": answer.seconds}]}
+
+
+def optimise_check(state: RunState, runtime: Runtime[Context]) -> dict[str, Any]:
+    """Accept the faster module only if it verifies and is measured faster (median of 3)."""
+    if state.get("optimiser"):
+        return {}
+    pending = state["pending_optimisation"]
+    role = pending["role"]
+    res = _res(runtime, state["plan"], state["run_dir"])
+    task = next(t for t in state["plan"]["tasks"] if t["role"] == role)
+    found = coder.review({**task, "granularity": "module"}, pending.get("answer", ""), unit=None,
+                         executor_for=res.executor_for, suite=res.suite)
+    modules = {r: m["code"] for r, m in state["modules"].items()}
+    after: float | None = None
+    result: verifier.Verification | None = None
+    if found.code is None:
+        accepted, message = False, f"refused: {found.problem[:300]}"
+    else:
+        candidate = {**modules, role: found.code}
+        folder = Path(state["run_dir"]) / "candidates" / "optimised"
+        checks.write_candidate(folder, candidate)
+        result = verifier.verify(res.executor_for(folder), res.suite, final_check=res.final_check)
+        if result.passed:
+            try:
+                after = optimiser.measure(candidate, res.executor_for, res.final_check)
+            except optimiser.MeasureError:
+                after = None
+        accepted, message = optimiser.decide(pending["before_s"], after, result)
+    _emit(runtime, event="optimise", module=role, status="accepted" if accepted else "refused", message=message)
+    update: dict[str, Any] = {"optimiser": {"module": role, "accepted": accepted, "before_s": pending["before_s"],
+                                            "after_s": after, "message": message}}
+    if accepted and found.code is not None:
+        record = state["modules"][role]
+        update["modules"] = {role: {**record, "code": found.code, "status": "optimised",
+                                    "history": [*record["history"], [record["code"], "replaced by a faster version"]]}}
+        assert result is not None
+        update["verification"] = summary.verification_record(result)
+    return update
+
+
+def report(state: RunState, runtime: Runtime[Context]) -> dict[str, Any]:
+    """Package a verified candidate, measure it against the reference, and write the report and charts."""
+    ctx = runtime.context
+    plan_ = state["plan"]
+    run_dir = Path(state["run_dir"])
+    status = summary.final_status(state)
+    package_path: str | None = None
+    runtime_record: RuntimeRecord | None = None
+    notes: list[str] = []
+    res = _res(runtime, plan_, state["run_dir"])
+    if status == "verified":
+        final = run_dir / "candidate"
+        checks.write_candidate(final, {r: m["code"] for r, m in state["modules"].items()})
+        package_path = str(write_package(final, run_dir, package_name_for(plan_["spec_name"])))
+        if res.final_check:
+            try:
+                candidate_s = optimiser.measure({r: m["code"] for r, m in state["modules"].items()},
+                                                res.executor_for, res.final_check)
+                runtime_record = RuntimeRecord(candidate_s=candidate_s,
+                                               reference_s=summary.reference_seconds(res.final_check),
+                                               workload=", ".join(w.id for w in res.final_check))
+            except optimiser.MeasureError as exc:
+                notes.append(f"runtime not measured: {exc}")
+    elif state.get("best"):
+        checks.write_candidate(run_dir / "best", state["best"]["modules"])
+        notes.append(f"the best candidate (round {state['best']['round']}) is in {run_dir / 'best'}")
+    config = resources.model_config(plan_, model=ctx.model, base_url=ctx.base_url, seed=ctx.seed) \
+        if not plan_["template"] and ctx.chat_model is None else None
+    lim = limits(ctx, plan_)
+    built = summary.build_report(
+        {**state, "notes": [*state.get("notes", []), *notes]}, run_id=state.get("run_id") or run_dir.name,
+        status=status, mode="template" if plan_["template"] else "model", strategy=_strategy(runtime, plan_),
+        granularity=plan_["granularity"],
+        model=config.model if config else (type(ctx.chat_model).__name__ if ctx.chat_model is not None else None),
+        base_url_host=config.base_url_host if config else None,
+        temperature=config.temperature if config else None, seed=config.seed if config else ctx.seed,
+        budgets={"attempts_per_module": lim.attempts_per_module, "repair_rounds": lim.repair_rounds,
+                 "max_tokens": lim.max_tokens, "max_wall_s": lim.max_wall_s, "max_sandboxes": lim.max_sandboxes},
+        package=package_path, runtime=runtime_record)
+    write_report(run_dir, built)
+    line = summary.one_line(built)
+    _emit(runtime, event="report", status=status, path=str(run_dir / "report.md"), summary=line)
+    out: dict[str, Any] = {"status": status, "report_path": str(run_dir / "report.md"), "summary": line,
+                           "run_dir": str(run_dir), "notes": notes}
+    if package_path:
+        out["package_path"] = package_path
+    return out
+
+
+def build_graph() -> Any:
+    """The whole run, compiled without a checkpointer (callers add one: ``graph.run`` uses SQLite)."""
+    return build_builder().compile()
+
+
+def build_builder() -> StateGraph[RunState, Context, InputState, OutputState]:
+    """The run's graph, not yet compiled."""
+    builder = StateGraph(RunState, context_schema=Context, input_schema=InputState, output_schema=OutputState)
+    builder.add_node("plan", plan)
+    builder.add_node("coder", build_coder())
+    builder.add_node("assemble", assemble)
+    builder.add_node("verify", verify)
+    builder.add_node("plan_repair", plan_repair)
+    builder.add_node("optimise_prompt", optimise_prompt)
+    builder.add_node("optimise_ask", optimise_ask, retry_policy=LLM_RETRY)
+    builder.add_node("optimise_check", optimise_check)
+    builder.add_node("report", report)
+    builder.add_edge(START, "plan")
+    builder.add_conditional_edges("plan", fan_out, ["coder", "assemble"])
+    builder.add_edge("coder", "assemble")
+    builder.add_conditional_edges("assemble", route_after_assemble)
+    builder.add_conditional_edges("verify", route_after_verify)
+    builder.add_conditional_edges("plan_repair", send_repair, ["coder"])
+    builder.add_edge("optimise_prompt", "optimise_ask")
+    builder.add_edge("optimise_ask", "optimise_check")
+    builder.add_edge("optimise_check", "report")
+    builder.add_edge("report", END)
+    return builder
+
+
+graph = build_graph()
+"""The module-level compiled graph (what ``langgraph.json`` names)."""

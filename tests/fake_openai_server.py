@@ -1,0 +1,278 @@
+"""A scripted, local OpenAI-compatible HTTP server for tests (standard library only).
+
+Run as ``python tests/fake_openai_server.py --script SCRIPT.json --port-file PORTFILE [--log LOG.jsonl]``.
+It binds 127.0.0.1 on a free port, writes the port to PORTFILE and serves ``POST /v1/chat/completions``
+(non-streaming) and ``GET /v1/models``.  The script is a JSON list of steps, consumed one per chat request:
+
+* ``{"content": "..."}`` -- answer with this text (optional ``"usage": {"prompt_tokens": n, "completion_tokens": m}``,
+  else both are estimated as characters // 4);
+* ``{"status": 429, "body": {...}}`` -- answer with this HTTP status and JSON body (optional ``"headers"``);
+* ``{"delay_s": x, ...}`` -- wait ``x`` seconds before answering;
+* ``"match": "substring"`` (any step) -- the last user message must contain it, else the server answers 500
+  with an explanation and does not consume the step.
+
+When the script runs out the server answers 500 "script exhausted".  Its own 500s carry
+``x-should-retry: false`` so the openai client shows them at once instead of retrying.  Each request is
+appended to the log (JSON lines: path, model, messages, temperature, seed, other parameters, the step
+index, and whether an Authorization header was sent -- never its value).  The server stops after
+``--idle-timeout-s`` seconds without requests (default 300) and on SIGTERM.
+
+:class:`FakeOpenAIServer` starts it as a subprocess for a test and stops it by its PID.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+FORBIDDEN_PORT = 2024
+
+
+class _State:
+    def __init__(self, script: list[dict[str, Any]], log: Path | None, model: str) -> None:
+        self.script = script
+        self.next = 0
+        self.log = log
+        self.model = model
+        self.lock = threading.Lock()
+        self.last_activity = time.monotonic()
+        self.served = 0
+
+    def record(self, entry: dict[str, Any]) -> None:
+        if self.log is None:
+            return
+        with self.lock, self.log.open("a", encoding="utf-8") as handle:
+            handle.write(json.dumps(entry) + "\n")
+            handle.flush()
+
+
+def _text(content: Any) -> str:
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "".join(part.get("text", "") if isinstance(part, dict) else str(part) for part in content)
+    return ""
+
+
+def _last_user(messages: list[dict[str, Any]]) -> str:
+    for message in reversed(messages):
+        if message.get("role") == "user":
+            return _text(message.get("content"))
+    return ""
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server_version = "FakeOpenAI/1"
+    state: _State
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Quiet: the request log file is the record."""
+
+    def _send(self, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        for name, value in (headers or {}).items():
+            self.send_header(name, str(value))
+        self.end_headers()
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):  # the client gave up (its timeout)
+            self.wfile.write(data)
+
+    def _fail(self, message: str, status: int = 500) -> None:
+        self._send(status, {"error": {"message": message, "type": "fake_server_error", "code": None}},
+                   {"x-should-retry": "false"})
+
+    def do_GET(self) -> None:
+        self.state.last_activity = time.monotonic()
+        if self.path.rstrip("/") in ("/v1/models", "/models"):
+            self._send(200, {"object": "list", "data": [
+                {"id": self.state.model, "object": "model", "created": 0, "owned_by": "fake"}]})
+        else:
+            self._fail(f"no such path {self.path}", 404)
+
+    def do_POST(self) -> None:
+        state = self.state
+        state.last_activity = time.monotonic()
+        length = int(self.headers.get("Content-Length") or 0)
+        raw = self.rfile.read(length)
+        if self.path.rstrip("/") not in ("/v1/chat/completions", "/chat/completions"):
+            self._fail(f"no such path {self.path}", 404)
+            return
+        try:
+            body = json.loads(raw or b"{}")
+        except json.JSONDecodeError as exc:
+            self._fail(f"request body is not JSON: {exc}", 400)
+            return
+        messages = body.get("messages") or []
+        with state.lock:
+            index = state.next
+            step = state.script[index] if index < len(state.script) else None
+            matched = step is None or "match" not in step or str(step["match"]) in _last_user(messages)
+            if step is not None and matched:
+                state.next += 1
+        extra = {k: v for k, v in body.items() if k not in ("messages", "model", "temperature", "seed")}
+        state.record({"path": self.path, "model": body.get("model"), "messages": messages,
+                      "temperature": body.get("temperature"), "seed": body.get("seed"), "params": extra,
+                      "authorization": bool(self.headers.get("Authorization")), "step": index,
+                      "matched": matched, "time": time.time()})
+        if body.get("stream"):
+            self._fail("the fake server does not stream; call without stream=True", 400)
+            return
+        if step is None:
+            self._fail(f"script exhausted: {len(state.script)} step(s) served, request {index + 1} has none")
+            return
+        if not matched:
+            self._fail(f"script step {index} expects the last user message to contain {step['match']!r}; "
+                       f"it was {_last_user(messages)[:200]!r}")
+            return
+        if step.get("delay_s"):
+            time.sleep(float(step["delay_s"]))
+        if "status" in step:
+            status = int(step["status"])
+            default = {"error": {"message": f"scripted status {status}", "type": "scripted", "code": status}}
+            self._send(status, step.get("body", default), step.get("headers"))
+            return
+        content = str(step.get("content", ""))
+        prompt = sum(len(_text(m.get("content"))) for m in messages) // 4
+        usage = {"prompt_tokens": prompt, "completion_tokens": len(content) // 4, **step.get("usage", {})}
+        usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]
+        self._send(200, {
+            "id": f"chatcmpl-fake-{index}",
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": body.get("model") or state.model,
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": content},
+                         "finish_reason": "stop", "logprobs": None}],
+            "usage": usage,
+        }, step.get("headers"))
+
+
+def serve(script: list[dict[str, Any]], port_file: Path, log: Path | None, idle_timeout_s: float,
+          model: str = "fake-model") -> None:
+    """Serve ``script`` until idle for ``idle_timeout_s`` seconds or SIGTERM; the port goes to ``port_file``."""
+    state = _State(script, log, model)
+    handler = type("Handler", (_Handler,), {"state": state})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server.daemon_threads = True
+    port = server.server_address[1]
+    if port == FORBIDDEN_PORT:  # never serve on 2024, even by chance
+        server.server_close()
+        serve(script, port_file, log, idle_timeout_s, model)
+        return
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)
+    thread.start()
+    partial = port_file.with_name(port_file.name + ".partial")
+    partial.write_text(str(port))
+    os.replace(partial, port_file)
+    while not stop.wait(0.2):
+        if time.monotonic() - state.last_activity > idle_timeout_s:
+            break
+    server.shutdown()
+    server.server_close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command line: see the module docstring."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--script", type=Path, required=True, help="JSON list of steps")
+    parser.add_argument("--port-file", type=Path, required=True, help="where to write the port")
+    parser.add_argument("--log", type=Path, default=None, help="JSON-lines request log")
+    parser.add_argument("--idle-timeout-s", type=float, default=300.0)
+    parser.add_argument("--model", default="fake-model", help="model id listed by GET /v1/models")
+    args = parser.parse_args(argv)
+    script = json.loads(args.script.read_text(encoding="utf-8"))
+    if not isinstance(script, list) or not all(isinstance(step, dict) for step in script):
+        parser.error("the script must be a JSON list of objects")
+    serve(script, args.port_file, args.log, args.idle_timeout_s, args.model)
+    return 0
+
+
+class FakeOpenAIServer:
+    """The fake server as a subprocess for one test: ``with FakeOpenAIServer(script, tmp_path) as server: ...``.
+
+    ``base_url`` is ``http://127.0.0.1:<port>/v1``; ``requests()`` is the parsed request log.  On exit the
+    process is terminated by its PID (killed if it does not stop within 5 s).
+    """
+
+    def __init__(self, script: list[dict[str, Any]], tmp_path: Path, *, idle_timeout_s: float = 120.0,
+                 start_timeout_s: float = 15.0) -> None:
+        self.folder = Path(tmp_path) / f"fake_openai_{os.getpid()}_{id(self):x}"
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.script_path = self.folder / "script.json"
+        self.port_file = self.folder / "port"
+        self.log_path = self.folder / "requests.jsonl"
+        self.stderr_path = self.folder / "stderr.txt"
+        self.script_path.write_text(json.dumps(script), encoding="utf-8")
+        self.idle_timeout_s = idle_timeout_s
+        self.start_timeout_s = start_timeout_s
+        self.process: subprocess.Popen[bytes] | None = None
+        self.port = 0
+
+    @property
+    def base_url(self) -> str:
+        """The OpenAI base URL of the server."""
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    def start(self) -> FakeOpenAIServer:
+        """Start the subprocess and wait for its port."""
+        command = [sys.executable, str(Path(__file__).resolve()), "--script", str(self.script_path),
+                   "--port-file", str(self.port_file), "--log", str(self.log_path),
+                   "--idle-timeout-s", str(self.idle_timeout_s)]
+        with self.stderr_path.open("wb") as stderr:
+            self.process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                            stderr=stderr)
+        deadline = time.monotonic() + self.start_timeout_s
+        while not self.port_file.exists():
+            if self.process.poll() is not None:
+                raise RuntimeError(f"fake OpenAI server exited with {self.process.returncode}: "
+                                   f"{self.stderr_path.read_text(errors='replace')}")
+            if time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(f"fake OpenAI server wrote no port within {self.start_timeout_s} s")
+            time.sleep(0.02)
+        self.port = int(self.port_file.read_text())
+        return self
+
+    def requests(self) -> list[dict[str, Any]]:
+        """The requests served so far, in order."""
+        if not self.log_path.exists():
+            return []
+        return [json.loads(line) for line in self.log_path.read_text(encoding="utf-8").splitlines() if line]
+
+    def stop(self) -> None:
+        """Terminate the subprocess (by PID) and wait for it."""
+        process, self.process = self.process, None
+        if process is None or process.poll() is not None:
+            return
+        os.kill(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            os.kill(process.pid, signal.SIGKILL)
+            process.wait(timeout=5)
+
+    def __enter__(self) -> FakeOpenAIServer:
+        return self.start()
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.stop()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
