@@ -5,11 +5,11 @@ Pure functions; the graph's ``report`` node and the CLI's Ctrl-C path both build
 
 from __future__ import annotations
 
+import inspect
 import logging
 import platform
-import statistics
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from datetime import datetime, timezone
 from typing import Any
 
@@ -58,16 +58,9 @@ def score(record: Mapping[str, Any]) -> tuple[int, int, float]:
     return passed, matched, -abs(error) if isinstance(error, int | float) else -1e18
 
 
-def reference_seconds(final_check: Sequence[verifier.Workload], repeats: int = 3) -> float:
-    """Median over ``repeats`` runs of the reference's pipeline (traces off) on the final check, on the host."""
-    runs = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        for w in final_check:
-            for layer in w.layers:
-                engine.simulate_layer(layer, w.hardware, w.reference, traces=False)
-        runs.append(time.perf_counter() - start)
-    return statistics.median(runs)
+def reference_sources(reference: engine.Modules) -> dict[str, str]:
+    """The reference's module sources, timed in the sandbox exactly like a candidate (same harness, same limits)."""
+    return {role: inspect.getsource(getattr(reference, role)) for role in ("mapping", "network", "memory")}
 
 
 def final_status(state: Mapping[str, Any], cancelled: bool = False) -> str:

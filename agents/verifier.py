@@ -31,6 +31,7 @@ import logging
 import math
 import shutil
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -271,8 +272,11 @@ class Executor(Protocol):
 class InProcessExecutor:
     """Runs jobs in this process with the harness's own code: modules given as objects, or a folder.
 
-    No isolation and no run-time guard: for tests and trusted code only.
+    No isolation and no run-time guard: for tests and trusted code only.  Runs are serialised (a
+    folder candidate is imported under one package name in ``sys.modules``).
     """
+
+    _lock = threading.Lock()
 
     def __init__(self, candidate: Mapping[str, Any] | Path) -> None:
         self._folder = candidate if isinstance(candidate, Path) else None
@@ -283,6 +287,10 @@ class InProcessExecutor:
         return self._folder
 
     def run(self, job: dict[str, Any], arrays: dict[str, np.ndarray]) -> Execution:
+        with self._lock:
+            return self._run(job, arrays)
+
+    def _run(self, job: dict[str, Any], arrays: dict[str, np.ndarray]) -> Execution:
         start = time.perf_counter()
         candidate = harness.Candidate(self._folder, modules=self._modules, contract=reference_contract,
                                       shipped=SHIPPED_CONTRACT[0].parent)

@@ -444,27 +444,17 @@ def report(state: RunState, runtime: Runtime[Context]) -> dict[str, Any]:
             try:
                 candidate_s = optimiser.measure({r: m["code"] for r, m in state["modules"].items()},
                                                 res.executor_for, res.final_check)
-                runtime_record = RuntimeRecord(candidate_s=candidate_s,
-                                               reference_s=summary.reference_seconds(res.final_check),
+                reference_s = optimiser.measure(summary.reference_sources(res.final_check[0].reference),
+                                                res.executor_for, res.final_check)
+                runtime_record = RuntimeRecord(candidate_s=candidate_s, reference_s=reference_s,
                                                workload=", ".join(w.id for w in res.final_check))
             except optimiser.MeasureError as exc:
                 notes.append(f"runtime not measured: {exc}")
     elif state.get("best"):
         checks.write_candidate(run_dir / "best", state["best"]["modules"])
         notes.append(f"the best candidate (round {state['best']['round']}) is in {run_dir / 'best'}")
-    config = resources.model_config(plan_, model=ctx.model, base_url=ctx.base_url, seed=ctx.seed) \
-        if not plan_["template"] and ctx.chat_model is None else None
-    lim = limits(ctx, plan_)
-    built = summary.build_report(
-        {**state, "notes": [*state.get("notes", []), *notes]}, run_id=state.get("run_id") or run_dir.name,
-        status=status, mode="template" if plan_["template"] else "model", strategy=_strategy(runtime, plan_),
-        granularity=plan_["granularity"],
-        model=config.model if config else (type(ctx.chat_model).__name__ if ctx.chat_model is not None else None),
-        base_url_host=config.base_url_host if config else None,
-        temperature=config.temperature if config else None, seed=config.seed if config else ctx.seed,
-        budgets={"attempts_per_module": lim.attempts_per_module, "repair_rounds": lim.repair_rounds,
-                 "max_tokens": lim.max_tokens, "max_wall_s": lim.max_wall_s, "max_sandboxes": lim.max_sandboxes},
-        package=package_path, runtime=runtime_record)
+    built = run_report({**state, "notes": [*state.get("notes", []), *notes]}, ctx, status=status,
+                       package=package_path, runtime=runtime_record)
     write_report(run_dir, built)
     line = summary.one_line(built)
     _emit(runtime, event="report", status=status, path=str(run_dir / "report.md"), summary=line)
@@ -473,6 +463,28 @@ def report(state: RunState, runtime: Runtime[Context]) -> dict[str, Any]:
     if package_path:
         out["package_path"] = package_path
     return out
+
+
+def run_report(state: Any, ctx: Context, *, status: str, package: str | None = None,
+               runtime: RuntimeRecord | None = None) -> Any:
+    """The run's report from its state (the ``report`` node's, and the CLI's when a run is cancelled)."""
+    plan_ = state.get("plan")
+    template = bool(plan_["template"]) if plan_ else ctx.chat_model is None
+    config = resources.model_config(plan_, model=ctx.model, base_url=ctx.base_url, seed=ctx.seed) \
+        if plan_ and not template and ctx.chat_model is None else None
+    lim = limits(ctx, plan_)
+    run_dir = Path(state.get("run_dir") or ".")
+    strategy = (ctx.strategy or str(((plan_ or {}).get("model_settings") or {}).get("strategy") or "icl_cot"))
+    return summary.build_report(
+        state, run_id=state.get("run_id") or run_dir.name, status=status,
+        mode="template" if template else "model", strategy=strategy,
+        granularity=plan_["granularity"] if plan_ else ctx.granularity,
+        model=config.model if config else (type(ctx.chat_model).__name__ if ctx.chat_model is not None else None),
+        base_url_host=config.base_url_host if config else None,
+        temperature=config.temperature if config else None, seed=config.seed if config else ctx.seed,
+        budgets={"attempts_per_module": lim.attempts_per_module, "repair_rounds": lim.repair_rounds,
+                 "max_tokens": lim.max_tokens, "max_wall_s": lim.max_wall_s, "max_sandboxes": lim.max_sandboxes},
+        package=package, runtime=runtime)
 
 
 def build_graph() -> Any:

@@ -1,0 +1,270 @@
+"""``python -m graph.run --arch scale_sim.yaml``: write, verify and repair a simulator; package and report it.
+
+Exit codes: 0 verified; 1 failed (a coder gave up, a module cannot be repaired, a model error);
+2 bad input (the spec, a flag, the model settings); 3 no usable sandbox; 4 a budget or cap ran
+out before the candidate verified; 130 cancelled (Ctrl-C; resume with ``--resume RUN_ID``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import secrets
+import sqlite3
+import sys
+import time
+from collections.abc import Sequence
+from contextlib import closing
+from pathlib import Path
+from typing import Any
+
+from langchain_core.runnables import RunnableConfig
+from langgraph.checkpoint.sqlite import SqliteSaver
+
+from agents import llm, planner, resources
+from agents.report import write_report
+from agents.summary import final_status, one_line
+from graph.context import Context
+from graph.graph import build_builder, run_report
+from reference_sim.errors import InputError, SimCoderError
+from reference_sim.spec import load_spec
+from sandbox.base import SandboxUnavailable
+
+logger = logging.getLogger("graph.run")
+
+EXIT_CODES = {"verified": 0, "failed": 1, "budget_exhausted": 4, "cancelled": 130}
+EXIT_BAD_INPUT = 2
+EXIT_NO_SANDBOX = 3
+SETTINGS_FILE = "run.json"
+SETTINGS_FORMAT = "simcoder-run/1"
+CHECKPOINTS_FILE = "checkpoints.sqlite"
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m graph.run", description=(
+        "Write a cycle-accurate simulator from the spec's module descriptions, prove it against the reference "
+        "in a sandbox, repair it from the verifier's evidence, and package it. With no model configured the "
+        "run is in template mode: the built-in verified modules go through the same pipeline."))
+    p.add_argument("--arch", default="scale_sim.yaml", help="the architecture spec (default: scale_sim.yaml)")
+    p.add_argument("--strategy", choices=planner.STRATEGIES, help="prompting strategy (default: the spec's)")
+    p.add_argument("--granularity", choices=planner.GRANULARITIES, default=None,
+                   help="module: each module in one answer; function: unit by unit from a skeleton (default module)")
+    p.add_argument("--model", help="model name (else OPENAI_MODEL, else the spec's model.model)")
+    p.add_argument("--base-url", help="OpenAI-compatible endpoint (else OPENAI_BASE_URL, else the spec's)")
+    p.add_argument("--seed", type=int, help="sampling seed for endpoints that take one")
+    p.add_argument("--generate", help="comma-separated modules to write (default: the spec's, else all three); "
+                                      "the others are the reference's")
+    p.add_argument("--reference", metavar="DIR", help="verify against your own reference: a folder with "
+                                                      "mapping.py, network.py and memory.py under the same contract")
+    p.add_argument("--max-attempts", type=int, metavar="N", help="answers per module or unit (default: spec, 3)")
+    p.add_argument("--repair-rounds", type=int, metavar="N", help="verify-repair rounds (default: spec, 5)")
+    p.add_argument("--max-tokens", type=int, metavar="N", help="token cap of the run (default: spec, 2,000,000)")
+    p.add_argument("--max-wall-s", type=float, metavar="S", help="wall-time cap, seconds (default: spec, 3600)")
+    p.add_argument("--max-sandboxes", type=int, metavar="N", help="sandbox runs at once (default: spec, 2)")
+    p.add_argument("--sandbox", choices=("docker", "process"), default=None,
+                   help="where candidates run (default: Docker; template mode falls back to processes without "
+                        "an engine). 'process' is not isolation")
+    p.add_argument("--optimise", dest="optimise", action="store_true", default=None,
+                   help="ask for a faster slowest module once verified (default: on with a model)")
+    p.add_argument("--no-optimise", dest="optimise", action="store_false")
+    p.add_argument("--out", default="runs", help="folder of run folders (default: runs)")
+    p.add_argument("--resume", metavar="RUN_ID", help="continue a killed or cancelled run from its checkpoint")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
+    p.add_argument("-v", "--verbose", action="store_true", help="log details to stderr")
+    return p
+
+
+def _positive(name: str, value: float | None) -> None:
+    if value is not None and value <= 0:
+        raise InputError(f"--{name}", "must be positive")
+
+
+def settings_from(args: argparse.Namespace) -> dict[str, Any]:
+    """The run's settings as plain data (saved in ``run.json``; never a key)."""
+    for name in ("max_attempts", "max_tokens", "max_wall_s", "max_sandboxes"):
+        _positive(name.replace("_", "-"), getattr(args, name))
+    if args.repair_rounds is not None and args.repair_rounds < 0:
+        raise InputError("--repair-rounds", "must not be negative")
+    return {"format": SETTINGS_FORMAT, "arch": str(Path(args.arch).resolve()), "strategy": args.strategy,
+            "granularity": args.granularity or "module", "model": args.model, "base_url": args.base_url,
+            "seed": args.seed, "generate": planner.parse_generate(args.generate),
+            "reference": str(Path(args.reference).resolve()) if args.reference else None,
+            "max_attempts": args.max_attempts, "repair_rounds": args.repair_rounds, "max_tokens": args.max_tokens,
+            "max_wall_s": args.max_wall_s, "max_sandboxes": args.max_sandboxes, "sandbox": args.sandbox,
+            "optimise": args.optimise}
+
+
+def context_from(settings: dict[str, Any]) -> Context:
+    """The graph's context for these settings."""
+    return Context(strategy=settings["strategy"], granularity=settings["granularity"], model=settings["model"],
+                   base_url=settings["base_url"], seed=settings["seed"], generate=settings["generate"],
+                   reference_dir=settings["reference"], attempts_per_module=settings["max_attempts"],
+                   repair_rounds=settings["repair_rounds"], max_tokens=settings["max_tokens"],
+                   max_wall_s=settings["max_wall_s"], max_sandboxes=settings["max_sandboxes"],
+                   sandbox=settings["sandbox"] or "default", optimise=settings["optimise"])
+
+
+def new_run_id() -> str:
+    return time.strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(2)
+
+
+def _progress(event: dict[str, Any], start: float) -> str | None:
+    kind = event.get("event")
+    at = f"[{time.time() - start:6.1f}s]"
+    if kind == "plan":
+        keep = f"; kept from the reference: {', '.join(event['keep'])}" if event.get("keep") else ""
+        return f"{at} plan: write {', '.join(event['generate']) or 'nothing'} ({event['granularity']}){keep}"
+    if kind == "attempt":
+        unit = f".{event['unit']}" if event.get("unit") else ""
+        why = f": {event['message']}" if event.get("message") else ""
+        return f"{at} {event['module']}{unit}: answer {event['attempt']} {event['status']}{why}"
+    if kind == "module" and event.get("status") != "asking":
+        more = f" after {event['attempts']} answer(s)" if "attempts" in event else ""
+        why = f": {event['message']}" if event.get("message") else ""
+        return f"{at} {event['module']}: {event['status']}{more}{why}"
+    if kind == "verify":
+        if event.get("status") == "running":
+            return f"{at} verify (round {event['round']}): running in the sandbox"
+        blamed = f", blamed {', '.join(event['blamed'])}" if event.get("blamed") else ""
+        return f"{at} verify (round {event['round']}): {event['status']}{blamed}: {event.get('message', '')}"
+    if kind == "repair":
+        unit = f".{event['unit']}" if event.get("unit") else ""
+        return f"{at} repair round {event['round']}: {event['module']}{unit}"
+    if kind == "optimise":
+        return f"{at} optimise {event['module']}: {event['status']} {event.get('message', '')}".rstrip()
+    return None
+
+
+def _mode_line(settings: dict[str, Any], template: bool, config: llm.ModelConfig | None) -> str:
+    if template:
+        return ("SimulatorCoder: template mode (no model configured): the coders emit the built-in verified "
+                "modules; plan, sandbox verification, package and report run as usual")
+    assert config is not None
+    host = config.base_url_host or "api.openai.com"
+    return f"SimulatorCoder: model {config.model} at {host}, strategy {settings['strategy'] or 'from the spec'}, " \
+           f"granularity {settings['granularity']}"
+
+
+def _load_settings(run_dir: Path) -> dict[str, Any]:
+    path = run_dir / SETTINGS_FILE
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise InputError(path, "no such run to resume (its run.json is missing)") from None
+    except (OSError, ValueError) as exc:
+        raise InputError(path, f"cannot read the run's settings ({exc})") from None
+    if not isinstance(data, dict) or data.get("format") != SETTINGS_FORMAT:
+        raise InputError(path, f"not a run settings file of format {SETTINGS_FORMAT}")
+    return data
+
+
+def preflight(settings: dict[str, Any]) -> tuple[bool, llm.ModelConfig | None]:
+    """Check the spec, the model settings and the sandbox before anything is spent."""
+    loaded = load_spec(settings["arch"])
+    plan_like: Any = {"model_settings": loaded.spec.model.model_dump(mode="json") if loaded.spec.model else None}
+    config = resources.model_config(plan_like, model=settings["model"], base_url=settings["base_url"],
+                                    seed=settings["seed"])
+    template = config is None
+    kind = resources.sandbox_kind(settings["sandbox"] or "default", template)
+    sandbox = resources.make_sandbox_for(kind, 120.0)
+    if type(sandbox).__name__ == "ProcessSandbox":
+        message = resources.TEMPLATE_FALLBACK if kind == "auto" else "warning: " + resources.PROCESS_WARNING
+        print(message, file=sys.stderr)
+    return template, config
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, stream=sys.stderr,
+                        format="%(levelname)s %(name)s: %(message)s")
+    if not args.verbose:
+        logging.getLogger("graph.graph").setLevel(logging.WARNING)
+    out = Path(args.out)
+    try:
+        if args.resume:
+            run_id = args.resume
+            run_dir = out / run_id
+            settings = _load_settings(run_dir)
+        else:
+            run_id = new_run_id()
+            run_dir = out / run_id
+            settings = settings_from(args)
+        template, config = preflight(settings)
+    except (InputError, planner.PlanError, llm.ModelConfigError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except SandboxUnavailable as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_NO_SANDBOX
+    print(_mode_line(settings, template, config), flush=True)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    if not args.resume:
+        (run_dir / SETTINGS_FILE).write_text(json.dumps(settings, indent=2) + "\n", encoding="utf-8")
+    print(f"run {run_id}: {run_dir}", flush=True)
+    ctx = context_from(settings)
+    thread: RunnableConfig = {"configurable": {"thread_id": run_id}}
+    start = time.time()
+    with closing(sqlite3.connect(run_dir / CHECKPOINTS_FILE, check_same_thread=False)) as conn:
+        app = build_builder().compile(checkpointer=SqliteSaver(conn))
+        snapshot = app.get_state(thread)
+        if args.resume and snapshot.values and not snapshot.next:
+            status = str(snapshot.values.get("status") or "failed")
+            print(f"run {run_id} already ended: {snapshot.values.get('summary') or status}")
+            return EXIT_CODES.get(status, 1)
+        inputs: Any = None if args.resume and snapshot.values else {
+            "spec_path": settings["arch"], "run_dir": str(run_dir), "run_id": run_id}
+        try:
+            for _namespace, event in app.stream(inputs, thread, context=ctx, stream_mode="custom", subgraphs=True):
+                line = _progress(event, start) if isinstance(event, dict) else None
+                if line and not args.quiet:
+                    print(line, file=sys.stderr, flush=True)
+        except KeyboardInterrupt:
+            return _cancelled(app, thread, ctx, run_dir, run_id)
+        except (InputError, planner.PlanError, llm.ModelConfigError) as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return EXIT_BAD_INPUT
+        except SandboxUnavailable as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return EXIT_NO_SANDBOX
+        except SimCoderError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            _partial(app, thread, ctx, run_dir, run_id, "failed", f"the run stopped: {exc}")
+            return EXIT_CODES["failed"]
+        except Exception as exc:
+            if not llm.is_transient(exc):
+                raise
+            print(f"error: the model stayed unreachable after retries: {type(exc).__name__}: {exc}", file=sys.stderr)
+            _partial(app, thread, ctx, run_dir, run_id, "failed", "the model stayed unreachable after retries")
+            return EXIT_CODES["failed"]
+        values = app.get_state(thread).values
+    status = str(values.get("status") or final_status(values))
+    print(f"{values.get('summary') or status}")
+    print(f"report: {values.get('report_path') or run_dir / 'report.md'}")
+    if values.get("package_path"):
+        print(f"package: {values['package_path']} (run it: cd {run_dir} && python -m "
+              f"{Path(values['package_path']).name} -c CFG -t TOPOLOGY -p OUT)")
+    return EXIT_CODES.get(status, 1)
+
+
+def _partial(app: Any, thread: RunnableConfig, ctx: Context, run_dir: Path, run_id: str, status: str,
+             note: str) -> None:
+    values = dict(app.get_state(thread).values)
+    values.setdefault("run_dir", str(run_dir))
+    values.setdefault("run_id", run_id)
+    values["notes"] = [*values.get("notes", []), note]
+    report = run_report(values, ctx, status=status)
+    write_report(run_dir, report)
+    print(one_line(report))
+    print(f"report: {run_dir / 'report.md'}")
+
+
+def _cancelled(app: Any, thread: RunnableConfig, ctx: Context, run_dir: Path, run_id: str) -> int:
+    print("cancelled: the last checkpoint is kept; continue with "
+          f"`python -m graph.run --resume {run_id} --out {run_dir.parent}`", file=sys.stderr)
+    _partial(app, thread, ctx, run_dir, run_id, "cancelled", "cancelled by the user (Ctrl-C)")
+    return EXIT_CODES["cancelled"]
+
+
+if __name__ == "__main__":
+    sys.exit(main())

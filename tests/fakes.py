@@ -1,0 +1,108 @@
+"""Test doubles for the agent graph: a scripted chat model and a small, fast spec."""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+from langchain_core.callbacks import CallbackManagerForLLMRun
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import AIMessage, BaseMessage
+from langchain_core.outputs import ChatGeneration, ChatResult
+from pydantic import ConfigDict, PrivateAttr
+
+from agents import checks, mutants, skeleton, verifier
+from agents.mutants import MUTANTS
+
+REPO = Path(__file__).resolve().parents[1]
+_MODULE = re.compile(r"## The module: `(\w+)\.py`")
+_UNIT = re.compile(r"(?:## The unit to write: |the unit )`(\w+)`")
+
+
+def fenced(code: str, before: str = "Here is the module.") -> str:
+    """An answer the way a model writes one: prose, then one python block."""
+    return f"{before}\n\n```python\n{code}\n```\n"
+
+
+def reference_answer(role: str) -> str:
+    return fenced(checks.reference_code(role))
+
+
+def mutant_answer(mutant_id: str, role: str) -> str:
+    mutant = next(m for m in MUTANTS if m.id == mutant_id)
+    return fenced(mutants.candidate_files(mutant)[f"{role}.py"])
+
+
+def unit_answer(role: str, unit: str) -> str:
+    return fenced(skeleton.skeleton(role).unit(unit).reference, before=f"The unit {unit}:")
+
+
+class Request:
+    """What one call asked for, read from the rendered prompt."""
+
+    def __init__(self, messages: Sequence[BaseMessage]) -> None:
+        self.messages = list(messages)
+        self.text = "\n".join(str(m.content) for m in messages)
+        self.first = str(messages[1].content) if len(messages) > 1 else self.text
+        self.last = str(messages[-1].content)
+        found = _MODULE.search(self.first)
+        self.module = found.group(1) if found else ""
+        unit = _UNIT.search(self.first)
+        self.unit = unit.group(1) if unit else None
+        opening = self.first[:400]
+        self.kind = "optimise" if "is too slow" in opening else "repair" if "and rejected" in opening else "write"
+        self.retry = len(messages) > 2
+
+
+Responder = Callable[[Request], "str | BaseException"]
+
+
+class ScriptedChatModel(BaseChatModel):
+    """A chat model whose answers a test function picks from each request (thread-safe, records every call)."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+    respond: Any
+    _calls: list[Request] = PrivateAttr(default_factory=list)
+    _lock: Any = PrivateAttr(default_factory=threading.Lock)
+
+    @property
+    def _llm_type(self) -> str:
+        return "scripted-fake"
+
+    @property
+    def calls(self) -> list[Request]:
+        return list(self._calls)
+
+    def _generate(self, messages: list[BaseMessage], stop: list[str] | None = None,
+                  run_manager: CallbackManagerForLLMRun | None = None, **kwargs: Any) -> ChatResult:
+        request = Request(messages)
+        with self._lock:
+            self._calls.append(request)
+        answer = self.respond(request)
+        if isinstance(answer, BaseException):
+            raise answer
+        return ChatResult(generations=[ChatGeneration(message=AIMessage(content=answer))])
+
+
+def small_spec(tmp_path: Path, *, variants: int = 4, final_check: str = "small_net", **extra: Any) -> Path:
+    """scale_sim.yaml with fewer variants and a small final check (fast graph tests)."""
+    data = yaml.safe_load((REPO / "scale_sim.yaml").read_text(encoding="utf-8"))
+    data["verification"]["variants"] = data["verification"]["variants"][:variants]
+    data["workloads"].append({"name": "small_net", "layers": [
+        {"name": "c1", "ifmap_h": 20, "ifmap_w": 20, "filter_h": 3, "filter_w": 3, "channels": 8,
+         "num_filters": 24, "stride_h": 1},
+        {"name": "g1", "m": 60, "n": 50, "k": 40}]})
+    data["verification"]["final_check"] = [final_check]
+    data.update(extra)
+    path = tmp_path / "spec.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    return path
+
+
+def in_process(folder: Path) -> verifier.Executor:
+    """The unit tests' sandbox: trusted code run in this process."""
+    return verifier.InProcessExecutor(folder)
