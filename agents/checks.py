@@ -98,7 +98,7 @@ def static_problem(role: str, code: str, *, required: Sequence[str] = ()) -> str
     names are defined) and the verifier's import and name rules.
     """
     try:
-        tree = ast.parse(code, filename=f"{role}.py")
+        tree = rules.parse(code, f"{role}.py")
     except SyntaxError as exc:
         return f"{role}.py line {exc.lineno}: the code does not parse: {exc.msg}"
     if required:

@@ -14,6 +14,7 @@ import textwrap
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from agents.harness.rules import parse
 from reference_sim.errors import SimCoderError
 
 PYTHON_TAGS = frozenset({"", "python", "py", "python3", "py3", "ipython", "pycon"})
@@ -49,7 +50,7 @@ def top_level_names(source: str) -> set[str]:
     """Names the module defines at top level: ``def``, ``class`` and assignments (also under top-level
     ``if``/``try``/``with``).  Imports do not count.  Raises :class:`SyntaxError` when it does not parse."""
     names: set[str] = set()
-    _collect(ast.parse(source).body, names)
+    _collect(parse(source).body, names)
     return names
 
 
@@ -137,7 +138,7 @@ def _parses(code: str) -> set[str] | None:
 
 def _syntax_message(code: str, where: str) -> str | None:
     try:
-        ast.parse(code)
+        parse(code)
     except SyntaxError as exc:
         line = exc.lineno or 0
         text = (exc.text or "").strip()
@@ -198,7 +199,7 @@ def extract_code(answer: str, *, required: Sequence[str]) -> str:
 
 def _free_names(code: str) -> set[str]:
     """Names ``code`` reads but binds nowhere (and that are not built-ins)."""
-    tree = ast.parse(code)
+    tree = parse(code)
     loaded: set[str] = set()
     bound: set[str] = set(dir(builtins))
     for node in ast.walk(tree):

@@ -29,6 +29,7 @@ from pathlib import Path
 from string import Template
 
 import reference_sim
+from agents.harness.rules import parse
 from reference_sim.errors import SimCoderError
 
 log = logging.getLogger(__name__)
@@ -114,7 +115,7 @@ def _import_reason(name: str, level: int, own: frozenset[str], package: str) -> 
 
 def _source_problems(text: str, file: str, own: frozenset[str], package: str) -> list[str]:
     try:
-        tree = ast.parse(text, filename=file)
+        tree = parse(text, file)
     except SyntaxError as exc:
         return [f"{file}:{exc.lineno or 0}: does not parse ({exc.msg})"]
     problems: list[str] = []
@@ -189,7 +190,7 @@ def _candidate_sources(candidate_dir: Path) -> dict[str, bytes]:
     for name, function in MODULE_FILES.items():
         text = files[name].decode("utf-8", errors="replace")
         try:
-            tree = ast.parse(text, filename=name)
+            tree = parse(text, name)
         except SyntaxError as exc:
             raise PackageError(f"{candidate_dir / name}:{exc.lineno or 0}: does not parse ({exc.msg})") from None
         if function not in _bound_names(tree):

@@ -28,6 +28,7 @@ from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
 
 from agents.harness import rules
 from agents.harness.harness import FUNCTIONS, STAGES
+from agents.harness.rules import parse
 from reference_sim.errors import SimCoderError
 
 PROMPTS_DIR = Path(__file__).resolve().parents[1] / "prompts"
@@ -120,7 +121,7 @@ def render(name: str, /, **variables: str) -> str:
 
 def _contract_segments(source: str) -> dict[str, str]:
     """Source text of each top-level name of the contract, with an attribute docstring that follows it."""
-    tree = ast.parse(source)
+    tree = parse(source)
     lines = source.splitlines()
     segments: dict[str, str] = {}
     body = tree.body
@@ -153,7 +154,7 @@ def contract_excerpt(role: str) -> str:
     """
     _check("role", role, ROLES)
     source = _load(CONTRACT_FILE)
-    docstring = ast.get_docstring(ast.parse(source), clean=False) or ""
+    docstring = ast.get_docstring(parse(source), clean=False) or ""
     segments = _contract_segments(source)
     absent = [name for name in _CONTRACT_NAMES[role] if name not in segments]
     if absent:

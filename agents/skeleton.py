@@ -17,10 +17,12 @@ from __future__ import annotations
 import ast
 import functools
 import importlib
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from agents.harness.rules import parse
 from reference_sim.errors import SimCoderError
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -129,7 +131,7 @@ def derive_skeleton(role: str) -> Skeleton:
         raise SkeletonError(f"no skeleton for module {role!r} (modules: {', '.join(LITERAL_MODULES)})")
     module = importlib.import_module(LITERAL_MODULES[role])
     source = Path(module.__file__ or "").read_text(encoding="utf-8")
-    tree = ast.parse(source)
+    tree = parse(source)
     lines = source.splitlines()
     header: list[str] = []
     units: list[Unit] = []
@@ -184,10 +186,25 @@ def assemble(role: str, written: Mapping[str, str], *, fill_from_reference: bool
 
 def unit_source(code: str, name: str) -> str:
     """The source of the top-level ``name`` in ``code`` (decorators included)."""
-    tree = ast.parse(code)
+    tree = parse(code)
     lines = code.splitlines()
     for node in tree.body:
         if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef) and node.name == name:
             first = node.decorator_list[0].lineno if node.decorator_list else node.lineno
             return _segment(lines, first, node.end_lineno or node.lineno)
     raise SkeletonError(f"the code defines no top-level {name!r}")
+
+
+def write_skeleton_files() -> list[Path]:
+    """Rewrite ``prompts/skeletons/<role>.py`` from the literal modules (``python -m agents.skeleton``)."""
+    written = []
+    for role in LITERAL_MODULES:
+        path = skeleton_file(role)
+        path.write_text(derive_skeleton(role).text, encoding="utf-8")
+        written.append(path)
+    return written
+
+
+if __name__ == "__main__":
+    for path in write_skeleton_files():
+        logging.getLogger(__name__).warning("wrote %s", path)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import ast
 import sys
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -172,10 +173,20 @@ class _Checker(ast.NodeVisitor):
         self.generic_visit(node)
 
 
+_PARSE_LOCK = threading.Lock()
+
+
+def parse(text: str, filename: str = "<unknown>") -> ast.Module:
+    """``ast.parse`` under a lock: CPython before 3.11.9 and 3.12.1 can fail with "AST constructor recursion
+    depth mismatch" when threads parse at once (gh-106905), and the agents' coders run in parallel."""
+    with _PARSE_LOCK:
+        return ast.parse(text, filename=filename)
+
+
 def check_source(text: str, file: str, own_modules: frozenset[str]) -> list[Refusal]:
     """Every refusal in one source file; raises :class:`SyntaxError` when it does not parse."""
     checker = _Checker(file, own_modules)
-    checker.visit(ast.parse(text, filename=file))
+    checker.visit(parse(text, file))
     return checker.refusals
 
 

@@ -24,6 +24,7 @@ from .contract import (
 
 
 def _tilings(hardware: Hardware) -> dict[OperandName, OperandTiling]:
+    """Per operand: which fold index selects its rows and columns, its lane count, and prefetch order."""
     ...
 
 

@@ -46,6 +46,7 @@ PARTS_PER_BUFFER = 100
 
 
 def _sram_words(kib: int, word_bytes: int) -> int:
+    """Words an SRAM of ``kib`` KiB holds (1 KiB = 1024 bytes)."""
     ...
 
 
@@ -134,10 +135,12 @@ class _WriteBuffer:
 def _read_buffer(
     name: OperandName, mapping: LayerMapping, network: NetworkSchedule, hardware: Hardware
 ) -> _UserReadBuffer | _EstimateReadBuffer:
+    """The read buffer of ``name`` for the network's bandwidth mode (USER: prefetching; CALC: estimate)."""
     ...
 
 
 def _start_stop(trace: np.ndarray) -> tuple[float, float]:
+    """First and last cycle of a trace in which any port has a request."""
     ...
 
 

@@ -1,0 +1,131 @@
+"""``python -m graph.run``: exit codes, one-line errors, the run folder, Ctrl-C and ``--resume``.
+
+The model is scripted and candidates run in this process (the CLI's context is wrapped to inject
+both); the integration tests drive the same CLI through a real HTTP model server and Docker.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from agents.llm import ModelConfig
+from graph import run as cli
+from tests import fakes
+from tests.fakes import Request, ScriptedChatModel
+
+MUTANT = "map-row-folds-floor"
+
+
+@pytest.fixture(scope="module")
+def spec(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return fakes.small_spec(tmp_path_factory.mktemp("spec"))
+
+
+def inject(monkeypatch: pytest.MonkeyPatch, model: Any) -> None:
+    """Run the CLI with ``model`` (``None``: template mode) and in-process candidates instead of a sandbox."""
+    original = cli.context_from
+
+    def context_from(settings: dict[str, Any]) -> Any:
+        ctx = original(settings)
+        ctx.chat_model = model
+        ctx.executor_factory = fakes.in_process
+        return ctx
+
+    config = None if model is None else ModelConfig("scripted", "http://127.0.0.1:9/v1", "OPENAI_API_KEY", 0.0,
+                                                    10.0, 0, None)
+    monkeypatch.setattr(cli, "context_from", context_from)
+    monkeypatch.setattr(cli, "preflight", lambda settings: (model is None, config))
+
+
+def only_run(out: Path) -> Path:
+    runs = [p for p in out.iterdir() if p.is_dir()]
+    assert len(runs) == 1
+    return runs[0]
+
+
+def test_template_run_writes_the_run_folder(spec: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    inject(monkeypatch, None)
+    code = cli.main(["--arch", str(spec), "--out", str(tmp_path / "runs")])
+    out = capsys.readouterr()
+    assert code == 0
+    assert out.out.splitlines()[0].startswith("SimulatorCoder: template mode (no model configured)")
+    assert "verified (template mode" in out.out
+    assert "verify (round 0): passed" in out.err
+    folder = only_run(tmp_path / "runs")
+    for name in ("report.md", "report.json", "run.json", "checkpoints.sqlite", "cycles.png", "runtime.png"):
+        assert (folder / name).is_file(), name
+    settings = json.loads((folder / "run.json").read_text())
+    assert settings["format"] == cli.SETTINGS_FORMAT and settings["granularity"] == "module"
+    report = json.loads((folder / "report.json").read_text())
+    assert report["status"] == "verified" and report["runtime"]["candidate_s"] > 0
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["--arch", "no-such.yaml"], "no-such.yaml: file not found"),
+    (["--generate", "mapping,cache"], "--generate takes a comma-separated list"),
+    (["--max-tokens", "0"], "--max-tokens: must be positive"),
+    (["--base-url", "http://127.0.0.1:9/v1"], "--model"),
+])
+def test_bad_input_is_one_line_and_exit_2(argv: list[str], message: str, tmp_path: Path,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    code = cli.main([*argv, "--out", str(tmp_path)])
+    err = capsys.readouterr().err.strip()
+    assert code == cli.EXIT_BAD_INPUT
+    assert err.startswith("error: ") and message in err and len(err.splitlines()) == 1
+
+
+def test_a_remote_model_without_a_key_names_the_variable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    code = cli.main(["--model", "gpt-x", "--base-url", "https://models.example.invalid/v1", "--out", str(tmp_path)])
+    assert code == cli.EXIT_BAD_INPUT
+    assert "OPENAI_API_KEY" in capsys.readouterr().err
+
+
+def test_budget_exhausted_exits_4(spec: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                  capsys: pytest.CaptureFixture[str]) -> None:
+    model = ScriptedChatModel(respond=lambda r: fakes.mutant_answer(MUTANT, "mapping"))
+    inject(monkeypatch, model)
+    code = cli.main(["--arch", str(spec), "--out", str(tmp_path / "runs"), "--generate", "mapping",
+                     "--repair-rounds", "1", "--no-optimise"])
+    assert code == cli.EXIT_CODES["budget_exhausted"] == 4
+    report = json.loads((only_run(tmp_path / "runs") / "report.json").read_text())
+    assert report["status"] == "budget_exhausted"
+    assert "repair round 1: mapping" in capsys.readouterr().err
+
+
+def test_ctrl_c_leaves_a_cancelled_report_and_resume_finishes_without_redoing(
+        spec: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    def first(r: Request) -> str | BaseException:
+        if r.kind == "repair":
+            return KeyboardInterrupt()
+        return fakes.mutant_answer(MUTANT, "mapping")
+
+    model = ScriptedChatModel(respond=first)
+    inject(monkeypatch, model)
+    args = ["--arch", str(spec), "--out", str(tmp_path / "runs"), "--generate", "mapping", "--no-optimise"]
+    assert cli.main(args) == cli.EXIT_CODES["cancelled"]
+    folder = only_run(tmp_path / "runs")
+    report = json.loads((folder / "report.json").read_text())
+    assert report["status"] == "cancelled"
+    assert "cancelled by the user (Ctrl-C)" in report["notes"]
+    assert f"--resume {folder.name}" in capsys.readouterr().err
+    assert [c.kind for c in model.calls] == ["write", "repair"]
+
+    resumed = ScriptedChatModel(respond=lambda r: fakes.reference_answer("mapping"))
+    inject(monkeypatch, resumed)
+    assert cli.main(["--resume", folder.name, "--out", str(tmp_path / "runs")]) == 0
+    assert [c.kind for c in resumed.calls] == ["repair"], "the finished write was not asked for again"
+    assert json.loads((folder / "report.json").read_text())["status"] == "verified"
+    assert cli.main(["--resume", folder.name, "--out", str(tmp_path / "runs")]) == 0
+    assert "already ended" in capsys.readouterr().out
+
+
+def test_resume_of_an_unknown_run_is_bad_input(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["--resume", "nope", "--out", str(tmp_path)]) == cli.EXIT_BAD_INPUT
+    assert "no such run to resume" in capsys.readouterr().err
