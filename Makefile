@@ -1,10 +1,10 @@
 # Two commands do all set-up on a fresh machine:
-#   make run    -- the main job (today: the reference simulator on scale_sim.yaml; ARGS="..." for more)
+#   make run    -- the main job: python -m graph.run --arch scale_sim.yaml (ARGS="..." for more)
 #   make test   -- lint, type-check and the test suite (integration tests only with SIMCODER_CI=1)
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
-ARGS ?= --arch scale_sim.yaml -p runs
+ARGS ?= --arch scale_sim.yaml
 PYTEST_ARGS ?=
 
 .PHONY: setup run test lint clean
@@ -18,7 +18,7 @@ $(VENV)/.installed: pyproject.toml
 setup: $(VENV)/.installed
 
 run: setup
-	$(PY) -m reference_sim $(ARGS)
+	$(PY) -m graph.run $(ARGS)
 
 lint: setup
 	$(VENV)/bin/ruff check .

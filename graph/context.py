@@ -41,6 +41,9 @@ class Context:
     """Verify-repair rounds of the whole run."""
     max_tokens: int | None = None
     max_wall_s: float | None = None
+    """Wall-time cap of this invocation, seconds (a resumed run gets it afresh)."""
+    clock_start: float | None = None
+    """When this invocation started (seconds since the epoch); ``None``: the run's start."""
     max_sandboxes: int | None = None
     sandbox: SandboxChoice = "default"
     """``default``: Docker for model-written code; template mode falls back to processes without an engine."""

@@ -240,7 +240,8 @@ def _branch(state: RunState, runtime: Runtime[Context], task: planner.ModuleTask
     return Send("coder", {"task": task, "plan": plan_, "mode": "write", "unit_index": 0, "written": {},
                           "template": plan_["template"], "strategy": _strategy(runtime, plan_),
                           "caps": _caps(runtime, state), "tokens_before": tokens_spent(state.get("tokens") or {}),
-                          "run_started_at": state.get("started_at", time.time()), **extra})
+                          "run_started_at": runtime.context.clock_start or state.get("started_at", time.time()),
+                          **extra})
 
 
 def fan_out(state: RunState, runtime: Runtime[Context]) -> list[Send] | Literal["assemble"]:
@@ -297,7 +298,7 @@ def verify(state: RunState, runtime: Runtime[Context]) -> dict[str, Any]:
             update["stop_reason"] = f"repair budget spent ({lim.repair_rounds} rounds)"
         elif spent >= lim.max_tokens:
             update["stop_reason"] = f"token cap reached ({spent} of {lim.max_tokens} tokens)"
-        elif time.time() - state.get("started_at", time.time()) > lim.max_wall_s:
+        elif time.time() - (runtime.context.clock_start or state.get("started_at", time.time())) > lim.max_wall_s:
             update["stop_reason"] = f"wall-time cap reached ({lim.max_wall_s:.0f} s)"
         else:
             update["repair"] = {"role": blamed[0], "diagnosis": result.diagnosis}

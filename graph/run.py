@@ -46,7 +46,7 @@ def parser() -> argparse.ArgumentParser:
         "Write a cycle-accurate simulator from the spec's module descriptions, prove it against the reference "
         "in a sandbox, repair it from the verifier's evidence, and package it. With no model configured the "
         "run is in template mode: the built-in verified modules go through the same pipeline."))
-    p.add_argument("--arch", default="scale_sim.yaml", help="the architecture spec (default: scale_sim.yaml)")
+    p.add_argument("--arch", help="the architecture spec (default: scale_sim.yaml)")
     p.add_argument("--strategy", choices=planner.STRATEGIES, help="prompting strategy (default: the spec's)")
     p.add_argument("--granularity", choices=planner.GRANULARITIES, default=None,
                    help="module: each module in one answer; function: unit by unit from a skeleton (default module)")
@@ -75,24 +75,48 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-def _positive(name: str, value: float | None) -> None:
-    if value is not None and value <= 0:
-        raise InputError(f"--{name}", "must be positive")
+def check_limits(values: dict[str, Any]) -> None:
+    """The budget and cap flags: positive (repair rounds: not negative)."""
+    for name in ("max_attempts", "max_tokens", "max_wall_s", "max_sandboxes"):
+        value = values.get(name)
+        if value is not None and value <= 0:
+            raise InputError(f"--{name.replace('_', '-')}", "must be positive")
+    rounds = values.get("repair_rounds")
+    if rounds is not None and rounds < 0:
+        raise InputError("--repair-rounds", "must not be negative")
 
 
 def settings_from(args: argparse.Namespace) -> dict[str, Any]:
     """The run's settings as plain data (saved in ``run.json``; never a key)."""
-    for name in ("max_attempts", "max_tokens", "max_wall_s", "max_sandboxes"):
-        _positive(name.replace("_", "-"), getattr(args, name))
-    if args.repair_rounds is not None and args.repair_rounds < 0:
-        raise InputError("--repair-rounds", "must not be negative")
-    return {"format": SETTINGS_FORMAT, "arch": str(Path(args.arch).resolve()), "strategy": args.strategy,
+    check_limits(vars(args))
+    return {"format": SETTINGS_FORMAT, "arch": str(Path(args.arch or "scale_sim.yaml").resolve()),
+            "strategy": args.strategy,
             "granularity": args.granularity or "module", "model": args.model, "base_url": args.base_url,
             "seed": args.seed, "generate": planner.parse_generate(args.generate),
             "reference": str(Path(args.reference).resolve()) if args.reference else None,
             "max_attempts": args.max_attempts, "repair_rounds": args.repair_rounds, "max_tokens": args.max_tokens,
             "max_wall_s": args.max_wall_s, "max_sandboxes": args.max_sandboxes, "sandbox": args.sandbox,
             "optimise": args.optimise}
+
+
+RESUME_FIXED = {"arch": "--arch", "strategy": "--strategy", "granularity": "--granularity",
+                "generate": "--generate", "reference": "--reference"}
+"""Settings that shaped the plan: a resumed run keeps them."""
+RESUME_FLAGS = {"model": "model", "base_url": "base_url", "seed": "seed", "max_attempts": "max_attempts",
+                "repair_rounds": "repair_rounds", "max_tokens": "max_tokens", "max_wall_s": "max_wall_s",
+                "max_sandboxes": "max_sandboxes", "sandbox": "sandbox", "optimise": "optimise"}
+"""Settings a resumed run may change (a new endpoint, more budget)."""
+
+
+def resumed_settings(saved: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
+    """The saved settings with the flags given on ``--resume`` applied; plan-shaping flags are refused."""
+    fixed = [flag for key, flag in RESUME_FIXED.items() if getattr(args, key) is not None]
+    if fixed:
+        raise InputError("--resume", f"{', '.join(fixed)} cannot change on resume (they shaped the plan); "
+                                     "start a new run instead")
+    given = {key: getattr(args, attr) for key, attr in RESUME_FLAGS.items() if getattr(args, attr) is not None}
+    check_limits(given)
+    return {**saved, **given}
 
 
 def context_from(settings: dict[str, Any]) -> Context:
@@ -185,7 +209,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.resume:
             run_id = args.resume
             run_dir = out / run_id
-            settings = _load_settings(run_dir)
+            settings = resumed_settings(_load_settings(run_dir), args)
         else:
             run_id = new_run_id()
             run_dir = out / run_id
@@ -199,10 +223,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_NO_SANDBOX
     print(_mode_line(settings, template, config), flush=True)
     run_dir.mkdir(parents=True, exist_ok=True)
-    if not args.resume:
-        (run_dir / SETTINGS_FILE).write_text(json.dumps(settings, indent=2) + "\n", encoding="utf-8")
+    (run_dir / SETTINGS_FILE).write_text(json.dumps(settings, indent=2) + "\n", encoding="utf-8")
     print(f"run {run_id}: {run_dir}", flush=True)
     ctx = context_from(settings)
+    ctx.clock_start = time.time()
     thread: RunnableConfig = {"configurable": {"thread_id": run_id}}
     start = time.time()
     with closing(sqlite3.connect(run_dir / CHECKPOINTS_FILE, check_same_thread=False)) as conn:

@@ -129,3 +129,18 @@ def test_ctrl_c_leaves_a_cancelled_report_and_resume_finishes_without_redoing(
 def test_resume_of_an_unknown_run_is_bad_input(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert cli.main(["--resume", "nope", "--out", str(tmp_path)]) == cli.EXIT_BAD_INPUT
     assert "no such run to resume" in capsys.readouterr().err
+
+
+def test_resume_takes_new_limits_but_not_plan_changes(spec: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    inject(monkeypatch, None)
+    assert cli.main(["--arch", str(spec), "--out", str(tmp_path / "runs")]) == 0
+    folder = only_run(tmp_path / "runs")
+    code = cli.main(["--resume", folder.name, "--out", str(tmp_path / "runs"), "--granularity", "function"])
+    assert code == cli.EXIT_BAD_INPUT
+    assert "--granularity cannot change on resume" in capsys.readouterr().err
+    assert cli.main(["--resume", folder.name, "--out", str(tmp_path / "runs"), "--repair-rounds", "9",
+                     "--base-url", "http://127.0.0.1:9/v1"]) == 0
+    settings = json.loads((folder / "run.json").read_text())
+    assert settings["repair_rounds"] == 9 and settings["base_url"] == "http://127.0.0.1:9/v1"
+    assert cli.main(["--resume", folder.name, "--out", str(tmp_path / "runs"), "--max-sandboxes", "0"]) == 2
