@@ -175,22 +175,16 @@ def _local_workload(suite: Sequence[verifier.Workload]) -> verifier.Workload:
     return replace(first, id=f"{first.id}[:{LOCAL_LAYERS}]", layers=first.layers[:LOCAL_LAYERS])
 
 
-def local_problem(role: str, code: str, executor_for: ExecutorFactory,
-                  suite: Sequence[verifier.Workload]) -> str | None:
-    """Run ``role``'s module alone in the sandbox on the reference's inputs to its stage; the problem or ``None``."""
-    workload = _local_workload(suite)
-    tasks = [verifier.Task(f"local-{role}/{workload.id}", workload, role, role, False)]
-    if role == "memory":
-        tasks.append(verifier.Task(f"local-{role}-traced/{workload.id}", workload, role, role, True))
-    with scratch_candidate({role: code}) as folder:
-        executor = executor_for(folder)
-        job, arrays = verifier.make_job(tasks)
-        execution = executor.run(job, arrays)
+def _task_runs(module: Mapping[str, str], executor_for: ExecutorFactory,
+               tasks: Sequence[verifier.Task]) -> list[tuple[verifier.Task, verifier.TaskRun]] | str:
+    """Run ``tasks`` over a scratch candidate holding ``module``: each task's decoded run, or what went wrong."""
+    with scratch_candidate(module) as folder:
+        execution = executor_for(folder).run(*verifier.make_job(tasks))
         try:
             if execution.outcome is not Outcome.PASSED or execution.manifest is None:
                 tail = f" (stderr: {execution.stderr_tail[-300:]})" if execution.stderr_tail else ""
-                return f"the module did not run to the end in the sandbox ({execution.outcome.value}): " \
-                       f"{execution.message}{tail}"
+                return f"the run did not finish in the sandbox ({execution.outcome.value}): {execution.message}{tail}"
+            runs: list[tuple[verifier.Task, verifier.TaskRun]] = []
             for index, task in enumerate(tasks):
                 try:
                     run = verifier.read_task(execution, index, task)
@@ -198,11 +192,26 @@ def local_problem(role: str, code: str, executor_for: ExecutorFactory,
                     return f"the harness could not read the module's output: {exc}"
                 if run.refused:
                     return f"the run-time guard refused: {run.refused[0]}"
-                if run.error is not None:
-                    return (f"on {workload.id} ({'traces on' if task.traces else 'traces off'}) the module failed: "
-                            f"{verifier.error_text(run.error)}")
+                runs.append((task, run))
+            return runs
         finally:
             execution.close()
+
+
+def local_problem(role: str, code: str, executor_for: ExecutorFactory,
+                  suite: Sequence[verifier.Workload]) -> str | None:
+    """Run ``role``'s module alone in the sandbox on the reference's inputs to its stage; the problem or ``None``."""
+    workload = _local_workload(suite)
+    tasks = [verifier.Task(f"local-{role}/{workload.id}", workload, role, role, False)]
+    if role == "memory":
+        tasks.append(verifier.Task(f"local-{role}-traced/{workload.id}", workload, role, role, True))
+    runs = _task_runs({role: code}, executor_for, tasks)
+    if isinstance(runs, str):
+        return runs
+    for task, run in runs:
+        if run.error is not None:
+            return (f"on {workload.id} ({'traces on' if task.traces else 'traces off'}) the module failed: "
+                    f"{verifier.error_text(run.error)}")
     return None
 
 
@@ -218,23 +227,13 @@ def stage_evidence(role: str, module_code: str, executor_for: ExecutorFactory,
         tasks.append(verifier.Task(f"unit-{role}/{w.id}", w, role, role, False))
         if role == "memory":
             tasks.append(verifier.Task(f"unit-{role}-traced/{w.id}", w, role, role, True))
-    with scratch_candidate({role: module_code}) as folder:
-        execution = executor_for(folder).run(*verifier.make_job(tasks))
-        try:
-            if execution.outcome is not Outcome.PASSED or execution.manifest is None:
-                return f"the run ended {execution.outcome.value}: {execution.message}"
-            for index, task in enumerate(tasks):
-                try:
-                    run = verifier.read_task(execution, index, task)
-                except verifier.BadOutputError as exc:
-                    return f"the harness could not read the output: {exc}"
-                if run.refused:
-                    return f"the run-time guard refused: {run.refused[0]}"
-                evidence = verifier.compare_stage(task, run)
-                if evidence is not None:
-                    return evidence
-        finally:
-            execution.close()
+    runs = _task_runs({role: module_code}, executor_for, tasks)
+    if isinstance(runs, str):
+        return runs
+    for task, run in runs:
+        evidence = verifier.compare_stage(task, run)
+        if evidence is not None:
+            return evidence
     return None
 
 

@@ -360,7 +360,7 @@ from .contract import Hardware, Layer
 from .engine import LayerResult, simulate_layer
 from .errors import InputError, SimulationError
 from .progress import ProgressBar
-from .reports import output_folder, write_reports, write_traces
+from .reports import output_folder, summary_table, write_reports, write_traces
 from .scalesim_io import read_config, read_topology
 
 PROG = "python -m $name"
@@ -414,27 +414,6 @@ def parser() -> argparse.ArgumentParser:
                         help="also write per-layer traces: SCALE-Sim CSVs (the default with no value), npz or both")
     result.add_argument("-q", "--quiet", action="store_true", help="no summary table")
     return result
-
-
-def summary_table(results: Sequence[LayerResult]) -> str:
-    """A per-layer table of cycles, stalls, utilisation and DRAM traffic, with totals."""
-    header = (f"{'layer':>5}  {'name':<24} {'cycles':>12} {'stalls':>10} {'util %':>7} {'map eff %':>9} "
-              f"{'DRAM rd words':>14} {'DRAM wr words':>14}")
-    lines = [header, "-" * len(header)]
-    for r in results:
-        reads = r.dram_accesses["ifmap"] + r.dram_accesses["filter"]
-        lines.append(
-            f"{r.index:>5}  {r.name[:24]:<24} {r.total_cycles:>12} {r.stall_cycles:>10} {r.overall_util_pct:>7.2f} "
-            f"{r.mapping_efficiency_pct:>9.2f} {reads:>14} {r.dram_accesses['ofmap']:>14}"
-        )
-    lines.append("-" * len(header))
-    total_reads = sum(r.dram_accesses["ifmap"] + r.dram_accesses["filter"] for r in results)
-    lines.append(
-        f"{'total':>5}  {len(results)!s:<24} {sum(r.total_cycles for r in results):>12} "
-        f"{sum(r.stall_cycles for r in results):>10} {'':>7} {'':>9} {total_reads:>14} "
-        f"{sum(r.dram_accesses['ofmap'] for r in results):>14}"
-    )
-    return "\\n".join(lines)
 
 
 def run(layers: Sequence[Layer], hardware: Hardware, out_root: Path, run_name: str, traces: str = "none",

@@ -215,12 +215,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             run_dir = out / run_id
             settings = settings_from(args)
         template, config = preflight(settings)
-    except (InputError, planner.PlanError, llm.ModelConfigError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    except SandboxUnavailable as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_NO_SANDBOX
+    except (InputError, planner.PlanError, llm.ModelConfigError, SandboxUnavailable) as exc:
+        return _refused(exc)
     print(_mode_line(settings, template, config), flush=True)
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / SETTINGS_FILE).write_text(json.dumps(settings, indent=2) + "\n", encoding="utf-8")
@@ -245,12 +241,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                     print(line, file=sys.stderr, flush=True)
         except KeyboardInterrupt:
             return _cancelled(app, thread, ctx, run_dir, run_id)
-        except (InputError, planner.PlanError, llm.ModelConfigError) as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return EXIT_BAD_INPUT
-        except SandboxUnavailable as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return EXIT_NO_SANDBOX
+        except (InputError, planner.PlanError, llm.ModelConfigError, SandboxUnavailable) as exc:
+            return _refused(exc)
         except SimCoderError as exc:
             print(f"error: {exc}", file=sys.stderr)
             _partial(app, thread, ctx, run_dir, run_id, "failed", f"the run stopped: {exc}")
@@ -269,6 +261,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"package: {values['package_path']} (run it: cd {run_dir} && python -m "
               f"{Path(values['package_path']).name} -c CFG -t TOPOLOGY -p OUT)")
     return EXIT_CODES.get(status, 1)
+
+
+def _refused(exc: Exception) -> int:
+    """One line on stderr; exit 3 when no sandbox can be used, else 2 (bad input)."""
+    print(f"error: {exc}", file=sys.stderr)
+    return EXIT_NO_SANDBOX if isinstance(exc, SandboxUnavailable) else EXIT_BAD_INPUT
 
 
 def _partial(app: Any, thread: RunnableConfig, ctx: Context, run_dir: Path, run_id: str, status: str,

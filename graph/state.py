@@ -116,7 +116,16 @@ class RunState(InputState, OutputState, total=False):
     """The repair in flight: ``role``, ``unit`` (function granularity) and the ``diagnosis``."""
 
 
-class CoderState(TypedDict, total=False):
+class CoderOutput(TypedDict, total=False):
+    """What a coder branch hands back to the run."""
+
+    modules: Annotated[dict[str, ModuleRecord], merge_modules]
+    attempts: Annotated[list[dict[str, Any]], operator.add]
+    tokens: Annotated[dict[str, TokenUse], add_tokens]
+    notes: Annotated[list[str], operator.add]
+
+
+class CoderState(CoderOutput, total=False):
     """One coder (or repairer) branch: one module."""
 
     task: ModuleTask
@@ -157,16 +166,3 @@ class CoderState(TypedDict, total=False):
     """Why the branch gave up."""
     done: bool
     """The module is finished (written, or given up)."""
-    modules: Annotated[dict[str, ModuleRecord], merge_modules]
-    attempts: Annotated[list[dict[str, Any]], operator.add]
-    tokens: Annotated[dict[str, TokenUse], add_tokens]
-    notes: Annotated[list[str], operator.add]
-
-
-class CoderOutput(TypedDict, total=False):
-    """What a coder branch hands back to the run."""
-
-    modules: Annotated[dict[str, ModuleRecord], merge_modules]
-    attempts: Annotated[list[dict[str, Any]], operator.add]
-    tokens: Annotated[dict[str, TokenUse], add_tokens]
-    notes: Annotated[list[str], operator.add]
