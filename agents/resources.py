@@ -63,16 +63,16 @@ def _reference(plan: Plan) -> engine.Modules:
     return engine.REFERENCE if plan["reference"] == "built-in" else load_reference(plan["reference"])
 
 
-def make_sandbox_for(kind: SandboxKind, timeout_s: float) -> Sandbox:
+def make_sandbox_for(kind: SandboxKind, timeout_s: float, memory_mib: int = 3072) -> Sandbox:
     """The sandbox a run uses (Docker or processes)."""
-    return make_sandbox(SandboxConfig(timeout_s=timeout_s, memory_mib=1024), kind=kind)
+    return make_sandbox(SandboxConfig(timeout_s=timeout_s, memory_mib=memory_mib), kind=kind)
 
 
 _lock = threading.Lock()
 
 
 def resources(cache: dict[str, Any], plan: Plan, *, sandbox_choice: str, max_sandboxes: int, timeout_s: float,
-              workdir: Path | None, chat_model: BaseChatModel | None,
+              memory_mib: int, workdir: Path | None, chat_model: BaseChatModel | None,
               executor_factory: Callable[[Path], verifier.Executor] | None,
               model: str | None, base_url: str | None, seed: int | None) -> Resources:
     """The run's resources, made on first use and kept in ``cache`` (the context's)."""
@@ -88,7 +88,7 @@ def resources(cache: dict[str, Any], plan: Plan, *, sandbox_choice: str, max_san
             executor_for: checks.ExecutorFactory = executor_factory
         else:
             kind = sandbox_kind(sandbox_choice, plan["template"])
-            sandbox = make_sandbox_for(kind, timeout_s)
+            sandbox = make_sandbox_for(kind, timeout_s, memory_mib)
             if type(sandbox).__name__ == "ProcessSandbox":
                 note = TEMPLATE_FALLBACK if kind == "auto" else PROCESS_WARNING
             pool = checks.Sandboxes(lambda: sandbox, max_sandboxes, timeout_s=timeout_s, workdir=workdir)

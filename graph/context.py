@@ -48,6 +48,9 @@ class Context:
     sandbox: SandboxChoice = "default"
     """``default``: Docker for model-written code; template mode falls back to processes without an engine."""
     sandbox_timeout_s: float = 120.0
+    """Wall-clock limit of one sandbox run, seconds."""
+    sandbox_memory_mib: int = 3072
+    """Memory limit of one sandbox run (a literal memory module on a whole network needs about 2 GiB)."""
     optimise: bool | None = None
     """Ask for a faster slowest module once verified; ``None``: on with a model, off in template mode."""
     chat_model: Any = None

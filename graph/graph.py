@@ -48,7 +48,7 @@ def _res(runtime: Runtime[Context], plan: planner.Plan, run_dir: str = "") -> re
     ctx = runtime.context
     return resources.resources(
         ctx.cache, plan, sandbox_choice=ctx.sandbox, max_sandboxes=limits(ctx, plan).max_sandboxes,
-        timeout_s=ctx.sandbox_timeout_s, workdir=None, chat_model=ctx.chat_model,
+        timeout_s=ctx.sandbox_timeout_s, memory_mib=ctx.sandbox_memory_mib, workdir=None, chat_model=ctx.chat_model,
         executor_factory=ctx.executor_factory, model=ctx.model, base_url=ctx.base_url, seed=ctx.seed)
 
 
