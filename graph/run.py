@@ -28,7 +28,6 @@ from agents.summary import final_status, one_line
 from graph.context import Context
 from graph.graph import build_builder, run_report
 from reference_sim.errors import InputError, SimCoderError
-from reference_sim.spec import load_spec
 from sandbox.base import SandboxUnavailable
 
 logger = logging.getLogger("graph.run")
@@ -185,9 +184,9 @@ def _load_settings(run_dir: Path) -> dict[str, Any]:
 
 def preflight(settings: dict[str, Any]) -> tuple[bool, llm.ModelConfig | None]:
     """Check the spec, the model settings and the sandbox before anything is spent."""
-    loaded = load_spec(settings["arch"])
-    plan_like: Any = {"model_settings": loaded.spec.model.model_dump(mode="json") if loaded.spec.model else None}
-    config = resources.model_config(plan_like, model=settings["model"], base_url=settings["base_url"],
+    draft = planner.plan_run(settings["arch"], generate=settings["generate"], granularity=settings["granularity"],
+                             reference_dir=settings["reference"])
+    config = resources.model_config(draft, model=settings["model"], base_url=settings["base_url"],
                                     seed=settings["seed"])
     template = config is None
     kind = resources.sandbox_kind(settings["sandbox"] or "default", template)
@@ -242,6 +241,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         except KeyboardInterrupt:
             return _cancelled(app, thread, ctx, run_dir, run_id)
         except (InputError, planner.PlanError, llm.ModelConfigError, SandboxUnavailable) as exc:
+            _partial(app, thread, ctx, run_dir, run_id, "failed", f"the run stopped: {exc}")
             return _refused(exc)
         except SimCoderError as exc:
             print(f"error: {exc}", file=sys.stderr)

@@ -144,3 +144,14 @@ def test_resume_takes_new_limits_but_not_plan_changes(spec: Path, tmp_path: Path
     settings = json.loads((folder / "run.json").read_text())
     assert settings["repair_rounds"] == 9 and settings["base_url"] == "http://127.0.0.1:9/v1"
     assert cli.main(["--resume", folder.name, "--out", str(tmp_path / "runs"), "--max-sandboxes", "0"]) == 2
+
+
+def test_a_spec_beyond_the_reference_is_refused_before_a_run_starts(spec: Path, tmp_path: Path,
+                                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    banked = tmp_path / "banked.yaml"
+    banked.write_text(spec.read_text().replace("memory_banks: 1", "memory_banks: 8"))
+    code = cli.main(["--arch", str(banked), "--out", str(tmp_path / "runs")])
+    assert code == cli.EXIT_BAD_INPUT
+    err = capsys.readouterr().err
+    assert "cannot model architecture.memory_banks: 8" in err and "--reference DIR" in err
+    assert not (tmp_path / "runs").exists()
