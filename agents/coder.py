@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from langchain_core.messages import BaseMessage
 
@@ -96,3 +96,41 @@ def module_code(task: ModuleTask, written: dict[str, str]) -> str:
     if task["granularity"] == "function":
         return skeleton.assemble(task["role"], written)
     return written[task["role"]]
+
+
+REVIEW_ACTIONS = ("approve", "edit", "stop")
+STOPPED_BY_REVIEWER = "stopped by the reviewer"
+
+
+class ReviewError(ValueError):
+    """A human review answer that is not one of the actions."""
+
+
+def review_request(task: ModuleTask, diagnosis: str, unit: str | None) -> dict[str, Any]:
+    """What a person is shown before a repair (the ``interrupt()`` payload)."""
+    return {"kind": "repair_review", "module": task["role"], "unit": unit, "diagnosis": diagnosis,
+            "actions": list(REVIEW_ACTIONS),
+            "how": "resume with {'action': 'approve'}, {'action': 'edit', 'instruction': '...'} or "
+                   "{'action': 'stop'}"}
+
+
+def review_decision(value: Any) -> dict[str, str]:
+    """A person's answer, validated: ``approve``, ``edit`` (with an ``instruction``) or ``stop``."""
+    if isinstance(value, str):
+        value = {"action": value}
+    if not isinstance(value, dict) or value.get("action") not in REVIEW_ACTIONS:
+        raise ReviewError(f"a review answer is one of {', '.join(REVIEW_ACTIONS)} (a string, or a dict with "
+                          f"'action'); got {value!r}")
+    if value["action"] == "edit":
+        instruction = value.get("instruction")
+        if not isinstance(instruction, str) or not instruction.strip():
+            raise ReviewError("an 'edit' review answer needs a non-empty 'instruction'")
+        return {"action": "edit", "instruction": instruction.strip()}
+    return {"action": str(value["action"])}
+
+
+def with_instruction(diagnosis: str, decision: dict[str, str] | None) -> str:
+    """The diagnosis a repair starts from, with the reviewer's instruction when one was given."""
+    if decision and decision.get("action") == "edit":
+        return f"{diagnosis}\n\nInstruction from the reviewer (follow it): {decision['instruction']}"
+    return diagnosis

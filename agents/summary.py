@@ -75,6 +75,8 @@ def final_status(state: Mapping[str, Any], cancelled: bool = False) -> str:
     if verification.get("outcome") == "passed":
         return "verified"
     reason = str(state.get("stop_reason") or "")
+    if reason.startswith("cancelled"):
+        return "cancelled"
     if reason:
         return "failed" if reason.startswith("failed") else "budget_exhausted"
     return "budget_exhausted" if verification else "failed"

@@ -7,12 +7,9 @@ takes the spec's ``budget`` value (see :func:`limits`).
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Literal
 
-from agents import verifier
 from agents.planner import Plan
 
 SandboxChoice = Literal["default", "docker", "process"]
@@ -51,12 +48,15 @@ class Context:
     """Wall-clock limit of one sandbox run, seconds."""
     sandbox_memory_mib: int = 3072
     """Memory limit of one sandbox run (a literal memory module on a whole network needs about 2 GiB)."""
+    human_review: bool = False
+    """Pause before each repair (``interrupt()``) for a person to approve, edit the repair instruction, or stop."""
     optimise: bool | None = None
     """Ask for a faster slowest module once verified; ``None``: on with a model, off in template mode."""
     chat_model: Any = None
     """A chat model object to use instead of building one from the settings (tests, embedding graphs)."""
-    executor_factory: Callable[[Path], verifier.Executor] | None = None
-    """Runs candidates instead of a sandbox (unit tests with trusted code only)."""
+    executor_factory: Any = None
+    """A ``Callable[[Path], agents.verifier.Executor]`` that runs candidates instead of a sandbox (unit tests with
+    trusted code only; typed ``Any`` so the context has a JSON schema for Studio)."""
     cache: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
     """Objects built once per run from these settings (the sandbox pool, the chat model); not a setting."""
 

@@ -15,15 +15,17 @@ nodes retry transient errors (:func:`agents.llm.is_transient`) with a :class:`Re
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
+import uuid
 from pathlib import Path
 from typing import Any, Literal
 
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage, convert_to_messages
 from langgraph.graph import END, START, StateGraph
 from langgraph.runtime import Runtime
-from langgraph.types import RetryPolicy, Send
+from langgraph.types import RetryPolicy, Send, interrupt
 
 from agents import checks, coder, llm, optimiser, planner, prompts, resources, summary, verifier
 from agents.package import package_name_for, write_package
@@ -33,19 +35,30 @@ from graph.state import CoderOutput, CoderState, InputState, ModuleRecord, Outpu
 
 logger = logging.getLogger(__name__)
 
+OVERRIDABLE = ("strategy", "granularity", "model", "base_url", "generate", "attempts_per_module", "repair_rounds",
+               "max_tokens", "max_wall_s", "optimise", "human_review")
+"""Input fields that override the context's value of the same name for one run (Studio's form, a caller)."""
+
 LLM_RETRY = RetryPolicy(max_attempts=3, initial_interval=1.0, backoff_factor=2.0, retry_on=llm.is_transient)
 """Transient model errors (429, 5xx, timeouts, dropped connections) retried with backoff, then the run fails."""
 
 
-def _model(runtime: Runtime[Context], plan: planner.Plan) -> Any:
-    model = runtime.context.chat_model or _res(runtime, plan).chat_model
+def _ctx(runtime: Runtime[Context], state: Any) -> Context:
+    """The run's context with the overrides the run was started with (Studio's form, a caller's input)."""
+    overrides = state.get("overrides") or {}
+    return dataclasses.replace(runtime.context, **overrides) if overrides else runtime.context
+
+
+def _model(runtime: Runtime[Context], state: Any) -> Any:
+    model = _ctx(runtime, state).chat_model or _res(runtime, state).chat_model
     if model is None:
         raise llm.ModelConfigError("no chat model is configured for a run that is not in template mode")
     return model
 
 
-def _res(runtime: Runtime[Context], plan: planner.Plan, run_dir: str = "") -> resources.Resources:
-    ctx = runtime.context
+def _res(runtime: Runtime[Context], state: Any, plan: planner.Plan | None = None) -> resources.Resources:
+    ctx = _ctx(runtime, state)
+    plan = plan if plan is not None else state["plan"]
     return resources.resources(
         ctx.cache, plan, sandbox_choice=ctx.sandbox, max_sandboxes=limits(ctx, plan).max_sandboxes,
         timeout_s=ctx.sandbox_timeout_s, memory_mib=ctx.sandbox_memory_mib, workdir=None, chat_model=ctx.chat_model,
@@ -60,9 +73,9 @@ def _emit(runtime: Runtime[Context], **event: Any) -> None:
         logger.debug("no stream writer for %s", event)
 
 
-def _strategy(runtime: Runtime[Context], plan: planner.Plan) -> str:
+def _strategy(ctx: Context, plan: planner.Plan) -> str:
     settings = plan.get("model_settings") or {}
-    return runtime.context.strategy or str(settings.get("strategy") or "icl_cot")
+    return ctx.strategy or str(settings.get("strategy") or "icl_cot")
 
 
 def _to_dicts(messages: list[BaseMessage]) -> list[dict[str, str]]:
@@ -71,6 +84,21 @@ def _to_dicts(messages: list[BaseMessage]) -> list[dict[str, str]]:
 
 
 # --------------------------------------------------------------------------- coder subgraph
+
+
+def coder_gate(state: CoderState, runtime: Runtime[Context]) -> dict[str, Any]:
+    """Before a repair, when ``human_review`` is on: pause for a person (nothing before the interrupt to repeat)."""
+    if state.get("mode") != "repair" or not _ctx(runtime, state).human_review:
+        return {}
+    decision = coder.review_decision(interrupt(coder.review_request(state["task"], state.get("diagnosis", ""),
+                                                                  state.get("repair_unit"))))
+    if decision["action"] == "stop":
+        return {"decision": decision, "failure": coder.STOPPED_BY_REVIEWER, "done": True}
+    return {"decision": decision}
+
+
+def route_after_gate(state: CoderState) -> Literal["prompt", "finish"]:
+    return "finish" if state.get("done") else "prompt"
 
 
 def coder_prompt(state: CoderState, runtime: Runtime[Context]) -> dict[str, Any]:
@@ -89,8 +117,9 @@ def coder_prompt(state: CoderState, runtime: Runtime[Context]) -> dict[str, Any]
     if state.get("mode") == "repair" and base is not None:
         old_code = base["units"].get(unit, "") if unit else base["code"]
     history = [(h[0], h[1]) for h in (base["history"] if base is not None else [])]
+    diagnosis = coder.with_instruction(state.get("diagnosis", ""), state.get("decision"))
     messages = coder.opening_messages(task, state["strategy"], mode=state.get("mode", "write"),  # type: ignore[arg-type]
-                                      unit=unit, code=old_code, diagnosis=state.get("diagnosis", ""), history=history)
+                                      unit=unit, code=old_code, diagnosis=diagnosis, history=history)
     _emit(runtime, event="module", module=task["role"], unit=unit, mode=state.get("mode", "write"), status="asking")
     return {"conversation": _to_dicts(messages), "attempt": 0}
 
@@ -103,7 +132,7 @@ def coder_ask(state: CoderState, runtime: Runtime[Context]) -> dict[str, Any]:
         return {"failure": f"token cap reached ({spent} of {cap['max_tokens']} tokens)", "done": True}
     if time.time() - state.get("run_started_at", time.time()) > cap["max_wall_s"]:
         return {"failure": f"wall-time cap reached ({cap['max_wall_s']:.0f} s)", "done": True}
-    model = _model(runtime, state["plan"])
+    model = _model(runtime, state)
     try:
         answer = llm.ask(model, convert_to_messages(state["conversation"]))
     except llm.ModelCallError as exc:
@@ -119,7 +148,7 @@ def coder_ask(state: CoderState, runtime: Runtime[Context]) -> dict[str, Any]:
 def coder_review(state: CoderState, runtime: Runtime[Context]) -> dict[str, Any]:
     """Check the answer; accept it, ask again with the problem, or give up when the budget is spent."""
     task = state["task"]
-    res = _res(runtime, state["plan"], "")
+    res = _res(runtime, state)
     unit = state.get("repair_unit") or coder.current_unit(task, state.get("unit_index", 0))
     found = coder.review(task, state["answer"], unit=unit, executor_for=res.executor_for, suite=res.suite)
     attempt = state.get("attempt", 1)
@@ -189,11 +218,13 @@ def route_after_review(state: CoderState) -> Literal["prompt", "ask", "finish"]:
 def build_coder() -> Any:
     """The coder subgraph: one module (or its units), within the attempt budget."""
     builder = StateGraph(CoderState, context_schema=Context, input_schema=CoderState, output_schema=CoderOutput)
+    builder.add_node("gate", coder_gate)
     builder.add_node("prompt", coder_prompt)
     builder.add_node("ask", coder_ask, retry_policy=LLM_RETRY)
     builder.add_node("review", coder_review)
     builder.add_node("finish", coder_finish)
-    builder.add_edge(START, "prompt")
+    builder.add_edge(START, "gate")
+    builder.add_conditional_edges("gate", route_after_gate)
     builder.add_conditional_edges("prompt", route_after_prompt)
     builder.add_conditional_edges("ask", route_after_ask)
     builder.add_conditional_edges("review", route_after_review)
@@ -206,15 +237,22 @@ def build_coder() -> Any:
 
 def plan(state: RunState, runtime: Runtime[Context]) -> dict[str, Any]:
     """Validate the spec and plan the modules; keep the reference's modules the run does not write."""
-    ctx = runtime.context
+    overrides = {name: state[name] for name in OVERRIDABLE if state.get(name) is not None}  # type: ignore[literal-required]
+    ctx = _ctx(runtime, {"overrides": overrides})
     started = state.get("started_at") or time.time()
+    run_dir = Path(state.get("run_dir") or Path("runs") / f"graph-{time.strftime('%Y%m%d-%H%M%S')}-"
+                   f"{uuid.uuid4().hex[:4]}")
+    run_dir.mkdir(parents=True, exist_ok=True)
     spec_path = state.get("spec_path") or str(verifier.DEFAULT_SPEC)
+    if state.get("spec_yaml"):
+        spec_path = str(run_dir / "spec.yaml")
+        Path(spec_path).write_text(state["spec_yaml"], encoding="utf-8")
     draft = planner.plan_run(spec_path, generate=ctx.generate, granularity=ctx.granularity,
                              reference_dir=ctx.reference_dir)
     template = ctx.chat_model is None and resources.model_config(draft, model=ctx.model, base_url=ctx.base_url,
                                                                  seed=ctx.seed) is None
     made = planner.Plan(**{**draft, "template": template})
-    res = _res(runtime, made, state.get("run_dir", ""))
+    res = _res(runtime, {"overrides": overrides}, made)
     notes = []
     if template:
         notes.append("template mode: no model is configured, so the coders emit the built-in verified modules")
@@ -227,20 +265,22 @@ def plan(state: RunState, runtime: Runtime[Context]) -> dict[str, Any]:
     _emit(runtime, event="plan", generate=made["generate"], keep=made["keep"], template=template,
           granularity=made["granularity"])
     return {"plan": made, "started_at": started, "spec_path": spec_path, "modules": kept, "notes": notes,
-            "repair_round": 0}
+            "repair_round": 0, "run_dir": str(run_dir), "run_id": state.get("run_id") or run_dir.name,
+            "overrides": overrides}
 
 
 def _caps(runtime: Runtime[Context], state: RunState) -> dict[str, Any]:
-    lim = limits(runtime.context, state.get("plan"))
+    lim = limits(_ctx(runtime, state), state.get("plan"))
     return {"attempts_per_module": lim.attempts_per_module, "max_tokens": lim.max_tokens, "max_wall_s": lim.max_wall_s}
 
 
 def _branch(state: RunState, runtime: Runtime[Context], task: planner.ModuleTask, **extra: Any) -> Send:
     plan_ = state["plan"]
     return Send("coder", {"task": task, "plan": plan_, "mode": "write", "unit_index": 0, "written": {},
-                          "template": plan_["template"], "strategy": _strategy(runtime, plan_),
+                          "template": plan_["template"], "strategy": _strategy(_ctx(runtime, state), plan_),
+                          "overrides": state.get("overrides") or {},
                           "caps": _caps(runtime, state), "tokens_before": tokens_spent(state.get("tokens") or {}),
-                          "run_started_at": runtime.context.clock_start or state.get("started_at", time.time()),
+                          "run_started_at": _ctx(runtime, state).clock_start or state.get("started_at", time.time()),
                           **extra})
 
 
@@ -257,6 +297,8 @@ def _candidate_dir(state: RunState) -> Path:
 def assemble(state: RunState) -> dict[str, Any]:
     """Put the candidate on disk (``candidates/round-N``), or stop when a coder gave up."""
     failed = [m for m in state.get("modules", {}).values() if m["status"] == "failed"]
+    if any(m["message"] == coder.STOPPED_BY_REVIEWER for m in failed):
+        return {"stop_reason": f"cancelled: {coder.STOPPED_BY_REVIEWER}"}
     capped = [m for m in failed if "cap reached" in m["message"]]
     if capped:
         return {"stop_reason": capped[0]["message"]}
@@ -272,7 +314,7 @@ def route_after_assemble(state: RunState) -> Literal["verify", "report"]:
 
 def verify(state: RunState, runtime: Runtime[Context]) -> dict[str, Any]:
     """The honest verifier on the assembled candidate; keeps the best candidate so far."""
-    res = _res(runtime, state["plan"], state["run_dir"])
+    res = _res(runtime, state)
     folder = _candidate_dir(state)
     _emit(runtime, event="verify", round=state.get("repair_round", 0), status="running")
     result = verifier.verify(res.executor_for(folder), res.suite, final_check=res.final_check)
@@ -285,7 +327,7 @@ def verify(state: RunState, runtime: Runtime[Context]) -> dict[str, Any]:
         update["best"] = {"modules": {r: m["code"] for r, m in state["modules"].items()},
                           "score": list(summary.score(record)), "round": state.get("repair_round", 0)}
     if not result.passed:
-        lim = limits(runtime.context, state["plan"])
+        lim = limits(_ctx(runtime, state), state["plan"])
         generated = state["plan"]["generate"]
         blamed = [m for m in result.blamed if m in generated]
         spent = tokens_spent(state.get("tokens") or {})
@@ -298,15 +340,15 @@ def verify(state: RunState, runtime: Runtime[Context]) -> dict[str, Any]:
             update["stop_reason"] = f"repair budget spent ({lim.repair_rounds} rounds)"
         elif spent >= lim.max_tokens:
             update["stop_reason"] = f"token cap reached ({spent} of {lim.max_tokens} tokens)"
-        elif time.time() - (runtime.context.clock_start or state.get("started_at", time.time())) > lim.max_wall_s:
+        elif time.time() - (_ctx(runtime, state).clock_start or state.get("started_at", time.time())) > lim.max_wall_s:
             update["stop_reason"] = f"wall-time cap reached ({lim.max_wall_s:.0f} s)"
         else:
-            update["repair"] = {"role": blamed[0], "diagnosis": result.diagnosis}
+            update["repairs"] = [{"role": role, "diagnosis": result.diagnosis} for role in blamed]
     return update
 
 
 def _optimise_enabled(state: RunState, runtime: Runtime[Context]) -> bool:
-    wanted = runtime.context.optimise
+    wanted = _ctx(runtime, state).optimise
     template = state["plan"]["template"]
     return (not template) if wanted is None else (wanted and not template)
 
@@ -319,32 +361,38 @@ def route_after_verify(state: RunState, runtime: Runtime[Context]) -> Literal["p
 
 
 def plan_repair(state: RunState, runtime: Runtime[Context]) -> dict[str, Any]:
-    """Pick what to repair: the first blamed module the run writes (at function granularity, its failing unit)."""
-    repair = dict(state["repair"])
-    role = repair["role"]
-    record = state["modules"][role]
-    if state["plan"]["granularity"] == "function" and record["units"]:
-        res = _res(runtime, state["plan"], state["run_dir"])
-        unit, why = checks.blamed_unit(role, record["units"], res.executor_for, res.suite)
-        repair["unit"] = unit
-        repair["diagnosis"] = f"{repair['diagnosis']}\nUnit check of {unit}: {why}"[:1600]
-    _emit(runtime, event="repair", module=role, unit=repair.get("unit"), round=state.get("repair_round", 0) + 1)
-    return {"repair": repair, "repair_round": state.get("repair_round", 0) + 1}
+    """Every blamed module the run writes is repaired (in parallel); at function granularity, its failing unit."""
+    repairs = []
+    for wanted in state["repairs"]:
+        repair = dict(wanted)
+        record = state["modules"][repair["role"]]
+        if state["plan"]["granularity"] == "function" and record["units"]:
+            res = _res(runtime, state)
+            unit, why = checks.blamed_unit(repair["role"], record["units"], res.executor_for, res.suite)
+            repair["unit"] = unit
+            repair["diagnosis"] = f"{repair['diagnosis']}\nUnit check of {unit}: {why}"[:1600]
+        _emit(runtime, event="repair", module=repair["role"], unit=repair.get("unit"),
+              round=state.get("repair_round", 0) + 1)
+        repairs.append(repair)
+    return {"repairs": repairs, "repair_round": state.get("repair_round", 0) + 1}
 
 
 def send_repair(state: RunState, runtime: Runtime[Context]) -> list[Send]:
-    repair = state["repair"]
-    role = repair["role"]
-    task = next(t for t in state["plan"]["tasks"] if t["role"] == role)
-    extra: dict[str, Any] = {"mode": "repair", "base": state["modules"][role], "diagnosis": repair["diagnosis"]}
-    if repair.get("unit"):
-        extra["repair_unit"] = repair["unit"]
-    return [_branch(state, runtime, task, **extra)]
+    """One repairer branch per blamed module."""
+    sends = []
+    for repair in state["repairs"]:
+        task = next(t for t in state["plan"]["tasks"] if t["role"] == repair["role"])
+        extra: dict[str, Any] = {"mode": "repair", "base": state["modules"][repair["role"]],
+                                 "diagnosis": repair["diagnosis"]}
+        if repair.get("unit"):
+            extra["repair_unit"] = repair["unit"]
+        sends.append(_branch(state, runtime, task, **extra))
+    return sends
 
 
 def optimise_prompt(state: RunState, runtime: Runtime[Context]) -> dict[str, Any]:
     """Profile the verified candidate on the final check and ask for a faster slowest module."""
-    res = _res(runtime, state["plan"], state["run_dir"])
+    res = _res(runtime, state)
     modules = {r: m["code"] for r, m in state["modules"].items()}
     generated = state["plan"]["generate"]
     try:
@@ -370,12 +418,12 @@ def optimise_ask(state: RunState, runtime: Runtime[Context]) -> dict[str, Any]:
     pending = state.get("pending_optimisation")
     if not pending or state.get("optimiser"):
         return {}
-    lim = limits(runtime.context, state["plan"])
+    lim = limits(_ctx(runtime, state), state["plan"])
     spent = tokens_spent(state.get("tokens") or {})
     if spent >= lim.max_tokens:
         return {"optimiser": {"module": pending["role"], "accepted": False, "before_s": pending["before_s"],
                               "after_s": None, "message": "not tried: token cap reached"}}
-    model = _model(runtime, state["plan"])
+    model = _model(runtime, state)
     try:
         answer = llm.ask(model, convert_to_messages(pending["conversation"]))
     except llm.ModelCallError as exc:
@@ -395,7 +443,7 @@ def optimise_check(state: RunState, runtime: Runtime[Context]) -> dict[str, Any]
         return {}
     pending = state["pending_optimisation"]
     role = pending["role"]
-    res = _res(runtime, state["plan"], state["run_dir"])
+    res = _res(runtime, state)
     task = next(t for t in state["plan"]["tasks"] if t["role"] == role)
     found = coder.review({**task, "granularity": "module"}, pending.get("answer", ""), unit=None,
                          executor_for=res.executor_for, suite=res.suite)
@@ -429,14 +477,14 @@ def optimise_check(state: RunState, runtime: Runtime[Context]) -> dict[str, Any]
 
 def report(state: RunState, runtime: Runtime[Context]) -> dict[str, Any]:
     """Package a verified candidate, measure it against the reference, and write the report and charts."""
-    ctx = runtime.context
+    ctx = _ctx(runtime, state)
     plan_ = state["plan"]
     run_dir = Path(state["run_dir"])
     status = summary.final_status(state)
     package_path: str | None = None
     runtime_record: RuntimeRecord | None = None
     notes: list[str] = []
-    res = _res(runtime, plan_, state["run_dir"])
+    res = _res(runtime, state)
     if status == "verified":
         final = run_dir / "candidate"
         checks.write_candidate(final, {r: m["code"] for r, m in state["modules"].items()})

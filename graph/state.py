@@ -7,7 +7,9 @@ Values are plain data (dicts, lists, strings, numbers) so that checkpoints, Lang
 from __future__ import annotations
 
 import operator
-from typing import Annotated, Any, TypedDict
+from typing import Annotated, Any
+
+from typing_extensions import TypedDict
 
 from agents.planner import ModuleTask, Plan
 
@@ -69,6 +71,30 @@ class InputState(TypedDict, total=False):
     """The run folder (``runs/<id>``): candidates, the package and the report go there."""
     run_id: str
     """The run's id (also the checkpoint thread)."""
+    spec_yaml: str
+    """An inline spec (YAML text) instead of ``spec_path``; saved as ``spec.yaml`` in the run folder."""
+    strategy: str
+    """Overrides the context's ``strategy``: ``zero_shot``, ``icl``, ``cot`` or ``icl_cot``."""
+    granularity: str
+    """Overrides the context's ``granularity``: ``module`` or ``function``."""
+    model: str
+    """Overrides the context's model name (an OpenAI-compatible model; none anywhere: template mode)."""
+    base_url: str
+    """Overrides the context's OpenAI-compatible endpoint."""
+    generate: list[str]
+    """Overrides the modules to write (``mapping``, ``network``, ``memory``)."""
+    attempts_per_module: int
+    """Overrides the answers per module or unit."""
+    repair_rounds: int
+    """Overrides the verify-repair rounds."""
+    max_tokens: int
+    """Overrides the token cap."""
+    max_wall_s: float
+    """Overrides the wall-time cap, seconds."""
+    optimise: bool
+    """Overrides whether the optimiser runs once verified."""
+    human_review: bool
+    """Overrides whether a person reviews each repair (``interrupt()``)."""
 
 
 class OutputState(TypedDict, total=False):
@@ -112,8 +138,10 @@ class RunState(InputState, OutputState, total=False):
     """What the optimiser did (``agents.report.OptimiserRecord`` fields)."""
     pending_optimisation: dict[str, Any]
     """The optimiser's request in flight: role, conversation, the time to beat, the answer."""
-    repair: dict[str, Any]
-    """The repair in flight: ``role``, ``unit`` (function granularity) and the ``diagnosis``."""
+    repairs: list[dict[str, Any]]
+    """The repairs of this round, one per blamed module the run writes: ``role``, ``unit``, ``diagnosis``."""
+    overrides: dict[str, Any]
+    """The input fields that override the context for this run (see ``graph.graph.OVERRIDABLE``)."""
 
 
 class CoderOutput(TypedDict, total=False):
@@ -133,6 +161,10 @@ class CoderState(CoderOutput, total=False):
     """The run's plan (for the run's resources; not handed back)."""
     template: bool
     """Template mode: emit the built-in verified module, ask no model."""
+    overrides: dict[str, Any]
+    """The run's context overrides."""
+    decision: dict[str, Any]
+    """A person's answer to the review before this repair: ``action`` and, when edited, ``instruction``."""
     strategy: str
     caps: dict[str, Any]
     """The limits this branch obeys: ``attempts_per_module``, ``max_tokens``, ``max_wall_s``."""

@@ -289,3 +289,70 @@ def test_verification_uses_the_users_reference(spec: Path, tmp_path: Path) -> No
     out = run(spec, tmp_path, None, reference_dir=str(own))
     assert out["status"] == "failed"
     assert out["report"]["verification"]["blamed"] == ["mapping"]
+
+
+def _reviewed_app() -> Any:
+    from langgraph.checkpoint.memory import InMemorySaver
+
+    return build_builder().compile(checkpointer=InMemorySaver())
+
+
+def _start_reviewed(spec: Path, tmp_path: Path, model: Any, **context: Any) -> tuple[Any, Any, Context]:
+    app = _reviewed_app()
+    config = {"configurable": {"thread_id": "review"}}
+    ctx = Context(chat_model=model, executor_factory=fakes.in_process, optimise=False, **context)
+    app.invoke({"spec_path": str(spec), "run_dir": str(tmp_path / "run")}, config, context=ctx)
+    return app, config, ctx
+
+
+def test_human_review_edits_the_repair_instruction(spec: Path, tmp_path: Path) -> None:
+    from langgraph.types import Command
+
+    def respond(r: Request) -> str:
+        return fakes.mutant_answer(MUTANT, "mapping") if r.kind == "write" else fakes.reference_answer("mapping")
+
+    model = ScriptedChatModel(respond=respond)
+    app, config, ctx = _start_reviewed(spec, tmp_path, model, generate=["mapping"], human_review=True)
+    pending = app.get_state(config).interrupts
+    assert len(pending) == 1 and pending[0].value["module"] == "mapping"
+    assert "Blamed: mapping" in pending[0].value["diagnosis"]
+    assert [c.kind for c in model.calls] == ["write"], "nothing is asked before the person answers"
+    out = app.invoke(Command(resume={"action": "edit", "instruction": "Round the fold counts up."}), config,
+                     context=ctx)
+    assert out["status"] == "verified"
+    repair = next(c for c in model.calls if c.kind == "repair")
+    assert "Instruction from the reviewer (follow it): Round the fold counts up." in repair.first
+
+
+def test_human_review_can_stop_the_run(spec: Path, tmp_path: Path) -> None:
+    from langgraph.types import Command
+
+    model = ScriptedChatModel(respond=lambda r: fakes.mutant_answer(MUTANT, "mapping"))
+    app, config, ctx = _start_reviewed(spec, tmp_path, model, generate=["mapping"], human_review=True)
+    out = app.invoke(Command(resume="stop"), config, context=ctx)
+    assert out["status"] == "cancelled"
+    assert [c.kind for c in model.calls] == ["write"]
+    report = json.loads((tmp_path / "run" / "report.json").read_text())
+    assert report["status"] == "cancelled"
+    assert "stopped: cancelled: stopped by the reviewer" in report["notes"]
+
+
+def test_parallel_reviews_are_answered_by_interrupt_id(spec: Path, tmp_path: Path) -> None:
+    from langgraph.types import Command
+
+    def respond(r: Request) -> str:
+        if r.kind == "write" and r.module in ("mapping", "network"):
+            return fakes.mutant_answer("two-offset+read-latency", r.module)
+        return fakes.reference_answer(r.module)
+
+    model = ScriptedChatModel(respond=respond)
+    app, config, ctx = _start_reviewed(spec, tmp_path, model, human_review=True)
+    pending = app.get_state(config).interrupts
+    assert sorted(i.value["module"] for i in pending) == ["mapping", "network"]
+    answers_by_id = {i.id: {"action": "approve"} if i.value["module"] == "mapping"
+                     else {"action": "edit", "instruction": "Reads take one cycle."} for i in pending}
+    out = app.invoke(Command(resume=answers_by_id), config, context=ctx)
+    assert out["status"] == "verified"
+    repairs = {c.module: c.first for c in model.calls if c.kind == "repair"}
+    assert set(repairs) == {"mapping", "network"}
+    assert "Reads take one cycle." in repairs["network"] and "Instruction from the reviewer" not in repairs["mapping"]

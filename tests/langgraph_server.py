@@ -1,0 +1,93 @@
+"""A real ``langgraph dev`` server for integration tests: 127.0.0.1, a free port (never 2024), no phone-home,
+stopped by PID whatever happens."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from types import TracebackType
+
+REPO = Path(__file__).resolve().parents[1]
+OFFLINE_ENV = {"LANGGRAPH_CLI_NO_ANALYTICS": "1", "LANGGRAPH_NO_VERSION_CHECK": "1", "LANGSMITH_TRACING": "false"}
+FORBIDDEN_PORT = 2024
+
+
+def free_port() -> int:
+    while True:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = int(s.getsockname()[1])
+        if port != FORBIDDEN_PORT:
+            return port
+
+
+class LangGraphDevServer:
+    """``langgraph dev`` (in-memory runtime) on ``repo/langgraph.json``, its state files in ``workdir``."""
+
+    def __init__(self, workdir: Path, *, startup_timeout_s: float = 120.0) -> None:
+        self.workdir = workdir
+        self.startup_timeout_s = startup_timeout_s
+        self.port = 0
+        self.process: subprocess.Popen[bytes] | None = None
+        self.startup_s: list[float] = []
+        self.log = workdir / "server.log"
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> LangGraphDevServer:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.port = free_port()
+        command = [str(Path(sys.executable).with_name("langgraph")), "dev", "--config", str(REPO / "langgraph.json"),
+                   "--host", "127.0.0.1", "--port", str(self.port), "--no-browser", "--no-reload", "--allow-blocking"]
+        env = {**os.environ, **OFFLINE_ENV, "PYTHONUNBUFFERED": "1"}
+        start = time.monotonic()
+        with self.log.open("ab") as log:
+            self.process = subprocess.Popen(command, cwd=self.workdir, env=env, stdout=log, stderr=subprocess.STDOUT,
+                                            start_new_session=True)
+        while time.monotonic() - start < self.startup_timeout_s:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"langgraph dev exited {self.process.returncode}: {self.tail()}")
+            try:
+                with urllib.request.urlopen(f"{self.url}/ok", timeout=1) as answer:
+                    if answer.status == 200:
+                        self.startup_s.append(time.monotonic() - start)
+                        return self
+            except OSError:
+                time.sleep(0.25)
+        self.stop()
+        raise RuntimeError(f"langgraph dev did not answer /ok in {self.startup_timeout_s:.0f} s: {self.tail()}")
+
+    def stop(self) -> None:
+        """SIGTERM to the server's process group (it saves its state), SIGKILL after 30 s."""
+        process, self.process = self.process, None
+        if process is None or process.poll() is not None:
+            return
+        try:
+            os.killpg(process.pid, signal.SIGTERM)
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=10)
+        except ProcessLookupError:
+            pass
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+    def tail(self, chars: int = 3000) -> str:
+        return self.log.read_text(encoding="utf-8", errors="replace")[-chars:] if self.log.is_file() else ""
+
+    def __enter__(self) -> LangGraphDevServer:
+        return self.start()
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        self.stop()
