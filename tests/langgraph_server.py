@@ -16,6 +16,7 @@ from types import TracebackType
 REPO = Path(__file__).resolve().parents[1]
 OFFLINE_ENV = {"LANGGRAPH_CLI_NO_ANALYTICS": "1", "LANGGRAPH_NO_VERSION_CHECK": "1", "LANGSMITH_TRACING": "false"}
 FORBIDDEN_PORT = 2024
+LANGGRAPH_CLI = Path(sys.executable).with_name("langgraph")
 
 
 def free_port() -> int:
@@ -45,7 +46,7 @@ class LangGraphDevServer:
     def start(self) -> LangGraphDevServer:
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
-        command = [str(Path(sys.executable).with_name("langgraph")), "dev", "--config", str(REPO / "langgraph.json"),
+        command = [str(LANGGRAPH_CLI), "dev", "--config", str(REPO / "langgraph.json"),
                    "--host", "127.0.0.1", "--port", str(self.port), "--no-browser", "--no-reload", "--allow-blocking"]
         env = {**os.environ, **OFFLINE_ENV, "PYTHONUNBUFFERED": "1"}
         start = time.monotonic()

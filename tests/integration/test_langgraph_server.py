@@ -24,7 +24,7 @@ from sandbox import SandboxConfig, SandboxUnavailable, make_sandbox
 from tests import fakes
 from tests.conftest import require
 from tests.fake_openai_server import FakeOpenAIServer
-from tests.langgraph_server import FORBIDDEN_PORT, LangGraphDevServer
+from tests.langgraph_server import FORBIDDEN_PORT, LANGGRAPH_CLI, LangGraphDevServer
 
 pytestmark = pytest.mark.integration
 
@@ -39,6 +39,8 @@ def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def server(workdir: Path) -> Iterator[LangGraphDevServer]:
+    require(LANGGRAPH_CLI.is_file(), f"no {LANGGRAPH_CLI}: langgraph dev needs Python 3.11+ and the dev extra "
+                                     "(make setup)")
     with LangGraphDevServer(workdir / "server") as running:
         assert running.port != FORBIDDEN_PORT
         yield running
