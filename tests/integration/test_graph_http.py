@@ -29,9 +29,7 @@ from typing import Any
 
 import pytest
 
-from sandbox import SandboxConfig, SandboxUnavailable, make_sandbox
 from tests import fakes
-from tests.conftest import require
 from tests.fake_openai_server import FakeOpenAIServer
 
 pytestmark = pytest.mark.integration
@@ -47,15 +45,6 @@ TOPOLOGY = """Layer name, IFMAP Height, IFMAP Width, Filter Height, Filter Width
 Conv1, 30, 30, 3, 3, 3, 40, 1,
 FC, 1, 1, 1, 1, 300, 50, 1,
 """
-
-
-@pytest.fixture(scope="module")
-def docker() -> None:
-    """A reachable Docker engine (the runs use ``--sandbox docker``)."""
-    try:
-        make_sandbox(SandboxConfig(), kind="docker")
-    except SandboxUnavailable as exc:
-        require(False, f"no Docker sandbox: {exc}")
 
 
 def _key() -> str:

@@ -20,7 +20,6 @@ from langgraph.pregel.remote import RemoteGraph
 from langgraph_sdk import get_sync_client
 
 from agents import mutants
-from sandbox import SandboxConfig, SandboxUnavailable, make_sandbox
 from tests import fakes
 from tests.conftest import require
 from tests.fake_openai_server import FakeOpenAIServer
@@ -49,14 +48,6 @@ def server(workdir: Path) -> Iterator[LangGraphDevServer]:
 @pytest.fixture(scope="module")
 def spec(workdir: Path) -> Path:
     return fakes.small_spec(workdir)
-
-
-@pytest.fixture(scope="module")
-def docker() -> None:
-    try:
-        make_sandbox(SandboxConfig(), kind="docker")
-    except SandboxUnavailable as exc:
-        require(False, f"no Docker sandbox: {exc}")
 
 
 def _client(server: LangGraphDevServer) -> Any:
