@@ -71,6 +71,14 @@ class Limits:
     max_wall_s: float
     max_sandboxes: int
 
+    def cap_reached(self, tokens_spent: int, elapsed_s: float) -> str | None:
+        """Which cap the run has reached (tokens first, then wall time), or ``None``."""
+        if tokens_spent >= self.max_tokens:
+            return f"token cap reached ({tokens_spent} of {self.max_tokens} tokens)"
+        if elapsed_s > self.max_wall_s:
+            return f"wall-time cap reached ({self.max_wall_s:.0f} s)"
+        return None
+
 
 def limits(context: Context, plan: Plan | None) -> Limits:
     """Context values win; the spec's ``budget`` fills the rest (see ``reference_sim.spec.Budget``)."""

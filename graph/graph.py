@@ -9,7 +9,8 @@ START -> plan -(Send per module)-> coder -> assemble -> verify -+-> plan_repair 
                                                                 +-> report -> END
 ```
 
-The coder is a subgraph (``prompt -> ask -> review``, looping within the attempt budget).  LLM
+The coder is a subgraph (``gate -> prompt -> ask -> review -> finish``, looping within the attempt budget;
+``gate`` pauses for a person before a repair when ``human_review`` is on).  LLM
 nodes retry transient errors (:func:`agents.llm.is_transient`) with a :class:`RetryPolicy`.
 """
 
@@ -104,8 +105,7 @@ def route_after_gate(state: CoderState) -> Literal["prompt", "finish"]:
 def coder_prompt(state: CoderState, runtime: Runtime[Context]) -> dict[str, Any]:
     """Open the conversation for the current module or unit (template mode: emit the built-in code)."""
     task = state["task"]
-    plan_template = bool(state.get("template"))
-    if plan_template:
+    if state["plan"]["template"]:
         code = checks.template_code(task["role"], task["granularity"])
         return {"written": code, "done": True,
                 "attempts": [{"module": task["role"], "attempt": 1, "kind": "write", "unit": None,
@@ -118,7 +118,8 @@ def coder_prompt(state: CoderState, runtime: Runtime[Context]) -> dict[str, Any]
         old_code = base["units"].get(unit, "") if unit else base["code"]
     history = [(h[0], h[1]) for h in (base["history"] if base is not None else [])]
     diagnosis = coder.with_instruction(state.get("diagnosis", ""), state.get("decision"))
-    messages = coder.opening_messages(task, state["strategy"], mode=state.get("mode", "write"),  # type: ignore[arg-type]
+    strategy = _strategy(_ctx(runtime, state), state["plan"])
+    messages = coder.opening_messages(task, strategy, mode=state.get("mode", "write"),  # type: ignore[arg-type]
                                       unit=unit, code=old_code, diagnosis=diagnosis, history=history)
     _emit(runtime, event="module", module=task["role"], unit=unit, mode=state.get("mode", "write"), status="asking")
     return {"conversation": _to_dicts(messages), "attempt": 0}
@@ -126,12 +127,11 @@ def coder_prompt(state: CoderState, runtime: Runtime[Context]) -> dict[str, Any]
 
 def coder_ask(state: CoderState, runtime: Runtime[Context]) -> dict[str, Any]:
     """One model answer (retried on transient errors by the node's policy)."""
-    cap = state["caps"]
     spent = state.get("tokens_before", 0) + tokens_spent(state.get("tokens") or {})
-    if spent >= cap["max_tokens"]:
-        return {"failure": f"token cap reached ({spent} of {cap['max_tokens']} tokens)", "done": True}
-    if time.time() - state.get("run_started_at", time.time()) > cap["max_wall_s"]:
-        return {"failure": f"wall-time cap reached ({cap['max_wall_s']:.0f} s)", "done": True}
+    capped = limits(_ctx(runtime, state), state["plan"]).cap_reached(
+        spent, time.time() - state.get("run_started_at", time.time()))
+    if capped is not None:
+        return {"failure": capped, "done": True}
     model = _model(runtime, state)
     try:
         answer = llm.ask(model, convert_to_messages(state["conversation"]))
@@ -163,7 +163,7 @@ def coder_review(state: CoderState, runtime: Runtime[Context]) -> dict[str, Any]
         next_index = state.get("unit_index", 0) + (0 if state.get("repair_unit") else 1)
         more = (not state.get("repair_unit")) and coder.current_unit(task, next_index) is not None
         return {"written": written, "unit_index": next_index, "done": not more, "attempts": [record]}
-    if coder.retry_allowed(attempt, state["caps"]["attempts_per_module"]):
+    if coder.retry_allowed(attempt, limits(_ctx(runtime, state), state["plan"]).attempts_per_module):
         return {"attempts": [record],
                 "conversation": [*state["conversation"], _to_dicts([prompts.retry_message(found.problem)])[0]]}
     return {"attempts": [record], "done": True,
@@ -180,7 +180,7 @@ def coder_finish(state: CoderState, runtime: Runtime[Context]) -> dict[str, Any]
     units = {**(base["units"] if base is not None else {}), **state.get("written", {})} \
         if task["granularity"] == "function" else {}
     failure = state.get("failure", "")
-    template = bool(state.get("template"))
+    template = bool(state["plan"]["template"])
     if failure:
         record = ModuleRecord(role=role, source="generated", status="failed",
                               code=base["code"] if base is not None else "", units=units,
@@ -269,17 +269,11 @@ def plan(state: RunState, runtime: Runtime[Context]) -> dict[str, Any]:
             "overrides": overrides}
 
 
-def _caps(runtime: Runtime[Context], state: RunState) -> dict[str, Any]:
-    lim = limits(_ctx(runtime, state), state.get("plan"))
-    return {"attempts_per_module": lim.attempts_per_module, "max_tokens": lim.max_tokens, "max_wall_s": lim.max_wall_s}
-
-
 def _branch(state: RunState, runtime: Runtime[Context], task: planner.ModuleTask, **extra: Any) -> Send:
     plan_ = state["plan"]
     return Send("coder", {"task": task, "plan": plan_, "mode": "write", "unit_index": 0, "written": {},
-                          "template": plan_["template"], "strategy": _strategy(_ctx(runtime, state), plan_),
                           "overrides": state.get("overrides") or {},
-                          "caps": _caps(runtime, state), "tokens_before": tokens_spent(state.get("tokens") or {}),
+                          "tokens_before": tokens_spent(state.get("tokens") or {}),
                           "run_started_at": _ctx(runtime, state).clock_start or state.get("started_at", time.time()),
                           **extra})
 
@@ -330,7 +324,8 @@ def verify(state: RunState, runtime: Runtime[Context]) -> dict[str, Any]:
         lim = limits(_ctx(runtime, state), state["plan"])
         generated = state["plan"]["generate"]
         blamed = [m for m in result.blamed if m in generated]
-        spent = tokens_spent(state.get("tokens") or {})
+        capped = lim.cap_reached(tokens_spent(state.get("tokens") or {}), time.time() - (
+            _ctx(runtime, state).clock_start or state.get("started_at", time.time())))
         if state["plan"]["template"]:
             update["stop_reason"] = "failed: the built-in modules do not verify against this reference"
         elif not blamed:
@@ -338,10 +333,8 @@ def verify(state: RunState, runtime: Runtime[Context]) -> dict[str, Any]:
                                      "which this run does not write")
         elif state.get("repair_round", 0) >= lim.repair_rounds:
             update["stop_reason"] = f"repair budget spent ({lim.repair_rounds} rounds)"
-        elif spent >= lim.max_tokens:
-            update["stop_reason"] = f"token cap reached ({spent} of {lim.max_tokens} tokens)"
-        elif time.time() - (_ctx(runtime, state).clock_start or state.get("started_at", time.time())) > lim.max_wall_s:
-            update["stop_reason"] = f"wall-time cap reached ({lim.max_wall_s:.0f} s)"
+        elif capped is not None:
+            update["stop_reason"] = capped
         else:
             update["repairs"] = [{"role": role, "diagnosis": result.diagnosis} for role in blamed]
     return update
@@ -523,7 +516,7 @@ def run_report(state: Any, ctx: Context, *, status: str, package: str | None = N
         if plan_ and not template and ctx.chat_model is None else None
     lim = limits(ctx, plan_)
     run_dir = Path(state.get("run_dir") or ".")
-    strategy = (ctx.strategy or str(((plan_ or {}).get("model_settings") or {}).get("strategy") or "icl_cot"))
+    strategy = _strategy(ctx, plan_ or {})  # type: ignore[arg-type]
     return summary.build_report(
         state, run_id=state.get("run_id") or run_dir.name, status=status,
         mode="template" if template else "model", strategy=strategy,

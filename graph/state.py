@@ -158,16 +158,11 @@ class CoderState(CoderOutput, total=False):
 
     task: ModuleTask
     plan: Plan
-    """The run's plan (for the run's resources; not handed back)."""
-    template: bool
-    """Template mode: emit the built-in verified module, ask no model."""
+    """The run's plan (template mode, the spec's budget and model settings; not handed back)."""
     overrides: dict[str, Any]
     """The run's context overrides."""
     decision: dict[str, Any]
     """A person's answer to the review before this repair: ``action`` and, when edited, ``instruction``."""
-    strategy: str
-    caps: dict[str, Any]
-    """The limits this branch obeys: ``attempts_per_module``, ``max_tokens``, ``max_wall_s``."""
     last_seconds: float
     """Seconds the last model call took."""
     last_tokens: list[int]
