@@ -388,16 +388,16 @@ def optimise_prompt(state: RunState, runtime: Runtime[Context]) -> dict[str, Any
     res = _res(runtime, state)
     modules = {r: m["code"] for r, m in state["modules"].items()}
     generated = state["plan"]["generate"]
+    if not generated or not res.final_check:
+        return {"optimiser": {"module": None, "accepted": False, "before_s": None, "after_s": None,
+                              "message": "not tried: no generated module or no final check"}}
     try:
         found = optimiser.profile(modules, res.executor_for, res.final_check)
         before = optimiser.measure(modules, res.executor_for, res.final_check)
     except optimiser.MeasureError as exc:
         return {"optimiser": {"module": None, "accepted": False, "before_s": None, "after_s": None,
                               "message": f"not tried: {exc}"}}
-    role = max(generated, key=lambda r: found.seconds.get(r, 0.0)) if generated else None
-    if role is None or not res.final_check:
-        return {"optimiser": {"module": None, "accepted": False, "before_s": before, "after_s": None,
-                              "message": "not tried: no generated module or no final check"}}
+    role = max(generated, key=lambda r: found.seconds.get(r, 0.0))
     task = next(t for t in state["plan"]["tasks"] if t["role"] == role)
     messages = prompts.optimiser_messages(role=role, description=task["description"],
                                           architecture=task["architecture"], code=modules[role],
@@ -483,9 +483,11 @@ def report(state: RunState, runtime: Runtime[Context]) -> dict[str, Any]:
         checks.write_candidate(final, {r: m["code"] for r, m in state["modules"].items()})
         package_path = str(write_package(final, run_dir, package_name_for(plan_["spec_name"])))
         if res.final_check:
+            tried = state.get("optimiser") or {}
+            timed = tried.get("after_s") if tried.get("accepted") else tried.get("before_s")
             try:
-                candidate_s = optimiser.measure({r: m["code"] for r, m in state["modules"].items()},
-                                                res.executor_for, res.final_check)
+                candidate_s = timed if timed is not None else optimiser.measure(
+                    {r: m["code"] for r, m in state["modules"].items()}, res.executor_for, res.final_check)
                 reference_s = optimiser.measure(summary.reference_sources(res.final_check[0].reference),
                                                 res.executor_for, res.final_check)
                 runtime_record = RuntimeRecord(candidate_s=candidate_s, reference_s=reference_s,

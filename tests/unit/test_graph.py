@@ -232,6 +232,7 @@ def test_the_optimiser_accepts_a_faster_module(spec: Path, tmp_path: Path) -> No
     optimiser = out["report"]["optimiser"]
     assert optimiser["accepted"] is True and optimiser["module"] == "memory"
     assert optimiser["after_s"] < optimiser["before_s"]
+    assert out["report"]["runtime"]["candidate_s"] == optimiser["after_s"], "the optimiser's timing is reused"
     assert (tmp_path / "run" / "candidate" / "memory.py").read_text() == checks.reference_code("memory")
     assert [m["status"] for m in out["report"]["modules"] if m["module"] == "memory"] == ["optimised"]
 
