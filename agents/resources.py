@@ -22,6 +22,7 @@ from reference_sim.spec import ModelSettings
 from sandbox.base import Sandbox
 from sandbox.config import SandboxConfig
 from sandbox.factory import SandboxKind, make_sandbox
+from sandbox.process_sandbox import ProcessSandbox
 
 logger = logging.getLogger(__name__)
 
@@ -68,6 +69,13 @@ def make_sandbox_for(kind: SandboxKind, timeout_s: float, memory_mib: int = 3072
     return make_sandbox(SandboxConfig(timeout_s=timeout_s, memory_mib=memory_mib), kind=kind)
 
 
+def sandbox_note(sandbox: Sandbox, kind: SandboxKind) -> str:
+    """What a user must be told about the sandbox: the template-mode fallback, or that processes are no isolation."""
+    if not isinstance(sandbox, ProcessSandbox):
+        return ""
+    return TEMPLATE_FALLBACK if kind == "auto" else PROCESS_WARNING
+
+
 _lock = threading.Lock()
 
 
@@ -75,7 +83,8 @@ def resources(cache: dict[str, Any], plan: Plan, *, sandbox_choice: str, max_san
               memory_mib: int, workdir: Path | None, chat_model: BaseChatModel | None,
               executor_factory: Callable[[Path], verifier.Executor] | None,
               model: str | None, base_url: str | None, seed: int | None) -> Resources:
-    """The run's resources, made on first use and kept in ``cache`` (the context's)."""
+    """The run's resources, made on first use and kept in ``cache`` (the context's; a sandbox already made, e.g.
+    by the CLI's preflight, is taken from ``cache["sandbox"]``)."""
     with _lock:
         found = cache.get("resources")
         if isinstance(found, Resources):
@@ -88,9 +97,9 @@ def resources(cache: dict[str, Any], plan: Plan, *, sandbox_choice: str, max_san
             executor_for: checks.ExecutorFactory = executor_factory
         else:
             kind = sandbox_kind(sandbox_choice, plan["template"])
-            sandbox = make_sandbox_for(kind, timeout_s, memory_mib)
-            if type(sandbox).__name__ == "ProcessSandbox":
-                note = TEMPLATE_FALLBACK if kind == "auto" else PROCESS_WARNING
+            made_before = cache.get("sandbox")
+            sandbox = made_before if made_before is not None else make_sandbox_for(kind, timeout_s, memory_mib)
+            note = sandbox_note(sandbox, kind)
             pool = checks.Sandboxes(lambda: sandbox, max_sandboxes, timeout_s=timeout_s, workdir=workdir)
             executor_for = pool.executor
         model_obj = chat_model

@@ -28,7 +28,7 @@ from agents.summary import final_status, one_line
 from graph.context import Context
 from graph.graph import build_builder, run_report
 from reference_sim.errors import InputError, SimCoderError
-from sandbox.base import SandboxUnavailable
+from sandbox.base import Sandbox, SandboxUnavailable
 
 logger = logging.getLogger("graph.run")
 
@@ -182,19 +182,19 @@ def _load_settings(run_dir: Path) -> dict[str, Any]:
     return data
 
 
-def preflight(settings: dict[str, Any]) -> tuple[bool, llm.ModelConfig | None]:
-    """Check the spec, the model settings and the sandbox before anything is spent."""
+def preflight(settings: dict[str, Any]) -> tuple[bool, llm.ModelConfig | None, Sandbox | None]:
+    """Check the spec, the model settings and the sandbox before anything is spent; the sandbox is the run's."""
     draft = planner.plan_run(settings["arch"], generate=settings["generate"], granularity=settings["granularity"],
                              reference_dir=settings["reference"])
     config = resources.model_config(draft, model=settings["model"], base_url=settings["base_url"],
                                     seed=settings["seed"])
     template = config is None
     kind = resources.sandbox_kind(settings["sandbox"] or "default", template)
-    sandbox = resources.make_sandbox_for(kind, 120.0)
-    if type(sandbox).__name__ == "ProcessSandbox":
-        message = resources.TEMPLATE_FALLBACK if kind == "auto" else "warning: " + resources.PROCESS_WARNING
-        print(message, file=sys.stderr)
-    return template, config
+    sandbox = resources.make_sandbox_for(kind, Context.sandbox_timeout_s, Context.sandbox_memory_mib)
+    note = resources.sandbox_note(sandbox, kind)
+    if note:
+        print(note if kind == "auto" else f"warning: {note}", file=sys.stderr)
+    return template, config, sandbox
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -213,7 +213,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             run_id = new_run_id()
             run_dir = out / run_id
             settings = settings_from(args)
-        template, config = preflight(settings)
+        template, config, sandbox = preflight(settings)
     except (InputError, planner.PlanError, llm.ModelConfigError, SandboxUnavailable) as exc:
         return _refused(exc)
     print(_mode_line(settings, template, config), flush=True)
@@ -222,6 +222,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"run {run_id}: {run_dir}", flush=True)
     ctx = context_from(settings)
     ctx.clock_start = time.time()
+    ctx.cache["sandbox"] = sandbox
     thread: RunnableConfig = {"configurable": {"thread_id": run_id}}
     start = time.time()
     with closing(sqlite3.connect(run_dir / CHECKPOINTS_FILE, check_same_thread=False)) as conn:

@@ -38,7 +38,7 @@ def inject(monkeypatch: pytest.MonkeyPatch, model: Any) -> None:
     config = None if model is None else ModelConfig("scripted", "http://127.0.0.1:9/v1", "OPENAI_API_KEY", 0.0,
                                                     10.0, 0, None)
     monkeypatch.setattr(cli, "context_from", context_from)
-    monkeypatch.setattr(cli, "preflight", lambda settings: (model is None, config))
+    monkeypatch.setattr(cli, "preflight", lambda settings: (model is None, config, None))
 
 
 def only_run(out: Path) -> Path:
@@ -155,3 +155,20 @@ def test_a_spec_beyond_the_reference_is_refused_before_a_run_starts(spec: Path, 
     err = capsys.readouterr().err
     assert "cannot model architecture.memory_banks: 8" in err and "--reference DIR" in err
     assert not (tmp_path / "runs").exists()
+
+
+def test_the_preflight_sandbox_is_the_one_the_run_uses(spec: Path, tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    from agents import resources
+    from sandbox import ProcessSandbox
+
+    made = ProcessSandbox()
+    monkeypatch.setattr(cli, "preflight", lambda settings: (True, None, made))
+
+    def second(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("a second sandbox was made")
+
+    monkeypatch.setattr(resources, "make_sandbox_for", second)
+    assert cli.main(["--arch", str(spec), "--out", str(tmp_path / "runs"), "-q"]) == 0
+    report = json.loads((only_run(tmp_path / "runs") / "report.json").read_text())
+    assert resources.TEMPLATE_FALLBACK in report["notes"]
