@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 ARGS ?= --arch scale_sim.yaml
 PYTEST_ARGS ?=
 
-.PHONY: setup run test lint clean
+.PHONY: setup run test lint selfcheck clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +26,9 @@ lint: setup
 
 test: lint
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+selfcheck: setup
+	$(PY) -m graph.bench selfcheck --out bench-results/selfcheck.md
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -328,3 +328,22 @@ def optimiser_messages(*, role: str, description: str, architecture: str, code: 
     variables = {"role": role, "context": _context(role, description, architecture), "code": code.strip(),
                  "profile": profile.strip()}
     return [_system(), HumanMessage(content=render("optimiser.md", **variables))]
+
+
+def bench_messages(*, strategy: str, description: str, signature: str, context: str, names: Sequence[str],
+                   code: str | None = None, diagnosis: str | None = None) -> list[BaseMessage]:
+    """A benchmark probe task's prompt (``prompts/bench/``): the task, then the strategy's way to answer,
+    or with ``code`` and ``diagnosis`` the repair prompt."""
+    _check("strategy", strategy, STRATEGIES)
+    listed = ", ".join(f"`{n}`" for n in names)
+    task = render("bench/task.md", description=description.strip(), signature=signature.strip(),
+                  context=context.strip(), names=listed).strip()
+    if code is not None:
+        body = render("bench/repair.md", task=task, code=code.strip(), diagnosis=(diagnosis or "").strip(),
+                      names=listed)
+    else:
+        example = render("bench/example.md").strip()
+        if strategy == "icl_cot":
+            example += "\n\n" + render("bench/example_reasoning.md").strip()
+        body = render(f"bench/{strategy}.md", task=task, names=listed, example=example)
+    return [_system(), HumanMessage(content=body)]

@@ -305,16 +305,26 @@ class InProcessExecutor:
                          lambda i: results.get(i, {}))
 
 
-def stage_inputs(inputs: Path, job: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
-    """Write what the sandbox gets besides the candidate: the job, its arrays, the harness and the contract."""
+def boot_source(module: str = "harness") -> str:
+    """The sandbox's entry script: runs ``main()`` of the shipped harness module ``module``."""
+    package = harness.HARNESS_PACKAGE
+    return BOOT_SOURCE.replace(f"{package}.harness import", f"{package}.{module} import")
+
+
+def stage_inputs(inputs: Path, job: dict[str, Any], arrays: dict[str, np.ndarray], *,
+                 job_file: str = harness.JOB_FILE, program: str = "harness") -> None:
+    """Write what the sandbox gets besides the candidate: the job, its arrays, the harness and the contract.
+
+    ``program`` is the shipped module whose ``main()`` the boot script runs (the harness, or the probe runner).
+    """
     inputs.mkdir(parents=True, exist_ok=True)
-    (inputs / harness.JOB_FILE).write_text(json.dumps(job))
+    (inputs / job_file).write_text(json.dumps(job))
     np.savez(inputs / harness.INPUT_ARRAYS_FILE, **arrays)  # type: ignore[arg-type]
     package = inputs / harness.HARNESS_PACKAGE
     package.mkdir()
     for source in (*sorted(HARNESS_SOURCES.glob("*.py")), *SHIPPED_CONTRACT):
         shutil.copyfile(source, package / source.name)
-    (inputs / BOOT_FILE).write_text(BOOT_SOURCE)
+    (inputs / BOOT_FILE).write_text(boot_source(program))
 
 
 class SandboxExecutor:

@@ -286,6 +286,10 @@ class Candidate:
             raise found
         return found  # type: ignore[no-any-return]
 
+    def module(self, name: str) -> Any:
+        """The candidate's own module ``name`` (given, or imported from the folder under the guard)."""
+        return self._given[name] if name in self._given else self._import(name)
+
     def _import(self, role: str) -> ModuleType:
         if self.folder is None:
             raise ModuleFault(role, "import", f"no {role} module given", error_type="FileNotFoundError")

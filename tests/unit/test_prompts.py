@@ -66,6 +66,12 @@ def every_prompt() -> Iterator[tuple[str, str]]:
         yield f"optimiser/{role}", human(messages)
         yield f"system/{role}", str(messages[0].content)
     yield "retry", str(pr.retry_message("no ```python block found").content)
+    for strategy in pr.STRATEGIES:
+        bench = pr.bench_messages(strategy=strategy, description="Write f(x).", signature="def f(x: int) -> int:",
+                                  context="def f(x: int) -> int:\n    ...", names=["f"])
+        yield f"bench/{strategy}", human(bench)
+    yield "bench/repair", human(pr.bench_messages(strategy="cot", description="Write f(x).", signature="def f(x):",
+                                                  context="", names=["f"], code="def f(x): ...", diagnosis="wrong"))
 
 
 @pytest.mark.parametrize(("role", "strategy", "granularity"), COMBOS)
@@ -100,7 +106,7 @@ def test_no_placeholder_left_in_any_rendered_prompt() -> None:
     for name, text in every_prompt():
         assert "{{" not in text, name
         seen += 1
-    assert seen == 2 * len(COMBOS) + 2 * len(pr.ROLES) + 1
+    assert seen == 2 * len(COMBOS) + 2 * len(pr.ROLES) + 1 + len(pr.STRATEGIES) + 1
 
 
 def test_system_prompt_states_the_rules() -> None:

@@ -277,8 +277,8 @@ def test_the_sandbox_gets_the_harness_the_contract_and_the_job_only(tmp_path: Pa
     vf.verify(_executor(fake, candidate_files(), tmp_path), SUITE[:1], final_check=NO_FINAL)
     package = harness.HARNESS_PACKAGE
     assert fake.inputs[0] == {harness.JOB_FILE, harness.INPUT_ARRAYS_FILE, vf.BOOT_FILE, package,
-                              *(f"{package}/{name}" for name in ("__init__.py", "harness.py", "rules.py", "wire.py",
-                                                                 "contract.py", "errors.py"))}
+                              *(f"{package}/{name}" for name in ("__init__.py", "harness.py", "probe.py", "rules.py",
+                                                                 "wire.py", "contract.py", "errors.py"))}
 
 
 def test_sandbox_executor_blames_in_one_more_run(tmp_path: Path) -> None:

@@ -1,0 +1,417 @@
+"""The pass@k benchmark: n samples of a model per task, judged by the hidden tests, and Table 1.
+
+Each (task, sample) is one job: prompt the model the way the product's coder does (stage tasks:
+the coder's own prompt for the unit or module; probe tasks: ``prompts/bench/``), extract the code,
+judge it (:func:`agents.bench.hidden.judge`).  With ``repair`` the feedback loop runs first: the
+visible part of the checks, the repairer's prompt with the diagnosis, up to ``attempts`` answers;
+the hidden tests judge the last code.  A crash or timeout anywhere is a failed sample.
+
+Results are appended, one JSON line per sample, to ``results.jsonl`` in the output folder beside
+``settings.json``; a rerun with the same settings skips the samples already there (resume), and
+:func:`build_table` rebuilds the tables from that file alone (``--report-only``).
+
+pass@k uses the unbiased estimator of Chen et al. (2021): ``1 - C(n-c, k) / C(n, k)`` per task,
+averaged over tasks; the paper's ``c/n`` is shown beside it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import AIMessage, BaseMessage
+
+from agents import coder, llm, prompts, skeleton
+from agents.extract import ExtractionError, extract_code
+from agents.planner import ENTRY_POINTS, INTERFACES, ModuleTask, UnitTask
+from reference_sim.errors import SimCoderError
+
+from . import hidden
+from .suite import BenchTask, Suite, architecture_text, module_description
+
+logger = logging.getLogger(__name__)
+
+RESULTS_FORMAT = "simcoder-bench-sample/1"
+SETTINGS_FORMAT = "simcoder-bench-run/1"
+TABLE_FORMAT = "simcoder-bench-table/1"
+RESULTS_FILE = "results.jsonl"
+SETTINGS_FILE = "settings.json"
+CLI_STRATEGIES = {"zero-shot": "zero_shot", "icl": "icl", "cot": "cot", "icl+cot": "icl_cot"}
+"""The command line's strategy names and the prompts' own."""
+
+
+class BenchError(SimCoderError):
+    """The benchmark cannot run as asked (names what to change)."""
+
+
+def pass_at_k(n: int, c: int, k: int) -> float:
+    """The unbiased estimate of pass@k from ``n`` samples of which ``c`` passed (needs ``n >= k``)."""
+    if k > n:
+        raise BenchError(f"pass@{k} needs at least {k} samples per task; got {n}")
+    if n - c < k:
+        return 1.0
+    return 1.0 - math.comb(n - c, k) / math.comb(n, k)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What defines a benchmark run (a resumed run must match)."""
+
+    strategy: str
+    model: str
+    samples: int
+    repair: bool
+    attempts: int
+    temperature: float | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        return {"format": SETTINGS_FORMAT, **asdict(self)}
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One judged sample."""
+
+    task: str
+    digest: str
+    """The task's digest when it ran (results of a task that changed since are not reused)."""
+    sample: int
+    passed: bool
+    failure: str = ""
+    stage: str = ""
+    detail: str = ""
+    attempts: int = 1
+    input_tokens: int = 0
+    output_tokens: int = 0
+    seconds: float = 0.0
+    model_seconds: float = 0.0
+
+    def as_json(self) -> dict[str, Any]:
+        return {"format": RESULTS_FORMAT, **asdict(self)}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Sample:
+        fields = {k: v for k, v in data.items() if k != "format"}
+        return cls(**fields)
+
+
+class Store:
+    """The output folder: ``settings.json`` and the append-only ``results.jsonl``."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self._lock = threading.Lock()
+
+    @property
+    def results_path(self) -> Path:
+        return self.folder / RESULTS_FILE
+
+    def open(self, settings: Settings) -> None:
+        """Start or resume a run; refuses an output folder holding a run with other settings."""
+        self.folder.mkdir(parents=True, exist_ok=True)
+        path = self.folder / SETTINGS_FILE
+        if path.is_file():
+            old = json.loads(path.read_text(encoding="utf-8"))
+            if old != settings.as_json():
+                changed = sorted(k for k in settings.as_json() if old.get(k) != settings.as_json()[k])
+                raise BenchError(f"{self.folder} holds a benchmark run with other settings ({', '.join(changed)}); "
+                                 "use another --out, or the same settings to resume it")
+        else:
+            path.write_text(json.dumps(settings.as_json(), indent=2) + "\n", encoding="utf-8")
+        self._drop_torn_line()
+
+    def _drop_torn_line(self) -> None:
+        """Cut a last line an interrupted write left unfinished, so the next sample starts a line of its own."""
+        if not self.results_path.is_file():
+            return
+        data = self.results_path.read_bytes()
+        if data and not data.endswith(b"\n"):
+            logger.warning("%s: the unfinished last line of an interrupted run is dropped", self.results_path)
+            with self.results_path.open("r+b") as out:
+                out.truncate(data.rfind(b"\n") + 1)
+
+    def settings(self) -> Settings:
+        path = self.folder / SETTINGS_FILE
+        if not path.is_file():
+            raise BenchError(f"{self.folder}: no {SETTINGS_FILE}; is this a benchmark output folder?")
+        data = json.loads(path.read_text(encoding="utf-8"))
+        data.pop("format", None)
+        return Settings(**data)
+
+    def load(self) -> list[Sample]:
+        """Every sample on record (a torn last line from an interrupted run is ignored)."""
+        if not self.results_path.is_file():
+            return []
+        found: list[Sample] = []
+        for number, line in enumerate(self.results_path.read_text(encoding="utf-8").splitlines(), start=1):
+            if not line.strip():
+                continue
+            try:
+                data = json.loads(line)
+            except ValueError:
+                logger.warning("%s:%d: unreadable line ignored (an interrupted write)", self.results_path, number)
+                continue
+            if isinstance(data, dict) and data.get("format") == RESULTS_FORMAT:
+                found.append(Sample.from_json(data))
+        return found
+
+    def append(self, sample: Sample) -> None:
+        with self._lock, self.results_path.open("a", encoding="utf-8") as out:
+            out.write(json.dumps(sample.as_json()) + "\n")
+            out.flush()
+            os.fsync(out.fileno())
+
+
+# --------------------------------------------------------------------------- one sample
+
+
+def module_task(suite: Suite, task: BenchTask) -> ModuleTask:
+    """A stage task as the planner's :class:`ModuleTask` (what the product's coder is given)."""
+    sk = skeleton.skeleton(task.role)
+    unit = task.unit is not None
+    return ModuleTask(role=task.role, description=module_description(task),
+                      architecture=architecture_text(suite, task), interface=INTERFACES[task.role],
+                      granularity="function" if unit else "module", skeleton=sk.text if unit else "",
+                      units=[UnitTask(name=u.name, stub=u.stub) for u in sk.units] if unit else [])
+
+
+def first_messages(suite: Suite, task: BenchTask, strategy: str) -> list[BaseMessage]:
+    """The opening prompt of a task."""
+    if task.kind == "stage":
+        return coder.opening_messages(module_task(suite, task), strategy, mode="write", unit=task.unit)
+    return prompts.bench_messages(strategy=strategy, description=task.description, signature=task.signature,
+                                  context=task.context, names=task.names)
+
+
+def repair_messages(suite: Suite, task: BenchTask, strategy: str, code: str, diagnosis: str,
+                    history: Sequence[tuple[str, str]]) -> list[BaseMessage]:
+    """The repairer's prompt after a visible check failed."""
+    if task.kind == "stage":
+        return coder.opening_messages(module_task(suite, task), strategy, mode="repair", unit=task.unit, code=code,
+                                      diagnosis=diagnosis, history=history)
+    return prompts.bench_messages(strategy=strategy, description=task.description, signature=task.signature,
+                                  context=task.context, names=task.names, code=code, diagnosis=diagnosis)
+
+
+def required_names(task: BenchTask) -> list[str]:
+    return list(task.names) if task.names else [ENTRY_POINTS[task.role]]
+
+
+def extract(task: BenchTask, answer: str) -> str | hidden.Judgement:
+    """The code in an answer, or the failed judgement (``no_code``, ``syntax``, ``interface``)."""
+    try:
+        code = extract_code(answer, required=required_names(task))
+    except ExtractionError as exc:
+        failure = "interface" if exc.missing else "syntax" if "parse" in str(exc) else "no_code"
+        return hidden.Judgement(False, failure, detail=str(exc))
+    if task.kind == "stage" and task.unit is not None:
+        code = coder.unit_answer(task.role, task.unit, code)
+    return code
+
+
+@dataclass
+class Context:
+    """What every sample of a run shares."""
+
+    suite: Suite
+    settings: Settings
+    strategy: str
+    """The prompts' strategy name (``zero_shot``...)."""
+    model_for: Callable[[int], BaseChatModel]
+    """The chat model for sample ``i`` (a seed or temperature per sample, or one model for all)."""
+    runner: hidden.Runner
+    model_timeout_s: float | None = None
+    judge: hidden.JudgeFunction = hidden.judge
+    visible: hidden.JudgeFunction = hidden.visible_feedback
+
+
+@dataclass
+class _Tally:
+    input_tokens: int = 0
+    output_tokens: int = 0
+    model_seconds: float = 0.0
+    attempts: int = 0
+    history: list[tuple[str, str]] = field(default_factory=list)
+
+
+def _ask(context: Context, sample: int, messages: Sequence[BaseMessage], tally: _Tally) -> str:
+    answer = llm.ask(context.model_for(sample), messages, timeout_s=context.model_timeout_s)
+    tally.input_tokens += answer.input_tokens
+    tally.output_tokens += answer.output_tokens
+    tally.model_seconds += answer.seconds
+    tally.attempts += 1
+    return answer.text
+
+
+def _attempts(context: Context, task: BenchTask, sample: int, tally: _Tally) -> str | hidden.Judgement:
+    """Ask (and with repair, re-ask from the visible checks' feedback); the last usable code or its failure."""
+    messages = first_messages(context.suite, task, context.strategy)
+    budget = context.settings.attempts if context.settings.repair else 1
+    last: str | hidden.Judgement = hidden.Judgement(False, "no_code", detail="no answer")
+    while tally.attempts < budget:
+        answer = _ask(context, sample, messages, tally)
+        found = extract(task, answer)
+        if isinstance(found, hidden.Judgement):
+            last = found
+            messages = [*messages, AIMessage(content=answer), prompts.retry_message(found.detail)]
+            continue
+        last = found
+        if not context.settings.repair or tally.attempts >= budget:
+            break
+        check = context.visible(context.suite, task, found, context.runner)
+        if check.passed:
+            break
+        diagnosis = check.detail or check.failure
+        messages = repair_messages(context.suite, task, context.strategy, found, diagnosis, tally.history)
+        tally.history.append((found, diagnosis))
+    return last
+
+
+def run_sample(context: Context, task: BenchTask, sample: int) -> Sample:
+    """One sample of one task, judged; never raises for the model's or the candidate's faults."""
+    start = time.perf_counter()
+    tally = _Tally()
+    try:
+        found = _attempts(context, task, sample, tally)
+        verdict = found if isinstance(found, hidden.Judgement) else context.judge(
+            context.suite, task, found, context.runner)
+    except (llm.ModelCallError, llm.ModelConfigError) as exc:
+        verdict = hidden.Judgement(False, "model_error", detail=str(exc)[:500])
+    except Exception as exc:
+        if llm.is_transient(exc):
+            verdict = hidden.Judgement(False, "model_error", detail=f"{type(exc).__name__}: {str(exc)[:300]}")
+        else:
+            logger.exception("task %s sample %d: the benchmark's own error", task.id, sample)
+            verdict = hidden.Judgement(False, "crash", "harness", f"{type(exc).__name__}: {str(exc)[:300]}")
+    return Sample(task.id, task.digest, sample, verdict.passed, verdict.failure, verdict.stage, verdict.detail[:1000],
+                  max(1, tally.attempts), tally.input_tokens, tally.output_tokens,
+                  round(time.perf_counter() - start, 3), round(tally.model_seconds, 3))
+
+
+def run(context: Context, tasks: Sequence[BenchTask], store: Store, *, jobs: int = 2,
+        progress: Callable[[Sample, int, int], None] | None = None) -> list[Sample]:
+    """Every (task, sample) not yet on record, ``jobs`` at a time; returns the run's samples (old and new)."""
+    digests = {t.id: t.digest for t in tasks}
+    kept = [s for s in store.load() if digests.get(s.task) == s.digest and s.sample < context.settings.samples]
+    done = {(s.task, s.sample) for s in kept}
+    todo = [(t, i) for t in tasks for i in range(context.settings.samples) if (t.id, i) not in done]
+    if done:
+        logger.info("resuming: %d of %d samples are on record; %d to run", len(done), len(done) + len(todo), len(todo))
+    lock = threading.Lock()
+    finished: list[Sample] = []
+
+    def one(job: tuple[BenchTask, int]) -> Sample:
+        sample = run_sample(context, *job)
+        store.append(sample)
+        with lock:
+            finished.append(sample)
+            if progress is not None:
+                progress(sample, len(finished), len(todo))
+        return sample
+
+    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+        list(pool.map(one, todo))
+    return kept + finished
+
+
+# --------------------------------------------------------------------------- the table
+
+
+def _rates(samples: Iterable[Sample], ks: Sequence[int]) -> dict[str, Any]:
+    per_task: dict[str, list[Sample]] = {}
+    for s in samples:
+        per_task.setdefault(s.task, []).append(s)
+    if not per_task:
+        return {"tasks": 0, "samples": 0, "passed": 0, **{f"pass@{k}": None for k in ks}, "c/n": None}
+    counts = {t: (len(v), sum(1 for s in v if s.passed)) for t, v in per_task.items()}
+    out: dict[str, Any] = {"tasks": len(counts), "samples": sum(n for n, _ in counts.values()),
+                           "passed": sum(c for _, c in counts.values())}
+    for k in ks:
+        usable = [(n, c) for n, c in counts.values() if n >= k]
+        out[f"pass@{k}"] = (sum(pass_at_k(n, c, k) for n, c in usable) / len(usable)) if usable else None
+    out["c/n"] = out["passed"] / out["samples"]
+    return out
+
+
+def build_table(samples: Sequence[Sample], tasks: Sequence[BenchTask], settings: Settings,
+                ks: Sequence[int]) -> dict[str, Any]:
+    """Table 1 as data: overall, per level, per module and per level x module; failure classes; tokens and time."""
+    by_id = {t.id: t for t in tasks}
+    known = [s for s in samples if s.task in by_id and by_id[s.task].digest == s.digest]
+    bad_k = [k for k in ks if k > settings.samples]
+    if bad_k:
+        raise BenchError(f"pass@{bad_k[0]} needs --samples of at least {bad_k[0]} (the run has {settings.samples})")
+    levels = sorted({by_id[s.task].level for s in known})
+    modules = sorted({by_id[s.task].module for s in known})
+    failures = Counter(s.failure + (f" ({s.stage})" if s.failure in ("wrong", "crash") and s.stage else "")
+                       for s in known if not s.passed)
+    return {
+        "format": TABLE_FORMAT,
+        "settings": settings.as_json(),
+        "ks": list(ks),
+        "overall": _rates(known, ks),
+        "by_level": {lv: _rates((s for s in known if by_id[s.task].level == lv), ks) for lv in levels},
+        "by_module": {m: _rates((s for s in known if by_id[s.task].module == m), ks) for m in modules},
+        "by_level_module": {f"{lv}/{m}": _rates((s for s in known if by_id[s.task].level == lv
+                                                 and by_id[s.task].module == m), ks)
+                            for lv in levels for m in modules},
+        "failures": dict(sorted(failures.items(), key=lambda kv: (-kv[1], kv[0]))),
+        "tokens": {"input": sum(s.input_tokens for s in known), "output": sum(s.output_tokens for s in known)},
+        "seconds": {"wall_sum": round(sum(s.seconds for s in known), 1),
+                    "model_sum": round(sum(s.model_seconds for s in known), 1)},
+        "tasks_without_samples": sorted(set(by_id) - {s.task for s in known}),
+    }
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{100 * value:.1f}%"
+
+
+def table_markdown(table: Mapping[str, Any]) -> str:
+    """Table 1 in markdown."""
+    ks = table["ks"]
+    s = table["settings"]
+    head = "| group | tasks | samples | " + " | ".join(f"pass@{k}" for k in ks) + " | c/n |"
+    rule = "|---|---:|---:|" + "---:|" * (len(ks) + 1)
+
+    def row(name: str, rates: Mapping[str, Any]) -> str:
+        return (f"| {name} | {rates['tasks']} | {rates['samples']} | "
+                + " | ".join(_pct(rates[f"pass@{k}"]) for k in ks)
+                + f" | {rates['passed']}/{rates['samples']} |")
+
+    strategy = next((k for k, v in CLI_STRATEGIES.items() if v == s["strategy"]), s["strategy"])
+    lines = [f"# Table 1: pass@k, model {s['model']}, strategy {strategy}"
+             + (f", with repair (up to {s['attempts']} answers)" if s["repair"] else ""), "",
+             f"{s['samples']} samples per task; pass@k is the unbiased estimator, c/n the passed samples.", "",
+             head, rule, row("all", table["overall"])]
+    lines += [row(f"level {k}", v) for k, v in table["by_level"].items()]
+    lines += [row(f"module {k}", v) for k, v in table["by_module"].items()]
+    lines += ["", "Per level and module:", "", head, rule]
+    lines += [row(k, v) for k, v in table["by_level_module"].items() if v["samples"]]
+    lines += ["", "| failure class | samples |", "|---|---:|"]
+    lines += [f"| {k} | {v} |" for k, v in table["failures"].items()] or ["| (none) | 0 |"]
+    tokens, seconds = table["tokens"], table["seconds"]
+    lines += ["", f"Tokens: {tokens['input']:,} in, {tokens['output']:,} out. Time: {seconds['wall_sum']:,} s of "
+              f"sample wall time, {seconds['model_sum']:,} s in the model."]
+    if table["tasks_without_samples"]:
+        lines.append(f"Tasks without samples yet: {len(table['tasks_without_samples'])}.")
+    return "\n".join(lines) + "\n"
+
+
+def write_table(folder: Path, table: Mapping[str, Any]) -> tuple[Path, Path]:
+    md, js = folder / "table1.md", folder / "table1.json"
+    md.write_text(table_markdown(table), encoding="utf-8")
+    js.write_text(json.dumps(table, indent=2) + "\n", encoding="utf-8")
+    return md, js
+
