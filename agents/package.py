@@ -213,7 +213,8 @@ def _manifest(folder: Path, name: str, candidate_files: list[str]) -> str:
     return json.dumps(document, indent=2) + "\n"
 
 
-def _is_our_package(folder: Path) -> bool:
+def is_package(folder: Path) -> bool:
+    """Whether ``folder`` holds a package this module wrote (its ``PACKAGE.json`` says :data:`PACKAGE_FORMAT`)."""
     try:
         document = json.loads((folder / MANIFEST_FILE).read_text())
     except (OSError, ValueError):
@@ -255,7 +256,7 @@ def write_package(candidate_dir: Path, dest_parent: Path, name: str) -> Path:
     dest_parent.mkdir(parents=True, exist_ok=True)
     target = dest_parent / name
     if (target.exists() or target.is_symlink()) and not (target.is_dir() and not target.is_symlink()
-                                                           and _is_our_package(target)):
+                                                           and is_package(target)):
         raise PackageError(f"{target}: exists and is not a package written by SimulatorCoder; not overwritten")
     staging = Path(tempfile.mkdtemp(prefix=f".{name}.new-", dir=dest_parent))
     try:

@@ -20,10 +20,8 @@ import logging
 import multiprocessing
 import resource
 import sys
-import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from types import FrameType
@@ -32,6 +30,7 @@ from typing import Any
 from agents.harness.rules import parse
 
 from . import hidden
+from .pool import bounded_map
 from .suite import BenchTask, Suite, load_suite
 
 logger = logging.getLogger(__name__)
@@ -342,19 +341,7 @@ def self_check(suite: Suite, tasks: Sequence[BenchTask] | None = None, *, per_ta
     """The golden sanity run and the mutation score over ``tasks`` (default: the whole suite)."""
     chosen = list(tasks if tasks is not None else suite.tasks)
     start = time.perf_counter()
-    done: list[TaskCheck] = []
-    lock = threading.Lock()
-
-    def one(task: BenchTask) -> TaskCheck:
-        check = check_task(task, per_task, deadline_s)
-        with lock:
-            done.append(check)
-            if progress is not None:
-                progress(check, len(done), len(chosen))
-        return check
-
-    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
-        checks = list(pool.map(one, chosen))
+    checks = bounded_map(lambda task: check_task(task, per_task, deadline_s), chosen, jobs=jobs, progress=progress)
     return SelfCheck(checks, time.perf_counter() - start)
 
 

@@ -24,7 +24,6 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,6 +37,7 @@ from agents.planner import ENTRY_POINTS, INTERFACES, ModuleTask, UnitTask
 from reference_sim.errors import SimCoderError
 
 from . import hidden
+from .pool import bounded_map
 from .suite import BenchTask, Suite, architecture_text, module_description
 
 logger = logging.getLogger(__name__)
@@ -308,21 +308,13 @@ def run(context: Context, tasks: Sequence[BenchTask], store: Store, *, jobs: int
     todo = [(t, i) for t in tasks for i in range(context.settings.samples) if (t.id, i) not in done]
     if done:
         logger.info("resuming: %d of %d samples are on record; %d to run", len(done), len(done) + len(todo), len(todo))
-    lock = threading.Lock()
-    finished: list[Sample] = []
 
     def one(job: tuple[BenchTask, int]) -> Sample:
         sample = run_sample(context, *job)
         store.append(sample)
-        with lock:
-            finished.append(sample)
-            if progress is not None:
-                progress(sample, len(finished), len(todo))
         return sample
 
-    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
-        list(pool.map(one, todo))
-    return kept + finished
+    return kept + bounded_map(one, todo, jobs=jobs, progress=progress)
 
 
 # --------------------------------------------------------------------------- the table

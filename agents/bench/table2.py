@@ -38,6 +38,7 @@ from typing import Any
 
 import numpy as np
 
+from agents.package import MANIFEST_FILE, PACKAGE_FORMAT, is_package
 from reference_sim import InputError, SimulationError, read_config, read_topology, simulate
 from reference_sim.compare import read_cells
 
@@ -45,8 +46,6 @@ log = logging.getLogger(__name__)
 
 FORMAT = "simcoder-table2/1"
 """The ``format`` of ``table2.json``."""
-PACKAGE_FORMAT = "simcoder-package/1"
-MANIFEST_FILE = "PACKAGE.json"
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_OUT = Path("bench-results") / "table2"
 DEFAULT_TIMEOUT = 1800.0
@@ -457,21 +456,13 @@ def run_reference(network: Network, config: Path) -> Run:
     return Run(tuple(r.total_cycles for r in results), seconds)
 
 
-def _is_package(folder: Path) -> bool:
-    try:
-        document = json.loads((folder / MANIFEST_FILE).read_text())
-    except (OSError, ValueError):
-        return False
-    return isinstance(document, dict) and document.get("format") == PACKAGE_FORMAT
-
-
 def find_package(run_dir: Path) -> Path:
     """The package folder of a run folder (its ``PACKAGE.json`` says ``simcoder-package/1``), or the folder itself."""
     if not run_dir.is_dir():
         raise Table2Error(f"--candidate: no such folder: {run_dir}")
-    if _is_package(run_dir):
+    if is_package(run_dir):
         return run_dir.resolve()
-    found = sorted(p.parent for p in run_dir.glob(f"*/{MANIFEST_FILE}") if _is_package(p.parent))
+    found = sorted(p.parent for p in run_dir.glob(f"*/{MANIFEST_FILE}") if is_package(p.parent))
     if not found:
         raise Table2Error(f"--candidate: no package in {run_dir} (no folder with a {MANIFEST_FILE} of format "
                           f"{PACKAGE_FORMAT}; did the run finish?)")

@@ -451,26 +451,54 @@ def manifest(tasks: list[dict[str, Any]], candidate: Candidate, seconds: float) 
             "modules": candidate.import_status(), "tasks": tasks, "seconds": round(seconds, 4)}
 
 
+@dataclass(frozen=True)
+class SandboxPaths:
+    """Where a program of ours finds things inside the sandbox (from the environment the sandbox sets)."""
+
+    inputs: Path
+    out: Path
+    candidate: Path
+    shipped: Path
+
+    @classmethod
+    def from_environment(cls) -> SandboxPaths:
+        return cls(Path(os.environ.get("SIMCODER_INPUTS", ".")), Path(os.environ.get("SIMCODER_OUT", ".")),
+                   Path(os.environ.get("SIMCODER_CANDIDATE", ".")), Path(__file__).resolve().parent)
+
+    def read_job(self, job_file: str, validate: Callable[[Any], dict[str, Any]]) -> tuple[dict[str, Any],
+                                                                                          dict[str, np.ndarray]]:
+        """The job document (checked by ``validate``) and its input arrays; raises ``OSError``/``ValueError``."""
+        job = validate(json.loads((self.inputs / job_file).read_text(encoding="utf-8")))
+        with np.load(self.inputs / INPUT_ARRAYS_FILE, allow_pickle=False) as archive:
+            return job, {key: archive[key] for key in archive.files}
+
+    def guarded_candidate(self) -> Candidate:
+        """The candidate, with the guard installed for the rest of this process."""
+        guard = Guard(rules.own_module_names(self.candidate), (self.inputs, self.out, self.shipped))
+        guard.install()
+        return Candidate(self.candidate, shipped=self.shipped, guard=guard)
+
+    def write_result(self, name: str, document: dict[str, Any]) -> None:
+        """Write a results document so that it appears whole or not at all."""
+        partial = self.out / (name + ".partial")
+        partial.write_text(json.dumps(document))
+        partial.replace(self.out / name)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point in the sandbox.  Exits 0 whenever the job ran (candidate faults are in the manifest),
     2 on a bad job."""
     logging.basicConfig(level=logging.WARNING, format="harness: %(message)s")
     sys.dont_write_bytecode = True
     start = time.perf_counter()
-    inputs_dir = Path(os.environ.get("SIMCODER_INPUTS", "."))
-    out = Path(os.environ.get("SIMCODER_OUT", "."))
-    folder = Path(os.environ.get("SIMCODER_CANDIDATE", "."))
-    shipped = Path(__file__).resolve().parent
+    paths = SandboxPaths.from_environment()
+    out = paths.out
     try:
-        job = validate_job(json.loads((inputs_dir / JOB_FILE).read_text(encoding="utf-8")))
-        with np.load(inputs_dir / INPUT_ARRAYS_FILE, allow_pickle=False) as archive:
-            inputs = {key: archive[key] for key in archive.files}
+        job, inputs = paths.read_job(JOB_FILE, validate_job)
     except (OSError, ValueError) as exc:
-        logger.error("bad job in %s: %s", inputs_dir, exc)
+        logger.error("bad job in %s: %s", paths.inputs, exc)
         return 2
-    guard = Guard(rules.own_module_names(folder), (inputs_dir, out, shipped))
-    guard.install()
-    candidate = Candidate(folder, shipped=shipped, guard=guard)
+    candidate = paths.guarded_candidate()
 
     def write(index: int, result: TaskResult) -> None:
         if result.arrays:
@@ -481,8 +509,5 @@ def main(argv: list[str] | None = None) -> int:
     except JobError as exc:
         logger.error("bad job: %s", exc)
         return 2
-    document = manifest(tasks, candidate, time.perf_counter() - start)
-    partial = out / (MANIFEST_FILE + ".partial")
-    partial.write_text(json.dumps(document))
-    partial.replace(out / MANIFEST_FILE)
+    paths.write_result(MANIFEST_FILE, manifest(tasks, candidate, time.perf_counter() - start))
     return 0

@@ -25,19 +25,16 @@ Standard library, numpy, :mod:`wire`, :mod:`rules` and :mod:`harness` only.
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import math
-import os
 import sys
 import time
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from . import harness, rules, wire
+from . import harness, wire
 
 logger = logging.getLogger(__name__)
 
@@ -187,26 +184,16 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point in the sandbox: 0 when the job ran (the candidate's faults are in the results), 2 on a bad job."""
     logging.basicConfig(level=logging.WARNING, format="probe: %(message)s")
     sys.dont_write_bytecode = True
-    inputs_dir = Path(os.environ.get("SIMCODER_INPUTS", "."))
-    out = Path(os.environ.get("SIMCODER_OUT", "."))
-    folder = Path(os.environ.get("SIMCODER_CANDIDATE", "."))
-    shipped = Path(__file__).resolve().parent
+    paths = harness.SandboxPaths.from_environment()
     try:
-        job = validate_probe_job(json.loads((inputs_dir / PROBE_FILE).read_text(encoding="utf-8")))
-        with np.load(inputs_dir / harness.INPUT_ARRAYS_FILE, allow_pickle=False) as archive:
-            arrays = {key: archive[key] for key in archive.files}
+        job, arrays = paths.read_job(PROBE_FILE, validate_probe_job)
     except (OSError, ValueError) as exc:
-        logger.error("bad probe job in %s: %s", inputs_dir, exc)
+        logger.error("bad probe job in %s: %s", paths.inputs, exc)
         return 2
-    guard = harness.Guard(rules.own_module_names(folder), (inputs_dir, out, shipped))
-    guard.install()
-    candidate = harness.Candidate(folder, shipped=shipped, guard=guard)
     try:
-        document = run_probes(job, arrays, candidate)
+        document = run_probes(job, arrays, paths.guarded_candidate())
     except ProbeJobError as exc:
         logger.error("bad probe job: %s", exc)
         return 2
-    partial = out / (PROBE_RESULTS_FILE + ".partial")
-    partial.write_text(json.dumps(document))
-    partial.replace(out / PROBE_RESULTS_FILE)
+    paths.write_result(PROBE_RESULTS_FILE, document)
     return 0
