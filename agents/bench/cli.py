@@ -1,4 +1,4 @@
-"""The benchmark's command line, behind ``python -m graph.bench``: ``tasks``, ``selfcheck`` and ``table2``.
+"""The benchmark's command line, behind ``python -m graph.bench``: ``tasks``, ``selfcheck``, ``list`` and ``table2``.
 
 Exit codes: 0 done (``selfcheck``: the suite is sound); 1 ``selfcheck`` found a defect; 2 bad input
 (a flag, a missing output folder, no model); 3 no usable sandbox; 130 interrupted (``tasks``
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import logging
 import re
 import sys
@@ -151,6 +152,22 @@ def run_selfcheck(args: argparse.Namespace) -> int:
     return 1 if result.problems() or problems else 0
 
 
+def run_list(args: argparse.Namespace) -> int:
+    """``list``: the tasks (id, level, module, kind, what the model writes), as a table or as JSON lines."""
+    tasks = load_suite().select(args.tasks)
+    if args.json:
+        for t in tasks:
+            sys.stdout.write(json.dumps({"id": t.id, "level": t.level, "module": t.module, "kind": t.kind,
+                                         "unit": t.unit, "family": t.family, "signature": t.signature,
+                                         "description": t.description}) + "\n")
+        return 0
+    width = max(len(t.id) for t in tasks)
+    for t in tasks:
+        sys.stdout.write(f"{t.id:<{width}}  {t.level:<8}  {t.module:<7}  {t.kind:<5}  {t.signature.splitlines()[0]}\n")
+    logger.info("%d tasks", len(tasks))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m graph.bench", description=(
         "SimulatorCoder's benchmark: the task suite's pass@k (Table 1), its self-check, and the eight "
@@ -158,6 +175,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     add_tasks_arguments(sub.add_parser("tasks", help="pass@k of a model on the task suite (Table 1)"))
     add_selfcheck_arguments(sub.add_parser("selfcheck", help="golden sanity run and mutation score of the suite"))
+    listing = sub.add_parser("list", help="the suite's tasks")
+    listing.add_argument("--tasks", metavar="PATTERNS", help="only tasks whose id contains one of these")
+    listing.add_argument("--json", action="store_true", help="one JSON object per task")
     table2.add_arguments(sub.add_parser("table2", help="cycles, error and runtime on the eight networks (Table 2)"))
     return parser
 
@@ -173,6 +193,8 @@ def main(argv: Sequence[str] | None = None, *, model_factory: ModelFactory = _mo
             return run_tasks(args, model_factory=model_factory, runner=runner)
         if args.command == "selfcheck":
             return run_selfcheck(args)
+        if args.command == "list":
+            return run_list(args)
         return table2.main(args)
     except SandboxUnavailable as exc:
         logger.error("no usable sandbox: %s", exc)

@@ -314,3 +314,11 @@ def test_every_strategy_renders_for_both_kinds_of_task() -> None:
             text = "\n".join(str(m.content) for m in passk.first_messages(SUITE, t, strategy))
             assert t.description.split(".")[0] in text
             assert ("Example" in text) == (strategy in ("icl", "icl_cot"))
+
+
+def test_list_shows_every_selected_task(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["list", "--tasks", "spec.parse_topology", "--json"]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert {r["id"] for r in rows} == {t.id for t in SUITE.tasks if "spec.parse_topology" in t.id}
+    assert all(r["kind"] == "probe" and r["module"] == "spec" for r in rows)
+    assert cli.main(["list", "--tasks", "no-such-task"]) == 2
