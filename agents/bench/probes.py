@@ -13,8 +13,11 @@ Probe generators (a task's ``probes: {generator: ..., ...}``) turn a few paramet
 * ``blocks``: ``fn(mapping, operand, row_fold, col_fold)`` on the first, a middle and the last fold;
 * ``prefetch``: ``prefetch_order(mapping, operand)`` of both read operands;
 * ``demand``: ``fold_demand`` on the first and last fold, or ``layer_demand`` (``fn``);
+* ``calls_per_operand``: ``fn(mapping, operand)`` for each operand;
 * ``operand``: an operand class built with the fields of every mapping's operand of its kind, its
   ``shape`` and ``addresses`` over the whole matrix;
+* ``mapping_object``: ``LayerMapping`` built from a reference mapping's fields, its ``operand()``
+  and ``num_folds``;
 
 each over every case of the ``families`` and every layer of the suite.
 """
@@ -386,24 +389,28 @@ def compare_results(expected: Mapping[str, Any], actual: Mapping[str, Any]) -> t
             return "crash", f"probe {entry['id']}: raised {have['raises'][0]}: {have.get('message', '')[:200]}"
         found = _differs(want, have, "result")
         if found:
-            return "wrong", f"probe {entry['id']} ({_call_text(entry)}): {found}"
+            call = f" {entry['call']}" if entry.get("call") else ""
+            return "wrong", f"probe {entry['id']}{call}: {found}"
     return None
 
 
-def _call_text(entry: Mapping[str, Any]) -> str:
-    return str(entry["id"]).split("#")[0] if "#" not in str(entry["id"]) else str(entry["id"])
+def _call_text(probe: Mapping[str, Any]) -> str:
+    """``f('a', 3, ...)``: a probe's call with its plain arguments shown and the others elided."""
+    def shown(value: Any) -> str:
+        return repr(value) if isinstance(value, str | int | float | bool) or value is None else "..."
+
+    args = [shown(a) for a in probe.get("args") or []]
+    args += [f"{k}={shown(v)}" for k, v in (probe.get("kwargs") or {}).items()]
+    text = f"{probe.get('call') or probe.get('new')}({', '.join(args)})"
+    return text if len(text) <= 160 else text[:157] + "..."
 
 
 def expected_results(suite: Suite, task: BenchTask, *, visible: bool = False) -> dict[str, Any]:
     """The reference solution's results on the task's probes (in this process: the reference is trusted)."""
     job, arrays = probe_job(suite, task, visible=visible)
     with subject_folder(subject_module(task)) as folder:
-        return run_in_process(folder, job, arrays)
-
-
-def probe_count(suite: Suite, task: BenchTask) -> int:
-    return len(probe_job(suite, task)[0]["probes"])
-
-
-__all__ = ["compare_results", "expected_results", "probe_job", "read_results", "run_in_process", "stubbed_host",
-           "subject_folder", "subject_module"]
+        document = run_in_process(folder, job, arrays)
+    calls = {p["id"]: _call_text(p) for p in job["probes"]}
+    for entry in document["results"]:
+        entry["call"] = calls.get(entry["id"], "")
+    return document
