@@ -411,17 +411,36 @@ def prefetch_order(mapping: LayerMapping, name: OperandName) -> np.ndarray:
     lane_len, step_len = (n_rows, n_cols) if tiling.lane_axis == "row" else (n_cols, n_rows)
     lanes = tiling.lanes
     n_blocks = math.ceil(lane_len / lanes)
-    block_idx, step, lane = np.meshgrid(
-        np.arange(n_blocks), np.arange(step_len), np.arange(lanes), indexing="ij"
-    )
-    lane_index = block_idx * lanes + lane
-    valid = lane_index < lane_len
-    lane_index = np.minimum(lane_index, lane_len - 1)
-    addr = matrix.addresses(lane_index, step) if tiling.lane_axis == "row" else matrix.addresses(step, lane_index)
-    stacked = np.where(valid, addr, NO_REQUEST).reshape(n_blocks * step_len, lanes)
-    if not tiling.prefetch_rollout:
-        return stacked.reshape(-1)
-    height = stacked.shape[0]
-    r, c = np.meshgrid(np.arange(height), np.arange(lanes), indexing="ij")
-    order = np.argsort(((r + c) * height + (height - 1 - r)).reshape(-1), kind="stable")
-    return stacked.reshape(-1)[order]
+    stacked = np.full((n_blocks, step_len, lanes), NO_REQUEST, dtype=np.int64)
+    steps = np.arange(step_len, dtype=np.int64)[None, :, None]
+
+    def fill(blocks: slice, lane_index: np.ndarray) -> None:
+        addr = matrix.addresses(lane_index, steps) if tiling.lane_axis == "row" else matrix.addresses(steps, lane_index)
+        stacked[blocks, :, : lane_index.shape[-1]] = addr
+
+    full, rest = divmod(lane_len, lanes)
+    if full:
+        fill(slice(0, full), np.arange(full * lanes, dtype=np.int64).reshape(full, 1, lanes))
+    if rest:
+        fill(slice(full, full + 1), full * lanes + np.arange(rest, dtype=np.int64).reshape(1, 1, rest))
+    flat = stacked.reshape(-1)
+    return flat[antidiagonal_order(n_blocks * step_len, lanes)] if tiling.prefetch_rollout else flat
+
+
+def antidiagonal_order(height: int, width: int) -> np.ndarray:
+    """Flat indices of a ``height x width`` matrix read along anti-diagonals, lower-left first.
+
+    Diagonal ``d`` holds the entries with ``row + col == d``; within it, rows descend.
+    """
+    if height < width:
+        d = np.arange(height + width - 1, dtype=np.int64)
+        c_lo, c_hi = np.maximum(0, d - height + 1), np.minimum(width - 1, d)
+        counts = c_hi - c_lo + 1
+        col = np.repeat(c_lo, counts) + np.arange(int(counts.sum())) - np.repeat(np.cumsum(counts) - counts, counts)
+        short: np.ndarray = (np.repeat(d, counts) - col) * width + col
+        return short
+    cols = np.arange(width, dtype=np.int64)
+    head = [(d - cols[: d + 1]) * width + cols[: d + 1] for d in range(width - 1)]
+    middle = np.arange(width - 1, height, dtype=np.int64)[:, None] * width + cols[None, :] * (1 - width)
+    tail = [(d - cols[d - height + 1:]) * width + cols[d - height + 1:] for d in range(height, height + width - 1)]
+    return np.concatenate([*head, middle.reshape(-1), *tail])

@@ -38,6 +38,7 @@ from .contract import (
     OperandName,
     TraceSet,
     WindowOperand,
+    antidiagonal_order,
     dense_block,
     dense_block_indices,
     dense_block_shape,
@@ -156,17 +157,25 @@ class _Stream:
         return self._profiles[key]
 
     def order(self, steps: int, used: int) -> tuple[np.ndarray, np.ndarray]:
-        """Permutation of a ``steps x used`` block into stream order and the fold row of each entry."""
+        """Permutation of a ``steps x used`` block into stream order (by fold row, then port) and the fold
+        row of each entry.
+
+        Without skew the rows are the steps (reversed when flipped); with skew, step ``s`` of lane ``l``
+        is in row ``s + l``, so stream order reads the block along anti-diagonals, lanes ascending.
+        """
         key = (steps, used)
         if key not in self._orders:
             t = self.timing
-            s = np.arange(steps)[:, None]
-            lane = np.arange(used)[None, :]
-            rows = t.start_step + (t.flip_steps - 1 - s if t.flip_steps else s) + (lane if t.skew else 0)
-            rows = np.broadcast_to(rows, (steps, used)).reshape(-1)
-            keys = rows * self.lanes + np.broadcast_to(lane, (steps, used)).reshape(-1)
-            perm = np.argsort(keys, kind="stable")
-            self._orders[key] = (perm, rows[perm])
+            if t.skew:
+                diagonal = antidiagonal_order(steps, used)
+                step, lane = np.divmod(diagonal, used)
+            else:
+                step, lane = np.divmod(np.arange(steps * used, dtype=np.int64), used)
+            if t.flip_steps:
+                step = steps - 1 - step
+            perm = step * used + lane
+            rows = t.start_step + (t.flip_steps - 1 - step if t.flip_steps else step) + (lane if t.skew else 0)
+            self._orders[key] = (perm, rows)
         return self._orders[key]
 
     def fold_elements(self, fold: int) -> tuple[np.ndarray, np.ndarray]:
@@ -292,10 +301,21 @@ class _Prefetches:
 
 
 def _line_table(fetch: np.ndarray, words_per_line: int) -> tuple[np.ndarray, np.ndarray, int]:
-    """Unique addresses of the fetch order and, per address, the lines holding it (padded with -1)."""
+    """Unique addresses of the fetch order and, per address, the lines holding it (padded with -1).
+
+    When the fetch order holds each address of one contiguous range once (a dense operand with no
+    reuse), the table is the line of each position, scattered by address: no sort.
+    """
     valid = fetch[fetch != NO_REQUEST]
     num_lines = valid.size // words_per_line + 1
     line = np.arange(valid.size, dtype=np.int64) // words_per_line
+    if valid.size:
+        lowest = int(valid.min())
+        span = int(valid.max()) - lowest + 1
+        if span == valid.size and bool((np.bincount(valid - lowest, minlength=span) == 1).all()):
+            table = np.empty((span, 1), dtype=np.int64)
+            table[valid - lowest, 0] = line
+            return np.arange(lowest, lowest + span, dtype=np.int64), table, num_lines
     order = np.lexsort((line, valid))
     addr_s, line_s = valid[order], line[order]
     keep = np.ones(addr_s.size, dtype=bool)
@@ -323,8 +343,9 @@ def _user_prefetches(stream: _Stream, fetch: np.ndarray, bw: int, latency: int, 
     shifts = 0
     event_rows: list[np.ndarray] = []
     event_counts: list[np.ndarray] = []
+    dense = uniq.size > 0 and int(uniq[-1]) - int(uniq[0]) + 1 == uniq.size
     for _, addr, rows in stream.folds():
-        lines = table[np.searchsorted(uniq, addr)]
+        lines = table[addr - uniq[0] if dense else np.searchsorted(uniq, addr)]
         pos = 0
         window = 1024
         while pos < addr.size:
@@ -334,9 +355,12 @@ def _user_prefetches(stream: _Stream, fetch: np.ndarray, bw: int, latency: int, 
             hi = unwrapped // step
             lo = -((active - 1 - unwrapped) // step)
             lo = np.where(sub < 0, _BIG, lo)
-            pick = np.argmin(lo, axis=1)
-            lo_e = lo[np.arange(sub.shape[0]), pick]
-            hi_e = hi[np.arange(sub.shape[0]), pick]
+            if lo.shape[1] == 1:
+                lo_e, hi_e = lo[:, 0], hi[:, 0]
+            else:
+                pick = np.argmin(lo, axis=1)
+                lo_e = lo[np.arange(sub.shape[0]), pick]
+                hi_e = hi[np.arange(sub.shape[0]), pick]
             seq = np.maximum.accumulate(np.maximum(lo_e, shifts))
             bad = np.flatnonzero(seq > hi_e)
             stop = int(bad[0]) if bad.size else seq.size

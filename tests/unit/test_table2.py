@@ -31,3 +31,21 @@ def test_table2_network_matches_scalesim(scalesim_data: Path, network: str) -> N
     difference = first_report_difference(network, results, scalesim_data / "table2" / network)
     assert difference is None, difference
     record_checked("Table 2 networks", f"{network} ({seconds:.1f} s, SCALE-Sim {entry['scalesim_seconds']} s)")
+
+
+USER_BW10 = SCALESIM_DATA / "user_bw10" / "runs.json"
+USER_NETWORKS = sorted(json.loads(USER_BW10.read_text())) if USER_BW10.is_file() else ["<no user_bw10 data>"]
+
+
+@pytest.mark.parametrize("network", USER_NETWORKS)
+def test_user_bandwidth_reports_match_scalesim(scalesim_data: Path, network: str) -> None:
+    """The Table-2 networks SCALE-Sim finished under USER bandwidth 10 (OS): all three reports, field by field."""
+    import dataclasses
+
+    entry = json.loads((scalesim_data / "user_bw10" / "runs.json").read_text())[network]
+    base = read_config(scalesim_data / "configs" / "scale.cfg").hardware
+    hardware = dataclasses.replace(base, bandwidth_mode="USER", dram_words_per_cycle=10)
+    results = simulate(read_topology(scalesim_data / entry["topology"]), hardware)
+    assert sum(r.total_cycles for r in results) == entry["total"]
+    assert sum(r.stall_cycles for r in results) == entry["stall_total"]
+    assert first_report_difference(network, results, scalesim_data / "user_bw10" / network) is None
