@@ -17,8 +17,9 @@ from __future__ import annotations
 import ast
 import functools
 import importlib
+import inspect
 import logging
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -111,18 +112,51 @@ def _class_stub(node: ast.ClassDef, lines: list[str]) -> str:
     return "\n".join(parts)
 
 
-def _inlined_import(node: ast.ImportFrom) -> str | None:
-    """``from .memory import A, B`` of constants becomes ``A = <value>`` lines (the skeleton stands alone)."""
-    if node.level != 1 or node.module in ("contract", "errors"):
+SHIPPED_MODULES = frozenset({"contract", "errors"})
+"""Reference modules a candidate gets as they are; relative imports of any other are inlined."""
+
+
+def top_level(source: str) -> list[tuple[ast.stmt, str]]:
+    """Every top-level statement of ``source`` with its text (a definition's decorators included)."""
+    lines = source.splitlines()
+    found = []
+    for node in parse(source).body:
+        first = node.decorator_list[0].lineno if isinstance(
+            node, ast.FunctionDef | ast.ClassDef | ast.AsyncFunctionDef) and node.decorator_list else node.lineno
+        found.append((node, _segment(lines, first, node.end_lineno or node.lineno)))
+    return found
+
+
+def stub_of(source: str, name: str) -> str:
+    """The stub (signature and docstring, ``...`` bodies) of the top-level function or class ``name``."""
+    lines = source.splitlines()
+    for node in parse(source).body:
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.name == name:
+            return _function_stub(node, lines)
+        if isinstance(node, ast.ClassDef) and node.name == name:
+            return _class_stub(node, lines)
+    raise SkeletonError(f"the code defines no top-level {name!r}")
+
+
+def inlined_import(node: ast.ImportFrom, keep: Collection[str] | None = None) -> str | None:
+    """``from .module import A, B`` of a reference module other than the shipped ones, inlined so the code
+    stands alone: constants as ``A = <value>``, functions and classes as their source.  ``keep`` limits
+    it to those names (``""`` when none is left); ``None`` when the import is not to be inlined."""
+    if node.level != 1 or node.module in SHIPPED_MODULES:
         return None
     module = importlib.import_module(f"reference_sim.{node.module}")
-    lines = []
+    parts = []
     for alias in node.names:
+        if keep is not None and (alias.asname or alias.name) not in keep:
+            continue
         value = getattr(module, alias.name)
-        if not isinstance(value, int | float | str | bool):
-            raise SkeletonError(f"cannot inline {alias.name} from reference_sim.{node.module}: not a constant")
-        lines.append(f"{alias.asname or alias.name} = {value!r}")
-    return "\n".join(lines)
+        if inspect.isfunction(value) or inspect.isclass(value):
+            parts.append(unit_source(inspect.getsource(module), alias.name))
+        elif isinstance(value, int | float | str | bool):
+            parts.append(f"{alias.asname or alias.name} = {value!r}")
+        else:
+            raise SkeletonError(f"cannot inline {alias.name} from reference_sim.{node.module}")
+    return "\n".join(parts)
 
 
 def derive_skeleton(role: str) -> Skeleton:
@@ -131,20 +165,16 @@ def derive_skeleton(role: str) -> Skeleton:
         raise SkeletonError(f"no skeleton for module {role!r} (modules: {', '.join(LITERAL_MODULES)})")
     module = importlib.import_module(LITERAL_MODULES[role])
     source = Path(module.__file__ or "").read_text(encoding="utf-8")
-    tree = parse(source)
     lines = source.splitlines()
     header: list[str] = []
     units: list[Unit] = []
-    for node in tree.body:
-        first = node.decorator_list[0].lineno if isinstance(
-            node, ast.FunctionDef | ast.ClassDef | ast.AsyncFunctionDef) and node.decorator_list else node.lineno
-        text = _segment(lines, first, node.end_lineno or node.lineno)
+    for node, text in top_level(source):
         if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
             units.append(Unit(node.name, "function", _function_stub(node, lines), text))
         elif isinstance(node, ast.ClassDef):
             units.append(Unit(node.name, "class", _class_stub(node, lines), text))
         elif isinstance(node, ast.ImportFrom):
-            header.append(_inlined_import(node) or text)
+            header.append(inlined_import(node) or text)
         else:
             header.append(text)
     if not units:
@@ -186,12 +216,9 @@ def assemble(role: str, written: Mapping[str, str], *, fill_from_reference: bool
 
 def unit_source(code: str, name: str) -> str:
     """The source of the top-level ``name`` in ``code`` (decorators included)."""
-    tree = parse(code)
-    lines = code.splitlines()
-    for node in tree.body:
+    for node, text in top_level(code):
         if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef) and node.name == name:
-            first = node.decorator_list[0].lineno if node.decorator_list else node.lineno
-            return _segment(lines, first, node.end_lineno or node.lineno)
+            return text
     raise SkeletonError(f"the code defines no top-level {name!r}")
 
 

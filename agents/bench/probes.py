@@ -40,7 +40,6 @@ import numpy as np
 
 from agents import skeleton
 from agents.harness import harness, probe, wire
-from agents.harness.rules import parse
 from agents.verifier import SHIPPED_CONTRACT, InProcessExecutor
 from reference_sim import contract as reference_contract
 from reference_sim import mapping as reference_mapping
@@ -49,7 +48,6 @@ from reference_sim.compare import values_equal
 
 from .suite import BenchTask, Suite
 
-SHIPPED = frozenset({"contract", "errors"})
 RESULTS_LIMIT_BYTES = 16 * 1024 * 1024
 
 
@@ -57,65 +55,34 @@ class ProbeError(ValueError):
     """A probe task's data cannot be turned into probes (names the task)."""
 
 
-def _inlined(node: ast.ImportFrom) -> str:
-    module = importlib.import_module(f"reference_sim.{node.module}")
-    text = inspect.getsource(module)
-    parts = []
-    for alias in node.names:
-        value = getattr(module, alias.name)
-        if inspect.isfunction(value) or inspect.isclass(value):
-            parts.append(skeleton.unit_source(text, alias.name))
-        elif isinstance(value, int | float | str | bool):
-            parts.append(f"{alias.asname or alias.name} = {value!r}")
-        else:
-            raise ProbeError(f"cannot inline {alias.name} from reference_sim.{node.module}")
-    return "\n\n\n".join(parts)
-
-
 def _used_names(nodes: Sequence[ast.stmt]) -> set[str]:
     return {n.id for node in nodes for n in ast.walk(node) if isinstance(n, ast.Name)}
 
 
 def _module(source: str, host: Sequence[str], replaced: Mapping[str, str]) -> str:
-    text = inspect.getsource(importlib.import_module(source))
-    lines = text.splitlines()
-    parts: list[str] = []
-    body = parse(text).body
-    kept = [n for n in body if not isinstance(n, ast.ImportFrom | ast.Import) and (
+    statements = skeleton.top_level(inspect.getsource(importlib.import_module(source)))
+    kept = [n for n, _ in statements if not isinstance(n, ast.ImportFrom | ast.Import) and (
         not isinstance(n, ast.FunctionDef | ast.ClassDef) or not host or n.name in host)]
     used = _used_names(kept)
-    for node in body:
-        first = node.decorator_list[0].lineno if isinstance(
-            node, ast.FunctionDef | ast.ClassDef) and node.decorator_list else node.lineno
-        segment = "\n".join(lines[first - 1:node.end_lineno or node.lineno])
+    parts: list[str] = []
+    for node, segment in statements:
         if isinstance(node, ast.FunctionDef | ast.ClassDef):
             if node.name in replaced:
                 parts.append(replaced[node.name].strip("\n"))
             elif not host or node.name in host:
                 parts.append(segment)
-        elif isinstance(node, ast.ImportFrom) and node.level == 1 and node.module not in SHIPPED:
-            node.names = [a for a in node.names if (a.asname or a.name) in used]
-            if node.names:
-                parts.append(_inlined(node))
+        elif isinstance(node, ast.ImportFrom) and (inlined := skeleton.inlined_import(node, keep=used)) is not None:
+            if inlined:
+                parts.append(inlined)
         else:
             parts.append(segment)
     return "\n\n\n".join(parts) + "\n"
 
 
-def _stub(source_text: str, name: str) -> str:
-    for node in parse(source_text).body:
-        if isinstance(node, ast.FunctionDef | ast.ClassDef) and node.name == name:
-            lines = source_text.splitlines()
-            if isinstance(node, ast.FunctionDef):
-                return skeleton._function_stub(node, lines)
-            return skeleton._class_stub(node, lines)
-    raise ProbeError(f"no {name} to stub")
-
-
 def stubbed_host(source: str, host: Sequence[str], targets: Sequence[str]) -> str:
     """What a probe task's model sees: the probed module with the task's units as signature and docstring."""
     text = inspect.getsource(importlib.import_module(source))
-    return _module(source, host, {name: _stub(text, name) for name in targets})
+    return _module(source, host, {name: skeleton.stub_of(text, name) for name in targets})
 
 
 def subject_module(task: BenchTask, code: str | None = None) -> str:
