@@ -87,8 +87,9 @@ def candidate_module(task: BenchTask, code: str) -> str:
     return skeleton.assemble(task.role, {task.unit: code}, fill_from_reference=True)
 
 
-def static_judgement(task: BenchTask, code: str) -> Judgement | None:
-    """Syntax, the names the task asked for, and the verifier's import rules (parsed, never run)."""
+def static_judgement(task: BenchTask, code: str, module: str) -> Judgement | None:
+    """Syntax, the names the task asked for, and the verifier's import rules (parsed, never run) of the
+    answer ``code`` and of the ``module`` it goes into."""
     try:
         tree = rules.parse(code)
     except SyntaxError as exc:
@@ -97,7 +98,6 @@ def static_judgement(task: BenchTask, code: str) -> Judgement | None:
     missing = [n for n in task.names if n not in defined]
     if missing:
         return Judgement(False, "interface", detail=f"the answer defines no {', '.join(missing)}")
-    module = candidate_module(task, code)
     if task.kind == "stage":
         problem = checks.static_problem(task.role, module)
         if problem is not None:
@@ -121,10 +121,10 @@ def _stage_judgement(found: verifier.StageEvidence | str | None) -> Judgement:
 
 
 def _run(suite: Suite, task: BenchTask, code: str, runner: Runner, visible: bool) -> Judgement:
-    static = static_judgement(task, code)
+    module = candidate_module(task, code)
+    static = static_judgement(task, code, module)
     if static is not None:
         return static
-    module = candidate_module(task, code)
     if task.kind == "stage":
         return _stage_judgement(checks.stage_evidence(task.role, module, runner.executor_for,
                                                       suite.workloads(task, visible=visible)))
@@ -134,7 +134,7 @@ def _run(suite: Suite, task: BenchTask, code: str, runner: Runner, visible: bool
         return document
     if document.get("refused"):
         return Judgement(False, "refused_import", "probe", f"the run-time guard refused: {document['refused'][0]}")
-    expected = probes.expected_results(suite, task, visible=visible)
+    expected = probes.expected_results(task, job, arrays)
     found = probes.compare_results(expected, document)
     if found is None:
         return PASSED

@@ -25,6 +25,7 @@ each over every case of the ``families`` and every layer of the suite.
 from __future__ import annotations
 
 import ast
+import hashlib
 import importlib
 import inspect
 import json
@@ -372,12 +373,19 @@ def _call_text(probe: Mapping[str, Any]) -> str:
     return text if len(text) <= 160 else text[:157] + "..."
 
 
-def expected_results(suite: Suite, task: BenchTask, *, visible: bool = False) -> dict[str, Any]:
-    """The reference solution's results on the task's probes (in this process: the reference is trusted)."""
-    job, arrays = probe_job(suite, task, visible=visible)
-    with subject_folder(subject_module(task)) as folder:
-        document = run_in_process(folder, job, arrays)
-    calls = {p["id"]: _call_text(p) for p in job["probes"]}
-    for entry in document["results"]:
-        entry["call"] = calls.get(entry["id"], "")
-    return document
+def expected_results(task: BenchTask, job: dict[str, Any], arrays: dict[str, np.ndarray]) -> dict[str, Any]:
+    """The reference solution's results on a probe job of the task (run in this process: the reference is
+    trusted), each entry naming its call.  Kept per task and job: every answer to a task is compared with
+    the same document."""
+    key = (task.digest, hashlib.sha256(json.dumps(job, sort_keys=True).encode()).hexdigest())
+    if key not in _EXPECTED:
+        with subject_folder(subject_module(task)) as folder:
+            document = run_in_process(folder, job, arrays)
+        calls = {p["id"]: _call_text(p) for p in job["probes"]}
+        for entry in document["results"]:
+            entry["call"] = calls.get(entry["id"], "")
+        _EXPECTED[key] = document
+    return _EXPECTED[key]
+
+
+_EXPECTED: dict[tuple[str, str], dict[str, Any]] = {}
