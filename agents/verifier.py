@@ -47,7 +47,7 @@ from reference_sim import engine
 from reference_sim.compare import first_figure_difference, first_trace_difference, values_equal
 from reference_sim.contract import Hardware, Layer, LayerMapping, MemoryResult, NetworkSchedule
 from reference_sim.errors import SimCoderError
-from sandbox.base import INPUTS_MOUNT, Outcome, Sandbox
+from sandbox.base import INPUTS_MOUNT, Outcome, RunResult, Sandbox
 
 logger = logging.getLogger(__name__)
 
@@ -327,6 +327,26 @@ def stage_inputs(inputs: Path, job: dict[str, Any], arrays: dict[str, np.ndarray
     (inputs / BOOT_FILE).write_text(boot_source(program))
 
 
+def run_staged(sandbox: Sandbox, candidate_dir: Path, job: dict[str, Any], arrays: dict[str, np.ndarray], *,
+               timeout_s: float | None, workdir: Path | None, job_file: str = harness.JOB_FILE,
+               program: str = "harness") -> tuple[RunResult, Path, Callable[[], None]]:
+    """One sandbox run of a program of ours (``program``, see :func:`stage_inputs`) over the candidate:
+    the run's result, its output folder and the cleanup that removes both staging folders."""
+    base = Path(tempfile.mkdtemp(prefix="simcoder-verify-", dir=workdir))
+    inputs, out = base / "inputs", base / "out"
+
+    def cleanup() -> None:
+        shutil.rmtree(base, ignore_errors=True)
+
+    try:
+        stage_inputs(inputs, job, arrays, job_file=job_file, program=program)
+        result = sandbox.run(candidate_dir, inputs, out, list(HARNESS_COMMAND), timeout_s=timeout_s)
+    except BaseException:
+        cleanup()
+        raise
+    return result, out, cleanup
+
+
 class SandboxExecutor:
     """Runs each job in one sandbox run: the harness over the candidate folder."""
 
@@ -347,19 +367,8 @@ class SandboxExecutor:
 
     def run(self, job: dict[str, Any], arrays: dict[str, np.ndarray]) -> Execution:
         start = time.perf_counter()
-        base = Path(tempfile.mkdtemp(prefix="simcoder-verify-", dir=self.workdir))
-        inputs, out = base / "inputs", base / "out"
-
-        def cleanup() -> None:
-            shutil.rmtree(base, ignore_errors=True)
-
-        try:
-            stage_inputs(inputs, {**job, "workers": self.workers}, arrays)
-            result = self.sandbox.run(self._candidate_dir, inputs, out, list(HARNESS_COMMAND),
-                                      timeout_s=self.timeout_s)
-        except BaseException:
-            cleanup()
-            raise
+        result, out, cleanup = run_staged(self.sandbox, self._candidate_dir, {**job, "workers": self.workers}, arrays,
+                                          timeout_s=self.timeout_s, workdir=self.workdir)
         tails: dict[str, Any] = {"stdout_tail": result.stdout[-TAIL_CHARS:], "stderr_tail": result.stderr[-TAIL_CHARS:]}
         if not result.passed:
             return Execution(result.outcome, result.message, time.perf_counter() - start, cleanup=cleanup, **tails)

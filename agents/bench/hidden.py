@@ -10,8 +10,6 @@ is what a repair loop may show the model: the same checks on the visible part on
 from __future__ import annotations
 
 import ast
-import shutil
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -60,12 +58,10 @@ class Runner:
         with probes.subject_folder(code, self.workdir) as folder:
             if self.sandbox is None:
                 return probes.run_in_process(folder, job, arrays)
-            base = Path(tempfile.mkdtemp(prefix="simcoder-probe-run-", dir=self.workdir))
+            result, out, cleanup = verifier.run_staged(self.sandbox, folder, job, arrays, timeout_s=self.timeout_s,
+                                                       workdir=self.workdir, job_file=probe.PROBE_FILE,
+                                                       program="probe")
             try:
-                inputs, out = base / "inputs", base / "out"
-                verifier.stage_inputs(inputs, job, arrays, job_file=probe.PROBE_FILE, program="probe")
-                result = self.sandbox.run(folder, inputs, out, list(verifier.HARNESS_COMMAND),
-                                          timeout_s=self.timeout_s)
                 if result.outcome is Outcome.TIMED_OUT:
                     return Judgement(False, "timeout", "probe", result.message)
                 if not result.passed:
@@ -75,7 +71,7 @@ class Runner:
                     return Judgement(False, "crash", "probe", document)
                 return document
             finally:
-                shutil.rmtree(base, ignore_errors=True)
+                cleanup()
 
 
 def candidate_module(task: BenchTask, code: str) -> str:
