@@ -22,6 +22,7 @@ import resource
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from types import FrameType
@@ -271,51 +272,50 @@ def _worker(conn: Connection, task_id: str, codes: list[str], golden: bool) -> N
     conn.close()
 
 
-def golden_run(task: BenchTask, deadline_s: float = DEFAULT_DEADLINE_S) -> tuple[hidden.Judgement, set[int]]:
-    """The reference solution against its tests, in a worker, and the solution lines the tests execute."""
+@contextmanager
+def _worker_process(task: BenchTask, codes: list[str], golden: bool) -> Iterator[Connection]:
+    """A forked :func:`_worker` and the end of the pipe its results arrive on; killed when done with."""
     context = multiprocessing.get_context("fork")
     parent, child = context.Pipe(duplex=False)
-    process = context.Process(target=_worker, args=(child, task.id, [], True), daemon=True)
+    process = context.Process(target=_worker, args=(child, task.id, codes, golden), daemon=True)
     process.start()
     child.close()
     try:
-        if not parent.poll(deadline_s * 4):
-            return hidden.Judgement(False, "timeout", detail="the golden run did not finish"), set()
-        found: tuple[hidden.Judgement, set[int]] = parent.recv()
-        return found
-    except EOFError:
-        return hidden.Judgement(False, "crash", detail="the worker died"), set()
+        yield parent
     finally:
         process.kill()
         process.join()
         parent.close()
 
 
+def golden_run(task: BenchTask, deadline_s: float = DEFAULT_DEADLINE_S) -> tuple[hidden.Judgement, set[int]]:
+    """The reference solution against its tests, in a worker, and the solution lines the tests execute."""
+    with _worker_process(task, [], golden=True) as results:
+        try:
+            if not results.poll(deadline_s * 4):
+                return hidden.Judgement(False, "timeout", detail="the golden run did not finish"), set()
+            found: tuple[hidden.Judgement, set[int]] = results.recv()
+            return found
+        except EOFError:
+            return hidden.Judgement(False, "crash", detail="the worker died"), set()
+
+
 def _judge_all(task: BenchTask, codes: list[str], deadline_s: float) -> list[hidden.Judgement]:
     """Judge ``codes`` in a worker process; one that runs past ``deadline_s`` is a ``timeout`` (and the
     worker is replaced)."""
-    context = multiprocessing.get_context("fork")
-    results: list[hidden.Judgement] = []
-    while len(results) < len(codes):
-        parent, child = context.Pipe(duplex=False)
-        process = context.Process(target=_worker, args=(child, task.id, codes[len(results):], False), daemon=True)
-        process.start()
-        child.close()
-        try:
-            while len(results) < len(codes):
-                if not parent.poll(deadline_s):
-                    results.append(hidden.Judgement(False, "timeout", detail=f"ran past {deadline_s:.0f} s"))
+    judged: list[hidden.Judgement] = []
+    while len(judged) < len(codes):
+        with _worker_process(task, codes[len(judged):], golden=False) as results:
+            while len(judged) < len(codes):
+                if not results.poll(deadline_s):
+                    judged.append(hidden.Judgement(False, "timeout", detail=f"ran past {deadline_s:.0f} s"))
                     break
                 try:
-                    results.append(parent.recv())
+                    judged.append(results.recv())
                 except EOFError:
-                    results.append(hidden.Judgement(False, "crash", detail="the worker died"))
+                    judged.append(hidden.Judgement(False, "crash", detail="the worker died"))
                     break
-        finally:
-            process.kill()
-            process.join()
-            parent.close()
-    return results
+    return judged
 
 
 def check_task(task: BenchTask, per_task: int = DEFAULT_PER_TASK,
