@@ -292,12 +292,13 @@ def load_suite(directory: Path = TASKS_DIR) -> Suite:
     return Suite(tuple(tasks), families, layers)
 
 
-def _example_defs() -> dict[str, str]:
-    found: dict[str, str] = {}
-    texts = [p.read_text(encoding="utf-8") for d in PROMPT_EXAMPLES for p in sorted(d.rglob("*")) if p.is_file()]
-    for text in texts:
-        blocks = [text] if not text.lstrip().startswith(("#", "Example")) and "```" not in text else \
-            [b.split("\n", 1)[1] if "\n" in b else "" for b in text.split("```")[1::2]]
+def _example_defs() -> set[str]:
+    """The AST dump of every function and class in the in-context examples: Python files whole, the
+    fenced blocks of the others."""
+    found: set[str] = set()
+    for path in sorted(p for d in PROMPT_EXAMPLES for p in d.rglob("*") if p.is_file()):
+        text = path.read_text(encoding="utf-8")
+        blocks = [text] if path.suffix == ".py" else [b.partition("\n")[2] for b in text.split("```")[1::2]]
         for block in blocks:
             try:
                 tree = ast.parse(block)
@@ -305,7 +306,7 @@ def _example_defs() -> dict[str, str]:
                 continue
             for node in ast.walk(tree):
                 if isinstance(node, ast.FunctionDef | ast.ClassDef):
-                    found[ast.dump(node, include_attributes=False)] = node.name
+                    found.add(ast.dump(node, include_attributes=False))
     return found
 
 

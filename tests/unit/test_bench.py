@@ -31,15 +31,17 @@ def test_the_suite_is_big_enough_and_has_no_duplicates_or_leaked_solutions() -> 
     assert all(counts[g] >= 15 for g in ("mapping", "network", "memory", "spec", "function", "class", "module"))
 
 
-def test_suite_problems_names_a_duplicate_and_a_leaked_solution(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_suite_problems_names_a_duplicate_and_a_leaked_solution(monkeypatch: pytest.MonkeyPatch,
+                                                                 tmp_path: Path) -> None:
     first = SUITE.tasks[0]
     twin = BenchTask(**{**first.__dict__, "id": first.id + ".twin"})
     small = type(SUITE)((*SUITE.tasks, twin), SUITE.families, SUITE.layers)
     assert any("share a signature and description" in p for p in suite_problems(small))
-    monkeypatch.setattr("agents.bench.suite._example_defs", lambda: {
-        __import__("ast").dump(__import__("ast").parse(task("spec._fields").solution).body[0],
-                               include_attributes=False): "_fields"})
-    assert any("spec._fields" in p and "ICL example" in p for p in suite_problems(SUITE))
+    (tmp_path / "example.md").write_text(f"#### Example\n\n```python\n{task('spec._fields').solution}\n```\n")
+    (tmp_path / "toy.py").write_text("# a toy module\n\n" + task("spec.folder_name_problem").solution)
+    monkeypatch.setattr("agents.bench.suite.PROMPT_EXAMPLES", (tmp_path,))
+    leaked = [p for p in suite_problems(SUITE) if "ICL example" in p]
+    assert any("spec._fields:" in p for p in leaked) and any("spec.folder_name_problem:" in p for p in leaked)
 
 
 def test_function_level_stage_tasks_are_the_planners_units() -> None:
