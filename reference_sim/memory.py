@@ -166,14 +166,11 @@ class _Stream:
         key = (steps, used)
         if key not in self._orders:
             t = self.timing
-            if t.skew:
-                diagonal = antidiagonal_order(steps, used)
-                step, lane = np.divmod(diagonal, used)
-            else:
-                step, lane = np.divmod(np.arange(steps * used, dtype=np.int64), used)
+            perm = antidiagonal_order(steps, used) if t.skew else np.arange(steps * used, dtype=np.int64)
+            step, lane = np.divmod(perm, used)
             if t.flip_steps:
                 step = steps - 1 - step
-            perm = step * used + lane
+                perm = step * used + lane
             rows = t.start_step + (t.flip_steps - 1 - step if t.flip_steps else step) + (lane if t.skew else 0)
             self._orders[key] = (perm, rows)
         return self._orders[key]
