@@ -108,6 +108,14 @@ def test_a_probe_answer_that_raises_where_the_reference_raises_a_value_error_mus
     assert "expected ValueError, got RuntimeError" in verdict.detail
 
 
+def test_an_input_error_must_name_the_line_the_reference_names() -> None:
+    t = task("spec._parse_int")
+    wrong = t.solution.replace("line=number, field=column) from None", "line=number + 1, field=column) from None")
+    verdict = hidden.judge(SUITE, t, wrong, RUNNER)
+    assert (verdict.failure, verdict.stage) == ("wrong", "probe")
+    assert "should name line 5, got 6" in verdict.detail
+
+
 def test_the_visible_part_is_smaller_than_the_hidden_tests() -> None:
     t = task("spec.parse_topology_conv")
     assert len(probes.probe_job(SUITE, t, visible=True)[0]["probes"]) == 1
@@ -254,9 +262,11 @@ def test_other_settings_in_the_same_folder_are_refused(tmp_path: Path) -> None:
     assert cli.main([*_args(tmp_path), "--strategy", "cot"], model_factory=_factory([]), runner=RUNNER) == 2
 
 
-def test_k_above_samples_is_refused(tmp_path: Path) -> None:
+def test_k_above_samples_is_refused_before_any_sample_runs(tmp_path: Path) -> None:
+    calls: list[tuple[str, int]] = []
     assert cli.main([*_args(tmp_path)[:-4], "--k", "1,5", "--out", str(tmp_path / "r")],
-                    model_factory=_factory([]), runner=RUNNER) == 2
+                    model_factory=_factory(calls), runner=RUNNER) == 2
+    assert calls == [] and not (tmp_path / "r").exists()
 
 
 def test_a_crash_in_the_judge_or_the_model_is_a_failed_sample_not_a_crashed_benchmark(tmp_path: Path) -> None:
