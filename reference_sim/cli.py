@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from .contract import Hardware, Layer
-from .engine import LayerResult, simulate
+from .engine import DEFAULT_MAX_REQUESTS, MAX_REQUESTS_ENV, LayerResult, parse_max_requests, simulate
 from .errors import InputError, SimulationError
 from .progress import ProgressBar
 from .reports import output_folder, summary_table, write_reports, write_traces
@@ -27,7 +27,7 @@ USAGE_EXAMPLES = """examples:
 
 
 def _run(layers: list[Layer], hardware: Hardware, out_root: Path, names: tuple[str, ...], traces: str, label: str,
-         quiet: bool) -> list[LayerResult]:
+         quiet: bool, limit: int | None = None) -> list[LayerResult]:
     """Simulate and write reports to ``out_root/names...`` (traces in its ``layerN`` folders)."""
     out_dir = output_folder(out_root, *names)
     progress = ProgressBar(label, unit="layers")
@@ -39,7 +39,7 @@ def _run(layers: list[Layer], hardware: Hardware, out_root: Path, names: tuple[s
                          csv=traces in ("csv", "both"), binary=traces in ("npz", "both"))
         progress(result.index + 1, len(layers), result.name)
 
-    results = simulate(layers, hardware, traces=want_traces, on_layer=on_layer, keep_traces=False)
+    results = simulate(layers, hardware, traces=want_traces, on_layer=on_layer, keep_traces=False, limit=limit)
     write_reports(results, out_dir)
     if not quiet:
         print(summary_table(results))
@@ -67,7 +67,18 @@ def _run_parser() -> argparse.ArgumentParser:
     parser.add_argument("--traces", choices=("none", "csv", "npz", "both"), default="none",
                         help="also write per-layer traces: SCALE-Sim CSVs, binary npz, or both")
     parser.add_argument("-q", "--quiet", action="store_true", help="no summary table")
+    parser.add_argument("--max-requests", type=max_requests_argument, default=None, metavar="N",
+                        help=f"refuse a layer estimated above N requests (e.g. 5e9; default ${MAX_REQUESTS_ENV} "
+                             f"or {DEFAULT_MAX_REQUESTS:.0e})")
     return parser
+
+
+def max_requests_argument(text: str) -> int:
+    """``--max-requests`` as argparse reads it; a bad value is a usage error (exit code 2)."""
+    try:
+        return parse_max_requests(text, "--max-requests")
+    except InputError as exc:
+        raise argparse.ArgumentTypeError(exc.message) from None
 
 
 def _convert_parser() -> argparse.ArgumentParser:
@@ -124,7 +135,8 @@ def _simulate(argv: Sequence[str]) -> int:
             raise InputError(args.arch, "the spec has no workloads to run", field="workloads")
         hardware = spec.hardware()
         for name in names:
-            _run(loaded.workload(name), hardware, out, (spec.name, name), args.traces, name, args.quiet)
+            _run(loaded.workload(name), hardware, out, (spec.name, name), args.traces, name, args.quiet,
+                 args.max_requests)
         return 0
     if not args.config:
         parser.error("give -c CFG (with -t TOPOLOGY) or --arch SPEC")
@@ -133,7 +145,7 @@ def _simulate(argv: Sequence[str]) -> int:
     if topology is None:
         parser.error("give -t TOPOLOGY (the config names none)")
     layers = read_topology(topology, args.input_type)
-    _run(layers, cfg.hardware, out, (cfg.run_name,), args.traces, Path(topology).stem, args.quiet)
+    _run(layers, cfg.hardware, out, (cfg.run_name,), args.traces, Path(topology).stem, args.quiet, args.max_requests)
     return 0
 
 

@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 import numpy as np
+from numpy.lib.stride_tricks import as_strided
 
 Dataflow = Literal["os", "ws", "is"]
 """Output, weight or input stationary."""
@@ -398,6 +399,10 @@ def layer_demand(mapping: LayerMapping, network: NetworkSchedule, name: OperandN
     )
 
 
+_FILL_CHUNK_ENTRIES = 1 << 20
+"""Entries whose addresses :func:`prefetch_order` computes at a time (bounds its temporaries)."""
+
+
 def prefetch_order(mapping: LayerMapping, name: OperandName) -> np.ndarray:
     """The USER-mode DRAM fetch order of a read operand: addresses with ``-1`` padding, flattened.
 
@@ -411,7 +416,7 @@ def prefetch_order(mapping: LayerMapping, name: OperandName) -> np.ndarray:
     lane_len, step_len = (n_rows, n_cols) if tiling.lane_axis == "row" else (n_cols, n_rows)
     lanes = tiling.lanes
     n_blocks = math.ceil(lane_len / lanes)
-    stacked = np.full((n_blocks, step_len, lanes), NO_REQUEST, dtype=np.int64)
+    stacked = np.empty((n_blocks, step_len, lanes), dtype=np.int64)
     steps = np.arange(step_len, dtype=np.int64)[None, :, None]
 
     def fill(blocks: slice, lane_index: np.ndarray) -> None:
@@ -419,12 +424,37 @@ def prefetch_order(mapping: LayerMapping, name: OperandName) -> np.ndarray:
         stacked[blocks, :, : lane_index.shape[-1]] = addr
 
     full, rest = divmod(lane_len, lanes)
-    if full:
-        fill(slice(0, full), np.arange(full * lanes, dtype=np.int64).reshape(full, 1, lanes))
+    per_chunk = max(1, _FILL_CHUNK_ENTRIES // max(1, step_len * lanes))
+    for first in range(0, full, per_chunk):
+        last = min(full, first + per_chunk)
+        fill(slice(first, last), np.arange(first * lanes, last * lanes, dtype=np.int64).reshape(last - first, 1, lanes))
     if rest:
         fill(slice(full, full + 1), full * lanes + np.arange(rest, dtype=np.int64).reshape(1, 1, rest))
+        stacked[full, :, rest:] = NO_REQUEST
     flat = stacked.reshape(-1)
-    return flat[antidiagonal_order(n_blocks * step_len, lanes)] if tiling.prefetch_rollout else flat
+    return read_antidiagonals(flat, n_blocks * step_len, lanes) if tiling.prefetch_rollout else flat
+
+
+def read_antidiagonals(flat: np.ndarray, height: int, width: int) -> np.ndarray:
+    """``flat[antidiagonal_order(height, width)]`` for a contiguous ``flat``; the full-width diagonals of a
+    tall matrix are copied through a strided view (entry ``c`` of diagonal ``d`` is row ``d - c``,
+    column ``c``), so no index array as large as the matrix is built."""
+    if height < width or width == 1:
+        gathered: np.ndarray = flat[antidiagonal_order(height, width)]
+        return gathered
+    matrix = np.ascontiguousarray(flat).reshape(height, width)
+    out = np.empty(height * width, dtype=flat.dtype)
+    cols = np.arange(width, dtype=np.int64)
+    head = np.concatenate([(d - cols[: d + 1]) * width + cols[: d + 1] for d in range(width - 1)])
+    out[: head.size] = flat[head]
+    row_stride, col_stride = matrix.strides
+    middle = as_strided(matrix[width - 1 :], shape=(height - width + 1, width),
+                        strides=(row_stride, col_stride - row_stride), writeable=False)
+    np.copyto(out[head.size : head.size + middle.size].reshape(-1, width), middle)
+    tail = np.concatenate([(d - cols[d - height + 1:]) * width + cols[d - height + 1:]
+                           for d in range(height, height + width - 1)])
+    out[head.size + middle.size :] = flat[tail]
+    return out
 
 
 def antidiagonal_order(height: int, width: int) -> np.ndarray:
@@ -432,6 +462,8 @@ def antidiagonal_order(height: int, width: int) -> np.ndarray:
 
     Diagonal ``d`` holds the entries with ``row + col == d``; within it, rows descend.
     """
+    if height == 1 or width == 1:
+        return np.arange(height * width, dtype=np.int64)
     if height < width:
         d = np.arange(height + width - 1, dtype=np.int64)
         c_lo, c_hi = np.maximum(0, d - height + 1), np.minimum(width - 1, d)

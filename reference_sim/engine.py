@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from types import ModuleType
@@ -11,6 +13,12 @@ from . import mapping as reference_mapping
 from . import memory as reference_memory
 from . import network as reference_network
 from .contract import OPERANDS, Hardware, Layer, LayerMapping, MemoryResult, NetworkSchedule, OperandName, TraceSet
+from .errors import InputError, WorkLimitError
+
+MAX_REQUESTS_ENV = "SIMCODER_MAX_REQUESTS"
+DEFAULT_MAX_REQUESTS = 2_000_000_000
+"""Requests a layer may take (:func:`reference_sim.memory.estimate_requests`): a few minutes of work at most."""
+RAISE_LIMIT = f"raise it with --max-requests N or {MAX_REQUESTS_ENV}=N"
 
 
 class MappingModule(Protocol):
@@ -82,10 +90,63 @@ class LayerResult:
         return row
 
 
+def parse_max_requests(text: str, source: str) -> int:
+    """A request limit written as an integer (``2000000000``, ``2_000_000_000``) or in e-notation (``2e9``)."""
+    try:
+        value = float(text.strip().replace("_", "")) if text.strip() else -1.0
+    except ValueError:
+        value = -1.0
+    if not math.isfinite(value) or value < 1 or value != int(value):
+        raise InputError(source, f"must be a positive whole number of requests such as 2e9, got {text!r}")
+    return int(value)
+
+
+def max_requests(limit: int | None = None) -> int:
+    """``limit`` if given, else ``$SIMCODER_MAX_REQUESTS``, else :data:`DEFAULT_MAX_REQUESTS`."""
+    if limit is not None:
+        return limit
+    text = os.environ.get(MAX_REQUESTS_ENV)
+    return DEFAULT_MAX_REQUESTS if text is None else parse_max_requests(text, MAX_REQUESTS_ENV)
+
+
+FOLD_REQUESTS = 1000
+"""What one fold costs a memory module that does not estimate its own work, counted in requests."""
+
+
+def estimate_requests(layer: Layer, hardware: Hardware, memory: MemoryModule | ModuleType = reference_memory, *,
+                      traces: bool = False) -> int:
+    """About how many requests ``memory`` walks for ``layer``: its own ``estimate_requests`` if it has one,
+    else every request of the three operands plus :data:`FOLD_REQUESTS` per fold."""
+    own = getattr(memory, "estimate_requests", None)
+    if own is not None:
+        return int(own(layer, hardware, traces=traces))
+    m, n, k = layer.ofmap_pixels, layer.num_filters, layer.window
+    spatial_rows, spatial_cols, temporal = {"os": (m, n, k), "ws": (k, n, m), "is": (k, m, n)}[hardware.dataflow]
+    row_folds = -(-spatial_rows // hardware.array_rows)
+    col_folds = -(-spatial_cols // hardware.array_cols)
+    streamed = temporal * (spatial_rows * col_folds + spatial_cols * row_folds)
+    return row_folds * col_folds * FOLD_REQUESTS + streamed + spatial_rows * spatial_cols
+
+
+def check_work(layer: Layer, hardware: Hardware, modules: Modules = REFERENCE, *, index: int = 0,
+               traces: bool = False, limit: int | None = None) -> None:
+    """Refuse, with :class:`~reference_sim.errors.WorkLimitError`, a layer estimated above the request limit."""
+    allowed = max_requests(limit)
+    estimate = estimate_requests(layer, hardware, modules.memory, traces=traces)
+    if estimate > allowed:
+        raise WorkLimitError(layer.name, index, estimate, allowed, how_to_raise=RAISE_LIMIT)
+
+
 def simulate_layer(
-    layer: Layer, hardware: Hardware, modules: Modules = REFERENCE, *, index: int = 0, traces: bool = False
+    layer: Layer, hardware: Hardware, modules: Modules = REFERENCE, *, index: int = 0, traces: bool = False,
+    limit: int | None = None,
 ) -> LayerResult:
-    """Simulate one layer: mapping, then network, then memory."""
+    """Simulate one layer: mapping, then network, then memory.
+
+    A layer estimated above the request limit (``limit``, ``$SIMCODER_MAX_REQUESTS`` or
+    :data:`DEFAULT_MAX_REQUESTS`) is refused with :class:`~reference_sim.errors.WorkLimitError` first.
+    """
+    check_work(layer, hardware, modules, index=index, traces=traces, limit=limit)
     mapped = modules.mapping.map_layer(layer, hardware)
     scheduled = modules.network.schedule(mapped, hardware)
     memory = modules.memory.simulate(mapped, scheduled, hardware, traces=traces)
@@ -121,15 +182,32 @@ def simulate(
     traces: bool = False,
     on_layer: Callable[[LayerResult], None] | None = None,
     keep_traces: bool = True,
+    limit: int | None = None,
 ) -> list[LayerResult]:
     """Simulate a topology layer by layer.
 
     ``on_layer`` sees each result (with its traces) as soon as it is ready; with
-    ``keep_traces=False`` the returned results drop their traces so memory stays flat.
+    ``keep_traces=False`` the returned results drop their traces so memory stays flat.  With the
+    reference modules and traces off, a layer of the same shape as an earlier one (all fields but
+    the name) reuses its result, which is the same by construction.  Every layer
+    is checked against the request limit (see :func:`simulate_layer`) before the first one runs.
     """
-    results = []
+    layers = list(layers)
+    allowed = max_requests(limit)
     for index, layer in enumerate(layers):
-        result = simulate_layer(layer, hardware, modules, index=index, traces=traces)
+        check_work(layer, hardware, modules, index=index, traces=traces, limit=allowed)
+    results = []
+    done: dict[Layer, LayerResult] = {}
+    for index, layer in enumerate(layers):
+        shape = replace(layer, name="")
+        reuse = modules is REFERENCE and not traces
+        earlier = done.get(shape) if reuse else None
+        if earlier is not None:
+            result = replace(earlier, index=index, name=layer.name)
+        else:
+            result = simulate_layer(layer, hardware, modules, index=index, traces=traces, limit=allowed)
+            if reuse:
+                done[shape] = result
         if on_layer is not None:
             on_layer(result)
         results.append(result if keep_traces else replace(result, traces=None))

@@ -28,4 +28,25 @@ class InputError(SimCoderError, ValueError):
 
 
 class SimulationError(SimCoderError, RuntimeError):
-    """The configuration drives SCALE-Sim v2's memory model into a state where SCALE-Sim itself fails."""
+    """The configuration drives SCALE-Sim v2's memory model into a state where SCALE-Sim itself fails,
+    or (:class:`WorkLimitError`) a layer is too big to simulate under the work limit."""
+
+
+class WorkLimitError(SimulationError):
+    """A layer would take more work than the limit allows; refused before any of it is done (exit code 1)."""
+
+    def __init__(self, layer: str, index: int, estimate: int, limit: int, *, how_to_raise: str):
+        self.layer = layer
+        self.index = index
+        self.estimate = estimate
+        self.limit = limit
+        times = estimate / limit
+        over = f"{times:,.0f}x" if times >= 10 else f"{times:.1f}x"
+        super().__init__(f"layer {index} ({layer!r}): about {_short(estimate)} requests, {over} the limit of "
+                         f"{_short(limit)}; {how_to_raise}")
+
+
+def _short(count: int) -> str:
+    """``3.1e12`` for 3,081,000,000,000."""
+    mantissa, exponent = f"{count:.1e}".split("e")
+    return f"{mantissa}e{int(exponent)}"

@@ -6,8 +6,9 @@ steps), computed without walking cycles:
 * stalls change only in rows where a read buffer prefetches (USER bandwidth) or the ofmap buffer
   fills up while draining, so :func:`_service` jumps from event to event, and the ofmap buffer's
   drains are found by arithmetic on cumulative request counts;
-* USER-mode prefetches come from one vectorised pass over the demand that tracks the window of
-  buffer lines (:func:`_user_prefetches`);
+* USER-mode prefetches come from checking the demand against the window of buffer lines a chunk
+  at a time; a miss moves the window straight to the first shift that holds the address, found
+  from per-address line bookkeeping instead of a search over every line (:func:`_prefetch_events`);
 * CALC-mode DRAM reads are distinct addresses per epoch of half a buffer.  Where no address repeats
   across operand entries, epochs follow from fold sizes alone (:func:`_epochs_from_blocks`); for an
   output-stationary ifmap, from runs of channels, one per (pixel, filter tap)
@@ -20,9 +21,11 @@ Traces are built only when asked.
 from __future__ import annotations
 
 import bisect
+import itertools
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -31,6 +34,7 @@ from .contract import (
     OPERANDS,
     READ_OPERANDS,
     Hardware,
+    Layer,
     LayerMapping,
     MemoryResult,
     NetworkSchedule,
@@ -38,6 +42,7 @@ from .contract import (
     OperandName,
     TraceSet,
     WindowOperand,
+    _axis_lengths,
     antidiagonal_order,
     dense_block,
     dense_block_indices,
@@ -51,7 +56,8 @@ ACTIVE_FRACTION = 0.5
 ESTIMATE_SETS_PER_HALF = 50
 PARTS_PER_BUFFER = 100
 """A buffer is cut into this many lines (USER prefetch window) or sets (CALC read estimate)."""
-_BIG = np.iinfo(np.int64).max // 4
+_CHUNK_ENTRIES = 1 << 21
+"""Operand entries handled at once when a CALC pass walks a fold block: a bigger block goes in chunks of rows."""
 
 
 @dataclass(frozen=True)
@@ -83,7 +89,6 @@ class _Stream:
         self.row_folds, self.col_folds = mapping.fold_order
         self.num_folds = int(self.row_folds.size)
         self._orders: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
-        self._profiles: dict[tuple[int, int], np.ndarray] = {}
         self._cumulative: dict[tuple[int, int], np.ndarray] = {}
         self._shapes: np.ndarray | None = None
         self._busy: tuple[int, int] | None = None
@@ -103,7 +108,7 @@ class _Stream:
         """Entries in rows ``0..r`` of a ``steps x used`` fold block, for every ``r``."""
         key = (steps, used)
         if key not in self._cumulative:
-            self._cumulative[key] = np.cumsum(self.row_profile(steps, used))
+            self._cumulative[key] = np.cumsum(self.row_profile(steps, used), dtype=np.int64)
         return self._cumulative[key]
 
     def shapes(self) -> np.ndarray:
@@ -136,25 +141,26 @@ class _Stream:
         return sizes
 
     def row_profile(self, steps: int, used: int) -> np.ndarray:
-        """Entries in each row of a ``steps x used`` fold block (every entry counted as a request)."""
-        key = (steps, used)
-        if key not in self._profiles:
-            t = self.timing
-            r = np.arange(self.fold_cycles) - t.start_step
+        """Entries in each row of a ``steps x used`` fold block (every entry counted as a request).
+
+        Not kept: a fold can last millions of rows; :meth:`row_cumulative` keeps the running sum.
+        """
+        t = self.timing
+        small = self.fold_cycles + t.start_step + t.flip_steps + steps + used < 2**31
+        r: np.ndarray = np.arange(self.fold_cycles, dtype=np.int32 if small else np.int64) - t.start_step
+        if t.flip_steps:
+            r = t.flip_steps - 1 - r if not t.skew else r
+        if t.skew:
             if t.flip_steps:
-                r = t.flip_steps - 1 - r if not t.skew else r
-            if t.skew:
-                if t.flip_steps:
-                    lo = np.maximum(0, r - (t.flip_steps - 1))
-                    hi = np.minimum(used - 1, r - (t.flip_steps - steps))
-                else:
-                    lo = np.maximum(0, r - steps + 1)
-                    hi = np.minimum(used - 1, r)
-                counts = np.maximum(0, hi - lo + 1)
+                lo = np.maximum(0, r - (t.flip_steps - 1))
+                hi = np.minimum(used - 1, r - (t.flip_steps - steps))
             else:
-                counts = np.where((r >= 0) & (r < steps), used, 0)
-            self._profiles[key] = counts.astype(np.int64)
-        return self._profiles[key]
+                lo = np.maximum(0, r - steps + 1)
+                hi = np.minimum(used - 1, r)
+            counts: np.ndarray = np.maximum(0, hi - lo + 1)
+        else:
+            counts = np.where((r >= 0) & (r < steps), used, 0).astype(r.dtype)
+        return counts
 
     def order(self, steps: int, used: int) -> tuple[np.ndarray, np.ndarray]:
         """Permutation of a ``steps x used`` block into stream order (by fold row, then port) and the fold
@@ -167,6 +173,11 @@ class _Stream:
         if key not in self._orders:
             t = self.timing
             perm = antidiagonal_order(steps, used) if t.skew else np.arange(steps * used, dtype=np.int64)
+            if t.skew and not t.flip_steps:
+                diagonal = np.arange(steps + used - 1, dtype=np.int64)
+                per_row = np.minimum(np.minimum(diagonal + 1, steps + used - 1 - diagonal), min(steps, used))
+                self._orders[key] = (perm, np.repeat(diagonal + t.start_step, per_row))
+                return self._orders[key]
             step, lane = np.divmod(perm, used)
             if t.flip_steps:
                 step = steps - 1 - step
@@ -184,6 +195,91 @@ class _Stream:
         if valid.all():
             return addr, rows
         return addr[valid], rows[valid]
+
+    def chunk_rows(self, fold: int) -> tuple[int, int, int]:
+        """First fold row with an entry, one past the last, and the rows per chunk of ``fold``.
+
+        A fold block of at most ``_CHUNK_ENTRIES`` entries is one chunk; a bigger one is cut into
+        runs of whole fold rows of about ``_CHUNK_ENTRIES`` entries each.
+        """
+        steps, used = (int(v) for v in self.shapes()[fold])
+        t = self.timing
+        first = t.start_step + (t.flip_steps - steps if t.flip_steps else 0)
+        end = first + steps + (used - 1 if t.skew else 0) if steps and used else first
+        per_chunk = end - first if steps * used <= _CHUNK_ENTRIES else max(1, _CHUNK_ENTRIES // max(1, used))
+        return first, end, max(1, per_chunk)
+
+    def chunk_count(self, fold: int) -> int:
+        first, end, per_chunk = self.chunk_rows(fold)
+        return max(1, -(-(end - first) // per_chunk))
+
+    def fold_chunk(self, fold: int, part: int) -> tuple[np.ndarray, np.ndarray]:
+        """Requested addresses of fold rows ``part * per_chunk ..`` (see :meth:`chunk_rows`) in stream order,
+        and their rows within the fold; the chunks of a fold, in order, are :meth:`fold_elements`."""
+        if self.chunk_count(fold) == 1:
+            return self.fold_elements(fold)
+        first, end, per_chunk = self.chunk_rows(fold)
+        lo = first + part * per_chunk
+        steps, used = (int(v) for v in self.shapes()[fold])
+        t = self.timing
+        rows = np.arange(lo, min(end, lo + per_chunk), dtype=np.int64)[:, None]
+        lane = np.arange(used, dtype=np.int64)[None, :]
+        offset = rows - t.start_step - lane * int(t.skew)
+        step = t.flip_steps - 1 - offset if t.flip_steps else offset
+        hit_row, hit_lane = np.nonzero((step >= 0) & (step < steps))
+        step_index = step[hit_row, hit_lane]
+        tiling = self.mapping.tilings[self.name]
+        sizes = {"row": self.mapping.array_rows, "col": self.mapping.array_cols}
+        fold_index = {"row": int(self.row_folds[fold]), "col": int(self.col_folds[fold])}
+
+        def start(axis: str) -> int:
+            return 0 if axis == "none" else sizes[axis] * fold_index[axis]
+
+        lane_index = hit_lane + start(tiling.lane_fold)
+        step_index = step_index + start(tiling.step_fold)
+        operand_rows, operand_cols = (lane_index, step_index) if tiling.lane_axis == "row" else (step_index, lane_index)
+        addr = self.matrix.addresses(operand_rows, operand_cols)
+        row_of = rows[hit_row, 0]
+        valid = addr != NO_REQUEST
+        if valid.all():
+            return addr, row_of
+        return addr[valid], row_of[valid]
+
+    def fold_batches(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """``(addresses, global rows)`` of runs of consecutive folds with one block shape, up to
+        :data:`_BATCH_WORDS` entries at a time: the requests of :meth:`folds`, computed many folds at once."""
+        shapes = self.shapes()
+        tiling = self.mapping.tilings[self.name]
+        index = {"row": self.row_folds, "col": self.col_folds}
+        size = {"row": self.mapping.array_rows, "col": self.mapping.array_cols}
+        changes = np.flatnonzero((shapes[1:] != shapes[:-1]).any(axis=1)) + 1
+        bounds = np.r_[0, changes, self.num_folds].tolist()
+        for run_start, run_end in itertools.pairwise(bounds):
+            steps, used = (int(v) for v in shapes[run_start])
+            perm, rows = self.order(steps, used)
+            per_batch = max(1, _BATCH_WORDS // max(1, steps * used))
+            for first in range(run_start, run_end, per_batch):
+                folds = np.arange(first, min(run_end, first + per_batch), dtype=np.int64)
+
+                def start(axis: str, folds: np.ndarray = folds) -> np.ndarray:
+                    if axis == "none":
+                        return np.zeros(folds.size, dtype=np.int64)
+                    begin: np.ndarray = index[axis][folds] * size[axis]
+                    return begin
+
+                lanes = start(tiling.lane_fold)[:, None, None] + np.arange(used, dtype=np.int64)[None, None, :]
+                step_index = start(tiling.step_fold)[:, None, None] + np.arange(steps, dtype=np.int64)[None, :, None]
+                grid = (self.matrix.addresses(lanes, step_index) if tiling.lane_axis == "row"
+                        else self.matrix.addresses(step_index, lanes))
+                addr = np.broadcast_to(grid, (folds.size, steps, used)).reshape(folds.size, -1)[:, perm].reshape(-1)
+                at = (rows[None, :] + (folds * self.fold_cycles)[:, None]).reshape(-1)
+                valid = addr != NO_REQUEST
+                yield (addr, at) if valid.all() else (addr[valid], at[valid])
+
+    def fold_rows(self) -> Iterator[np.ndarray]:
+        """Global rows of every request of every fold, in stream order (every entry a request)."""
+        for f in range(self.num_folds):
+            yield self.order(*self.shape(f))[1] + f * self.fold_cycles
 
     def folds(self) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
         """``(first global row of the fold, addresses, global rows)`` for every fold in order."""
@@ -218,10 +314,18 @@ class _Stream:
             first_busy = np.flatnonzero(self.row_profile(*self.shape(0)))
             last_busy = np.flatnonzero(self.row_profile(*self.shape(last)))
             return int(first_busy[0]), int(last_busy[-1]) + last * self.fold_cycles
-        first = next(f for f in range(self.num_folds) if self.fold_elements(f)[1].size)
-        last = next(f for f in reversed(range(self.num_folds)) if self.fold_elements(f)[1].size)
-        return (int(self.fold_elements(first)[1].min()) + first * self.fold_cycles,
-                int(self.fold_elements(last)[1].max()) + last * self.fold_cycles)
+        return self._edge_busy_row(last=False), self._edge_busy_row(last=True)
+
+    def _edge_busy_row(self, last: bool) -> int:
+        """The first (or last) row with a request, found chunk by chunk from that end."""
+        folds = reversed(range(self.num_folds)) if last else range(self.num_folds)
+        for f in folds:
+            parts = range(self.chunk_count(f))
+            for p in reversed(parts) if last else parts:
+                rows = self.fold_chunk(f, p)[1]
+                if rows.size:
+                    return int(rows.max() if last else rows.min()) + f * self.fold_cycles
+        raise SimulationError(f"{self.name}: the layer requests no {self.name} entry")
 
     def all_valid(self) -> bool:
         """True when every operand entry is a request (no window hangs over the ifmap edge)."""
@@ -245,13 +349,6 @@ class _Stream:
         if self.all_distinct_and_valid():
             return m.n_rows * m.n_cols
         return None
-
-    def address_span(self) -> tuple[int, int]:
-        m = self.matrix
-        if m.kind == "window":
-            return m.offset, m.ifmap_h * m.ifmap_w * m.channels
-        last = (m.n_rows - 1) * m.row_stride + (m.n_cols - 1) * m.col_stride
-        return m.offset, last + 1
 
 
 def _window_no_overlap(m: WindowOperand) -> bool:
@@ -297,88 +394,254 @@ class _Prefetches:
         return -1 + count * (self.rows_per_prefetch + self.latency)
 
 
-def _line_table(fetch: np.ndarray, words_per_line: int) -> tuple[np.ndarray, np.ndarray, int]:
-    """Unique addresses of the fetch order and, per address, the lines holding it (padded with -1).
+_BATCH_WORDS = 1 << 18
+"""Requests computed at a time by :meth:`_Stream.fold_batches`."""
+_WINDOW_CHUNK_WORDS = 1 << 22
+"""Fetch-order words converted at a time when a line window is built (bounds the temporaries)."""
+_Indices = np.ndarray[tuple[int], np.dtype[np.signedinteger[Any]]]
 
-    When the fetch order holds each address of one contiguous range once (a dense operand with no
-    reuse), the table is the line of each position, scattered by address: no sort.
+
+@dataclass(frozen=True)
+class _FetchIndices:
+    """The fetch order without idle ports, each address as an index from the lowest one."""
+
+    index: _Indices
+    lowest: int
+    span: int
+
+    @classmethod
+    def of(cls, fetch: np.ndarray) -> _FetchIndices:
+        """Converted a chunk at a time, into 32-bit indices where the span allows."""
+        idle = int(np.count_nonzero(fetch == NO_REQUEST))
+        highest = int(fetch.max()) if fetch.size else 0
+        lowest = min((int(part[part != NO_REQUEST].min()) for part in _chunks(fetch)
+                      if np.count_nonzero(part != NO_REQUEST)), default=0)
+        span = highest - lowest + 1
+        size = fetch.size - idle
+        index: _Indices = np.empty(size, dtype=np.int32) if span < 2**31 else np.empty(size, dtype=np.int64)
+        position = 0
+        for part in _chunks(fetch):
+            kept = part[part != NO_REQUEST] - lowest if idle else part - lowest
+            index[position : position + kept.size] = kept
+            position += kept.size
+        return cls(index, lowest, span)
+
+
+def _chunks(array: np.ndarray) -> Iterator[np.ndarray]:
+    for lo in range(0, array.size, _WINDOW_CHUNK_WORDS):
+        yield array[lo : lo + _WINDOW_CHUNK_WORDS]
+
+
+class _LineWindow:
+    """The USER read buffer's window of lines over the fetch order, in unwrapped line numbers.
+
+    Line ``u`` of the unwrapped sequence is buffer line ``u % num_lines`` of turn ``u // num_lines``;
+    the window at ``start`` holds lines ``start .. start + active - 1``.  ``latest`` holds, per
+    address, the highest unwrapped line holding it among the lines that have entered the window so
+    far, so an address is in the window exactly when its ``latest`` is at least ``start``.  Lines
+    skipped by a jump never enter; their addresses read as older lines, which is right because
+    those are behind the new window.
     """
-    valid = fetch[fetch != NO_REQUEST]
-    num_lines = valid.size // words_per_line + 1
-    line = np.arange(valid.size, dtype=np.int64) // words_per_line
-    if valid.size:
-        lowest = int(valid.min())
-        span = int(valid.max()) - lowest + 1
-        if span == valid.size and bool((np.bincount(valid - lowest, minlength=span) == 1).all()):
-            table = np.empty((span, 1), dtype=np.int64)
-            table[valid - lowest, 0] = line
-            return np.arange(lowest, lowest + span, dtype=np.int64), table, num_lines
-    order = np.lexsort((line, valid))
-    addr_s, line_s = valid[order], line[order]
-    keep = np.ones(addr_s.size, dtype=bool)
-    keep[1:] = (addr_s[1:] != addr_s[:-1]) | (line_s[1:] != line_s[:-1])
-    addr_s, line_s = addr_s[keep], line_s[keep]
-    starts = np.flatnonzero(np.r_[True, addr_s[1:] != addr_s[:-1]])
-    counts = np.diff(np.r_[starts, addr_s.size])
-    table = np.full((starts.size, int(counts.max()) if counts.size else 1), -1, dtype=np.int64)
-    within = np.arange(addr_s.size) - np.repeat(starts, counts)
-    table[np.repeat(np.arange(starts.size), counts), within] = line_s
-    return addr_s[starts], table, num_lines
+
+    def __init__(self, fetch: _FetchIndices, words_per_line: int, num_lines: int, active: int):
+        self.words_per_line = words_per_line
+        self.num_lines = num_lines
+        self.active = active
+        self.lowest = fetch.lowest
+        self.fetch = fetch.index
+        self.first = np.full(fetch.span, self.fetch.size, dtype=np.int64)
+        self.last = np.full(fetch.span, -1, dtype=np.int64)
+        for lo in range(0, self.fetch.size, _WINDOW_CHUNK_WORDS):
+            part = self.fetch[lo : lo + _WINDOW_CHUNK_WORDS]
+            positions = np.arange(lo, lo + part.size, dtype=np.int64)
+            np.minimum.at(self.first, part, positions)
+            np.maximum.at(self.last, part, positions)
+        self.latest = np.full(fetch.span, -1, dtype=np.int64)
+        self.enter(0, active)
+
+    def relative(self, addr: np.ndarray) -> np.ndarray:
+        """Demanded addresses as indices into the per-address arrays.
+
+        Demand and fetch order read the same operand matrix, so every demanded address is in the
+        fetch order's range; one that is not in the fetch order at all is refused by :meth:`next_line`.
+        """
+        rel: np.ndarray = addr - self.lowest
+        return rel
+
+    def held(self, rel: np.ndarray, start: int) -> np.ndarray:
+        """Which of the addresses (indices from :meth:`relative`) the window at ``start`` holds."""
+        inside: np.ndarray = self.latest[rel] >= start
+        return inside
+
+    def enter(self, first_line: int, end_line: int) -> None:
+        """Let unwrapped lines ``first_line .. end_line - 1`` (at most one turn) into the window."""
+        wpl, n = self.words_per_line, self.num_lines
+        line = first_line
+        while line < end_line:
+            turn, within = divmod(line, n)
+            stop_within = min(n, within + end_line - line)
+            lo, hi = within * wpl, min(stop_within * wpl, self.fetch.size)
+            if lo < hi:
+                lines = np.arange(lo, hi, dtype=np.int64) // wpl + turn * n
+                np.maximum.at(self.latest, self.fetch[lo:hi], lines)
+            line += stop_within - within
+
+    def next_line(self, rel: int, from_line: int) -> int:
+        """The first unwrapped line at or after ``from_line`` that holds the address at index ``rel``."""
+        if self.last[rel] < 0:
+            raise SimulationError("USER read buffer: no window holds a demanded address")
+        wpl, n = self.words_per_line, self.num_lines
+        turn, within = divmod(from_line, n)
+        position = within * wpl
+        last = int(self.last[rel])
+        if position > last:
+            return (turn + 1) * n + int(self.first[rel]) // wpl
+        chunk = 4096
+        while True:
+            stop = min(last + 1, position + chunk)
+            hit = np.flatnonzero(self.fetch[position:stop] == rel)
+            if hit.size:
+                return turn * n + (position + int(hit[0])) // wpl
+            position, chunk = stop, chunk * 4
 
 
-def _user_prefetches(stream: _Stream, fetch: np.ndarray, bw: int, latency: int, buffer: _Buffer) -> _Prefetches:
+class _DistinctLineWindow(_LineWindow):
+    """The window over a fetch order that holds every address once: each address has one line, so
+    membership and the next line holding it are arithmetic on that line."""
+
+    def __init__(self, fetch: _FetchIndices, words_per_line: int, num_lines: int, active: int):
+        self.words_per_line = words_per_line
+        self.num_lines = num_lines
+        self.active = active
+        self.lowest = fetch.lowest
+        self.line_of = np.full(fetch.span, -1, dtype=np.int64)
+        for lo in range(0, fetch.index.size, _WINDOW_CHUNK_WORDS):
+            part = fetch.index[lo : lo + _WINDOW_CHUNK_WORDS]
+            self.line_of[part] = np.arange(lo, lo + part.size, dtype=np.int64) // words_per_line
+
+    def lines(self, rel: np.ndarray) -> np.ndarray:
+        """The one line holding each address."""
+        held: np.ndarray = self.line_of[rel]
+        return held
+
+    def held(self, rel: np.ndarray, start: int) -> np.ndarray:
+        first = start % self.num_lines
+        ahead = self.lines(rel) - first
+        inside: np.ndarray = ahead.view(np.uint64) < self.active
+        if first + self.active > self.num_lines:
+            inside |= ahead < self.active - self.num_lines
+        return inside
+
+    def enter(self, first_line: int, end_line: int) -> None:
+        return None
+
+    def next_line(self, rel: int, from_line: int) -> int:
+        line = int(self.lines(np.array([rel]))[0])
+        if line < 0:
+            raise SimulationError("USER read buffer: no window holds a demanded address")
+        return from_line + (line - from_line) % self.num_lines
+
+
+class _PositionWindow(_DistinctLineWindow):
+    """The window when every fold's demand is the fetch order itself: demand is given as fetch positions,
+    and position ``p`` is in line ``p // words_per_line``; no addresses are needed."""
+
+    def __init__(self, words_per_line: int, num_lines: int, active: int):
+        self.words_per_line = words_per_line
+        self.num_lines = num_lines
+        self.active = active
+        self.lowest = 0
+
+    def lines(self, rel: np.ndarray) -> np.ndarray:
+        held: np.ndarray = rel // self.words_per_line
+        return held
+
+
+def _demand_is_fetch_order(stream: _Stream) -> bool:
+    """True when every fold requests the whole operand, each address once, in its fetch order.
+
+    That holds for a single lane block read whole by every fold (all steps, all lanes), when the
+    stream order and the fetch order are both row by row (no skew, no rollout) or both along
+    anti-diagonals (skew and rollout; idle ports drop out of the fetch order's diagonals).
+    """
+    tiling = stream.mapping.tilings[stream.name]
+    t = stream.timing
+    lane_len, step_len = _axis_lengths(stream.mapping, stream.name)
+    return (lane_len <= tiling.lanes and t.flip_steps == 0 and t.skew == tiling.prefetch_rollout
+            and stream.all_distinct_and_valid()
+            and bool((stream.shapes() == np.array([step_len, lane_len])).all()))
+
+
+def _user_prefetches(stream: _Stream, bw: int, latency: int, buffer: _Buffer, *, keep_fetch: bool) -> _Prefetches:
+    """Where a USER read buffer prefetches; ``keep_fetch`` keeps the fetch order for the DRAM trace."""
     words_per_line = math.ceil(buffer.total_words / PARTS_PER_BUFFER)
-    uniq, table, num_lines = _line_table(fetch, words_per_line)
+    by_position = _demand_is_fetch_order(stream)
+    lane_len, step_len = _axis_lengths(stream.mapping, stream.name)
+    lanes = stream.mapping.tilings[stream.name].lanes
+    fetch = prefetch_order(stream.mapping, stream.name) if keep_fetch or not by_position else None
+    indices = _FetchIndices.of(fetch) if fetch is not None and not by_position else None
+    valid_words = indices.index.size if indices is not None else lane_len * step_len
+    fetch_words = math.ceil(lane_len / lanes) * lanes * step_len
+    num_lines = valid_words // words_per_line + 1
     active = min(math.ceil(buffer.active_words / words_per_line), num_lines)
     step = min(math.ceil(buffer.other_words / words_per_line), num_lines - active)
-    fetch_rows = math.ceil(fetch.size / bw)
+    fetch_rows = math.ceil(fetch_words / bw)
     result = _Prefetches(np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64),
                          min(math.ceil(buffer.active_words / bw), fetch_rows),
-                         math.ceil(buffer.other_words / bw), latency, fetch, bw, buffer)
+                         math.ceil(buffer.other_words / bw), latency,
+                         fetch if keep_fetch and fetch is not None else np.zeros(0, dtype=np.int64), bw, buffer)
+    del fetch
     if step == 0:
         return result
-    shifts = 0
-    event_rows: list[np.ndarray] = []
-    event_counts: list[np.ndarray] = []
-    dense = uniq.size > 0 and int(uniq[-1]) - int(uniq[0]) + 1 == uniq.size
-    for _, addr, rows in stream.folds():
-        lines = table[addr - uniq[0] if dense else np.searchsorted(uniq, addr)]
-        pos = 0
-        window = 1024
-        while pos < addr.size:
-            sub = lines[pos : pos + window]
-            first_wrap = np.maximum(0, -((sub - shifts * step) // num_lines))
-            unwrapped = sub + first_wrap * num_lines
-            hi = unwrapped // step
-            lo = -((active - 1 - unwrapped) // step)
-            lo = np.where(sub < 0, _BIG, lo)
-            if lo.shape[1] == 1:
-                lo_e, hi_e = lo[:, 0], hi[:, 0]
-            else:
-                pick = np.argmin(lo, axis=1)
-                lo_e = lo[np.arange(sub.shape[0]), pick]
-                hi_e = hi[np.arange(sub.shape[0]), pick]
-            seq = np.maximum.accumulate(np.maximum(lo_e, shifts))
-            bad = np.flatnonzero(seq > hi_e)
-            stop = int(bad[0]) if bad.size else seq.size
-            if stop:
-                seq = seq[:stop]
-                prev = np.r_[shifts, seq[:-1]]
-                moved = np.flatnonzero(seq > prev)
-                if moved.size:
-                    event_rows.append(rows[pos + moved])
-                    event_counts.append(seq[moved])
-                shifts = int(seq[-1])
-            if stop == 0:
-                raise SimulationError("USER read buffer: no window holds a demanded address")
-            pos += stop
-            window = window * 2 if stop == sub.shape[0] else max(256, 2 * stop)
-    if event_rows:
-        rows_all = np.concatenate(event_rows)
-        counts_all = np.concatenate(event_counts)
-        last = np.r_[rows_all[1:] != rows_all[:-1], True]
-        result.rows, result.count_after = rows_all[last], counts_all[last]
+    if indices is None:
+        window: _LineWindow = _PositionWindow(words_per_line, num_lines, active)
+        positions = np.arange(valid_words, dtype=np.int64)
+        demand: Iterable[tuple[np.ndarray, np.ndarray]] = ((positions, rows) for rows in stream.fold_rows())
+    else:
+        kind = _DistinctLineWindow if stream.all_distinct_and_valid() else _LineWindow
+        window = kind(indices, words_per_line, num_lines, active)
+        demand = stream.fold_batches()
+    del indices
+    result.rows, result.count_after = _prefetch_events(window, step, demand)
     return result
+
+
+def _prefetch_events(window: _LineWindow, step: int,
+                     demand: Iterable[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
+    """Rows in which the window moves and the prefetch count after each, for demand given as
+    ``(addresses, rows)`` pieces in order.
+
+    The demand is checked against the window a chunk at a time; a miss moves the window straight
+    to the first shift (a multiple of ``step`` lines) whose window holds the missing address.
+    """
+    active = window.active
+    shifts = 0
+    event_rows: list[int] = []
+    event_counts: list[int] = []
+    for addr, rows in demand:
+        rel = window.relative(addr)
+        pos = 0
+        chunk = 1024
+        while pos < rel.size:
+            held = window.held(rel[pos : pos + chunk], shifts * step)
+            miss = int(np.argmin(held))
+            if held[miss]:
+                pos += held.size
+                chunk *= 2
+                continue
+            at = pos + miss
+            start = shifts * step
+            line = window.next_line(int(rel[at]), start + active)
+            shifts = -((active - 1 - line) // step)
+            window.enter(max(start + active, shifts * step), shifts * step + active)
+            event_rows.append(int(rows[at]))
+            event_counts.append(shifts)
+            pos = at + 1
+            chunk = max(256, 2 * miss)
+    rows_all = np.array(event_rows, dtype=np.int64)
+    counts_all = np.array(event_counts, dtype=np.int64)
+    last = np.r_[rows_all[1:] != rows_all[:-1], True] if rows_all.size else np.zeros(0, dtype=bool)
+    return rows_all[last], counts_all[last]
 
 
 # --------------------------------------------------------------------------- CALC read estimate
@@ -404,11 +667,9 @@ def _epochs_from_blocks(stream: _Stream, epoch_words: int) -> tuple[list[int], i
     """Epochs of a stream whose fold blocks repeat entries of disjoint, all-distinct blocks."""
     sizes = stream.fold_sizes()
     ids = stream.block_ids()
-    last_same = np.full(sizes.size, -1, dtype=np.int64)
-    seen: dict[int, int] = {}
-    for f, block in enumerate(ids.tolist()):
-        last_same[f] = seen.get(block, -1)
-        seen[block] = f
+    by_block = np.argsort(ids, kind="stable")
+    last_same = _previous_in_group(by_block, ids[by_block])[0]
+    shapes = stream.shapes()
     ends: list[int] = []
     fold, start = 0, 0
     while True:
@@ -435,7 +696,8 @@ def _epochs_from_blocks(stream: _Stream, epoch_words: int) -> tuple[list[int], i
             if found is None:
                 return ends, epoch_words - need
             end_fold, end_index = found
-        row = int(np.searchsorted(stream.row_cumulative(*stream.shape(end_fold)), end_index, side="right"))
+        steps, used = shapes[end_fold]
+        row = int(np.searchsorted(stream.row_cumulative(int(steps), int(used)), end_index, side="right"))
         ends.append(end_fold * stream.fold_cycles + row)
         fold, start = end_fold, end_index + 1
         if start == sizes[fold]:
@@ -465,80 +727,122 @@ def _previous_in_group(order: np.ndarray, groups: np.ndarray) -> tuple[np.ndarra
 
 @dataclass(frozen=True)
 class _BlockReuse:
-    """One fold block's requests (addresses relative to the operand's first) and their reuse inside the block."""
+    """One chunk of a fold block's requests and their reuse inside the chunk."""
 
     addr: np.ndarray
     rows: np.ndarray
     local_prev: np.ndarray
-    """Index of the previous request of the same address in the block, -1 for its first."""
+    """Index of the previous request of the same address in the chunk, -1 for its first."""
     first: np.ndarray
     last: np.ndarray
 
     @classmethod
-    def of(cls, addr: np.ndarray, rows: np.ndarray, lowest: int) -> _BlockReuse:
+    def of(cls, addr: np.ndarray, rows: np.ndarray) -> _BlockReuse:
         if addr.size == 0:
             empty = np.zeros(0, dtype=np.int64)
             return cls(empty, empty, empty, empty, empty)
         order = np.argsort(addr, kind="stable")
-        return cls(addr - lowest, rows, *_previous_in_group(order, addr[order]))
+        return cls(addr, rows, *_previous_in_group(order, addr[order]))
+
+
+_SEEN_BEFORE_CHUNK = -1
+_NEW_BEFORE_CHUNK = -2
+_FIRST_WINDOW = 4096
+"""Requests looked at first when searching for an epoch's end in a chunk; doubled until the epoch ends inside."""
+_SEEN_TABLE_ENTRIES = 1 << 24
+"""Operands spanning at most this many addresses keep a table of where each was last requested (128 MiB)."""
+
+
+def _address_span(m: OperandMatrix) -> tuple[int, int]:
+    """Lowest address of an operand and how many addresses from there its entries can reach."""
+    if m.kind == "window":
+        return m.offset, m.ifmap_h * m.ifmap_w * m.channels
+    return m.offset, (m.n_rows - 1) * m.row_stride + (m.n_cols - 1) * m.col_stride + 1
 
 
 def _epochs_from_elements(stream: _Stream, epoch_words: int, record: bool) -> _Epochs:
     """Epochs by a pass over every request: an address is new if not seen since the epoch began.
 
-    Folds that read the same operand block (later passes over the operand) reuse the block's
-    addresses and in-block reuse, computed once.
+    Fold blocks are walked in chunks of rows (:meth:`_Stream.fold_chunk`).  What is carried from chunk
+    to chunk is, for an operand spanning at most ``_SEEN_TABLE_ENTRIES`` addresses, a table of where
+    each address was last requested; for a bigger one, the sorted set of addresses seen in the open
+    epoch (fewer than ``epoch_words``), so memory does not grow with the operand.  Folds that read the
+    same operand block (later passes over the operand) reuse the chunks' addresses and in-chunk reuse,
+    computed once.
     """
-    lowest, span = stream.address_span()
-    last_seen = np.full(span, -1, dtype=np.int64)
+    lowest, span = _address_span(stream.matrix)
+    table = np.full(span, -1, dtype=np.int64) if span <= _SEEN_TABLE_ENTRIES else None
+    base = 0
+    epoch_start_global = 0
     block_ids = stream.block_ids()
     repeats = np.unique(block_ids).size < block_ids.size
-    cache: dict[int, _BlockReuse] = {}
+    cache: dict[tuple[int, int], _BlockReuse] = {}
     cached_words = 0
-    epoch_start = 0
+    open_epoch = np.zeros(0, dtype=np.int64)
     count = 0
-    base = 0
     ends: list[int] = []
     contents: list[list[float]] = []
     current: list[np.ndarray] = []
     first_row = -1
     for fold in range(stream.num_folds):
-        block = cache.get(int(block_ids[fold]))
-        if block is None:
-            addr, rows = stream.fold_elements(fold)
-            block = _BlockReuse.of(addr, rows, lowest)
-            if repeats and cached_words + addr.size <= _CACHED_BLOCK_WORDS:
-                cache[int(block_ids[fold])] = block
-                cached_words += addr.size
-        n = block.addr.size
-        if n == 0:
-            continue
         fold_row = fold * stream.fold_cycles
-        if first_row < 0:
-            first_row = int(block.rows[0]) + fold_row
-        prev = np.where(block.local_prev >= 0, block.local_prev + base, -1)
-        prev[block.first] = last_seen[block.addr[block.first]]
-        last_seen[block.addr[block.last]] = base + block.last
-        pos = 0
-        while pos < n:
-            new = prev[pos:] < epoch_start
-            need = epoch_words - count
-            found = int(np.count_nonzero(new))
-            if found < need:
-                count += found
+        for part in range(stream.chunk_count(fold)):
+            key = (int(block_ids[fold]), part)
+            block = cache.get(key)
+            if block is None:
+                block = _BlockReuse.of(*stream.fold_chunk(fold, part))
+                if repeats and cached_words + block.addr.size <= _CACHED_BLOCK_WORDS:
+                    cache[key] = block
+                    cached_words += block.addr.size
+            n = block.addr.size
+            if n == 0:
+                continue
+            if first_row < 0:
+                first_row = int(block.rows[0]) + fold_row
+            if table is not None:
+                prev = block.local_prev.copy()
+                prev[block.first] = table[block.addr[block.first] - lowest] - base
+                table[block.addr[block.last] - lowest] = base + block.last
+                epoch_start = epoch_start_global - base
+            else:
+                prev = np.where(block.local_prev >= 0, block.local_prev, _NEW_BEFORE_CHUNK)
+                epoch_start = _SEEN_BEFORE_CHUNK
+            if table is None and open_epoch.size:
+                firsts = block.addr[block.first]
+                at = np.minimum(np.searchsorted(open_epoch, firsts), open_epoch.size - 1)
+                prev[block.first[open_epoch[at] == firsts]] = _SEEN_BEFORE_CHUNK
+            pos = 0
+            tail = np.zeros(0, dtype=np.int64)
+            while pos < n:
+                need = epoch_words - count
+                stop = min(n, pos + max(2 * need, _FIRST_WINDOW))
+                while True:
+                    new = prev[pos:stop] < epoch_start
+                    found = int(np.count_nonzero(new))
+                    if found >= need or stop == n:
+                        break
+                    stop = min(n, pos + 2 * (stop - pos))
+                if found < need:
+                    count += found
+                    tail = block.addr[pos:stop][new]
+                    if record:
+                        current.append(tail)
+                    break
+                k = int(np.flatnonzero(new)[need - 1])
                 if record:
-                    current.append(block.addr[pos:][new] + lowest)
-                break
-            k = int(np.flatnonzero(new)[need - 1])
-            if record:
-                current.append(block.addr[pos : pos + k + 1][new[: k + 1]] + lowest)
-                contents.append(np.concatenate(current).astype(np.float64).tolist())
-                current = []
-            ends.append(int(block.rows[pos + k]) + fold_row)
-            epoch_start = base + pos + k + 1
-            count = 0
-            pos += k + 1
-        base += n
+                    current.append(block.addr[pos : pos + k + 1][new[: k + 1]])
+                    contents.append(np.concatenate(current).astype(np.float64).tolist())
+                    current = []
+                ends.append(int(block.rows[pos + k]) + fold_row)
+                epoch_start = pos + k + 1
+                count = 0
+                pos += k + 1
+                open_epoch = np.zeros(0, dtype=np.int64)
+            if table is None:
+                open_epoch = np.union1d(open_epoch, tail)
+            else:
+                epoch_start_global = base + epoch_start
+                base += n
     if record:
         contents.append(np.concatenate(current).astype(np.float64).tolist() if current else [])
     return _Epochs(ends, count, first_row, 0, contents if record else None)
@@ -681,8 +985,17 @@ def _epochs_from_channel_runs(stream: _Stream, epoch_words: int) -> _Epochs:
     return _Epochs(ends, count, first_row, 0)
 
 
+def estimate_set_words(name: str, total_words: int) -> int:
+    """Words per set of SCALE-Sim's CALC read estimate; a buffer of fewer than 100 words has empty sets,
+    on which SCALE-Sim v2 fails (and an epoch of no words would never end)."""
+    if total_words < PARTS_PER_BUFFER:
+        raise SimulationError(f"the {name} SRAM holds {total_words} words, fewer than {PARTS_PER_BUFFER}: SCALE-Sim "
+                              "v2's CALC read estimate has empty sets and fails here")
+    return total_words // PARTS_PER_BUFFER
+
+
 def _estimate_epochs(stream: _Stream, buffer: _Buffer, record: bool) -> _Epochs:
-    set_words = buffer.total_words // PARTS_PER_BUFFER
+    set_words = estimate_set_words(stream.name, buffer.total_words)
     epoch_words = ESTIMATE_SETS_PER_HALF * set_words
     if not record:
         first_row = stream.busy_rows()[0]
@@ -698,6 +1011,43 @@ def _estimate_epochs(stream: _Stream, buffer: _Buffer, record: bool) -> _Epochs:
         epochs = _epochs_from_elements(stream, epoch_words, record)
     epochs.set_words = set_words
     return epochs
+
+
+FOLD_REQUESTS = 1000
+"""What one fold costs, counted in requests walked: per-fold arrays and Python steps."""
+
+
+def estimate_requests(layer: Layer, hardware: Hardware, *, traces: bool = False) -> int:
+    """About how many requests this module walks one by one for ``layer``, from its sizes alone.
+
+    Each fold counts as :data:`FOLD_REQUESTS`.  In CALC mode without traces a read operand is
+    walked only when no shortcut applies: then an output-stationary ifmap of three channels or more
+    counts one per channel run (and one per ifmap pixel), any other ifmap one per request.  USER
+    mode walks every read request; traces add every request of all three operands.
+    """
+    m, n, k = layer.ofmap_pixels, layer.num_filters, layer.window
+    spatial_rows, spatial_cols, temporal = {"os": (m, n, k), "ws": (k, n, m), "is": (k, m, n)}[hardware.dataflow]
+    row_folds = -(-spatial_rows // hardware.array_rows)
+    col_folds = -(-spatial_cols // hardware.array_cols)
+    ifmap_reads = temporal * spatial_rows * col_folds if hardware.dataflow != "is" else spatial_rows * spatial_cols
+    filter_reads = {"os": temporal * spatial_cols * row_folds, "ws": spatial_rows * spatial_cols,
+                    "is": temporal * spatial_rows * col_folds}[hardware.dataflow]
+    estimate = row_folds * col_folds * FOLD_REQUESTS
+    if traces:
+        return estimate + ifmap_reads + filter_reads + m * n
+    if hardware.bandwidth_mode == "USER":
+        return estimate + ifmap_reads + filter_reads
+    ifmap = WindowOperand(hardware.ifmap_offset, layer.ifmap_h, layer.ifmap_w, layer.channels, layer.filter_h,
+                          layer.filter_w, layer.stride_h, layer.stride_w, layer.ofmap_h, layer.ofmap_w)
+    epoch_words = ESTIMATE_SETS_PER_HALF * (_Buffer((hardware.ifmap_sram_kib * 1024) // hardware.word_bytes)
+                                            .total_words // PARTS_PER_BUFFER)
+    distinct = _covered(ifmap.ifmap_h, ifmap.filter_h, ifmap.stride_h, ifmap.ofmap_h) * _covered(
+        ifmap.ifmap_w, ifmap.filter_w, ifmap.stride_w, ifmap.ofmap_w) * ifmap.channels
+    if distinct < epoch_words or (_window_no_overlap(ifmap) and _window_all_valid(ifmap)):
+        return estimate
+    if hardware.dataflow == "os" and ifmap.channels >= _MIN_RUN_CHANNELS:
+        return estimate + ifmap_reads // ifmap.channels + ifmap.ifmap_h * ifmap.ifmap_w
+    return estimate + ifmap_reads
 
 
 # --------------------------------------------------------------------------- ofmap write buffer
@@ -758,6 +1108,53 @@ class _WriteBuffer:
 # --------------------------------------------------------------------------- the layer
 
 
+class _RowCumulative:
+    """Requests of one stream in rows ``0..r`` for every row ``r``, stored per fold (memory grows with folds, not rows).
+
+    ``cum[r]`` and ``cum.search(i)`` equal ``np.cumsum(stream.row_counts())[r]`` and its
+    ``np.searchsorted(.., i, side="right")``.
+    """
+
+    def __init__(self, stream: _Stream):
+        self.stream = stream
+        self.fold_cycles = stream.fold_cycles
+        self.size = stream.num_folds * stream.fold_cycles
+        self.all_valid = stream.all_valid()
+        if self.all_valid:
+            per_fold = stream.fold_sizes()
+        else:
+            per_fold = np.array([sum(stream.fold_chunk(f, p)[0].size for p in range(stream.chunk_count(f)))
+                                 for f in range(stream.num_folds)], dtype=np.int64)
+        self.fold_ends = np.cumsum(per_fold)
+        self._last: tuple[int, np.ndarray] | None = None
+
+    def in_fold(self, fold: int) -> np.ndarray:
+        """Requests in rows ``0..r`` of ``fold``, for every ``r`` of the fold."""
+        if self.all_valid:
+            steps, used = self.stream.shapes()[fold]
+            return self.stream.row_cumulative(int(steps), int(used))
+        if self._last is None or self._last[0] != fold:
+            counts = np.zeros(self.fold_cycles, dtype=np.int64)
+            for part in range(self.stream.chunk_count(fold)):
+                counts += np.bincount(self.stream.fold_chunk(fold, part)[1], minlength=self.fold_cycles)
+            self._last = (fold, np.cumsum(counts))
+        return self._last[1]
+
+    def __getitem__(self, row: int) -> int:
+        if row < 0:
+            row += self.size
+        fold, within = divmod(row, self.fold_cycles)
+        return (int(self.fold_ends[fold - 1]) if fold else 0) + int(self.in_fold(fold)[within])
+
+    def search(self, requests: int) -> int:
+        """First row whose cumulative count exceeds ``requests`` (``size`` if none)."""
+        fold = int(np.searchsorted(self.fold_ends, requests, side="right"))
+        if fold == self.fold_ends.size:
+            return self.size
+        before = int(self.fold_ends[fold - 1]) if fold else 0
+        return fold * self.fold_cycles + int(np.searchsorted(self.in_fold(fold), requests - before, side="right"))
+
+
 def _service(
     stream_of: _Stream,
     write: _WriteBuffer,
@@ -765,7 +1162,7 @@ def _service(
     num_rows: int,
 ) -> tuple[list[int], list[int], dict[int, int], int]:
     """Walk the event rows; return (rows where the stall total changes, totals after them, ofmap waits, last out)."""
-    cum = np.cumsum(stream_of.row_counts())
+    cum = _RowCumulative(stream_of)
     read_rows = sorted(read_events)
     ri = 0
     stall = 0
@@ -824,7 +1221,7 @@ def _service(
     return change_rows, change_totals, ofmap_waits, last_out
 
 
-def _next_ofmap_row(write: _WriteBuffer, cum: np.ndarray, row: int, stall: int, active: int) -> int:
+def _next_ofmap_row(write: _WriteBuffer, cum: _RowCumulative, row: int, stall: int, active: int) -> int:
     """First row at or after ``row`` in which the ofmap buffer drains or makes the array wait.
 
     ``cum[r]`` is the number of ofmap requests in rows ``0..r``.
@@ -838,9 +1235,9 @@ def _next_ofmap_row(write: _WriteBuffer, cum: np.ndarray, row: int, stall: int, 
     if first_free_row < cum.size:
         idx = max(trigger_idx, int(cum[first_free_row - 1]) if first_free_row else 0)
         if idx < cum[-1]:
-            candidates.append(int(np.searchsorted(cum, idx, side="right")))
+            candidates.append(cum.search(idx))
     if fill_idx < cum[-1]:
-        fill_row = int(np.searchsorted(cum, fill_idx, side="right"))
+        fill_row = cum.search(fill_idx)
         if fill_row < first_free_row:
             candidates.append(fill_row)
     return max(row, min(candidates)) if candidates else cum.size
@@ -881,8 +1278,8 @@ def simulate(
     if user:
         for name in READ_OPERANDS:
             port = network.ports[name]
-            pre = _user_prefetches(streams[name], prefetch_order(mapping, name), port.words_per_cycle,
-                                   port.latency_cycles, buffers[name])
+            pre = _user_prefetches(streams[name], port.words_per_cycle, port.latency_cycles, buffers[name],
+                                   keep_fetch=traces)
             prefetches[name] = pre
             waits_by_operand[name] = _read_waits(pre)
             for r, t in waits_by_operand[name].items():

@@ -287,6 +287,9 @@ def _read_buffer(
     port = network.ports[name]
     if network.bandwidth_mode == "USER":
         return _UserReadBuffer(prefetch_order(mapping, name), words, port.words_per_cycle, port.latency_cycles)
+    if words < PARTS_PER_BUFFER:
+        raise SimulationError(f"the {name} SRAM holds {words} words, fewer than {PARTS_PER_BUFFER}: SCALE-Sim v2's "
+                              "CALC read estimate has empty sets and fails here")
     return _EstimateReadBuffer(words, port.latency_cycles, port.words_per_cycle)
 
 

@@ -11,6 +11,9 @@ import pytest
 
 import reference_sim
 import sandbox
+from reference_sim import memory_literal
+from reference_sim.contract import Hardware, Layer
+from reference_sim.engine import REFERENCE, simulate_layer
 from reference_sim.errors import InputError, SimCoderError, SimulationError
 from reference_sim.scalesim_io import read_config
 from sandbox import EngineUnavailable, ImageMissing, SandboxConfig, SandboxError, SandboxUnavailable, make_sandbox
@@ -71,3 +74,11 @@ def test_sandbox_errors_are_caught_as_simcoder_error(tmp_path: Path, monkeypatch
     with pytest.raises(SimCoderError, match="No Docker engine is reachable") as caught:
         make_sandbox(SandboxConfig(), kind="docker")
     assert isinstance(caught.value, EngineUnavailable)
+
+
+@pytest.mark.parametrize("memory", ["fast", "literal"])
+def test_a_calc_read_buffer_of_under_100_words_is_a_one_line_error(memory: str) -> None:
+    modules = REFERENCE if memory == "fast" else REFERENCE.with_module("memory", memory_literal)
+    hardware = Hardware(4, 4, "os", 1, 2, 1, word_bytes=16)
+    with pytest.raises(SimulationError, match="the ifmap SRAM holds 64 words, fewer than 100: SCALE-Sim v2's CALC"):
+        simulate_layer(Layer("x", 6, 6, 2, 2, 2, 3, 1, 1), hardware, modules)

@@ -2,11 +2,18 @@
 
 * :func:`reference_sim.contract.prefetch_order` builds the stacked lane blocks from index vectors
   (no full index grid) and reads them along anti-diagonals with :func:`antidiagonal_order` (no
-  sort); the literal definition is the full grid and a stable sort by (diagonal, lower row first).
+  sort; the full-width diagonals through a strided view, :func:`read_antidiagonals`), computing
+  the addresses a chunk of lane blocks at a time; the literal definition is the full grid and a
+  stable sort by (diagonal, lower row first).
 * :meth:`reference_sim.memory._Stream.order` builds the stream order of a fold block from its
   timing (no sort); the literal definition sorts the entries by (fold row, port).
-* :func:`reference_sim.memory._line_table` skips the sort when the fetch order holds each address of
-  one range once; the literal definition lists, per address, the set of lines holding it.
+* :func:`reference_sim.memory._prefetch_events` moves the window of buffer lines straight to the
+  first shift that holds a missing address, with per-address bookkeeping (:class:`_LineWindow`,
+  or arithmetic on each address's one line in :class:`_DistinctLineWindow`); the literal definition
+  shifts one step at a time and looks for the address in every line of the window.
+* Where every fold's demand is the fetch order itself (:func:`reference_sim.memory._demand_is_fetch_order`),
+  the window works on fetch positions and builds no addresses; checked against that definition
+  and, with traces on and off, against the literal memory model.
 
 Each test also reaches its fast path (the random cases include every branch).
 """
@@ -14,12 +21,17 @@ Each test also reaches its fast path (the random cases include every branch).
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
 
-from reference_sim import mapping, memory
+from reference_sim import contract, mapping, memory, memory_literal, network
 from reference_sim.contract import NO_REQUEST, Hardware, Layer, OperandTiming, antidiagonal_order, prefetch_order
+from reference_sim.engine import REFERENCE, layer_result, simulate
+from tests.helpers import first_result_difference
+
+LITERAL = REFERENCE.with_module("memory", memory_literal)
 
 
 def sorted_antidiagonals(height: int, width: int) -> np.ndarray:
@@ -50,8 +62,18 @@ def test_antidiagonal_order_matches_the_sort(height: int, width: int) -> None:
     assert np.array_equal(antidiagonal_order(height, width), sorted_antidiagonals(height, width))
 
 
+@pytest.mark.parametrize("height", [2, 3, 7, 31, 32, 33, 100, 3000])
+@pytest.mark.parametrize("width", [1, 2, 5, 32])
+def test_read_antidiagonals_reads_what_the_order_says(height: int, width: int) -> None:
+    flat = np.random.default_rng(height * width).integers(0, 10_000, height * width)
+    assert np.array_equal(contract.read_antidiagonals(flat, height, width), flat[sorted_antidiagonals(height, width)])
+
+
+@pytest.mark.parametrize("chunk_entries", [5, 1 << 20])
 @pytest.mark.parametrize("seed", range(6))
-def test_prefetch_order_matches_the_literal_grid(seed: int) -> None:
+def test_prefetch_order_matches_the_literal_grid(seed: int, chunk_entries: int,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(contract, "_FILL_CHUNK_ENTRIES", chunk_entries)
     rng = np.random.default_rng(seed)
     rollouts = {True: 0, False: 0}
     for _ in range(60):
@@ -95,36 +117,166 @@ def test_stream_order_matches_the_sort_by_row_and_port(seed: int) -> None:
     assert len(kinds) == 4
 
 
-def literal_lines(fetch: np.ndarray, words_per_line: int) -> dict[int, list[int]]:
-    found: dict[int, set[int]] = {}
-    for position, addr in enumerate(int(a) for a in fetch[fetch != NO_REQUEST]):
-        found.setdefault(addr, set()).add(position // words_per_line)
-    return {a: sorted(lines) for a, lines in found.items()}
+def literal_events(fetch: np.ndarray, words_per_line: int, active: int, step: int,
+                   demand: list[tuple[np.ndarray, np.ndarray]]) -> tuple[list[int], list[int]]:
+    """The literal window walk: per demanded address, shift by ``step`` lines until a window line holds it."""
+    valid = [int(a) for a in fetch if a != NO_REQUEST]
+    lines = [set(valid[i : i + words_per_line]) for i in range(0, len(valid), words_per_line)]
+    if len(valid) % words_per_line == 0:
+        lines.append(set())
+    start, count = 0, 0
+    moved: dict[int, int] = {}
+    for addr, rows in demand:
+        for a, row in zip(addr.tolist(), rows.tolist()):
+            while not any(a in lines[(start + k) % len(lines)] for k in range(active)):
+                start, count = (start + step) % len(lines), count + 1
+                moved[row] = count
+    return list(moved), list(moved.values())
 
 
-@pytest.mark.parametrize("kind", ["permutation", "permutation-with-idle-ports", "repeats", "gaps", "repeat-and-gap"])
-def test_line_table_matches_the_lines_holding_each_address(kind: str, monkeypatch: pytest.MonkeyPatch) -> None:
+def window_case(rng: np.random.Generator, kind: str) -> tuple[np.ndarray, int, int, int,
+                                                                list[tuple[np.ndarray, np.ndarray]]]:
+    """A fetch order, line size, window and step, and demand pieces that follow the fetch order with
+    jitter, go back to earlier blocks (the window wraps) and jump ahead.  ``long``: the first line
+    holding an address is 4,096 lines past the window (a long forward search, the first line of its
+    second chunk), then an address left behind is found in the next turn; one request per row, so every move is seen."""
+    n = int(rng.integers(20, 400)) if kind != "long" else 20_000
+    base = rng.permutation(n).astype(np.int64) + 500
+    if kind == "repeats":
+        base = np.concatenate([base, base[rng.integers(0, n, int(rng.integers(1, 2 * n)))]])
+        rng.shuffle(base)
+    elif kind == "clusters":
+        base = np.repeat(base, rng.integers(1, 5, n))
+    elif kind == "long":
+        base[15_000] = base[4_106]
+    if kind != "long":
+        base = np.insert(base, rng.integers(0, base.size, 4), NO_REQUEST)
+    valid = base[base != NO_REQUEST]
+    words_per_line = int(rng.integers(1, 9)) if kind != "long" else 1
+    num_lines = valid.size // words_per_line + 1
+    active = int(rng.integers(1, max(2, num_lines // 3)))
+    step = int(rng.integers(1, active + 1))
+    if kind == "long":
+        active, step = 10, 10
+    pieces: list[tuple[np.ndarray, np.ndarray]] = []
+    row = 0
+    position = 0
+    for _ in range(int(rng.integers(1, 6))):
+        size = int(rng.integers(1, min(400, valid.size) + 1))
+        move = rng.random()
+        if move < 0.3:
+            position = int(rng.integers(0, valid.size))
+        order = np.clip(position + np.arange(size) + rng.integers(-3, 4, size), 0, valid.size - 1)
+        if kind == "long":
+            order = np.array([0, 1, 2, 3, 15_000, 2], dtype=np.int64)
+        position = int(order[-1])
+        spread = np.arange(order.size) if kind == "long" else np.sort(rng.integers(0, max(1, size // 2), order.size))
+        rows = row + spread
+        row = int(rows[-1]) + int(rng.integers(0, 3))
+        pieces.append((valid[order], rows))
+    return base, words_per_line, active, step, pieces
+
+
+@pytest.mark.parametrize("chunk_words", [3, 1 << 22])
+@pytest.mark.parametrize("kind", ["distinct", "repeats", "clusters", "long"])
+def test_window_moves_like_the_literal_walk(kind: str, chunk_words: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(memory, "_WINDOW_CHUNK_WORDS", chunk_words)
     rng = np.random.default_rng(len(kind))
-    if kind.startswith("permutation"):
-        def no_sort(*_: object) -> None:
-            raise AssertionError("a permutation of one range must not be sorted")
-        monkeypatch.setattr(memory.np, "lexsort", no_sort)
+    moved = 0
+    for _ in range(60 if kind != "long" else 1):
+        fetch, wpl, active, step, demand = window_case(rng, kind)
+        valid = fetch[fetch != NO_REQUEST]
+        kinds = [memory._LineWindow] + ([memory._DistinctLineWindow] if kind == "distinct" else [])
+        want_rows, want_counts = literal_events(fetch, wpl, active, step, demand)
+        for window_kind in kinds:
+            window = window_kind(memory._FetchIndices.of(fetch), wpl, valid.size // wpl + 1, active)
+            rows, counts = memory._prefetch_events(window, step, demand)
+            assert (rows.tolist(), counts.tolist()) == (want_rows, want_counts), (window_kind, fetch, wpl, active, step)
+        moved += len(want_rows)
+    assert moved
+
+
+def test_window_refuses_an_address_missing_from_the_fetch_order() -> None:
+    fetch = np.arange(10, dtype=np.int64) * 2
+    for window_kind in (memory._LineWindow, memory._DistinctLineWindow):
+        window = window_kind(memory._FetchIndices.of(fetch), 2, 6, 2)
+        with pytest.raises(memory.SimulationError, match="no window holds a demanded address"):
+            memory._prefetch_events(window, 1, [(np.array([0, 5]), np.array([0, 1]))])
+
+
+def random_user_case(rng: np.random.Generator) -> tuple[Hardware, Layer]:
+    """Small USER architectures and layers; GEMM-like and 1x1 layers give single lane blocks, where every
+    fold's demand can be the fetch order itself."""
+    rows, cols = int(rng.choice([2, 3, 4, 8])), int(rng.choice([2, 3, 5, 8]))
+    hardware = Hardware(rows, cols, str(rng.choice(["os", "ws", "is"])), 1, 1, 1,  # type: ignore[arg-type]
+                        bandwidth_mode="USER", dram_words_per_cycle=int(rng.choice([1, 2, 3, 7])))
+    if rng.random() < 0.6:
+        m, n, k = int(rng.integers(1, 12)), int(rng.integers(1, 12)), int(rng.integers(1, 300))
+        return hardware, Layer("gemm", m, k, 1, k, 1, n, 1, 1)
+    fh, fw = int(rng.integers(1, 4)), int(rng.integers(1, 4))
+    return hardware, Layer("conv", int(rng.integers(fh, 9)), int(rng.integers(fw, 9)), fh, fw,
+                           int(rng.integers(1, 40)), int(rng.integers(1, 9)), 1, 1)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_position_path_matches_the_literal_model(seed: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    rng = np.random.default_rng(seed)
+    taken: list[bool] = []
+    real = memory._demand_is_fetch_order
+
+    def spy(stream: memory._Stream) -> bool:
+        answer = real(stream)
+        taken.append(answer)
+        if answer:
+            demand = np.concatenate([addr for _, addr, _ in stream.folds()])
+            fetch = prefetch_order(stream.mapping, stream.name)
+            once = fetch[fetch != NO_REQUEST]
+            assert np.array_equal(demand, np.tile(once, stream.num_folds)), "demand is not the fetch order"
+        return answer
+
+    monkeypatch.setattr(memory, "_demand_is_fetch_order", spy)
+    for _ in range(25):
+        hardware, layer = random_user_case(rng)
+        for traces in (False, True):
+            fast = simulate([layer], hardware, traces=traces)
+            literal = simulate([layer], hardware, LITERAL, traces=traces)
+            assert first_result_difference(f"{hardware} {layer} traces={traces}", literal, fast) is None
+    assert any(taken) and not all(taken)
+
+
+@pytest.mark.parametrize("batch_words", [1, 40, 1 << 18])
+def test_fold_batches_hold_the_requests_of_every_fold(batch_words: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(memory, "_BATCH_WORDS", batch_words)
+    rng = np.random.default_rng(batch_words)
     for _ in range(40):
-        n = int(rng.integers(1, 300))
-        base = rng.permutation(n).astype(np.int64) + 1000
-        if kind == "permutation-with-idle-ports":
-            base = np.insert(base, rng.integers(0, n, 5), NO_REQUEST)
-        elif kind == "repeats":
-            base = np.concatenate([base, base[rng.integers(0, n, 3)]])
-        elif kind == "gaps":
-            base = base * 2
-        elif kind == "repeat-and-gap" and n > 3:
-            inner = np.flatnonzero((base != base.min()) & (base != base.max()))
-            base[inner[0]] = base[inner[-1]]
-        wpl = int(rng.integers(1, 9))
-        uniq, table, num_lines = memory._line_table(base, wpl)
-        literal = literal_lines(base, wpl)
-        assert uniq.tolist() == sorted(literal)
-        for addr, row in zip(uniq.tolist(), table):
-            assert [int(x) for x in row if x >= 0] == literal[addr]
-        assert num_lines == int((base != NO_REQUEST).sum()) // wpl + 1
+        hardware, layer = random_user_case(rng)
+        if rng.random() < 0.5:
+            layer = Layer("pad", 5, 6, 3, 2, 2, int(rng.integers(1, 9)), 2, 3)
+        m = mapping.map_layer(layer, hardware)
+        schedule = network.schedule(m, hardware)
+        for name in ("ifmap", "filter", "ofmap"):
+            stream = memory._Stream(m, schedule, name)  # type: ignore[arg-type]
+            batches = list(stream.fold_batches())
+            want = list(stream.folds())
+            for got, expected in zip((np.concatenate([b[i] for b in batches]) for i in (0, 1)),
+                                     (np.concatenate([f[i] for f in want]) for i in (1, 2))):
+                assert np.array_equal(got, expected), (layer, hardware, name)
+            if batch_words == 1:
+                assert len(batches) == stream.num_folds
+
+
+def test_position_path_needs_the_fetch_order_to_follow_the_stream(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A mapping module whose fetch order is row by row under a skewed stream (any mix of modules runs
+    together) does not take the position path, and still matches the literal model."""
+    hardware = Hardware(4, 4, "os", 1, 1, 1, bandwidth_mode="USER", dram_words_per_cycle=2)
+    m = mapping.map_layer(Layer("gemm", 3, 300, 1, 300, 1, 4, 1, 1), hardware)
+    schedule = network.schedule(m, hardware)
+    assert memory._demand_is_fetch_order(memory._Stream(m, schedule, "filter"))
+    rows_first = replace(m, tilings={**m.tilings, "filter": replace(m.tilings["filter"], prefetch_rollout=False)})
+    assert not memory._demand_is_fetch_order(memory._Stream(rows_first, schedule, "filter"))
+    layer = Layer("gemm", 3, 300, 1, 300, 1, 4, 1, 1)
+    for traces in (False, True):
+        fast = layer_result(layer, hardware, rows_first, memory.simulate(rows_first, schedule, hardware, traces=traces))
+        literal = layer_result(layer, hardware, rows_first,
+                               memory_literal.simulate(rows_first, schedule, hardware, traces=traces))
+        assert first_result_difference(f"traces={traces}", [literal], [fast]) is None
