@@ -21,6 +21,12 @@ Anything not swept keeps the base architecture's value (``-c CFG``, ``--arch SPE
 ``scale.cfg``: 32x32, OS, 64 KiB per operand, CALC).  Layers with the same shape are simulated
 once per configuration (Transformer's 891 layers are 9 distinct shapes); results are identical to
 :func:`reference_sim.simulate` layer for layer.
+
+``figures="cycles"`` (``--figures cycles``) reports only the compute figures (total and stall
+cycles, utilisation, mapping efficiency), from :mod:`reference_sim.closed_form` wherever it is
+exact and from the engine elsewhere: thousands of configurations per second in CALC mode.
+:func:`pareto_rows` (``--pareto CSV``) keeps the configurations not dominated in (topology cycles,
+SRAM KiB, array PEs).
 """
 
 from __future__ import annotations
@@ -30,18 +36,21 @@ import csv
 import dataclasses
 import io
 import logging
-import multiprocessing
 import os
 import sys
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
-from typing import IO, Literal
+from typing import IO, Literal, NamedTuple, overload
 
+import numpy as np
+
+from .closed_form import CycleFigures, cycle_figures
 from .contract import BandwidthMode, Dataflow, Hardware, Layer
 from .engine import simulate_layer
 from .errors import InputError, SimulationError
+from .executors import EXECUTORS, Executor, JobFailed, LocalExecutor, make_executor
 from .progress import ProgressBar
 from .scalesim_io import DATAFLOWS, read_config, read_topology
 
@@ -84,6 +93,39 @@ class SweepRow:
 
 
 COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(SweepRow))
+
+Figures = Literal["full", "cycles"]
+"""What a sweep reports: every figure (:class:`SweepRow`) or the compute figures only (:class:`CycleRow`)."""
+FIGURES: tuple[Figures, ...] = ("full", "cycles")
+
+
+class CycleRow(NamedTuple):
+    """One configuration x one layer with ``figures="cycles"``: the architecture, then the compute figures.
+
+    The SRAM and DRAM access counts of :class:`SweepRow` are not computed, so they are not columns.
+    """
+
+    array_rows: int
+    array_cols: int
+    dataflow: Dataflow
+    ifmap_sram_kib: int
+    filter_sram_kib: int
+    ofmap_sram_kib: int
+    bandwidth_mode: BandwidthMode
+    words_per_cycle: int | None
+    layer_index: int
+    layer_name: str
+    total_cycles: int
+    stall_cycles: int
+    overall_util_pct: float
+    mapping_efficiency_pct: float
+    compute_util_pct: float
+
+
+CYCLE_COLUMNS: tuple[str, ...] = CycleRow._fields
+CONFIG_COLUMNS: tuple[str, ...] = COLUMNS[:8]
+_CLOSED_FORM_CHUNK = 1024
+"""Configurations per closed-form batch (one progress step each)."""
 
 
 @dataclass(frozen=True)
@@ -128,40 +170,99 @@ def _shape(layer: Layer) -> Layer:
     return replace(layer, name="")
 
 
+@overload
 def sweep(
     layers: Sequence[Layer],
     configs: Sequence[Hardware],
     *,
+    figures: Literal["full"] = ...,
+    jobs: int | None = ...,
+    skip_errors: bool = ...,
+    on_progress: Callable[[int, int], None] | None = ...,
+    executor: Executor | None = ...,
+) -> list[SweepRow]: ...
+
+
+@overload
+def sweep(
+    layers: Sequence[Layer],
+    configs: Sequence[Hardware],
+    *,
+    figures: Literal["cycles"],
+    jobs: int | None = ...,
+    skip_errors: bool = ...,
+    on_progress: Callable[[int, int], None] | None = ...,
+    executor: Executor | None = ...,
+) -> list[CycleRow]: ...
+
+
+@overload
+def sweep(
+    layers: Sequence[Layer],
+    configs: Sequence[Hardware],
+    *,
+    figures: Figures,
+    jobs: int | None = ...,
+    skip_errors: bool = ...,
+    on_progress: Callable[[int, int], None] | None = ...,
+    executor: Executor | None = ...,
+) -> list[SweepRow] | list[CycleRow]: ...
+
+
+def sweep(
+    layers: Sequence[Layer],
+    configs: Sequence[Hardware],
+    *,
+    figures: Figures = "full",
     jobs: int | None = None,
     skip_errors: bool = False,
     on_progress: Callable[[int, int], None] | None = None,
-) -> list[SweepRow]:
+    executor: Executor | None = None,
+) -> list[SweepRow] | list[CycleRow]:
     """Simulate every layer on every configuration; rows in config order, then layer order.
+
+    ``figures="full"`` returns :class:`SweepRow` objects with every figure; ``"cycles"`` returns
+    :class:`CycleRow` objects with the compute figures only, from
+    :func:`reference_sim.closed_form.cycle_figures` wherever that is exact and from the engine for
+    the other (configuration, layer shape) pairs.
 
     ``jobs`` worker processes (default ``os.cpu_count()``; ``1`` runs in this process).  A layer
     that SCALE-Sim itself cannot simulate on a configuration (:class:`SimulationError`) stops the
     sweep, or with ``skip_errors`` is left out with a warning.  ``on_progress(done, total)`` is
-    called after each (configuration, distinct layer shape) finishes.
+    called after each (configuration, distinct layer shape) the engine finishes, and with
+    ``"cycles"`` after each batch of closed-form configurations.  ``executor`` runs the
+    (configuration, layer shape) jobs elsewhere, e.g. :class:`reference_sim.executors.RayExecutor`
+    (default: ``jobs`` local processes); a job it lost comes back as a failed layer.
     """
     jobs = (os.cpu_count() or 1) if jobs is None else jobs
     if jobs < 1:
         raise ValueError(f"jobs must be at least 1, got {jobs}")
+    if figures not in FIGURES:
+        raise ValueError(f"figures must be 'full' or 'cycles', got {figures!r}")
     first_name: dict[Layer, str] = {}
     for layer in layers:
         first_name.setdefault(_shape(layer), layer.name)
     shapes = list(first_name)
-    tasks: list[_Task] = [(i, hw, shape) for i, hw in enumerate(configs) for shape in shapes]
+    pairs = len(configs) * len(shapes)
+    closed: CycleFigures | None = None
+    done = 0
+    if figures == "cycles":
+        closed = _closed_form(shapes, configs, pairs, on_progress)
+        done = int(closed.exact.sum())
+        log.info("closed form exact for %d of %d (configuration, layer shape) pairs", done, pairs)
+        tasks: list[_Task] = [(int(c), configs[int(c)], shapes[int(s)]) for c, s in np.argwhere(~closed.exact)]
+    else:
+        tasks = [(i, hw, shape) for i, hw in enumerate(configs) for shape in shapes]
     # Largest layers first so the last tasks to finish are short ones.
     tasks.sort(key=lambda t: -(t[2].macs // max(1, t[1].array_rows * t[1].array_cols)))
-    figures: dict[tuple[int, Layer], _Figures] = {}
-    done = 0
+    simulated: dict[tuple[int, Layer], _Figures] = {}
 
     def collect(outcomes: Iterable[_Outcome]) -> None:
         nonlocal done
         for config_index, shape, outcome in outcomes:
             done += 1
             if on_progress is not None:
-                on_progress(done, len(tasks))
+                on_progress(done, pairs)
             if isinstance(outcome, str):
                 message = (f"{describe(configs[config_index])}: layer {first_name[shape]!r} "
                            f"({_shape_text(shape)}): {outcome}")
@@ -169,19 +270,21 @@ def sweep(
                     raise SimulationError(message)
                 log.warning("skipped: %s", message)
                 continue
-            figures[(config_index, shape)] = outcome
+            simulated[(config_index, shape)] = outcome
 
-    workers = min(jobs, len(tasks))
-    if workers <= 1:
-        collect(map(_run_task, tasks))
-    else:
-        chunk = max(1, len(tasks) // (workers * 16))
-        with multiprocessing.Pool(workers) as pool:
-            collect(pool.imap_unordered(_run_task, tasks, chunksize=chunk))
+    def settled(index: int, outcome: _Outcome | JobFailed) -> _Outcome:
+        if isinstance(outcome, JobFailed):
+            return tasks[index][0], tasks[index][2], outcome.message
+        return outcome
+
+    runner = executor or LocalExecutor(jobs, kind="process")
+    collect(settled(index, outcome) for index, outcome in runner.map_unordered(_run_task, tasks))
+    if closed is not None:
+        return _cycle_rows(layers, configs, shapes, closed, simulated)
     rows: list[SweepRow] = []
     for config_index, hw in enumerate(configs):
         for layer_index, layer in enumerate(layers):
-            got = figures.get((config_index, _shape(layer)))
+            got = simulated.get((config_index, _shape(layer)))
             if got is None:
                 continue
             rows.append(SweepRow(
@@ -192,6 +295,61 @@ def sweep(
                 got.mapping_efficiency_pct, got.compute_util_pct, *got.sram, *got.dram,
             ))
     return rows
+
+
+def _closed_form(shapes: Sequence[Layer], configs: Sequence[Hardware], pairs: int,
+                 on_progress: Callable[[int, int], None] | None) -> CycleFigures:
+    """:func:`cycle_figures` in batches of configurations, reporting the exact pairs as done after each."""
+    parts: list[CycleFigures] = []
+    exact = 0
+    for start in range(0, len(configs), _CLOSED_FORM_CHUNK):
+        part = cycle_figures(shapes, configs[start:start + _CLOSED_FORM_CHUNK])
+        parts.append(part)
+        exact += int(part.exact.sum())
+        if on_progress is not None:
+            on_progress(exact, pairs)
+    if not parts:
+        return cycle_figures(shapes, configs)
+    return CycleFigures(*(np.concatenate([getattr(p, f.name) for p in parts]) for f in fields(CycleFigures)))
+
+
+def _cycle_rows(layers: Sequence[Layer], configs: Sequence[Hardware], shapes: Sequence[Layer],
+                closed: CycleFigures, simulated: dict[tuple[int, Layer], _Figures]) -> list[CycleRow]:
+    """Rows from the closed-form figures, with the engine's figures where the closed form was not exact."""
+    shape_index = {shape: i for i, shape in enumerate(shapes)}
+    values = [closed.total_cycles.copy(), closed.stall_cycles.copy(), closed.overall_util_pct.copy(),
+              closed.mapping_efficiency_pct.copy(), closed.compute_util_pct.copy()]
+    present = closed.exact.copy()
+    for (config_index, shape), got in simulated.items():
+        s = shape_index[shape]
+        figures = (got.total_cycles, got.stall_cycles, got.overall_util_pct, got.mapping_efficiency_pct,
+                   got.compute_util_pct)
+        for column, value in zip(values, figures):
+            column[config_index, s] = value
+        present[config_index, s] = True
+    layer_shape = np.array([shape_index[_shape(layer)] for layer in layers], dtype=np.int64)
+    keep = present[:, layer_shape].reshape(-1)
+    config_of = np.repeat(np.arange(len(configs)), len(layers))[keep]
+    layer_of = np.tile(np.arange(len(layers)), len(configs))[keep]
+
+    def per_config(column: Sequence[object]) -> list[object]:
+        picked: list[object] = np.array(column, dtype=object)[config_of].tolist()
+        return picked
+
+    columns: list[list[object]] = [
+        per_config([hw.array_rows for hw in configs]),
+        per_config([hw.array_cols for hw in configs]),
+        per_config([hw.dataflow for hw in configs]),
+        per_config([hw.ifmap_sram_kib for hw in configs]),
+        per_config([hw.filter_sram_kib for hw in configs]),
+        per_config([hw.ofmap_sram_kib for hw in configs]),
+        per_config([hw.bandwidth_mode for hw in configs]),
+        per_config([hw.dram_words_per_cycle if hw.bandwidth_mode == "USER" else None for hw in configs]),
+        layer_of.tolist(),
+        np.array([layer.name for layer in layers], dtype=object)[layer_of].tolist(),
+        *(column[:, layer_shape].reshape(-1)[keep].tolist() for column in values),
+    ]
+    return list(map(CycleRow._make, zip(*columns)))
 
 
 def _shape_text(layer: Layer) -> str:
@@ -301,16 +459,103 @@ def _cell(value: object) -> object:
     return "" if value is None else value
 
 
-def write_csv(rows: Sequence[SweepRow], out: str | Path | IO[str]) -> None:
-    """Write ``rows`` as one tidy CSV (header :data:`COLUMNS`) to a path or an open text stream."""
+def write_csv(rows: Sequence[SweepRow] | Sequence[CycleRow], out: str | Path | IO[str], *,
+              figures: Figures | None = None) -> None:
+    """Write ``rows`` as one tidy CSV to a path or an open text stream.
+
+    The header is :data:`COLUMNS` for :class:`SweepRow` rows and :data:`CYCLE_COLUMNS` for
+    :class:`CycleRow` rows (``figures`` says which when ``rows`` is empty).
+    """
     if isinstance(out, (str, Path)):
         with Path(out).open("w", newline="") as stream:
-            write_csv(rows, stream)
+            write_csv(rows, stream, figures=figures)
+        return
+    cycles = figures == "cycles" if figures is not None else bool(rows) and isinstance(rows[0], CycleRow)
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(CYCLE_COLUMNS if cycles else COLUMNS)
+    for row in rows:
+        writer.writerow(row if isinstance(row, CycleRow) else [_cell(v) for v in dataclasses.astuple(row)])
+
+
+class ParetoRow(NamedTuple):
+    """One configuration on the Pareto front: the architecture and the three figures traded off."""
+
+    array_rows: int
+    array_cols: int
+    dataflow: Dataflow
+    ifmap_sram_kib: int
+    filter_sram_kib: int
+    ofmap_sram_kib: int
+    bandwidth_mode: BandwidthMode
+    words_per_cycle: int | None
+    total_cycles: int
+    """Sum over the topology's layers."""
+    sram_kib: int
+    """ifmap + filter + ofmap SRAM."""
+    array_pes: int
+
+
+PARETO_COLUMNS: tuple[str, ...] = ParetoRow._fields
+
+
+def pareto_front(points: Sequence[Sequence[int]]) -> list[int]:
+    """Indices, ascending, of the points no other point dominates (every coordinate is minimised).
+
+    ``q`` dominates ``p`` when it is no larger in every coordinate and smaller in one; equal
+    points do not dominate each other, so duplicates on the front are all kept.
+    """
+    if not points:
+        return []
+    values = np.array(points, dtype=np.int64)
+    order = np.lexsort(values.T[::-1])
+    front = np.empty((len(points), values.shape[1]), dtype=np.int64)
+    kept: list[int] = []
+    for index in order.tolist():
+        p = values[index]
+        held = front[: len(kept)]
+        if (np.all(held <= p, axis=1) & np.any(held < p, axis=1)).any():
+            continue
+        front[len(kept)] = p
+        kept.append(index)
+    return sorted(kept)
+
+
+def pareto_rows(rows: Sequence[SweepRow] | Sequence[CycleRow], layers: int) -> list[ParetoRow]:
+    """The configurations of a sweep not dominated in (topology cycles, SRAM KiB, array PEs), in sweep order.
+
+    A configuration with fewer than ``layers`` rows (layers left out with ``skip_errors``) has no
+    topology total and is left out.
+    """
+    first: dict[tuple[object, ...], SweepRow | CycleRow] = {}
+    totals: dict[tuple[object, ...], int] = {}
+    counts: dict[tuple[object, ...], int] = {}
+    for row in rows:
+        key = (row.array_rows, row.array_cols, row.dataflow, row.ifmap_sram_kib, row.filter_sram_kib,
+               row.ofmap_sram_kib, row.bandwidth_mode, row.words_per_cycle)
+        first.setdefault(key, row)
+        totals[key] = totals.get(key, 0) + row.total_cycles
+        counts[key] = counts.get(key, 0) + 1
+    candidates = [
+        ParetoRow(r.array_rows, r.array_cols, r.dataflow, r.ifmap_sram_kib, r.filter_sram_kib, r.ofmap_sram_kib,
+                  r.bandwidth_mode, r.words_per_cycle, totals[key],
+                  r.ifmap_sram_kib + r.filter_sram_kib + r.ofmap_sram_kib, r.array_rows * r.array_cols)
+        for key, r in first.items() if counts[key] == layers
+    ]
+    if len(candidates) < len(first):
+        log.warning("Pareto front: %d configurations with layers left out are not on it",
+                    len(first) - len(candidates))
+    return [candidates[i] for i in pareto_front([(c.total_cycles, c.sram_kib, c.array_pes) for c in candidates])]
+
+
+def write_pareto(rows: Sequence[ParetoRow], out: str | Path | IO[str]) -> None:
+    """Write Pareto rows as a CSV (header :data:`PARETO_COLUMNS`) to a path or an open text stream."""
+    if isinstance(out, (str, Path)):
+        with Path(out).open("w", newline="") as stream:
+            write_pareto(rows, stream)
         return
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(COLUMNS)
-    for row in rows:
-        writer.writerow([_cell(v) for v in dataclasses.astuple(row)])
+    writer.writerow(PARETO_COLUMNS)
+    writer.writerows(rows)
 
 
 def read_csv(text: str) -> list[dict[str, str]]:
@@ -341,8 +586,18 @@ def _parser() -> argparse.ArgumentParser:
     axes.add_argument("--dataflow", metavar="DF,...", help="dataflows, e.g. os,ws,is")
     axes.add_argument("--bandwidth", metavar="MODE,...", help="DRAM bandwidth modes, e.g. CALC,USER:10,USER:4")
     parser.add_argument("-o", dest="output", metavar="CSV", default="-", help="output CSV (default stdout)")
+    parser.add_argument("--figures", default="full", metavar="full|cycles",
+                        help="full: every report figure (default); cycles: total and stall cycles, utilisation "
+                             "and mapping efficiency only, in closed form where exact (much faster)")
+    parser.add_argument("--pareto", metavar="CSV", help="also write the configurations not dominated in "
+                        "(topology cycles, SRAM KiB, array PEs)")
     parser.add_argument("--jobs", "-j", type=int, default=None, metavar="N",
                         help="worker processes (default: all cores)")
+    parser.add_argument("--executor", choices=EXECUTORS, default="local",
+                        help="where the jobs run: local processes, or a Ray cluster (default local)")
+    parser.add_argument("--ray-address", metavar="ADDRESS",
+                        help="with --executor ray: the cluster (e.g. ray://head:10001; default RAY_ADDRESS, "
+                             "else a local Ray)")
     parser.add_argument("--keep-going", action="store_true",
                         help="leave out layers SCALE-Sim cannot simulate on a configuration, with a warning")
     return parser
@@ -382,6 +637,11 @@ def main(argv: Sequence[str]) -> int:
     args = parser.parse_args(argv)
     if args.jobs is not None and args.jobs < 1:
         raise InputError("--jobs", f"must be positive, got {args.jobs}")
+    figures = next((f for f in FIGURES if f == args.figures.strip().lower()), None)
+    if figures is None:
+        raise InputError("--figures", f"{args.figures!r} is not full or cycles")
+    if args.pareto and not Path(args.pareto).resolve().parent.is_dir():
+        raise InputError("--pareto", f"folder {str(Path(args.pareto).parent)!r} does not exist")
     base, layers = _base_and_layers(args, parser)
     configs = grid(
         base,
@@ -391,14 +651,15 @@ def main(argv: Sequence[str]) -> int:
         bandwidths=parse_bandwidths(args.bandwidth) if args.bandwidth else (),
     )
     jobs = args.jobs or os.cpu_count() or 1
+    executor = make_executor(args.executor, jobs=jobs, kind="process", ray_address=args.ray_address)
     start = time.perf_counter()
-    rows = sweep(layers, configs, jobs=jobs, skip_errors=args.keep_going,
+    rows = sweep(layers, configs, figures=figures, jobs=jobs, skip_errors=args.keep_going, executor=executor,
                  on_progress=ProgressBar(f"sweep {len(configs)} configs", unit="tasks"))
     seconds = time.perf_counter() - start
     if args.output == "-":
-        write_csv(rows, sys.stdout)
+        write_csv(rows, sys.stdout, figures=figures)
     else:
-        write_csv(rows, args.output)
+        write_csv(rows, args.output, figures=figures)
     totals: dict[str, int] = {}
     for row in rows:
         bandwidth = "CALC" if row.words_per_cycle is None else f"USER:{row.words_per_cycle}"
@@ -406,12 +667,17 @@ def main(argv: Sequence[str]) -> int:
                f"{row.ofmap_sram_kib} KiB {bandwidth}")
         totals[key] = totals.get(key, 0) + row.total_cycles
     summary = (f"{len(configs)} configurations x {len(layers)} layers = {len(rows)} rows in {seconds:.2f} s "
-               f"({len(configs) / seconds:.1f} configurations/s, {jobs} jobs)")
+               f"({len(configs) / max(seconds, 1e-9):.1f} configurations/s, {figures} figures, "
+               f"{f'{jobs} jobs' if executor.name == 'local' else 'on Ray'})")
     if totals:
         best = min(totals, key=lambda k: totals[k])
         summary += f"; fewest cycles: {best} ({totals[best]} cycles)"
     if args.output != "-":
         summary += f"; wrote {args.output}"
+    if args.pareto:
+        front = pareto_rows(rows, len(layers))
+        write_pareto(front, args.pareto)
+        summary += f"; {len(front)} configurations on the Pareto front, wrote {args.pareto}"
     print(summary, file=sys.stderr)
     return 0
 

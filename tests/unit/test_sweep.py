@@ -15,8 +15,11 @@ from reference_sim import sweep as sweep_module
 from reference_sim.cli import main
 from reference_sim.sweep import (
     COLUMNS,
+    CYCLE_COLUMNS,
     DEFAULT_BASE,
     grid,
+    pareto_front,
+    pareto_rows,
     parse_arrays,
     parse_bandwidths,
     parse_dataflows,
@@ -227,3 +230,100 @@ def test_sweep_reproduces_table2_cycles(scalesim_data: Path) -> None:
     rows = sweep(layers, [DEFAULT_BASE], jobs=2)
     assert [r.total_cycles for r in rows] == table2["cycles"]
     assert [r.stall_cycles for r in rows] == table2["stall_cycles"]
+
+
+def test_pareto_front_of_hand_made_points() -> None:
+    points = [
+        (10, 5, 5),
+        (10, 5, 5),
+        (9, 6, 5),
+        (11, 5, 5),
+        (10, 4, 6),
+        (12, 4, 6),
+        (10, 6, 4),
+        (9, 6, 6),
+    ]
+    assert pareto_front(points) == [0, 1, 2, 4, 6]
+    assert pareto_front([(3, 3, 3)]) == [0]
+    assert pareto_front([]) == []
+    assert pareto_front([(1, 2, 3), (1, 2, 3)]) == [0, 1]
+    assert pareto_front([(2, 2, 2), (1, 2, 2)]) == [1]
+
+
+def dominated(p: tuple[int, ...], q: tuple[int, ...]) -> bool:
+    return all(b <= a for a, b in zip(p, q)) and any(b < a for a, b in zip(p, q))
+
+
+def test_pareto_rows_of_a_sweep() -> None:
+    configs = grid(BASE, arrays=[(4, 4), (8, 4), (2, 16), (8, 8)], sram_kib=[(1, 1, 1), (4, 2, 1), (2, 2, 2)],
+                   dataflows=["os", "ws", "is"], bandwidths=[("CALC", None)])
+    rows = sweep(LAYERS, configs, figures="cycles", jobs=1)
+    totals = {hw: sum(r.total_cycles for r in rows[i * len(LAYERS):(i + 1) * len(LAYERS)])
+              for i, hw in enumerate(configs)}
+    points = {hw: (total, hw.ifmap_sram_kib + hw.filter_sram_kib + hw.ofmap_sram_kib, hw.array_rows * hw.array_cols)
+              for hw, total in totals.items()}
+    expected = [hw for hw, p in points.items() if not any(dominated(p, q) for q in points.values())]
+    front = pareto_rows(rows, len(LAYERS))
+    assert 1 < len(front) < len(configs)
+    assert [(f.array_rows, f.array_cols, f.dataflow, f.ifmap_sram_kib, f.filter_sram_kib, f.ofmap_sram_kib,
+             f.total_cycles, f.sram_kib, f.array_pes) for f in front] == [
+        (hw.array_rows, hw.array_cols, hw.dataflow, hw.ifmap_sram_kib, hw.filter_sram_kib, hw.ofmap_sram_kib,
+         *points[hw]) for hw in expected]
+    missing_one = [r for r in rows if (r.array_rows, r.array_cols, r.dataflow, r.layer_index) != (
+        front[0].array_rows, front[0].array_cols, front[0].dataflow, 0)]
+    removed = (front[0].array_rows, front[0].array_cols, front[0].dataflow)
+    kept = pareto_rows(missing_one, len(LAYERS))
+    assert kept and removed not in {(f.array_rows, f.array_cols, f.dataflow) for f in kept}
+
+
+def test_cycles_rows_csv_has_only_the_compute_columns() -> None:
+    configs = small_grid()[:4]
+    rows = sweep(LAYERS, configs, figures="cycles", jobs=1)
+    full = sweep(LAYERS, configs, jobs=1)
+    out = io.StringIO()
+    write_csv(rows, out)
+    parsed = read_csv(out.getvalue())
+    assert tuple(out.getvalue().splitlines()[0].split(",")) == CYCLE_COLUMNS == COLUMNS[:15]
+    assert len(parsed) == len(full)
+    for record, f in zip(parsed, full):
+        assert int(record["total_cycles"]) == f.total_cycles and int(record["stall_cycles"]) == f.stall_cycles
+        assert float(record["compute_util_pct"]) == f.compute_util_pct
+        assert record["words_per_cycle"] == ("" if f.bandwidth_mode == "CALC" else str(f.words_per_cycle))
+    empty = io.StringIO()
+    write_csv([], empty, figures="cycles")
+    assert empty.getvalue() == ",".join(CYCLE_COLUMNS) + "\n"
+    with pytest.raises(ValueError, match="figures must be 'full' or 'cycles'"):
+        sweep(LAYERS, configs, figures="fast", jobs=1)  # type: ignore[call-overload]
+
+
+def test_cli_sweep_cycles_and_pareto(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    topology = tmp_path / "net.csv"
+    topology.write_text(TOPOLOGY)
+    grid_flags = ["--array", "4x4,8x8,2x16", "--sram-kib", "1,64", "--dataflow", "os,is", "--bandwidth", "CALC,USER:3"]
+    full, cycles, front = tmp_path / "full.csv", tmp_path / "cycles.csv", tmp_path / "front.csv"
+    assert main(["sweep", "-t", str(topology), *grid_flags, "--jobs", "1", "-o", str(full)]) == 0
+    assert main(["sweep", "-t", str(topology), *grid_flags, "--jobs", "1", "--figures", "cycles", "-o", str(cycles),
+                 "--pareto", str(front)]) == 0
+    err = capsys.readouterr().err
+    assert "cycles figures" in err and f"on the Pareto front, wrote {front}" in err
+    full_rows, cycle_rows = read_csv(full.read_text()), read_csv(cycles.read_text())
+    assert [{k: r[k] for k in CYCLE_COLUMNS} for r in full_rows] == cycle_rows
+    front_rows = read_csv(front.read_text())
+    totals: dict[tuple[str, ...], int] = {}
+    for r in full_rows:
+        key = tuple(r[k] for k in CONFIG_COLUMNS)
+        totals[key] = totals.get(key, 0) + int(r["total_cycles"])
+    points = {key: (total, sum(int(k) for k in key[3:6]), int(key[0]) * int(key[1])) for key, total in totals.items()}
+    expected = [key for key, p in points.items() if not any(dominated(p, q) for q in points.values())]
+    assert [tuple(r[k] for k in CONFIG_COLUMNS) for r in front_rows] == expected
+    assert [int(r["total_cycles"]) for r in front_rows] == [points[key][0] for key in expected]
+
+
+def test_cli_sweep_bad_figures_and_pareto_are_one_line_errors(tmp_path: Path,
+                                                              capsys: pytest.CaptureFixture[str]) -> None:
+    topology = tmp_path / "net.csv"
+    topology.write_text(TOPOLOGY)
+    assert main(["sweep", "-t", str(topology), "--figures", "fast"]) == 2
+    assert capsys.readouterr().err == "error: --figures: 'fast' is not full or cycles\n"
+    assert main(["sweep", "-t", str(topology), "--pareto", str(tmp_path / "no" / "front.csv")]) == 2
+    assert capsys.readouterr().err.startswith("error: --pareto: folder ")
