@@ -11,20 +11,18 @@ import argparse
 import json
 import logging
 import secrets
-import sqlite3
 import sys
 import time
 from collections.abc import Sequence
-from contextlib import closing
 from pathlib import Path
 from typing import Any
 
 from langchain_core.runnables import RunnableConfig
-from langgraph.checkpoint.sqlite import SqliteSaver
 
 from agents import llm, planner, resources
 from agents.report import write_report
 from agents.summary import final_status, one_line
+from graph import checkpoint
 from graph.context import Context
 from graph.graph import build_builder, run_report
 from reference_sim.errors import InputError, SimCoderError
@@ -37,7 +35,7 @@ EXIT_BAD_INPUT = 2
 EXIT_NO_SANDBOX = 3
 SETTINGS_FILE = "run.json"
 SETTINGS_FORMAT = "simcoder-run/1"
-CHECKPOINTS_FILE = "checkpoints.sqlite"
+CHECKPOINTS_FILE = checkpoint.SQLITE_FILE
 
 
 def parser() -> argparse.ArgumentParser:
@@ -69,6 +67,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--no-optimise", dest="optimise", action="store_false")
     p.add_argument("--out", default="runs", help="folder of run folders (default: runs)")
     p.add_argument("--resume", metavar="RUN_ID", help="continue a killed or cancelled run from its checkpoint")
+    p.add_argument("--checkpoint", metavar="URL",
+                   help="keep the run's state in PostgreSQL (postgres://USER:PASSWORD@HOST:PORT/DB) so another "
+                        f"machine can resume it (default: {checkpoint.CHECKPOINT_ENV}, else SQLite in the run folder)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
     p.add_argument("-v", "--verbose", action="store_true", help="log details to stderr")
     return p
@@ -169,12 +170,17 @@ def _mode_line(settings: dict[str, Any], template: bool, config: llm.ModelConfig
            f"granularity {settings['granularity']}"
 
 
-def _load_settings(run_dir: Path) -> dict[str, Any]:
+def _load_settings(run_dir: Path, url: str | None = None) -> dict[str, Any]:
+    """The run's saved settings: its ``run.json``, else (a run started on another machine) the database's copy."""
     path = run_dir / SETTINGS_FILE
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise InputError(path, "no such run to resume (its run.json is missing)") from None
+        saved = checkpoint.load_settings(url, run_dir.name) if url is not None else None
+        if saved is None:
+            where = f" here or in {checkpoint.where(url)}" if url is not None else ""
+            raise InputError(path, f"no such run to resume (its run.json is missing{where})") from None
+        data = saved
     except (OSError, ValueError) as exc:
         raise InputError(path, f"cannot read the run's settings ({exc})") from None
     if not isinstance(data, dict) or data.get("format") != SETTINGS_FORMAT:
@@ -205,28 +211,32 @@ def main(argv: Sequence[str] | None = None) -> int:
         logging.getLogger("graph.graph").setLevel(logging.WARNING)
     out = Path(args.out)
     try:
+        url = checkpoint.checkpoint_url(args.checkpoint)
         if args.resume:
             run_id = args.resume
             run_dir = out / run_id
-            settings = resumed_settings(_load_settings(run_dir), args)
+            settings = resumed_settings(_load_settings(run_dir, url), args)
         else:
             run_id = new_run_id()
             run_dir = out / run_id
             settings = settings_from(args)
         template, config, sandbox = preflight(settings)
+        if url is not None:
+            checkpoint.save_settings(url, run_id, settings)
     except (InputError, planner.PlanError, llm.ModelConfigError, SandboxUnavailable) as exc:
         return _refused(exc)
     print(_mode_line(settings, template, config), flush=True)
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / SETTINGS_FILE).write_text(json.dumps(settings, indent=2) + "\n", encoding="utf-8")
-    print(f"run {run_id}: {run_dir}", flush=True)
+    print(f"run {run_id}: {run_dir}" + (f" (state in PostgreSQL at {checkpoint.where(url)})" if url else ""),
+          flush=True)
     ctx = context_from(settings)
     ctx.clock_start = time.time()
     ctx.cache["sandbox"] = sandbox
     thread: RunnableConfig = {"configurable": {"thread_id": run_id}}
     start = time.time()
-    with closing(sqlite3.connect(run_dir / CHECKPOINTS_FILE, check_same_thread=False)) as conn:
-        app = build_builder().compile(checkpointer=SqliteSaver(conn))
+    with checkpoint.open_saver(url, run_dir) as saver:
+        app = build_builder().compile(checkpointer=saver)
         snapshot = app.get_state(thread)
         if args.resume and snapshot.values and not snapshot.next:
             status = str(snapshot.values.get("status") or "failed")

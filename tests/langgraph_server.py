@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -13,19 +12,11 @@ import urllib.request
 from pathlib import Path
 from types import TracebackType
 
+from tests.ports import free_port
+
 REPO = Path(__file__).resolve().parents[1]
 OFFLINE_ENV = {"LANGGRAPH_CLI_NO_ANALYTICS": "1", "LANGGRAPH_NO_VERSION_CHECK": "1", "LANGSMITH_TRACING": "false"}
-FORBIDDEN_PORT = 2024
 LANGGRAPH_CLI = Path(sys.executable).with_name("langgraph")
-
-
-def free_port() -> int:
-    while True:
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = int(s.getsockname()[1])
-        if port != FORBIDDEN_PORT:
-            return port
 
 
 class LangGraphDevServer:

@@ -20,6 +20,7 @@ from langchain_core.language_models import BaseChatModel
 
 from agents import llm, resources
 from reference_sim.errors import SimCoderError
+from reference_sim.executors import EXECUTORS, make_executor
 from sandbox.base import SandboxUnavailable
 
 from . import hidden, mutation, passk, table2
@@ -58,6 +59,12 @@ def add_tasks_arguments(p: argparse.ArgumentParser) -> None:
                    help=f"per-task sandbox time limit (default {DEFAULT_TIMEOUT_S:.0f} s)")
     p.add_argument("--sandbox", choices=("docker", "process"), default="docker",
                    help="where answers run (default docker; process is no isolation)")
+    p.add_argument("--executor", choices=EXECUTORS, default="local",
+                   help="where samples run: threads here, or a Ray cluster, each worker with its own sandbox "
+                        "(default local)")
+    p.add_argument("--ray-address", metavar="ADDRESS",
+                   help="with --executor ray: the cluster (e.g. ray://head:10001; default RAY_ADDRESS, "
+                        "else a local Ray)")
     p.add_argument("--out", type=Path, help="output folder (default bench-results/tasks-<model>-<strategy>[-repair])")
     p.add_argument("--report-only", action="store_true", help="rebuild the tables from --out's saved results")
 
@@ -101,15 +108,19 @@ def run_tasks(args: argparse.Namespace, *, model_factory: ModelFactory = _model_
     strategy = passk.CLI_STRATEGIES[args.strategy]
     settings = passk.Settings(strategy=strategy, model=config.model, samples=args.samples, repair=args.repair,
                               attempts=args.attempts, temperature=args.temperature)
+    executor = make_executor(args.executor, jobs=max(1, args.jobs), ray_address=args.ray_address, chunksize=1)
     store = passk.Store(args.out or _default_out(config.model, args.strategy, args.repair))
     store.open(settings)
-    if runner is None:
+    worker = None if executor.name == "local" else passk.WorkerSpec(settings, config, args.sandbox, args.timeout_s)
+    if runner is None and worker is None:
         sandbox = resources.make_sandbox_for(args.sandbox, args.timeout_s)
         note = resources.sandbox_note(sandbox, args.sandbox)
         if note:
             logger.warning("%s", note)
         runner = hidden.Runner(sandbox, args.timeout_s)
-    context = passk.Context(suite, settings, strategy, lambda i: model_factory(config, i), runner,
+    elif worker is not None and args.sandbox == "process":
+        logger.warning("%s", resources.PROCESS_WARNING)
+    context = passk.Context(suite, settings, strategy, lambda i: model_factory(config, i), runner or hidden.Runner(),
                             model_timeout_s=config.timeout_s)
 
     def progress(sample: passk.Sample, done: int, total: int) -> None:
@@ -117,9 +128,10 @@ def run_tasks(args: argparse.Namespace, *, model_factory: ModelFactory = _model_
         logger.info("[%d/%d] %s sample %d: %s (%.1f s)", done, total, sample.task, sample.sample, verdict,
                     sample.seconds)
 
-    logger.info("%d tasks x %d samples, strategy %s, model %s%s; results in %s", len(tasks), args.samples,
-                args.strategy, config.model, ", with repair" if args.repair else "", store.folder)
-    passk.run(context, tasks, store, jobs=args.jobs, progress=progress)
+    logger.info("%d tasks x %d samples, strategy %s, model %s%s, executor %s; results in %s", len(tasks),
+                args.samples, args.strategy, config.model, ", with repair" if args.repair else "", executor.name,
+                store.folder)
+    passk.run(context, tasks, store, jobs=args.jobs, progress=progress, executor=executor, worker=worker)
     return _write(store, tasks, settings, args.k)
 
 

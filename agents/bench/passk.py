@@ -24,21 +24,23 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage
 
-from agents import coder, llm, prompts, skeleton
+from agents import coder, llm, prompts, resources, skeleton
 from agents.extract import ExtractionError, extract_code
 from agents.planner import ENTRY_POINTS, INTERFACES, ModuleTask, UnitTask
 from reference_sim.errors import SimCoderError
+from reference_sim.executors import Executor, JobFailed, LocalExecutor
+from sandbox.factory import SandboxKind
 
 from . import hidden
-from .pool import bounded_map
-from .suite import BenchTask, Suite, architecture_text, module_description
+from .suite import BenchTask, Suite, architecture_text, load_suite, module_description
 
 logger = logging.getLogger(__name__)
 
@@ -299,22 +301,89 @@ def run_sample(context: Context, task: BenchTask, sample: int) -> Sample:
                   round(time.perf_counter() - start, 3), round(tally.model_seconds, 3))
 
 
+@dataclass(frozen=True)
+class Job:
+    """One (task, sample) as it crosses to a worker: the task's id and the digest the driver holds."""
+
+    task: str
+    digest: str
+    sample: int
+
+
+@dataclass(frozen=True)
+class WorkerSpec:
+    """What a remote worker needs to rebuild the run's context on its own machine (no key: workers read the key
+    from their own environment, the variable ``model.api_key_env`` names)."""
+
+    settings: Settings
+    model: llm.ModelConfig
+    sandbox: SandboxKind
+    timeout_s: float
+
+
+_worker_contexts: dict[WorkerSpec, Context] = {}
+_worker_lock = threading.Lock()
+
+
+def _worker_context(spec: WorkerSpec) -> Context:
+    """The worker process's context for ``spec``: its own suite, model factory and sandbox, made once."""
+    with _worker_lock:
+        context = _worker_contexts.get(spec)
+        if context is None:
+            runner = hidden.Runner(resources.make_sandbox_for(spec.sandbox, spec.timeout_s), spec.timeout_s)
+            context = Context(load_suite(), spec.settings, spec.settings.strategy,
+                              lambda i: llm.make_chat_model(replace(spec.model, seed=i)), runner,
+                              model_timeout_s=spec.model.timeout_s)
+            _worker_contexts[spec] = context
+        return context
+
+
+def remote_sample(spec: WorkerSpec, job: Job) -> dict[str, Any]:
+    """A worker's job: one sample, run in the worker's own sandbox, as its results line (:data:`RESULTS_FORMAT`)."""
+    context = _worker_context(spec)
+    task = context.suite.task(job.task)
+    if task.digest != job.digest:
+        raise BenchError(f"task {job.task} differs on this worker (digest {task.digest}, the driver's {job.digest}): "
+                         "install the same checkout on every node")
+    return run_sample(context, task, job.sample).as_json()
+
+
+def lost_sample(job: Job, lost: JobFailed) -> Sample:
+    """The failed sample recorded for a job its executor lost for good (a ``crash`` at the executor)."""
+    return Sample(job.task, job.digest, job.sample, False, "crash", "executor", lost.message[:1000])
+
+
 def run(context: Context, tasks: Sequence[BenchTask], store: Store, *, jobs: int = 2,
-        progress: Callable[[Sample, int, int], None] | None = None) -> list[Sample]:
-    """Every (task, sample) not yet on record, ``jobs`` at a time; returns the run's samples (old and new)."""
+        progress: Callable[[Sample, int, int], None] | None = None, executor: Executor | None = None,
+        worker: WorkerSpec | None = None) -> list[Sample]:
+    """Every (task, sample) not yet on record, ``jobs`` at a time; returns the run's samples (old and new).
+
+    With ``executor`` (e.g. Ray) and ``worker`` the samples run remotely, each worker with its own
+    sandbox, and come back as results lines; otherwise they run in this process's threads.  Either
+    way the driver appends each sample to the store as it arrives, and a job the executor lost is a
+    failed sample.
+    """
     digests = {t.id: t.digest for t in tasks}
+    by_id = {t.id: t for t in tasks}
     kept = [s for s in store.load() if digests.get(s.task) == s.digest and s.sample < context.settings.samples]
     done = {(s.task, s.sample) for s in kept}
-    todo = [(t, i) for t in tasks for i in range(context.settings.samples) if (t.id, i) not in done]
+    todo = [Job(t.id, t.digest, i) for t in tasks for i in range(context.settings.samples) if (t.id, i) not in done]
     if done:
         logger.info("resuming: %d of %d samples are on record; %d to run", len(done), len(done) + len(todo), len(todo))
 
-    def one(job: tuple[BenchTask, int]) -> Sample:
-        sample = run_sample(context, *job)
-        store.append(sample)
-        return sample
+    def local(job: Job) -> dict[str, Any]:
+        return run_sample(context, by_id[job.task], job.sample).as_json()
 
-    return kept + bounded_map(one, todo, jobs=jobs, progress=progress)
+    work: Callable[[Job], dict[str, Any]] = local if worker is None else partial(remote_sample, worker)
+    runner = executor if executor is not None else LocalExecutor(max(1, jobs))
+    results: dict[int, Sample] = {}
+    for index, outcome in runner.map_unordered(work, todo):
+        sample = lost_sample(todo[index], outcome) if isinstance(outcome, JobFailed) else Sample.from_json(outcome)
+        store.append(sample)
+        results[index] = sample
+        if progress is not None:
+            progress(sample, len(results), len(todo))
+    return kept + [results[i] for i in range(len(todo))]
 
 
 # --------------------------------------------------------------------------- the table

@@ -23,7 +23,8 @@ from agents import mutants
 from tests import fakes
 from tests.conftest import require
 from tests.fake_openai_server import FakeOpenAIServer
-from tests.langgraph_server import FORBIDDEN_PORT, LANGGRAPH_CLI, LangGraphDevServer
+from tests.langgraph_server import LANGGRAPH_CLI, LangGraphDevServer
+from tests.ports import FORBIDDEN_PORT
 
 pytestmark = pytest.mark.integration
 
