@@ -29,11 +29,13 @@ import argparse
 import json
 import os
 import platform
+import re
 import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -49,9 +51,11 @@ from reference_sim.sweep import grid, sweep
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 TARGET_TOTAL_RATIO = 1000.0
-TARGET_NETWORK_RATIO = 100.0
+TARGET_NETWORK_RATIO = 300.0
 TARGET_STALL_RATIO = 100.0
 TARGET_RSS_MIB = 1024.0
+TARGET_USER_RATIO = 100.0
+TARGET_CALC_RATIO = 300.0
 QUICK_NETWORKS = ("NCF", "AlphaGoZero")
 STALL_CASES = 5
 QUICK_STALL_CASES = 2
@@ -71,29 +75,45 @@ QUICK_TRACE_MAX_CYCLES = 500_000
 
 @dataclass(frozen=True)
 class ProcessRun:
-    """One child process: wall time, peak resident set of the child, exit code, end of its stderr."""
+    """One child process: wall time, peak resident set of the child, exit code, end of its stderr, and
+    whether it was killed at its timeout."""
 
     seconds: float
     max_rss_kib: int
     returncode: int
     stderr_tail: str
+    timed_out: bool = False
 
     @property
     def max_rss_mib(self) -> float:
         return self.max_rss_kib / 1024
 
 
-def run_process(command: Sequence[str], cwd: Path | None = None) -> ProcessRun:
-    """Run ``command`` to completion; wall time from spawn to reap, peak RSS from ``wait4`` (KiB on Linux)."""
+def run_process(command: Sequence[str], cwd: Path | None = None, timeout: float | None = None,
+                env: dict[str, str] | None = None) -> ProcessRun:
+    """Run ``command`` to completion, or kill it after ``timeout`` seconds (``timed_out``); wall time from
+    spawn to reap, peak RSS from ``wait4`` (KiB on Linux)."""
     with tempfile.TemporaryFile() as err:
         start = time.perf_counter()
-        proc = subprocess.Popen(list(command), cwd=cwd, stdout=subprocess.DEVNULL, stderr=err)
+        proc = subprocess.Popen(list(command), cwd=cwd, stdout=subprocess.DEVNULL, stderr=err, env=env)
+        fired = threading.Event()
+
+        def kill() -> None:
+            fired.set()
+            proc.kill()
+
+        killer = threading.Timer(timeout, kill) if timeout is not None else None
+        if killer is not None:
+            killer.start()
         _, status, usage = os.wait4(proc.pid, 0)
         seconds = time.perf_counter() - start
+        if killer is not None:
+            killer.cancel()
+        timed_out = fired.is_set()
         proc.returncode = os.waitstatus_to_exitcode(status)
         err.seek(0)
         tail = err.read().decode(errors="replace")[-2000:]
-    return ProcessRun(seconds, int(usage.ru_maxrss), proc.returncode, tail)
+    return ProcessRun(seconds, int(usage.ru_maxrss), proc.returncode, tail, timed_out)
 
 
 def read_cycles(compute_report: Path) -> list[tuple[int, int]]:
@@ -302,6 +322,107 @@ def stall_table(runs: Sequence[StallRun]) -> str:
     )
 
 
+# ----------------------------------------------------------------- every dataflow, USER bandwidth
+
+
+DATAFLOWS = ("os", "ws", "is")
+USER_WORDS_PER_CYCLE = 10
+QUICK_VARIANTS: tuple[tuple[str, str, int | None], ...] = (
+    ("NCF", "ws", None), ("NCF", "os", USER_WORDS_PER_CYCLE), ("AlphaGoZero", "os", USER_WORDS_PER_CYCLE),
+    ("AlphaGoZero", "is", USER_WORDS_PER_CYCLE))
+
+
+def bandwidth_label(words_per_cycle: int | None) -> str:
+    return "CALC" if words_per_cycle is None else f"USER:{words_per_cycle}"
+
+
+def variant_config(data: Path, work: Path, dataflow: str, words_per_cycle: int | None) -> Path:
+    """SCALE-Sim's ``scale.cfg`` with another dataflow and, for USER bandwidth, ``InterfaceBandwidth: USER``
+    with ``Bandwidth: words_per_cycle`` (for OS and 10 words, the config of ``user_bw10/``)."""
+    text = (data / "configs" / "scale.cfg").read_text()
+    text = re.sub(r"(?m)^Dataflow\s*:.*$", f"Dataflow : {dataflow}", text)
+    if words_per_cycle is not None:
+        text = re.sub(r"(?m)^InterfaceBandwidth\s*:.*$", "InterfaceBandwidth : USER", text)
+        text = re.sub(r"(?m)^Bandwidth\s*:.*$", f"Bandwidth : {words_per_cycle}", text)
+    path = work / f"scale-{dataflow}-{bandwidth_label(words_per_cycle).replace(':', '')}.cfg"
+    path.write_text(text)
+    return path
+
+
+def recorded_scalesim(data: Path, name: str, dataflow: str, words_per_cycle: int | None) -> tuple[Path, float] | None:
+    """SCALE-Sim 22f88b1's reports and whole-process time for this run, where ``../shared`` has them (OS only)."""
+    if dataflow != "os":
+        return None
+    if words_per_cycle is None:
+        entry = json.loads((data / "table2.json").read_text())["networks"].get(name)
+        return (data / "table2" / name, float(entry["scalesim_seconds"])) if entry else None
+    runs = data / "user_bw10" / "runs.json"
+    entry = json.loads(runs.read_text()).get(name) if runs.is_file() and words_per_cycle == 10 else None
+    return (data / "user_bw10" / name, float(entry["scalesim_seconds"])) if entry else None
+
+
+@dataclass
+class VariantRun:
+    """One Table-2 network on one dataflow and bandwidth mode, as whole processes."""
+
+    network: str
+    dataflow: str
+    bandwidth: str
+    layers: int
+    seconds: float
+    max_rss_mib: float
+    scalesim_seconds: float | None
+    """SCALE-Sim's whole-process time where known (recorded in ``../shared``, or run side by side)."""
+    scalesim_finished: bool
+    """False when SCALE-Sim was stopped at its timeout: ``scalesim_seconds`` is then a lower bound."""
+    reports_equal: bool | None
+    """All three reports equal SCALE-Sim's; ``None`` where there are no SCALE-Sim reports to compare with."""
+    difference: str | None = None
+    all_seconds: list[float] = field(default_factory=list)
+
+    @property
+    def ratio(self) -> float | None:
+        return None if self.scalesim_seconds is None else ratio(self.scalesim_seconds, self.seconds)
+
+
+def run_variant(name: str, dataflow: str, words_per_cycle: int | None, data: Path, work: Path,
+                repeat: int = 1) -> VariantRun:
+    """``repeat`` whole-process runs; all three reports compared with SCALE-Sim's where ``../shared`` has them."""
+    config = variant_config(data, work, dataflow, words_per_cycle)
+    out = work / f"variant-{name}-{dataflow}-{bandwidth_label(words_per_cycle).replace(':', '')}"
+    written = out / read_config(config).run_name
+    topology = data / "table2" / f"{name}.csv"
+    known = recorded_scalesim(data, name, dataflow, words_per_cycle)
+
+    def check() -> str | None:
+        if known is not None:
+            return compare_reports(known[0], written)
+        return None if (written / "COMPUTE_REPORT.csv").is_file() else "COMPUTE_REPORT.csv not written"
+
+    times, rss, difference = measure(our_command(config, topology, out), out, repeat, check)
+    return VariantRun(name, dataflow, bandwidth_label(words_per_cycle), len(read_topology(topology)),
+                      statistics.median(times), rss, None if known is None else known[1], True,
+                      None if known is None and difference is None else difference is None, difference, times)
+
+
+def variant_table(runs: Sequence[VariantRun]) -> str:
+    def scalesim(r: VariantRun) -> str:
+        if r.scalesim_seconds is None:
+            return "-"
+        return seconds_text(r.scalesim_seconds) if r.scalesim_finished else f"> {seconds_text(r.scalesim_seconds)}"
+
+    def ratio_cell(r: VariantRun) -> str:
+        if r.ratio is None:
+            return "-"
+        return ratio_text(r.ratio) if r.scalesim_finished else f"> {ratio_text(r.ratio)}"
+
+    return format_table(
+        ("network", "dataflow", "bandwidth", "layers", "ours (s)", "peak RSS (MiB)", "SCALE-Sim (s)", "ratio",
+         "reports equal"),
+        [[r.network, r.dataflow, r.bandwidth, r.layers, seconds_text(r.seconds), f"{r.max_rss_mib:.0f}",
+          scalesim(r), ratio_cell(r), "-" if r.reports_equal is None else r.reports_equal] for r in runs])
+
+
 # ------------------------------------------------------------------------------------ traces, sweep
 
 
@@ -374,50 +495,67 @@ def ensure_scalesim(venv: Path) -> Path:
     return python
 
 
-def side_by_side(name: str, data: Path, work: Path) -> dict[str, Any]:
-    """Our CLI and SCALE-Sim 2.0.2's ``scalesim.scale`` on one Table-2 network, one after the other."""
-    entry = json.loads((data / "table2.json").read_text())["networks"][name]
+def side_by_side(name: str, dataflow: str, words_per_cycle: int | None, data: Path, work: Path,
+                 timeout: float | None = None, checkout: Path | None = None) -> dict[str, Any]:
+    """Our CLI and SCALE-Sim on one Table-2 network, dataflow and bandwidth mode, one after the other:
+    PyPI 2.0.2's ``scalesim.scale``, or ``checkout/scalesim/scale.py`` of a scale-sim-v2 checkout (with
+    2.0.2's dependencies).  SCALE-Sim is stopped after ``timeout`` seconds (its time is then a lower bound)."""
     python = ensure_scalesim(scalesim_venv())
-    config = data / "configs" / "scale.cfg"
+    version = SCALESIM_VERSION if checkout is None else f"checkout {checkout.name}"
+    config = variant_config(data, work, dataflow, words_per_cycle)
     topology = data / "table2" / f"{name}.csv"
     run_name = read_config(config).run_name
-    ours_out, theirs_out = work / "side-ours", work / "side-scalesim"
-    print(f"side by side on {name}: ours, then SCALE-Sim {SCALESIM_VERSION} (SCALE-Sim 22f88b1 took "
-          f"{entry['scalesim_seconds']} s when recorded) ...", flush=True)
+    label = f"{name} {dataflow} {bandwidth_label(words_per_cycle)}"
+    ours_out, theirs_out = work / f"side-ours-{label}", work / f"side-scalesim-{label}"
+    known = recorded_scalesim(data, name, dataflow, words_per_cycle)
+    recorded = f" (SCALE-Sim 22f88b1 took {known[1]} s when recorded)" if known else ""
+    print(f"side by side on {label}: ours, then SCALE-Sim {version}{recorded} ...", flush=True)
     ours = run_process(our_command(config, topology, ours_out), cwd=REPO_ROOT)
     theirs_out.mkdir(parents=True, exist_ok=True)
-    theirs = run_process([str(python), "-m", "scalesim.scale", "-c", str(config), "-t", str(topology),
-                          "-p", str(theirs_out)], cwd=theirs_out)
+    entry = ["-m", "scalesim.scale"] if checkout is None else [str(checkout / "scalesim" / "scale.py")]
+    env = None if checkout is None else {**os.environ, "PYTHONPATH": str(checkout)}
+    theirs = run_process([str(python), *entry, "-c", str(config), "-t", str(topology), "-p", str(theirs_out)],
+                         cwd=theirs_out, timeout=timeout, env=env)
     problems = []
     if ours.returncode != 0:
         problems.append(f"ours: exit code {ours.returncode}: {ours.stderr_tail.strip()}")
-    if theirs.returncode != 0:
+    if theirs.returncode != 0 and not theirs.timed_out:
         problems.append(f"SCALE-Sim: exit code {theirs.returncode}: {theirs.stderr_tail.strip()}")
-    cycles_equal = reports_equal = False
+    cycles_equal: bool | None = None
+    reports_equal: bool | None = None
     report_difference: str | None = None
-    if not problems:
+    if not problems and not theirs.timed_out:
         ours_cycles = read_cycles(ours_out / run_name / "COMPUTE_REPORT.csv")
         theirs_cycles = read_cycles(theirs_out / run_name / "COMPUTE_REPORT.csv")
         difference = cycles_difference(ours_cycles, [c for c, _ in theirs_cycles], [s for _, s in theirs_cycles])
         cycles_equal = difference is None
         if difference is not None:
-            problems.append(f"cycles: SCALE-Sim {SCALESIM_VERSION} vs ours: {difference}")
+            problems.append(f"cycles: SCALE-Sim {version} vs ours: {difference}")
         report_difference = compare_reports(theirs_out / run_name, ours_out / run_name)
         reports_equal = report_difference is None
-    return {"network": name, "scalesim_version": SCALESIM_VERSION, "ours_seconds": ours.seconds,
-            "scalesim_seconds": theirs.seconds, "ratio": ratio(theirs.seconds, ours.seconds),
+    shutil.rmtree(ours_out, ignore_errors=True)
+    shutil.rmtree(theirs_out, ignore_errors=True)
+    return {"network": name, "dataflow": dataflow, "bandwidth": bandwidth_label(words_per_cycle),
+            "scalesim_version": version, "ours_seconds": ours.seconds,
+            "scalesim_seconds": theirs.seconds, "scalesim_finished": not theirs.timed_out,
+            "ratio": ratio(theirs.seconds, ours.seconds),
             "ours_max_rss_mib": ours.max_rss_mib, "scalesim_max_rss_mib": theirs.max_rss_mib,
             "cycles_equal": cycles_equal, "reports_equal": reports_equal, "report_difference": report_difference,
             "problems": problems}
 
 
-def side_by_side_table(result: dict[str, Any]) -> str:
+def side_by_side_table(results: Sequence[dict[str, Any]]) -> str:
+    def bound(r: dict[str, Any], text: str) -> str:
+        return text if r["scalesim_finished"] else f"> {text}"
+
     return format_table(
-        ("network", "ours (s)", f"SCALE-Sim {SCALESIM_VERSION} (s)", "ratio", "ours RSS (MiB)",
-         "SCALE-Sim RSS (MiB)", "cycles equal", "reports equal"),
-        [[result["network"], seconds_text(result["ours_seconds"]), seconds_text(result["scalesim_seconds"]),
-          ratio_text(result["ratio"]), f"{result['ours_max_rss_mib']:.0f}", f"{result['scalesim_max_rss_mib']:.0f}",
-          result["cycles_equal"], result["reports_equal"]]],
+        ("network", "dataflow", "bandwidth", "ours (s)", "SCALE-Sim (s)", "ratio",
+         "ours RSS (MiB)", "SCALE-Sim RSS (MiB)", "cycles equal", "reports equal"),
+        [[f"{r['network']} ({r['scalesim_version']})", r["dataflow"], r["bandwidth"], seconds_text(r["ours_seconds"]),
+          bound(r, seconds_text(r["scalesim_seconds"])), bound(r, ratio_text(r["ratio"])),
+          f"{r['ours_max_rss_mib']:.0f}", f"{r['scalesim_max_rss_mib']:.0f}",
+          "-" if r["cycles_equal"] is None else r["cycles_equal"],
+          "-" if r["reports_equal"] is None else r["reports_equal"]] for r in results],
     )
 
 
@@ -430,10 +568,13 @@ class Report:
     mode: str
     repeat: int = 1
     networks: list[NetworkRun] = field(default_factory=list)
+    variants: list[VariantRun] = field(default_factory=list)
     stall_cases: list[StallRun] = field(default_factory=list)
     traces: dict[str, Any] = field(default_factory=dict)
     sweep: dict[str, Any] = field(default_factory=dict)
-    side_by_side: dict[str, Any] = field(default_factory=dict)
+    sweep_rates: dict[str, Any] = field(default_factory=dict)
+    topologies: dict[str, Any] = field(default_factory=dict)
+    side_by_side: list[dict[str, Any]] = field(default_factory=list)
     targets: list[Target] = field(default_factory=list)
 
     def as_json(self) -> dict[str, Any]:
@@ -442,6 +583,8 @@ class Report:
             item["ratio"] = run.ratio
         for stall, item in zip(self.stall_cases, data["stall_cases"]):
             item["ratio"] = stall.ratio
+        for variant, item in zip(self.variants, data["variants"]):
+            item["ratio"] = variant.ratio
         if self.networks:
             ours = sum(r.seconds for r in self.networks)
             theirs = sum(r.scalesim_seconds for r in self.networks)
@@ -449,8 +592,33 @@ class Report:
         return data
 
 
+def variant_targets(variants: Sequence[VariantRun]) -> list[Target]:
+    """Speed-up per network and dataflow where SCALE-Sim's time is known, peak RSS, and report equality."""
+    targets = []
+    for mode, goal in (("USER", TARGET_USER_RATIO), ("CALC", TARGET_CALC_RATIO)):
+        runs = [r for r in variants if r.bandwidth.startswith(mode)]
+        timed = [r for r in runs if r.ratio is not None]
+        if timed:
+            worst = min(timed, key=lambda r: r.ratio or 0.0)
+            targets.append(Target(
+                f"{mode} speed-up, {len(timed)} of {len(runs)} timed", f">= {goal:,.0f}x",
+                f"lowest {worst.ratio or 0.0:,.0f}x ({worst.network} {worst.dataflow})",
+                (worst.ratio or 0.0) >= goal))
+        if runs:
+            heaviest = max(runs, key=lambda r: r.max_rss_mib)
+            targets.append(Target(f"{mode} peak RSS per process", f"< {TARGET_RSS_MIB:,.0f} MiB",
+                                  f"{heaviest.max_rss_mib:.0f} MiB ({heaviest.network} {heaviest.dataflow})",
+                                  heaviest.max_rss_mib < TARGET_RSS_MIB))
+    compared = [r for r in variants if r.reports_equal is not None]
+    if compared:
+        equal = sum(bool(r.reports_equal) for r in compared)
+        targets.append(Target("reports equal SCALE-Sim's", "all", f"{equal}/{len(compared)} runs",
+                              equal == len(compared)))
+    return targets
+
+
 def evaluate_targets(networks: Sequence[NetworkRun], stalls: Sequence[StallRun],
-                     scalesim_total: float | None) -> list[Target]:
+                     scalesim_total: float | None, variants: Sequence[VariantRun] = ()) -> list[Target]:
     """The issue's targets, each with what was measured and whether it is met."""
     targets = []
     if networks:
@@ -478,7 +646,7 @@ def evaluate_targets(networks: Sequence[NetworkRun], stalls: Sequence[StallRun],
         equal = sum(s.reports_equal for s in stalls)
         targets.append(Target("stall case reports equal", "all", f"{equal}/{len(stalls)} cases",
                               equal == len(stalls)))
-    return targets
+    return targets + variant_targets(variants)
 
 
 def print_machine(info: dict[str, Any]) -> None:
@@ -503,6 +671,16 @@ def run_benchmark(data: Path, quick: bool, jobs: int, work: Path, repeat: int) -
         print(f"SCALE-Sim recorded total: {table2['scalesim_total_seconds']} s; "
               f"ours: {sum(r.seconds for r in report.networks):.2f} s")
 
+    variants = list(QUICK_VARIANTS) if quick else [
+        (name, dataflow, words) for words in (None, USER_WORDS_PER_CYCLE) for name in table2["networks"]
+        for dataflow in DATAFLOWS if words is not None or dataflow != "os"]
+    print("\nEvery dataflow and USER bandwidth (10 words per cycle): configs/scale.cfg with Dataflow and "
+          "InterfaceBandwidth changed, one process per run; reports compared where ../shared has SCALE-Sim's "
+          "(OS), SCALE-Sim times where recorded (else run --scalesim side by side)", flush=True)
+    for name, dataflow, words in variants:
+        report.variants.append(run_variant(name, dataflow, words, data, work, repeat))
+    print(variant_table(report.variants))
+
     count = QUICK_STALL_CASES if quick else STALL_CASES
     print(f"\nStall cases: the {count} golden cases SCALE-Sim took longest on, one process each, all three "
           "reports compared", flush=True)
@@ -524,15 +702,70 @@ def run_benchmark(data: Path, quick: bool, jobs: int, work: Path, repeat: int) -
     print(f"{s['configurations']} configurations x {s['layers']} layers ({s['grid']}, CALC): {s['seconds']:.2f} s = "
           f"{s['configurations_per_second']:.2f} configurations/s")
 
+    print(f"\nSweep rates: benchmarks/bench_sweep.py{' --quick' if quick else ''} ({jobs} jobs)", flush=True)
+    report.sweep_rates, sweep_ok = companion("bench_sweep.py", data, work, ["--jobs", str(jobs)], quick)
+    if quick:
+        print("\nBig topologies: benchmarks/bench_topologies.py --quick", flush=True)
+        report.topologies, topologies_ok = companion("bench_topologies.py", data, work, [], quick)
+    else:
+        topologies_ok = True
+        print("\nBig topologies: every topology under topologies/ with scale.cfg and eyeriss.cfg, both bandwidth "
+              "modes, time and peak RSS: run benchmarks/bench_topologies.py (about an hour; not part of this run)")
+
     total = None if quick else float(table2["scalesim_total_seconds"])
-    report.targets = evaluate_targets(report.networks, report.stall_cases, total)
+    report.targets = evaluate_targets(report.networks, report.stall_cases, total, report.variants)
     print("\nTargets" + (" (quick run: a subset, for information)" if quick else ""))
     print(format_targets(report.targets))
     differences = [f"{r.name}: {r.difference}" for r in report.networks if r.difference] + \
-                  [f"{s.case}: {s.difference}" for s in report.stall_cases if s.difference]
+                  [f"{s.case}: {s.difference}" for s in report.stall_cases if s.difference] + \
+                  [f"{v.network} {v.dataflow} {v.bandwidth}: {v.difference}" for v in report.variants if v.difference]
+    if not sweep_ok:
+        differences.append("bench_sweep.py: the closed form and the engine disagree")
+    if not topologies_ok:
+        differences.append("bench_topologies.py: a run failed")
     for difference in differences:
         print(f"DIFFERENCE {difference}")
     return report, not differences
+
+
+def companion(script: str, data: Path, work: Path, extra: Sequence[str], quick: bool) -> tuple[dict[str, Any], bool]:
+    """Run another benchmark of ``benchmarks/`` on the same data as its own process, its output shown as
+    it comes; its ``--json`` figures (if it wrote any) and whether it exited 0."""
+    out = work / f"{script}.json"
+    command = [sys.executable, str(REPO_ROOT / "benchmarks" / script), "--shared", str(data.parent), *extra,
+               *(["--quick"] if quick else ["--json", str(out)])]
+    code = subprocess.run(command, cwd=REPO_ROOT, check=False).returncode
+    figures: dict[str, Any] = json.loads(out.read_text()) if out.is_file() else {}
+    return figures, code == 0
+
+
+def side_by_side_runs(args: argparse.Namespace, data: Path) -> list[tuple[str, str, int | None]] | str:
+    """The (network, dataflow, words per cycle) runs that ``--scalesim``, ``--dataflow`` and ``--bandwidth``
+    ask for, or the one-line problem with them."""
+    networks = json.loads((data / "table2.json").read_text())["networks"]
+    names = [n.strip() for n in args.scalesim.split(",") if n.strip()]
+    unknown = [n for n in names if n not in networks]
+    if unknown or not names:
+        shown = repr(unknown[0]) if unknown else repr(args.scalesim)
+        return f"--scalesim: unknown network {shown} (one of {', '.join(networks)})"
+    dataflows = [d.strip().lower() for d in args.dataflow.split(",") if d.strip()]
+    if not dataflows or any(d not in DATAFLOWS for d in dataflows):
+        return f"--dataflow: {args.dataflow!r}: each must be one of {', '.join(DATAFLOWS)}"
+    words: list[int | None] = []
+    for item in (b.strip().upper() for b in args.bandwidth.split(",") if b.strip()):
+        match = re.fullmatch(r"USER:(\d+)", item)
+        if item == "CALC":
+            words.append(None)
+        elif match and int(match.group(1)) > 0:
+            words.append(int(match.group(1)))
+        else:
+            return f"--bandwidth: {item!r}: CALC or USER:WORDS (words per cycle, e.g. USER:10)"
+    if args.scalesim_timeout <= 0:
+        return f"--scalesim-timeout must be positive, got {args.scalesim_timeout}"
+    repo = getattr(args, "scalesim_repo", None)
+    if repo is not None and not (repo / "scalesim" / "scale.py").is_file():
+        return f"--scalesim-repo: {repo} has no scalesim/scale.py (a scale-sim-v2 checkout)"
+    return [(n, d, w) for w in words for n in names for d in dataflows]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -541,8 +774,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--shared", type=Path, default=None,
                         help="the shared folder holding scalesim/ (default $SIMCODER_SHARED or ../shared)")
     parser.add_argument("--json", type=Path, default=None, metavar="PATH", help="write every figure as JSON")
-    parser.add_argument("--scalesim", metavar="NAME", default=None,
-                        help=f"side by side: run PyPI scalesim=={SCALESIM_VERSION} and ours on this Table-2 network")
+    parser.add_argument("--scalesim", metavar="NAMES", default=None,
+                        help=f"side by side: run PyPI scalesim=={SCALESIM_VERSION} and ours on these Table-2 "
+                             "networks (comma-separated)")
+    parser.add_argument("--dataflow", default="os", metavar="LIST",
+                        help="with --scalesim: dataflows, e.g. os,ws,is (default os)")
+    parser.add_argument("--bandwidth", default="CALC", metavar="LIST",
+                        help="with --scalesim: CALC and/or USER:WORDS, e.g. CALC,USER:10 (default CALC)")
+    parser.add_argument("--scalesim-repo", type=Path, default=None, metavar="DIR",
+                        help="with --scalesim: run DIR/scalesim/scale.py of a scale-sim-v2 checkout (e.g. commit "
+                             "22f88b1, which ../shared was made with) instead of PyPI 2.0.2")
+    parser.add_argument("--scalesim-timeout", type=float, default=3600.0, metavar="S",
+                        help="with --scalesim: stop SCALE-Sim after S seconds and report its time as a lower "
+                             "bound (default 3600)")
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="sweep worker processes")
     parser.add_argument("--repeat", type=int, default=None, metavar="N",
                         help="runs per network, stall case and trace measurement; the median is reported "
@@ -558,20 +802,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="bench-reference-") as tmp:
         work = Path(tmp)
         if args.scalesim:
-            networks = json.loads((data / "table2.json").read_text())["networks"]
-            if args.scalesim not in networks:
-                print(f"error: --scalesim: unknown network {args.scalesim!r} (one of {', '.join(networks)})",
-                      file=sys.stderr)
+            runs = side_by_side_runs(args, data)
+            if isinstance(runs, str):
+                print(f"error: {runs}", file=sys.stderr)
                 return 2
             report = Report(machine(), "side-by-side")
             print_machine(report.machine)
-            report.side_by_side = side_by_side(args.scalesim, data, work)
-            print(side_by_side_table(report.side_by_side))
-            if report.side_by_side["report_difference"]:
-                print(f"note: reports differ beyond cycles: {report.side_by_side['report_difference']}")
-            for problem in report.side_by_side["problems"]:
-                print(f"DIFFERENCE {problem}")
-            ok = not report.side_by_side["problems"]
+            for name, dataflow, words in runs:
+                result = side_by_side(name, dataflow, words, data, work, args.scalesim_timeout, args.scalesim_repo)
+                report.side_by_side.append(result)
+                print(side_by_side_table([result]), flush=True)
+            print("\n" + side_by_side_table(report.side_by_side))
+            for result in report.side_by_side:
+                if result["report_difference"]:
+                    print(f"note: {result['network']} {result['dataflow']} {result['bandwidth']}: reports differ "
+                          f"beyond cycles: {result['report_difference']}")
+                for problem in result["problems"]:
+                    print(f"DIFFERENCE {result['network']} {result['dataflow']} {result['bandwidth']}: {problem}")
+            ok = not any(result["problems"] for result in report.side_by_side)
         else:
             repeat = args.repeat or (1 if args.quick else 3)
             report, ok = run_benchmark(data, args.quick, args.jobs, work, repeat)

@@ -538,7 +538,7 @@ def side_by_side_run(name: str, data: Path, work: Path) -> dict[str, Any]:
     from benchmarks.bench_reference import side_by_side
 
     with contextlib.redirect_stdout(sys.stderr):
-        return side_by_side(name, data, work)
+        return side_by_side(name, "os", None, data, work)
 
 
 def run_scalesim(network: Network, data: Path, work: Path) -> ScaleSimRun:

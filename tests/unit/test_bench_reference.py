@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import shutil
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -143,6 +145,64 @@ def test_quick_benchmark_runs(scalesim_data: Path, tmp_path: Path) -> None:
     assert all(s["reports_equal"] for s in figures["stall_cases"])
     assert figures["traces"]["rows"] > 0
     assert figures["sweep"]["rows"] == figures["sweep"]["configurations"] * figures["sweep"]["layers"]
+    variants = {(v["network"], v["dataflow"], v["bandwidth"]): v for v in figures["variants"]}
+    assert set(variants) == {(n, d, bench.bandwidth_label(w)) for n, d, w in bench.QUICK_VARIANTS}
+    assert variants[("NCF", "os", "USER:10")]["reports_equal"] is True
+    assert variants[("AlphaGoZero", "os", "USER:10")]["ratio"] > 0
+    assert variants[("NCF", "ws", "CALC")]["reports_equal"] is None
+
+
+def test_variant_config_changes_only_dataflow_and_bandwidth(scalesim_data: Path, tmp_path: Path) -> None:
+    user = bench.read_config(bench.variant_config(scalesim_data, tmp_path, "os", 10))
+    recorded = bench.read_config(scalesim_data / "user_bw10" / "os_user10.cfg")
+    assert user.hardware == recorded.hardware and user.run_name == recorded.run_name
+    calc = bench.read_config(bench.variant_config(scalesim_data, tmp_path, "is", None)).hardware
+    assert calc == replace(bench.read_config(scalesim_data / "configs" / "scale.cfg").hardware, dataflow="is")
+    assert bench.recorded_scalesim(scalesim_data, "NCF", "os", 10) == (scalesim_data / "user_bw10" / "NCF", 103.7)
+    assert bench.recorded_scalesim(scalesim_data, "NCF", "ws", 10) is None
+    assert bench.recorded_scalesim(scalesim_data, "ResNet50", "os", 10) is None
+
+
+def variant(network: str, dataflow: str, bandwidth: str, seconds: float, scalesim: float | None,
+            rss: float = 50.0, equal: bool | None = None, finished: bool = True) -> bench.VariantRun:
+    return bench.VariantRun(network, dataflow, bandwidth, 8, seconds, rss, scalesim, finished, equal)
+
+
+def test_variant_targets_and_table() -> None:
+    runs = [variant("NCF", "os", "USER:10", 1.0, 103.7, equal=True), variant("NCF", "ws", "USER:10", 2.0, None),
+            variant("AlphaGoZero", "os", "USER:10", 1.0, 157.0, rss=1500.0, equal=False),
+            variant("NCF", "is", "CALC", 0.1, 600.0, finished=False)]
+    targets = {t.name: t for t in bench.variant_targets(runs)}
+    speed = targets["USER speed-up, 2 of 3 timed"]
+    assert speed.met and speed.measured == "lowest 104x (NCF os)"
+    assert not targets["USER peak RSS per process"].met
+    assert targets["CALC speed-up, 1 of 1 timed"].met
+    assert targets["reports equal SCALE-Sim's"].measured == "1/2 runs"
+    lines = bench.variant_table(runs).splitlines()
+    assert lines[3].split()[-3:] == ["-", "-", "-"]
+    assert "> 600" in lines[5] and "> 6,000x" in lines[5]
+
+
+def test_run_process_stops_at_its_timeout() -> None:
+    run = bench.run_process([sys.executable, "-c", "import time; time.sleep(30)"], timeout=0.5)
+    assert run.timed_out and run.seconds < 10
+    assert not bench.run_process([sys.executable, "-c", "pass"], timeout=30).timed_out
+
+
+def test_side_by_side_flags(scalesim_data: Path) -> None:
+    parser = argparse.Namespace(scalesim="NCF,AlphaGoZero", dataflow="os,ws", bandwidth="CALC,USER:10",
+                                scalesim_timeout=60.0)
+    runs = bench.side_by_side_runs(parser, scalesim_data)
+    assert runs == [("NCF", "os", None), ("NCF", "ws", None), ("AlphaGoZero", "os", None),
+                    ("AlphaGoZero", "ws", None), ("NCF", "os", 10), ("NCF", "ws", 10), ("AlphaGoZero", "os", 10),
+                    ("AlphaGoZero", "ws", 10)]
+    for field, value, message in (("scalesim", "NCF,VGG", "--scalesim: unknown network 'VGG'"),
+                                  ("dataflow", "os,rs", "--dataflow: 'os,rs'"),
+                                  ("bandwidth", "USER", "--bandwidth: 'USER': CALC or USER:WORDS"),
+                                  ("scalesim_timeout", 0.0, "--scalesim-timeout must be positive")):
+        bad = argparse.Namespace(**{**vars(parser), field: value})
+        problem = bench.side_by_side_runs(bad, scalesim_data)
+        assert isinstance(problem, str) and problem.startswith(message), problem
 
 
 def test_measure_repeats_and_reports_the_first_problem(tmp_path: Path) -> None:
