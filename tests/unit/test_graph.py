@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from agents import checks, skeleton, verifier
+from agents import optimiser as optimiser_module
 from agents.planner import PlanError
 from graph.context import Context
 from graph.graph import build_builder
@@ -219,20 +220,25 @@ def _literal_memory() -> str:
     return skeleton.assemble("memory", {}, fill_from_reference=True)
 
 
-def test_the_optimiser_accepts_a_faster_module(spec: Path, tmp_path: Path) -> None:
+def test_the_optimiser_accepts_a_faster_module(spec: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     def respond(r: Request) -> str:
         if r.kind == "optimise":
             assert r.module == "memory" and "Time per module" in r.first
             return fakes.reference_answer("memory")
         return fakes.fenced(_literal_memory())
 
+    def timed(modules: dict[str, str], *_: Any, **__: Any) -> float:
+        """The timing runs, without a clock: the literal memory module takes 2 s, any other 0.5 s."""
+        return 2.0 if modules["memory"] == _literal_memory() else 0.5
+
+    monkeypatch.setattr(optimiser_module, "measure", timed)
     model = ScriptedChatModel(respond=respond)
     out = run(spec, tmp_path, model, generate=["memory"], optimise=True)
     assert out["status"] == "verified"
     optimiser = out["report"]["optimiser"]
     assert optimiser["accepted"] is True and optimiser["module"] == "memory"
-    assert optimiser["after_s"] < optimiser["before_s"]
-    assert out["report"]["runtime"]["candidate_s"] == optimiser["after_s"], "the optimiser's timing is reused"
+    assert (optimiser["before_s"], optimiser["after_s"]) == (2.0, 0.5)
+    assert out["report"]["runtime"]["candidate_s"] == 0.5, "the optimiser's timing is reused"
     assert (tmp_path / "run" / "candidate" / "memory.py").read_text() == checks.reference_code("memory")
     assert [m["status"] for m in out["report"]["modules"] if m["module"] == "memory"] == ["optimised"]
 
