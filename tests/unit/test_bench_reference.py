@@ -156,6 +156,8 @@ def test_variant_config_changes_only_dataflow_and_bandwidth(scalesim_data: Path,
     user = bench.read_config(bench.variant_config(scalesim_data, tmp_path, "os", 10))
     recorded = bench.read_config(scalesim_data / "user_bw10" / "os_user10.cfg")
     assert user.hardware == recorded.hardware and user.run_name == recorded.run_name
+    seven = bench.read_config(bench.variant_config(scalesim_data, tmp_path, "ws", 7)).hardware
+    assert (seven.dataflow, seven.bandwidth_mode, seven.dram_words_per_cycle) == ("ws", "USER", 7)
     calc = bench.read_config(bench.variant_config(scalesim_data, tmp_path, "is", None)).hardware
     assert calc == replace(bench.read_config(scalesim_data / "configs" / "scale.cfg").hardware, dataflow="is")
     assert bench.recorded_scalesim(scalesim_data, "NCF", "os", 10) == (scalesim_data / "user_bw10" / "NCF", 103.7)
