@@ -137,6 +137,11 @@ def check_work(layer: Layer, hardware: Hardware, modules: Modules = REFERENCE, *
         raise WorkLimitError(layer.name, index, estimate, allowed, how_to_raise=RAISE_LIMIT)
 
 
+def layer_shape(layer: Layer) -> Layer:
+    """The layer without its name: layers with equal shapes have equal results on one configuration."""
+    return replace(layer, name="")
+
+
 def simulate_layer(
     layer: Layer, hardware: Hardware, modules: Modules = REFERENCE, *, index: int = 0, traces: bool = False,
     limit: int | None = None,
@@ -199,7 +204,7 @@ def simulate(
     results = []
     done: dict[Layer, LayerResult] = {}
     for index, layer in enumerate(layers):
-        shape = replace(layer, name="")
+        shape = layer_shape(layer)
         reuse = modules is REFERENCE and not traces
         earlier = done.get(shape) if reuse else None
         if earlier is not None:

@@ -414,8 +414,11 @@ class _FetchIndices:
         """Converted a chunk at a time, into 32-bit indices where the span allows."""
         idle = int(np.count_nonzero(fetch == NO_REQUEST))
         highest = int(fetch.max()) if fetch.size else 0
-        lowest = min((int(part[part != NO_REQUEST].min()) for part in _chunks(fetch)
-                      if np.count_nonzero(part != NO_REQUEST)), default=0)
+        lowest = highest
+        for part in _chunks(fetch):
+            requested = part[part != NO_REQUEST] if idle else part
+            if requested.size:
+                lowest = min(lowest, int(requested.min()))
         span = highest - lowest + 1
         size = fetch.size - idle
         index: _Indices = np.empty(size, dtype=np.int32) if span < 2**31 else np.empty(size, dtype=np.int64)

@@ -48,7 +48,7 @@ import numpy as np
 
 from .closed_form import CycleFigures, cycle_figures
 from .contract import BandwidthMode, Dataflow, Hardware, Layer
-from .engine import simulate_layer
+from .engine import layer_shape, simulate_layer
 from .errors import InputError, SimulationError
 from .executors import EXECUTORS, Executor, JobFailed, LocalExecutor, make_executor
 from .progress import ProgressBar
@@ -166,10 +166,6 @@ def describe(hardware: Hardware) -> str:
             f"{hardware.filter_sram_kib}/{hardware.ofmap_sram_kib} KiB {bandwidth}")
 
 
-def _shape(layer: Layer) -> Layer:
-    return replace(layer, name="")
-
-
 @overload
 def sweep(
     layers: Sequence[Layer],
@@ -241,7 +237,7 @@ def sweep(
         raise ValueError(f"figures must be 'full' or 'cycles', got {figures!r}")
     first_name: dict[Layer, str] = {}
     for layer in layers:
-        first_name.setdefault(_shape(layer), layer.name)
+        first_name.setdefault(layer_shape(layer), layer.name)
     shapes = list(first_name)
     pairs = len(configs) * len(shapes)
     closed: CycleFigures | None = None
@@ -284,7 +280,7 @@ def sweep(
     rows: list[SweepRow] = []
     for config_index, hw in enumerate(configs):
         for layer_index, layer in enumerate(layers):
-            got = simulated.get((config_index, _shape(layer)))
+            got = simulated.get((config_index, layer_shape(layer)))
             if got is None:
                 continue
             rows.append(SweepRow(
@@ -327,8 +323,8 @@ def _cycle_rows(layers: Sequence[Layer], configs: Sequence[Hardware], shapes: Se
         for column, value in zip(values, figures):
             column[config_index, s] = value
         present[config_index, s] = True
-    layer_shape = np.array([shape_index[_shape(layer)] for layer in layers], dtype=np.int64)
-    keep = present[:, layer_shape].reshape(-1)
+    shape_of_layer = np.array([shape_index[layer_shape(layer)] for layer in layers], dtype=np.int64)
+    keep = present[:, shape_of_layer].reshape(-1)
     config_of = np.repeat(np.arange(len(configs)), len(layers))[keep]
     layer_of = np.tile(np.arange(len(layers)), len(configs))[keep]
 
@@ -347,7 +343,7 @@ def _cycle_rows(layers: Sequence[Layer], configs: Sequence[Hardware], shapes: Se
         per_config([hw.dram_words_per_cycle if hw.bandwidth_mode == "USER" else None for hw in configs]),
         layer_of.tolist(),
         np.array([layer.name for layer in layers], dtype=object)[layer_of].tolist(),
-        *(column[:, layer_shape].reshape(-1)[keep].tolist() for column in values),
+        *(column[:, shape_of_layer].reshape(-1)[keep].tolist() for column in values),
     ]
     return list(map(CycleRow._make, zip(*columns)))
 
