@@ -26,6 +26,7 @@ when numbers differ from SCALE-Sim (or a run fails), 0 otherwise.
 from __future__ import annotations
 
 import argparse
+import compileall
 import json
 import os
 import platform
@@ -90,12 +91,13 @@ class ProcessRun:
 
 
 def run_process(command: Sequence[str], cwd: Path | None = None, timeout: float | None = None,
-                env: dict[str, str] | None = None) -> ProcessRun:
+                env: dict[str, str] | None = None, stdout: Path | None = None) -> ProcessRun:
     """Run ``command`` to completion, or kill it after ``timeout`` seconds (``timed_out``); wall time from
-    spawn to reap, peak RSS from ``wait4`` (KiB on Linux)."""
-    with tempfile.TemporaryFile() as err:
+    spawn to reap, peak RSS from ``wait4`` (KiB on Linux).  Its standard output goes to the file
+    ``stdout`` when given, else nowhere."""
+    with tempfile.TemporaryFile() as err, (stdout.open("wb") if stdout else open(os.devnull, "wb")) as out:
         start = time.perf_counter()
-        proc = subprocess.Popen(list(command), cwd=cwd, stdout=subprocess.DEVNULL, stderr=err, env=env)
+        proc = subprocess.Popen(list(command), cwd=cwd, stdout=out, stderr=err, env=env)
         fired = threading.Event()
 
         def kill() -> None:
@@ -495,11 +497,65 @@ def ensure_scalesim(venv: Path) -> Path:
     return python
 
 
+_PRINTED_FIGURES = ("Compute cycles", "Stall cycles", "Overall utilization", "Mapping efficiency",
+                    "Average IFMAP DRAM BW", "Average Filter DRAM BW", "Average OFMAP DRAM BW")
+"""What SCALE-Sim's verbose output prints after each layer, in order; a layer is finished once all are out."""
+
+
+def printed_layers(stdout: str) -> list[dict[str, str]]:
+    """The figures SCALE-Sim printed for each layer it finished, from its verbose standard output."""
+    layers = []
+    for block in re.split(r"^Running Layer \d+\s*$", stdout, flags=re.MULTILINE)[1:]:
+        figures = {m[1]: m[2] for m in re.finditer(r"^([A-Za-z ]+): (\S+)", block, flags=re.MULTILINE)}
+        if all(name in figures for name in _PRINTED_FIGURES):
+            layers.append({name: figures[name] for name in _PRINTED_FIGURES})
+    return layers
+
+
+def our_printed_layers(report_dir: Path) -> list[dict[str, str]]:
+    """Our ``COMPUTE_REPORT.csv`` and ``BANDWIDTH_REPORT.csv`` figures as SCALE-Sim prints them per layer."""
+    compute = read_cells(report_dir / "COMPUTE_REPORT.csv")[1:]
+    bandwidth = read_cells(report_dir / "BANDWIDTH_REPORT.csv")[1:]
+    return [dict(zip(_PRINTED_FIGURES, (
+        str(int(float(c[1]))), str(int(float(c[2]))), f"{float(c[3]):.2f}%", f"{float(c[4]):.2f}%",
+        *(f"{float(value):.3f}" for value in b[4:7]))))
+        for c, b in zip(compute, bandwidth)]
+
+
+def printed_difference(stdout: str, report_dir: Path) -> tuple[int, str | None]:
+    """How many layers SCALE-Sim's verbose output shows finished, and the first figure of those layers that
+    differs from our reports in ``report_dir`` (``None`` when every one is equal)."""
+    theirs = printed_layers(stdout)
+    ours = our_printed_layers(report_dir)
+    if len(theirs) > len(ours):
+        return len(theirs), f"SCALE-Sim printed {len(theirs)} layers, our reports have {len(ours)}"
+    for index, (their_layer, our_layer) in enumerate(zip(theirs, ours)):
+        for name in _PRINTED_FIGURES:
+            their_value = their_layer[name]
+            if name.endswith("cycles"):
+                their_value = str(int(float(their_value)))
+            if their_value != our_layer[name]:
+                shown = f"SCALE-Sim printed {their_layer[name]}, ours {our_layer[name]}"
+                return len(theirs), f"layer {index}: {name}: {shown}"
+    return len(theirs), None
+
+
+def compile_bytecode(folders: Sequence[Path]) -> None:
+    """Compile the simulators' sources to bytecode before timing them, as ``pip install`` does: with
+    ``PYTHONDONTWRITEBYTECODE`` set, every process would otherwise compile them again."""
+    for folder in folders:
+        if not compileall.compile_dir(str(folder), quiet=1):
+            raise RuntimeError(f"{folder}: compileall failed")
+
+
 def side_by_side(name: str, dataflow: str, words_per_cycle: int | None, data: Path, work: Path,
-                 timeout: float | None = None, checkout: Path | None = None) -> dict[str, Any]:
+                 timeout: float | None = None, checkout: Path | None = None,
+                 stop_ratio: float | None = None) -> dict[str, Any]:
     """Our CLI and SCALE-Sim on one Table-2 network, dataflow and bandwidth mode, one after the other:
     PyPI 2.0.2's ``scalesim.scale``, or ``checkout/scalesim/scale.py`` of a scale-sim-v2 checkout (with
-    2.0.2's dependencies).  SCALE-Sim is stopped after ``timeout`` seconds (its time is then a lower bound)."""
+    2.0.2's dependencies).  SCALE-Sim is stopped after ``timeout`` seconds, or once it has taken
+    ``stop_ratio`` times our time; its time is then a lower bound, and the layers it finished are checked
+    against ours from what it printed for them."""
     python = ensure_scalesim(scalesim_venv())
     version = SCALESIM_VERSION if checkout is None else f"checkout {checkout.name}"
     config = variant_config(data, work, dataflow, words_per_cycle)
@@ -513,9 +569,12 @@ def side_by_side(name: str, dataflow: str, words_per_cycle: int | None, data: Pa
     ours = run_process(our_command(config, topology, ours_out), cwd=REPO_ROOT)
     theirs_out.mkdir(parents=True, exist_ok=True)
     entry = ["-m", "scalesim.scale"] if checkout is None else [str(checkout / "scalesim" / "scale.py")]
-    env = None if checkout is None else {**os.environ, "PYTHONPATH": str(checkout)}
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", **({} if checkout is None else {"PYTHONPATH": str(checkout)})}
+    if stop_ratio is not None:
+        timeout = min(timeout or float("inf"), stop_ratio * ours.seconds)
+    printed = work / f"side-scalesim-{label}.out"
     theirs = run_process([str(python), *entry, "-c", str(config), "-t", str(topology), "-p", str(theirs_out)],
-                         cwd=theirs_out, timeout=timeout, env=env)
+                         cwd=theirs_out, timeout=timeout, env=env, stdout=printed)
     problems = []
     if ours.returncode != 0:
         problems.append(f"ours: exit code {ours.returncode}: {ours.stderr_tail.strip()}")
@@ -533,6 +592,13 @@ def side_by_side(name: str, dataflow: str, words_per_cycle: int | None, data: Pa
             problems.append(f"cycles: SCALE-Sim {version} vs ours: {difference}")
         report_difference = compare_reports(theirs_out / run_name, ours_out / run_name)
         reports_equal = report_difference is None
+    layers = len(read_topology(topology))
+    layers_checked = layers if reports_equal else 0
+    if not problems and theirs.timed_out:
+        layers_checked, difference = printed_difference(printed.read_text(errors="replace"), ours_out / run_name)
+        if difference is not None:
+            problems.append(f"SCALE-Sim {version} printed other figures than ours: {difference}")
+    printed.unlink(missing_ok=True)
     shutil.rmtree(ours_out, ignore_errors=True)
     shutil.rmtree(theirs_out, ignore_errors=True)
     return {"network": name, "dataflow": dataflow, "bandwidth": bandwidth_label(words_per_cycle),
@@ -541,12 +607,21 @@ def side_by_side(name: str, dataflow: str, words_per_cycle: int | None, data: Pa
             "ratio": ratio(theirs.seconds, ours.seconds),
             "ours_max_rss_mib": ours.max_rss_mib, "scalesim_max_rss_mib": theirs.max_rss_mib,
             "cycles_equal": cycles_equal, "reports_equal": reports_equal, "report_difference": report_difference,
-            "problems": problems}
+            "layers": layers, "layers_checked": layers_checked, "problems": problems}
 
 
 def side_by_side_table(results: Sequence[dict[str, Any]]) -> str:
     def bound(r: dict[str, Any], text: str) -> str:
         return text if r["scalesim_finished"] else f"> {text}"
+
+    def checked(r: dict[str, Any]) -> str:
+        if r["scalesim_finished"]:
+            return "-" if r["reports_equal"] is None else str(r["reports_equal"])
+        if r["problems"]:
+            return "False"
+        if not r["layers_checked"]:
+            return "no layer done"
+        return f"{r['layers_checked']} of {r['layers']} layers equal (as printed)"
 
     return format_table(
         ("network", "dataflow", "bandwidth", "ours (s)", "SCALE-Sim (s)", "ratio",
@@ -554,8 +629,7 @@ def side_by_side_table(results: Sequence[dict[str, Any]]) -> str:
         [[f"{r['network']} ({r['scalesim_version']})", r["dataflow"], r["bandwidth"], seconds_text(r["ours_seconds"]),
           bound(r, seconds_text(r["scalesim_seconds"])), bound(r, ratio_text(r["ratio"])),
           f"{r['ours_max_rss_mib']:.0f}", f"{r['scalesim_max_rss_mib']:.0f}",
-          "-" if r["cycles_equal"] is None else r["cycles_equal"],
-          "-" if r["reports_equal"] is None else r["reports_equal"]] for r in results],
+          "-" if r["cycles_equal"] is None else r["cycles_equal"], checked(r)] for r in results],
     )
 
 
@@ -762,6 +836,9 @@ def side_by_side_runs(args: argparse.Namespace, data: Path) -> list[tuple[str, s
             return f"--bandwidth: {item!r}: CALC or USER:WORDS (words per cycle, e.g. USER:10)"
     if args.scalesim_timeout <= 0:
         return f"--scalesim-timeout must be positive, got {args.scalesim_timeout}"
+    stop_ratio = getattr(args, "scalesim_stop_ratio", None)
+    if stop_ratio is not None and stop_ratio <= 1:
+        return f"--scalesim-stop-ratio must be over 1, got {stop_ratio}"
     repo = getattr(args, "scalesim_repo", None)
     if repo is not None and not (repo / "scalesim" / "scale.py").is_file():
         return f"--scalesim-repo: {repo} has no scalesim/scale.py (a scale-sim-v2 checkout)"
@@ -787,6 +864,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--scalesim-timeout", type=float, default=3600.0, metavar="S",
                         help="with --scalesim: stop SCALE-Sim after S seconds and report its time as a lower "
                              "bound (default 3600)")
+    parser.add_argument("--scalesim-stop-ratio", type=float, default=None, metavar="R",
+                        help="with --scalesim: also stop SCALE-Sim once it has taken R times our time, which "
+                             "proves a ratio over R; the layers it finished are checked against ours from its "
+                             "printed figures")
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="sweep worker processes")
     parser.add_argument("--repeat", type=int, default=None, metavar="N",
                         help="runs per network, stall case and trace measurement; the median is reported "
@@ -799,6 +880,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: SCALE-Sim reference data not found at {data} (pass --shared or set SIMCODER_SHARED)",
               file=sys.stderr)
         return 2
+    compile_bytecode([REPO_ROOT / "reference_sim", *([args.scalesim_repo / "scalesim"] if args.scalesim_repo else [])])
     with tempfile.TemporaryDirectory(prefix="bench-reference-") as tmp:
         work = Path(tmp)
         if args.scalesim:
@@ -809,7 +891,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             report = Report(machine(), "side-by-side")
             print_machine(report.machine)
             for name, dataflow, words in runs:
-                result = side_by_side(name, dataflow, words, data, work, args.scalesim_timeout, args.scalesim_repo)
+                result = side_by_side(name, dataflow, words, data, work, args.scalesim_timeout, args.scalesim_repo,
+                                      args.scalesim_stop_ratio)
                 report.side_by_side.append(result)
                 print(side_by_side_table([result]), flush=True)
             print("\n" + side_by_side_table(report.side_by_side))
@@ -819,6 +902,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                           f"beyond cycles: {result['report_difference']}")
                 for problem in result["problems"]:
                     print(f"DIFFERENCE {result['network']} {result['dataflow']} {result['bandwidth']}: {problem}")
+            lowest = min(report.side_by_side, key=lambda r: r["ratio"])
+            print(f"lowest ratio: {'' if lowest['scalesim_finished'] else '> '}{ratio_text(lowest['ratio'])} "
+                  f"({lowest['network']} {lowest['dataflow']} {lowest['bandwidth']})")
             ok = not any(result["problems"] for result in report.side_by_side)
         else:
             repeat = args.repeat or (1 if args.quick else 3)

@@ -311,9 +311,9 @@ class _Stream:
     def _find_busy_rows(self) -> tuple[int, int]:
         if self.all_valid():
             last = self.num_folds - 1
-            first_busy = np.flatnonzero(self.row_profile(*self.shape(0)))
-            last_busy = np.flatnonzero(self.row_profile(*self.shape(last)))
-            return int(first_busy[0]), int(last_busy[-1]) + last * self.fold_cycles
+            first_busy, end_busy = self.chunk_rows(0)[0], self.chunk_rows(last)[1]
+            if end_busy > self.chunk_rows(last)[0]:
+                return first_busy, end_busy - 1 + last * self.fold_cycles
         return self._edge_busy_row(last=False), self._edge_busy_row(last=True)
 
     def _edge_busy_row(self, last: bool) -> int:
@@ -716,14 +716,13 @@ _CACHED_BLOCK_WORDS = 4_000_000
 def _previous_in_group(order: np.ndarray, groups: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """For items sorted by ``order`` into ``groups`` (group, then stream order): each item's previous item of
     its group (-1 for the first), and the indices of every group's first and last item."""
-    run_start = np.r_[True, groups[1:] != groups[:-1]]
-    run_end = np.r_[groups[1:] != groups[:-1], True]
-    prev_sorted = np.full(order.size, -1, dtype=np.int64)
-    later = np.flatnonzero(~run_start)
-    prev_sorted[later] = order[later - 1]
-    previous = np.empty(order.size, dtype=np.int64)
-    previous[order] = prev_sorted
-    return previous, order[run_start], order[run_end]
+    same = groups[1:] == groups[:-1]
+    previous = np.full(order.size, -1, dtype=np.int64)
+    if not same.any():
+        return previous, order, order
+    previous[order[1:]] = np.where(same, order[:-1], -1)
+    ends = np.flatnonzero(~same)
+    return previous, order[np.concatenate(([0], ends + 1))], order[np.concatenate((ends, [order.size - 1]))]
 
 
 
@@ -735,17 +734,22 @@ class _BlockReuse:
     addr: np.ndarray
     rows: np.ndarray
     local_prev: np.ndarray
-    """Index of the previous request of the same address in the chunk, -1 for its first."""
+    """Index of the previous request of the same address in the chunk, -1 for its first (32 bits: a chunk
+    has at most ``_CHUNK_ENTRIES`` requests)."""
     first: np.ndarray
+    """Index of each address's first request in the chunk, and (``first_addr``) the address."""
     last: np.ndarray
+    first_addr: np.ndarray
+    last_addr: np.ndarray
 
     @classmethod
     def of(cls, addr: np.ndarray, rows: np.ndarray) -> _BlockReuse:
         if addr.size == 0:
             empty = np.zeros(0, dtype=np.int64)
-            return cls(empty, empty, empty, empty, empty)
+            return cls(empty, empty, empty, empty, empty, empty, empty)
         order = np.argsort(addr, kind="stable")
-        return cls(addr, rows, *_previous_in_group(order, addr[order]))
+        previous, first, last = _previous_in_group(order, addr[order])
+        return cls(addr, rows, previous.astype(np.int32), first, last, addr[first], addr[last])
 
 
 _SEEN_BEFORE_CHUNK = -1
@@ -763,6 +767,56 @@ def _address_span(m: OperandMatrix) -> tuple[int, int]:
     return m.offset, (m.n_rows - 1) * m.row_stride + (m.n_cols - 1) * m.col_stride + 1
 
 
+@dataclass
+class _EpochScan:
+    """Epochs of ``epoch_words`` new requests, closed run by run.  A request is new when the previous request
+    of its address (``prev``, in the index space of the runs) is before the open epoch's start."""
+
+    epoch_words: int
+    record: bool
+    epoch_start: int = 0
+    count: int = 0
+    """New requests of the open epoch so far."""
+    end_rows: list[int] = field(default_factory=list)
+    contents: list[list[float]] = field(default_factory=list)
+    current: list[np.ndarray] = field(default_factory=list)
+    """With ``record``: the open epoch's new addresses so far, run by run."""
+
+    def run(self, prev: np.ndarray, rows: np.ndarray, first_row: int, addr: np.ndarray, offset: int,
+            tail: bool) -> np.ndarray | None:
+        """Close the epochs ending in one run of requests (request ``i`` has index ``offset + i`` and is in
+        row ``first_row + rows[i]``); with ``tail``, returns the new addresses of the epoch left open in
+        this run."""
+        pos, n = 0, prev.size
+        while pos < n:
+            need = self.epoch_words - self.count
+            stop = min(n, pos + need + max(need // 8, _FIRST_WINDOW))
+            while True:
+                new = prev[pos:stop] < self.epoch_start
+                found = int(np.count_nonzero(new))
+                if found >= need or stop == n:
+                    break
+                stop = min(n, pos + 2 * (stop - pos))
+            if found < need:
+                self.count += found
+                if not (tail or self.record):
+                    return None
+                left: np.ndarray = addr[pos:stop][new]
+                if self.record:
+                    self.current.append(left)
+                return left
+            k = int(np.flatnonzero(new)[need - 1])
+            if self.record:
+                self.current.append(addr[pos : pos + k + 1][new[: k + 1]])
+                self.contents.append(np.concatenate(self.current).astype(np.float64).tolist())
+                self.current = []
+            self.end_rows.append(int(rows[pos + k]) + first_row)
+            self.epoch_start = offset + pos + k + 1
+            self.count = 0
+            pos += k + 1
+        return np.zeros(0, dtype=np.int64)
+
+
 def _epochs_from_elements(stream: _Stream, epoch_words: int, record: bool) -> _Epochs:
     """Epochs by a pass over every request: an address is new if not seen since the epoch began.
 
@@ -771,24 +825,27 @@ def _epochs_from_elements(stream: _Stream, epoch_words: int, record: bool) -> _E
     each address was last requested; for a bigger one, the sorted set of addresses seen in the open
     epoch (fewer than ``epoch_words``), so memory does not grow with the operand.  Folds that read the
     same operand block (later passes over the operand) reuse the chunks' addresses and in-chunk reuse,
-    computed once.
+    computed once.  When the folds read one sequence of blocks over and over (:func:`_pass_period`), every
+    pass after the second is the second one shifted by a pass, so only the epoch ends are searched there.
     """
     lowest, span = _address_span(stream.matrix)
-    table = np.full(span, -1, dtype=np.int64) if span <= _SEEN_TABLE_ENTRIES else None
-    base = 0
-    epoch_start_global = 0
+    index_type = np.int32 if int(stream.fold_sizes().sum()) < 2**31 - 1 else np.int64
+    table = np.full(span, -1, dtype=index_type) if span <= _SEEN_TABLE_ENTRIES else None
     block_ids = stream.block_ids()
     repeats = np.unique(block_ids).size < block_ids.size
     cache: dict[tuple[int, int], _BlockReuse] = {}
     cached_words = 0
+    scan = _EpochScan(epoch_words, record)
     open_epoch = np.zeros(0, dtype=np.int64)
-    count = 0
-    ends: list[int] = []
-    contents: list[list[float]] = []
-    current: list[np.ndarray] = []
+    base = 0
     first_row = -1
-    for fold in range(stream.num_folds):
+    period = _pass_period(stream) if table is not None else None
+    template: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+    second_pass = 0
+    for fold in range(stream.num_folds if period is None else 2 * period):
         fold_row = fold * stream.fold_cycles
+        if fold == period:
+            second_pass = base
         for part in range(stream.chunk_count(fold)):
             key = (int(block_ids[fold]), part)
             block = cache.get(key)
@@ -803,52 +860,52 @@ def _epochs_from_elements(stream: _Stream, epoch_words: int, record: bool) -> _E
             if first_row < 0:
                 first_row = int(block.rows[0]) + fold_row
             if table is not None:
-                prev = block.local_prev.copy()
-                prev[block.first] = table[block.addr[block.first] - lowest] - base
-                table[block.addr[block.last] - lowest] = base + block.last
-                epoch_start = epoch_start_global - base
-            else:
-                prev = np.where(block.local_prev >= 0, block.local_prev, _NEW_BEFORE_CHUNK)
-                epoch_start = _SEEN_BEFORE_CHUNK
-            if table is None and open_epoch.size:
-                firsts = block.addr[block.first]
+                prev = block.local_prev.astype(index_type, copy=False) + base
+                prev[block.first] = table[block.first_addr - lowest]
+                table[block.last_addr - lowest] = base + block.last
+                scan.run(prev, block.rows, fold_row, block.addr, base, tail=False)
+                if period is not None and fold >= period:
+                    template.append((prev - second_pass, block.rows + (fold_row - period * stream.fold_cycles),
+                                     block.addr))
+                base += n
+                continue
+            prev = np.where(block.local_prev >= 0, block.local_prev, _NEW_BEFORE_CHUNK)
+            if open_epoch.size:
+                firsts = block.first_addr
                 at = np.minimum(np.searchsorted(open_epoch, firsts), open_epoch.size - 1)
                 prev[block.first[open_epoch[at] == firsts]] = _SEEN_BEFORE_CHUNK
-            pos = 0
-            tail = np.zeros(0, dtype=np.int64)
-            while pos < n:
-                need = epoch_words - count
-                stop = min(n, pos + max(2 * need, _FIRST_WINDOW))
-                while True:
-                    new = prev[pos:stop] < epoch_start
-                    found = int(np.count_nonzero(new))
-                    if found >= need or stop == n:
-                        break
-                    stop = min(n, pos + 2 * (stop - pos))
-                if found < need:
-                    count += found
-                    tail = block.addr[pos:stop][new]
-                    if record:
-                        current.append(tail)
-                    break
-                k = int(np.flatnonzero(new)[need - 1])
-                if record:
-                    current.append(block.addr[pos : pos + k + 1][new[: k + 1]])
-                    contents.append(np.concatenate(current).astype(np.float64).tolist())
-                    current = []
-                ends.append(int(block.rows[pos + k]) + fold_row)
-                epoch_start = pos + k + 1
-                count = 0
-                pos += k + 1
-                open_epoch = np.zeros(0, dtype=np.int64)
-            if table is None:
-                open_epoch = np.union1d(open_epoch, tail)
-            else:
-                epoch_start_global = base + epoch_start
-                base += n
+            scan.epoch_start = _SEEN_BEFORE_CHUNK
+            closed = len(scan.end_rows)
+            tail = scan.run(prev, block.rows, fold_row, block.addr, 0, tail=True)
+            assert tail is not None
+            open_epoch = np.union1d(open_epoch if len(scan.end_rows) == closed else open_epoch[:0], tail)
+    if period is not None and template:
+        prev, rows, addr = (np.concatenate(parts) for parts in zip(*template, strict=True))
+        for later in range(2, stream.num_folds // period):
+            scan.epoch_start -= base
+            scan.run(prev, rows, later * period * stream.fold_cycles, addr, 0, tail=False)
+            scan.epoch_start += base
+            base += prev.size
     if record:
-        contents.append(np.concatenate(current).astype(np.float64).tolist() if current else [])
-    return _Epochs(ends, count, first_row, 0, contents if record else None)
+        scan.contents.append(np.concatenate(scan.current).astype(np.float64).tolist() if scan.current else [])
+    return _Epochs(scan.end_rows, scan.count, first_row, 0, scan.contents if record else None)
+
+
+def _pass_period(stream: _Stream) -> int | None:
+    """Folds per pass when the folds read one sequence of operand blocks at least three times over (the
+    operand streamed again for every fold of the other axis) and a pass fits the block cache, else None."""
+    block_ids = stream.block_ids()
+    again = np.flatnonzero(block_ids[1:] == block_ids[0])
+    if again.size == 0:
+        return None
+    period = int(again[0]) + 1
+    if block_ids.size % period or block_ids.size // period < 3:
+        return None
+    if not np.array_equal(block_ids[period:], block_ids[:-period]):
+        return None
+    if int(stream.fold_sizes()[:period].sum()) > _CACHED_BLOCK_WORDS:
+        return None
+    return period
 
 
 _NEVER = -(1 << 62)

@@ -201,7 +201,8 @@ def test_side_by_side_flags(scalesim_data: Path) -> None:
     for field, value, message in (("scalesim", "NCF,VGG", "--scalesim: unknown network 'VGG'"),
                                   ("dataflow", "os,rs", "--dataflow: 'os,rs'"),
                                   ("bandwidth", "USER", "--bandwidth: 'USER': CALC or USER:WORDS"),
-                                  ("scalesim_timeout", 0.0, "--scalesim-timeout must be positive")):
+                                  ("scalesim_timeout", 0.0, "--scalesim-timeout must be positive"),
+                                  ("scalesim_stop_ratio", 1.0, "--scalesim-stop-ratio must be over 1")):
         bad = argparse.Namespace(**{**vars(parser), field: value})
         problem = bench.side_by_side_runs(bad, scalesim_data)
         assert isinstance(problem, str) and problem.startswith(message), problem
@@ -224,3 +225,59 @@ def test_measure_repeats_and_reports_the_first_problem(tmp_path: Path) -> None:
     _, _, failed = bench.measure([sys.executable, "-c", "import sys; sys.stderr.write('boom'); sys.exit(3)"],
                                  out, 1, check)
     assert failed == "exit code 3: boom"
+
+
+BANDWIDTH = """LayerID, Avg IFMAP SRAM BW, Avg FILTER SRAM BW, Avg OFMAP SRAM BW, \
+Avg IFMAP DRAM BW, Avg FILTER DRAM BW, Avg OFMAP DRAM BW,
+0, 0.99, 7.99, 0.0005, 9.997559338580755, 9.997039057523038, 8.0,
+1, 1.0, 1.0, 1.0, 0.5, 0.25, 0.0004,
+"""
+
+PRINTED = """SCALE-Sim banner ...
+
+Running Layer 0
+Compute cycles: 138061
+Stall cycles: 0
+Overall utilization: 0.78%
+Mapping efficiency: 0.78%
+Average IFMAP DRAM BW: 9.998 words/cycle
+Average Filter DRAM BW: 9.997 words/cycle
+Average OFMAP DRAM BW: 8.000 words/cycle
+
+Running Layer 1
+Compute cycles: 125
+Stall cycles: 7
+"""
+
+
+def test_printed_layers_are_the_finished_ones() -> None:
+    layers = bench.printed_layers(PRINTED)
+    assert len(layers) == 1
+    assert layers[0]["Compute cycles"] == "138061" and layers[0]["Average OFMAP DRAM BW"] == "8.000"
+    finished = PRINTED + "Overall utilization: 1.60%\nMapping efficiency: 3.12%\nAverage IFMAP DRAM BW: 0.500 " \
+        "words/cycle\nAverage Filter DRAM BW: 0.250 words/cycle\nAverage OFMAP DRAM BW: 0.000 words/cycle\n"
+    assert len(bench.printed_layers(finished)) == 2
+
+
+def test_printed_difference_checks_the_finished_layers(tmp_path: Path) -> None:
+    write(tmp_path, "COMPUTE_REPORT.csv", COMPUTE)
+    write(tmp_path, "BANDWIDTH_REPORT.csv", BANDWIDTH)
+    assert bench.printed_difference(PRINTED, tmp_path) == (1, None)
+    assert bench.printed_difference("no layer finished yet\n", tmp_path) == (0, None)
+    float_cycles = PRINTED.replace("Compute cycles: 138061", "Compute cycles: 138061.0")
+    assert bench.printed_difference(float_cycles, tmp_path) == (1, None)
+    for line, shown in (("Stall cycles: 0", "Stall cycles: 1"),
+                        ("Mapping efficiency: 0.78%", "Mapping efficiency: 0.79%"),
+                        ("Average OFMAP DRAM BW: 8.000", "Average OFMAP DRAM BW: 8.001")):
+        count, difference = bench.printed_difference(PRINTED.replace(line, shown), tmp_path)
+        name, value = shown.split(": ")
+        assert count == 1 and difference is not None
+        assert difference.startswith(f"layer 0: {name}: SCALE-Sim printed {value}"), difference
+    three = PRINTED.split("\nRunning Layer 1")[0] * 3
+    assert bench.printed_difference(three, tmp_path)[1] == "SCALE-Sim printed 3 layers, our reports have 2"
+
+
+def test_run_process_writes_stdout_to_a_file(tmp_path: Path) -> None:
+    out = tmp_path / "out.txt"
+    run = bench.run_process([sys.executable, "-c", "print('Running Layer 0')"], stdout=out)
+    assert run.returncode == 0 and out.read_text() == "Running Layer 0\n"

@@ -11,6 +11,7 @@ from __future__ import annotations
 import random
 import time
 import tracemalloc
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -275,3 +276,60 @@ def test_max_requests_flag_and_env(tmp_path: Path, capsys: pytest.CaptureFixture
         with pytest.raises(SystemExit) as usage:
             cli.main([*run, "--max-requests", bad])
         assert usage.value.code == 2
+
+
+@pytest.mark.parametrize("traces", [False, True], ids=["traces-off", "traces-on"])
+@pytest.mark.parametrize("seed", range(16))
+def test_repeated_passes_match_literal(seed: int, traces: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Folds that read one sequence of operand blocks three or more times (``memory._pass_period``; the
+    ifmap of a weight-stationary layer with three or more filter folds): the passes after the second are
+    the second one shifted, and the epochs still match the literal memory."""
+    rng = random.Random(8100 + seed)
+    hardware, layer = _walked_case(rng)
+    folds = rng.randint(3, 5)
+    hardware = replace(hardware, dataflow="ws")
+    layer = replace(layer, num_filters=hardware.array_cols * folds + rng.randint(0, hardware.array_cols - 1))
+    periods: list[int | None] = []
+    original = memory._pass_period
+
+    def spy(stream: memory._Stream) -> int | None:
+        periods.append(original(stream))
+        return periods[-1]
+
+    monkeypatch.setattr(memory, "_pass_period", spy)
+    monkeypatch.setattr(memory, "_FIRST_WINDOW", rng.choice([1, 3, 64]))
+    case = f"seed {seed}: {hardware!r} {layer!r}"
+    literal = simulate([layer], hardware, LITERAL, traces=traces)
+    fast = simulate([layer], hardware, traces=traces)
+    assert first_result_difference(case, literal, fast) is None
+    assert any(p is not None for p in periods), f"{case}: no pass was repeated ({periods})"
+
+
+class _Blocks:
+    def __init__(self, ids: list[int], sizes: list[int]):
+        self._ids, self._sizes = np.array(ids), np.array(sizes)
+
+    def block_ids(self) -> np.ndarray:
+        return self._ids
+
+    def fold_sizes(self) -> np.ndarray:
+        return self._sizes
+
+
+@pytest.mark.parametrize(("ids", "period"), [
+    ([0, 1, 2, 0, 1, 2, 0, 1, 2], 3),
+    ([4, 4, 4], 1),
+    ([0, 1, 0, 1], None),
+    ([0, 1, 2, 0, 1, 2, 0, 1], None),
+    ([0, 1, 2, 0, 1, 3, 0, 1, 2], None),
+    ([0, 0, 1, 0, 0, 1, 0, 0, 1], None),
+    ([5, 6, 7, 8], None),
+])
+def test_pass_period(ids: list[int], period: int | None) -> None:
+    assert memory._pass_period(_Blocks(ids, [10] * len(ids))) == period  # type: ignore[arg-type]
+
+
+def test_pass_period_needs_a_pass_that_fits_the_cache(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(memory, "_CACHED_BLOCK_WORDS", 30)
+    assert memory._pass_period(_Blocks([0, 1, 2] * 3, [10] * 9)) == 3  # type: ignore[arg-type]
+    assert memory._pass_period(_Blocks([0, 1, 2] * 3, [11] * 9)) is None  # type: ignore[arg-type]
