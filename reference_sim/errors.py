@@ -35,15 +35,16 @@ class SimulationError(SimCoderError, RuntimeError):
 class WorkLimitError(SimulationError):
     """A layer would take more work than the limit allows; refused before any of it is done (exit code 1)."""
 
-    def __init__(self, layer: str, index: int, estimate: int, limit: int, *, how_to_raise: str):
+    def __init__(self, layer: str, index: int, estimate: int, limit: int, *, how_to_raise: str, where: str = ""):
+        """``where`` (e.g. a sweep's configuration) comes first in the message."""
         self.layer = layer
         self.index = index
         self.estimate = estimate
         self.limit = limit
         times = estimate / limit
         over = f"{times:,.0f}x" if times >= 10 else f"{times:.1f}x"
-        super().__init__(f"layer {index} ({layer!r}): about {_short(estimate)} requests, {over} the limit of "
-                         f"{_short(limit)}; {how_to_raise}")
+        super().__init__(f"{f'{where}: ' if where else ''}layer {index} ({layer!r}): about {_short(estimate)} "
+                         f"requests, {over} the limit of {_short(limit)}; {how_to_raise}")
 
 
 def _short(count: int) -> str:

@@ -246,8 +246,8 @@ class _Stream:
         return addr[valid], row_of[valid]
 
     def fold_batches(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        """``(addresses, global rows)`` of runs of consecutive folds with one block shape, up to
-        :data:`_BATCH_WORDS` entries at a time: the requests of :meth:`folds`, computed many folds at once."""
+        """``(addresses, global rows)`` of every request of every fold in stream order, a run of consecutive
+        folds with one block shape at a time, up to :data:`_BATCH_WORDS` entries (or one fold) each."""
         shapes = self.shapes()
         tiling = self.mapping.tilings[self.name]
         index = {"row": self.row_folds, "col": self.col_folds}
@@ -281,13 +281,6 @@ class _Stream:
         for f in range(self.num_folds):
             yield self.order(*self.shape(f))[1] + f * self.fold_cycles
 
-    def folds(self) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
-        """``(first global row of the fold, addresses, global rows)`` for every fold in order."""
-        for f in range(self.num_folds):
-            addr, rows = self.fold_elements(f)
-            base = f * self.fold_cycles
-            yield base, addr, rows + base
-
     def row_counts(self) -> np.ndarray:
         """Requests in every row of the layer."""
         if self.all_valid():
@@ -298,8 +291,10 @@ class _Stream:
             counts: np.ndarray = profiles[inverse.reshape(-1)].reshape(-1)
             return counts
         counts = np.zeros(self.num_folds * self.fold_cycles, dtype=np.int64)
-        for base, _, rows in self.folds():
-            counts[base : base + self.fold_cycles] += np.bincount(rows - base, minlength=self.fold_cycles)
+        for _, rows in self.fold_batches():
+            if rows.size:
+                lo = int(rows.min())
+                counts[lo : int(rows.max()) + 1] += np.bincount(rows - lo)
         return counts
 
     def busy_rows(self) -> tuple[int, int]:
@@ -833,8 +828,6 @@ def _epochs_from_elements(stream: _Stream, epoch_words: int, record: bool) -> _E
     table = np.full(span, -1, dtype=index_type) if span <= _SEEN_TABLE_ENTRIES else None
     block_ids = stream.block_ids()
     repeats = np.unique(block_ids).size < block_ids.size
-    cache: dict[tuple[int, int], _BlockReuse] = {}
-    cached_words = 0
     scan = _EpochScan(epoch_words, record)
     open_epoch = np.zeros(0, dtype=np.int64)
     base = 0
@@ -842,43 +835,31 @@ def _epochs_from_elements(stream: _Stream, epoch_words: int, record: bool) -> _E
     period = _pass_period(stream) if table is not None else None
     template: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
     second_pass = 0
-    for fold in range(stream.num_folds if period is None else 2 * period):
-        fold_row = fold * stream.fold_cycles
-        if fold == period:
-            second_pass = base
-        for part in range(stream.chunk_count(fold)):
-            key = (int(block_ids[fold]), part)
-            block = cache.get(key)
-            if block is None:
-                block = _BlockReuse.of(*stream.fold_chunk(fold, part))
-                if repeats and cached_words + block.addr.size <= _CACHED_BLOCK_WORDS:
-                    cache[key] = block
-                    cached_words += block.addr.size
-            n = block.addr.size
-            if n == 0:
-                continue
-            if first_row < 0:
-                first_row = int(block.rows[0]) + fold_row
-            if table is not None:
-                prev = block.local_prev.astype(index_type, copy=False) + base
-                prev[block.first] = table[block.first_addr - lowest]
-                table[block.last_addr - lowest] = base + block.last
-                scan.run(prev, block.rows, fold_row, block.addr, base, tail=False)
-                if period is not None and fold >= period:
-                    template.append((prev - second_pass, block.rows + (fold_row - period * stream.fold_cycles),
-                                     block.addr))
-                base += n
-                continue
-            prev = np.where(block.local_prev >= 0, block.local_prev, _NEW_BEFORE_CHUNK)
-            if open_epoch.size:
-                firsts = block.first_addr
-                at = np.minimum(np.searchsorted(open_epoch, firsts), open_epoch.size - 1)
-                prev[block.first[open_epoch[at] == firsts]] = _SEEN_BEFORE_CHUNK
-            scan.epoch_start = _SEEN_BEFORE_CHUNK
-            closed = len(scan.end_rows)
-            tail = scan.run(prev, block.rows, fold_row, block.addr, 0, tail=True)
-            assert tail is not None
-            open_epoch = np.union1d(open_epoch if len(scan.end_rows) == closed else open_epoch[:0], tail)
+    for block, fold_row, fold in _reuse_chunks(stream, repeats, table is not None, period):
+        n = block.addr.size
+        if first_row < 0:
+            first_row = int(block.rows[0]) + fold_row
+        if table is not None:
+            prev = block.local_prev.astype(index_type, copy=False) + base
+            prev[block.first] = table[block.first_addr - lowest]
+            table[block.last_addr - lowest] = base + block.last
+            scan.run(prev, block.rows, fold_row, block.addr, base, tail=False)
+            if period is not None and fold >= period:
+                second_pass = second_pass if template else base
+                template.append((prev - second_pass, block.rows + (fold_row - period * stream.fold_cycles),
+                                 block.addr))
+            base += n
+            continue
+        prev = np.where(block.local_prev >= 0, block.local_prev, _NEW_BEFORE_CHUNK)
+        if open_epoch.size:
+            firsts = block.first_addr
+            at = np.minimum(np.searchsorted(open_epoch, firsts), open_epoch.size - 1)
+            prev[block.first[open_epoch[at] == firsts]] = _SEEN_BEFORE_CHUNK
+        scan.epoch_start = _SEEN_BEFORE_CHUNK
+        closed = len(scan.end_rows)
+        tail = scan.run(prev, block.rows, fold_row, block.addr, 0, tail=True)
+        assert tail is not None
+        open_epoch = np.union1d(open_epoch if len(scan.end_rows) == closed else open_epoch[:0], tail)
     if period is not None and template:
         prev, rows, addr = (np.concatenate(parts) for parts in zip(*template, strict=True))
         for later in range(2, stream.num_folds // period):
@@ -889,6 +870,37 @@ def _epochs_from_elements(stream: _Stream, epoch_words: int, record: bool) -> _E
     if record:
         scan.contents.append(np.concatenate(scan.current).astype(np.float64).tolist() if scan.current else [])
     return _Epochs(scan.end_rows, scan.count, first_row, 0, scan.contents if record else None)
+
+
+def _reuse_chunks(stream: _Stream, repeats: bool, batched: bool,
+                  period: int | None) -> Iterator[tuple[_BlockReuse, int, int]]:
+    """The requests of every fold in stream order as non-empty chunks with their in-chunk reuse, each with
+    the first row of its fold and the fold (up to the end of the second pass when ``period`` is given).
+
+    With ``repeats`` (folds that read the same block), chunks are cached for the next pass over the
+    operand, up to ``_CACHED_BLOCK_WORDS`` requests.  Otherwise, with ``batched`` and folds of at most
+    ``_BATCH_WORDS`` requests, consecutive folds come together (:meth:`_Stream.fold_batches`; rows global,
+    fold ``-1``).
+    """
+    if batched and not repeats and int(stream.fold_sizes().max()) <= _BATCH_WORDS:
+        for addr, rows in stream.fold_batches():
+            if addr.size:
+                yield _BlockReuse.of(addr, rows), 0, -1
+        return
+    block_ids = stream.block_ids()
+    cache: dict[tuple[int, int], _BlockReuse] = {}
+    cached_words = 0
+    for fold in range(stream.num_folds if period is None else 2 * period):
+        for part in range(stream.chunk_count(fold)):
+            key = (int(block_ids[fold]), part)
+            block = cache.get(key)
+            if block is None:
+                block = _BlockReuse.of(*stream.fold_chunk(fold, part))
+                if repeats and cached_words + block.addr.size <= _CACHED_BLOCK_WORDS:
+                    cache[key] = block
+                    cached_words += block.addr.size
+            if block.addr.size:
+                yield block, fold * stream.fold_cycles, fold
 
 
 def _pass_period(stream: _Stream) -> int | None:
@@ -1548,7 +1560,7 @@ def _estimate_dram_trace(ep: _Epochs, cycles: np.ndarray, latency: int, start_bw
 
 
 def _write_dram_trace(stream: _Stream, write: _WriteBuffer) -> np.ndarray:
-    words = np.concatenate([addr for _, addr, _ in stream.folds()]).astype(np.float64)
+    words = np.concatenate([addr for addr, _ in stream.fold_batches()]).astype(np.float64)
     bw = write.bw
     pieces = []
     prev = 0

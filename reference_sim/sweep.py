@@ -48,8 +48,8 @@ import numpy as np
 
 from .closed_form import CycleFigures, cycle_figures
 from .contract import BandwidthMode, Dataflow, Hardware, Layer
-from .engine import layer_shape, simulate_layer
-from .errors import InputError, SimulationError
+from .engine import RAISE_LIMIT, check_work, layer_shape, simulate_layer
+from .errors import InputError, SimulationError, WorkLimitError
 from .executors import EXECUTORS, Executor, JobFailed, LocalExecutor, make_executor
 from .progress import ProgressBar
 from .scalesim_io import DATAFLOWS, read_config, read_topology
@@ -224,7 +224,9 @@ def sweep(
 
     ``jobs`` worker processes (default ``os.cpu_count()``; ``1`` runs in this process).  A layer
     that SCALE-Sim itself cannot simulate on a configuration (:class:`SimulationError`) stops the
-    sweep, or with ``skip_errors`` is left out with a warning.  ``on_progress(done, total)`` is
+    sweep, or with ``skip_errors`` is left out with a warning.  Layers beyond the work limit
+    (:func:`~reference_sim.engine.check_work`) are found before any job starts: the first one stops
+    the sweep there, or with ``skip_errors`` each is left out with a warning.  ``on_progress(done, total)`` is
     called after each (configuration, distinct layer shape) the engine finishes, and with
     ``"cycles"`` after each batch of closed-form configurations.  ``executor`` runs the
     (configuration, layer shape) jobs elsewhere, e.g. :class:`reference_sim.executors.RayExecutor`
@@ -249,6 +251,8 @@ def sweep(
         tasks: list[_Task] = [(int(c), configs[int(c)], shapes[int(s)]) for c, s in np.argwhere(~closed.exact)]
     else:
         tasks = [(i, hw, shape) for i, hw in enumerate(configs) for shape in shapes]
+    tasks, refused = _within_work_limit(tasks, configs, layers, skip_errors)
+    done += refused
     # Largest layers first so the last tasks to finish are short ones.
     tasks.sort(key=lambda t: -(t[2].macs // max(1, t[1].array_rows * t[1].array_cols)))
     simulated: dict[tuple[int, Layer], _Figures] = {}
@@ -291,6 +295,30 @@ def sweep(
                 got.mapping_efficiency_pct, got.compute_util_pct, *got.sram, *got.dram,
             ))
     return rows
+
+
+def _within_work_limit(tasks: list[_Task], configs: Sequence[Hardware], layers: Sequence[Layer],
+                       skip_errors: bool) -> tuple[list[_Task], int]:
+    """The tasks within the work limit, and how many were left out (each with a warning); without
+    ``skip_errors`` the first one beyond it raises its :class:`WorkLimitError`, naming the configuration."""
+    first: dict[Layer, tuple[int, Layer]] = {}
+    for index, layer in enumerate(layers):
+        first.setdefault(layer_shape(layer), (index, layer))
+    kept: list[_Task] = []
+    for task in tasks:
+        config_index, hardware, shape = task
+        index, layer = first[shape]
+        try:
+            check_work(layer, hardware, index=index)
+        except WorkLimitError as exc:
+            refused = WorkLimitError(layer.name, index, exc.estimate, exc.limit, how_to_raise=RAISE_LIMIT,
+                                     where=describe(configs[config_index]))
+            if not skip_errors:
+                raise refused from None
+            log.warning("skipped before the sweep started: %s", refused)
+            continue
+        kept.append(task)
+    return kept, len(tasks) - len(kept)
 
 
 def _closed_form(shapes: Sequence[Layer], configs: Sequence[Hardware], pairs: int,

@@ -11,6 +11,7 @@ from __future__ import annotations
 import random
 import time
 import tracemalloc
+from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -68,6 +69,7 @@ def test_chunked_calc_paths_match_literal(seed: int, traces: bool, table_entries
     monkeypatch.setattr(memory, "_CHUNK_ENTRIES", rng.choice([1, 2, 3]))
     monkeypatch.setattr(memory, "_FIRST_WINDOW", rng.choice([1, 3, 64]))
     monkeypatch.setattr(memory, "_CACHED_BLOCK_WORDS", rng.choice([0, 50, 4_000_000]))
+    monkeypatch.setattr(memory, "_BATCH_WORDS", 0)
     spy = _ChunkSpy(monkeypatch)
     case = f"seed {seed}: {hardware!r} {layer!r}"
     try:
@@ -93,6 +95,7 @@ def test_chunked_cases_walk_the_elements_path(monkeypatch: pytest.MonkeyPatch) -
 
     monkeypatch.setattr(memory, "_epochs_from_elements", spy)
     monkeypatch.setattr(memory, "_CHUNK_ENTRIES", 5)
+    monkeypatch.setattr(memory, "_BATCH_WORDS", 0)
     for seed in range(24):
         hardware, layer = _walked_case(random.Random(7000 + seed))
         try:
@@ -333,3 +336,33 @@ def test_pass_period_needs_a_pass_that_fits_the_cache(monkeypatch: pytest.Monkey
     monkeypatch.setattr(memory, "_CACHED_BLOCK_WORDS", 30)
     assert memory._pass_period(_Blocks([0, 1, 2] * 3, [10] * 9)) == 3  # type: ignore[arg-type]
     assert memory._pass_period(_Blocks([0, 1, 2] * 3, [11] * 9)) is None  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("traces", [False, True], ids=["traces-off", "traces-on"])
+@pytest.mark.parametrize("seed", range(16))
+def test_batched_folds_match_literal(seed: int, traces: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Folds that each read their own block (an output-stationary ifmap with one filter fold, an
+    input-stationary ifmap) are walked many at a time (``_Stream.fold_batches``), in batches cut anywhere
+    from one fold to all of them; the epochs still match the literal memory."""
+    rng = random.Random(8300 + seed)
+    hardware, layer = _walked_case(rng)
+    hardware = replace(hardware, dataflow=rng.choice(["os", "is"]))
+    if hardware.dataflow == "os":
+        layer = replace(layer, channels=2, num_filters=rng.randint(1, hardware.array_cols))
+    monkeypatch.setattr(memory, "_BATCH_WORDS", rng.choice([300, 1000, 1 << 18]))
+    monkeypatch.setattr(memory, "_FIRST_WINDOW", rng.choice([1, 3, 64]))
+    batches = 0
+    original = memory._Stream.fold_batches
+
+    def spy(stream: memory._Stream) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        nonlocal batches
+        for batch in original(stream):
+            batches += 1
+            yield batch
+
+    monkeypatch.setattr(memory._Stream, "fold_batches", spy)
+    case = f"seed {seed}: {hardware!r} {layer!r}"
+    literal = simulate([layer], hardware, LITERAL, traces=traces)
+    fast = simulate([layer], hardware, traces=traces)
+    assert first_result_difference(case, literal, fast) is None
+    assert batches > 0, f"{case}: no fold went through a batch"

@@ -372,13 +372,16 @@ def test_epochs_from_channel_runs_match_literal_walk(case: Case, name: OperandNa
             epoch_words)
 
 
+@pytest.mark.parametrize("batch_words", [memory._BATCH_WORDS, 7], ids=["big_batches", "small_batches"])
 @pytest.mark.parametrize("cache_words", [memory._CACHED_BLOCK_WORDS, 0], ids=["blocks_cached", "nothing_cached"])
 @pytest.mark.parametrize("record", [False, True], ids=["report_only", "recording"])
 @pytest.mark.parametrize("case", [pytest.param(c, id=_case_id(c)) for c in CASES[:40]])
-def test_epochs_from_elements_match_literal_walk(case: Case, record: bool, cache_words: int,
+def test_epochs_from_elements_match_literal_walk(case: Case, record: bool, cache_words: int, batch_words: int,
                                                  monkeypatch: pytest.MonkeyPatch) -> None:
-    """``_epochs_from_elements``: the word-by-word pass, with and without the pass-to-pass block cache."""
+    """``_epochs_from_elements``: the word-by-word pass, with and without the pass-to-pass block cache; folds
+    that read their own block walked many at a time (big batches) or fold by fold (small ones)."""
     monkeypatch.setattr(memory, "_CACHED_BLOCK_WORDS", cache_words)
+    monkeypatch.setattr(memory, "_BATCH_WORDS", batch_words)
     for name in READ_OPERANDS:
         stream = _streams(case)[name]
         for epoch_words in _epoch_sizes(case, name):

@@ -13,6 +13,8 @@ import pytest
 from reference_sim import Hardware, InputError, Layer, SimulationError, read_topology, simulate
 from reference_sim import sweep as sweep_module
 from reference_sim.cli import main
+from reference_sim.engine import estimate_requests, layer_shape
+from reference_sim.errors import WorkLimitError
 from reference_sim.sweep import (
     COLUMNS,
     CYCLE_COLUMNS,
@@ -168,6 +170,34 @@ def test_failing_layer_stops_the_sweep_or_is_skipped(monkeypatch: pytest.MonkeyP
     rows = sweep(LAYERS, configs, jobs=1, skip_errors=True)
     assert [(r.dataflow, r.layer_name) for r in rows] == [("os", layer.name) for layer in LAYERS] + [
         ("ws", layer.name) for layer in LAYERS if layer.filter_h != 1]
+
+
+def test_layers_beyond_the_work_limit_are_refused_before_any_job(monkeypatch: pytest.MonkeyPatch,
+                                                                  caplog: pytest.LogCaptureFixture) -> None:
+    configs = grid(BASE, arrays=[(4, 4), (8, 8)])
+    estimates = {(c, layer_shape(layer)): estimate_requests(layer, hw) for c, hw in enumerate(configs)
+                 for layer in LAYERS}
+    limit = sorted(set(estimates.values()))[-2]
+    over = {key for key, estimate in estimates.items() if estimate > limit}
+    assert over and len(over) < len(estimates)
+    monkeypatch.setenv("SIMCODER_MAX_REQUESTS", str(limit))
+    ran: list[tuple[int, Layer]] = []
+    real = sweep_module._run_task
+
+    def spy(task: tuple[int, Hardware, Layer]) -> object:
+        ran.append((task[0], task[2]))
+        return real(task)
+
+    monkeypatch.setattr(sweep_module, "_run_task", spy)
+    with pytest.raises(WorkLimitError, match=r"^4x4 os sram 2/2/2 KiB USER:4: layer \d \('\w+'\): about .* the "
+                                             r"limit of .*; raise it with --max-requests N"):
+        sweep(LAYERS, configs, jobs=1)
+    assert ran == []
+    rows = sweep(LAYERS, configs, jobs=1, skip_errors=True)
+    by_name = {layer.name: layer_shape(layer) for layer in LAYERS}
+    assert {(0 if r.array_rows == 4 else 1, by_name[r.layer_name]) for r in rows} == set(estimates) - over
+    assert set(ran) == set(estimates) - over
+    assert "skipped before the sweep started: 4x4 os sram 2/2/2 KiB USER:4: layer" in caplog.text
 
 
 def test_csv_columns_and_rows() -> None:

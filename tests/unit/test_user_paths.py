@@ -228,7 +228,7 @@ def test_position_path_matches_the_literal_model(seed: int, monkeypatch: pytest.
         answer = real(stream)
         taken.append(answer)
         if answer:
-            demand = np.concatenate([addr for _, addr, _ in stream.folds()])
+            demand = np.concatenate([stream.fold_elements(f)[0] for f in range(stream.num_folds)])
             fetch = prefetch_order(stream.mapping, stream.name)
             once = fetch[fetch != NO_REQUEST]
             assert np.array_equal(demand, np.tile(once, stream.num_folds)), "demand is not the fetch order"
@@ -257,9 +257,10 @@ def test_fold_batches_hold_the_requests_of_every_fold(batch_words: int, monkeypa
         for name in ("ifmap", "filter", "ofmap"):
             stream = memory._Stream(m, schedule, name)  # type: ignore[arg-type]
             batches = list(stream.fold_batches())
-            want = list(stream.folds())
+            folds = [stream.fold_elements(f) for f in range(stream.num_folds)]
+            want = [(addr, rows + f * stream.fold_cycles) for f, (addr, rows) in enumerate(folds)]
             for got, expected in zip((np.concatenate([b[i] for b in batches]) for i in (0, 1)),
-                                     (np.concatenate([f[i] for f in want]) for i in (1, 2))):
+                                     (np.concatenate([f[i] for f in want]) for i in (0, 1))):
                 assert np.array_equal(got, expected), (layer, hardware, name)
             if batch_words == 1:
                 assert len(batches) == stream.num_folds
