@@ -742,9 +742,21 @@ class _BlockReuse:
         if addr.size == 0:
             empty = np.zeros(0, dtype=np.int64)
             return cls(empty, empty, empty, empty, empty, empty, empty)
+        if _all_distinct(addr):
+            every = np.arange(addr.size, dtype=np.int64)
+            return cls(addr, rows, np.full(addr.size, -1, dtype=np.int32), every, every, addr, addr)
         order = np.argsort(addr, kind="stable")
         previous, first, last = _previous_in_group(order, addr[order])
         return cls(addr, rows, previous.astype(np.int32), first, last, addr[first], addr[last])
+
+
+def _all_distinct(addr: np.ndarray) -> bool:
+    """True when no address repeats, found by counting where the addresses span at most four values per
+    request (else False: the caller sorts)."""
+    lowest = int(addr.min())
+    if int(addr.max()) - lowest >= 4 * addr.size:
+        return False
+    return int(np.bincount(addr - lowest).max()) == 1
 
 
 _SEEN_BEFORE_CHUNK = -1

@@ -281,3 +281,14 @@ def test_run_process_writes_stdout_to_a_file(tmp_path: Path) -> None:
     out = tmp_path / "out.txt"
     run = bench.run_process([sys.executable, "-c", "print('Running Layer 0')"], stdout=out)
     assert run.returncode == 0 and out.read_text() == "Running Layer 0\n"
+
+
+def test_compile_bytecode_writes_the_cache_and_names_a_broken_folder(tmp_path: Path) -> None:
+    good = tmp_path / "good"
+    write(good, "mod.py", "VALUE = 1\n")
+    bench.compile_bytecode([good])
+    assert list((good / "__pycache__").glob("mod.*.pyc"))
+    bad = tmp_path / "bad"
+    write(bad, "broken.py", "def (:\n")
+    with pytest.raises(RuntimeError, match=f"{bad}: compileall failed"):
+        bench.compile_bytecode([good, bad])

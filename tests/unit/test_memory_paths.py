@@ -440,3 +440,19 @@ def test_two_epochs_in_one_cycle_fail_without_traces() -> None:
     for modules in (LITERAL, REFERENCE):
         with pytest.raises(SimulationError, match="two read-estimate epochs end in one cycle"):
             simulate([layer], hw, modules)
+
+
+@pytest.mark.parametrize(("addr", "distinct"), [
+    ([5, 3, 4, 9], True),
+    ([5, 3, 5, 9], False),
+    ([0, 1000], False),
+    ([7], True),
+])
+def test_all_distinct_counts_only_dense_addresses(addr: list[int], distinct: bool) -> None:
+    """A chunk whose addresses are all distinct skips the sort; a sparse chunk (``[0, 1000]``) is sorted."""
+    assert memory._all_distinct(np.array(addr, dtype=np.int64)) is distinct
+    block = memory._BlockReuse.of(np.array(addr, dtype=np.int64), np.arange(len(addr), dtype=np.int64))
+    firsts = sorted(addr.index(a) for a in set(addr))
+    assert sorted(block.first.tolist()) == firsts
+    assert block.local_prev.tolist() == [max((j for j in range(i) if addr[j] == a), default=-1)
+                                         for i, a in enumerate(addr)]
