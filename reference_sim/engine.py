@@ -129,12 +129,13 @@ def estimate_requests(layer: Layer, hardware: Hardware, memory: MemoryModule | M
 
 
 def check_work(layer: Layer, hardware: Hardware, modules: Modules = REFERENCE, *, index: int = 0,
-               traces: bool = False, limit: int | None = None) -> None:
-    """Refuse, with :class:`~reference_sim.errors.WorkLimitError`, a layer estimated above the request limit."""
+               traces: bool = False, limit: int | None = None, where: str = "") -> None:
+    """Refuse, with :class:`~reference_sim.errors.WorkLimitError`, a layer estimated above the request limit
+    (``where``, e.g. a sweep's configuration, starts the message)."""
     allowed = max_requests(limit)
     estimate = estimate_requests(layer, hardware, modules.memory, traces=traces)
     if estimate > allowed:
-        raise WorkLimitError(layer.name, index, estimate, allowed, how_to_raise=RAISE_LIMIT)
+        raise WorkLimitError(layer.name, index, estimate, allowed, how_to_raise=RAISE_LIMIT, where=where)
 
 
 def layer_shape(layer: Layer) -> Layer:

@@ -790,10 +790,10 @@ class _EpochScan:
     """With ``record``: the open epoch's new addresses so far, run by run."""
 
     def run(self, prev: np.ndarray, rows: np.ndarray, first_row: int, addr: np.ndarray, offset: int,
-            tail: bool) -> np.ndarray | None:
+            tail: bool) -> np.ndarray:
         """Close the epochs ending in one run of requests (request ``i`` has index ``offset + i`` and is in
         row ``first_row + rows[i]``); with ``tail``, returns the new addresses of the epoch left open in
-        this run."""
+        this run (else possibly none)."""
         pos, n = 0, prev.size
         while pos < n:
             need = self.epoch_words - self.count
@@ -807,7 +807,7 @@ class _EpochScan:
             if found < need:
                 self.count += found
                 if not (tail or self.record):
-                    return None
+                    return addr[:0]
                 left: np.ndarray = addr[pos:stop][new]
                 if self.record:
                     self.current.append(left)
@@ -870,7 +870,6 @@ def _epochs_from_elements(stream: _Stream, epoch_words: int, record: bool) -> _E
         scan.epoch_start = _SEEN_BEFORE_CHUNK
         closed = len(scan.end_rows)
         tail = scan.run(prev, block.rows, fold_row, block.addr, 0, tail=True)
-        assert tail is not None
         open_epoch = np.union1d(open_epoch if len(scan.end_rows) == closed else open_epoch[:0], tail)
     if period is not None and template:
         prev, rows, addr = (np.concatenate(parts) for parts in zip(*template, strict=True))

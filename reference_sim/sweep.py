@@ -48,7 +48,7 @@ import numpy as np
 
 from .closed_form import CycleFigures, cycle_figures
 from .contract import BandwidthMode, Dataflow, Hardware, Layer
-from .engine import RAISE_LIMIT, check_work, layer_shape, simulate_layer
+from .engine import check_work, layer_shape, simulate_layer
 from .errors import InputError, SimulationError, WorkLimitError
 from .executors import EXECUTORS, Executor, JobFailed, LocalExecutor, make_executor
 from .progress import ProgressBar
@@ -237,10 +237,11 @@ def sweep(
         raise ValueError(f"jobs must be at least 1, got {jobs}")
     if figures not in FIGURES:
         raise ValueError(f"figures must be 'full' or 'cycles', got {figures!r}")
-    first_name: dict[Layer, str] = {}
-    for layer in layers:
-        first_name.setdefault(layer_shape(layer), layer.name)
-    shapes = list(first_name)
+    first: dict[Layer, tuple[int, Layer]] = {}
+    for index, layer in enumerate(layers):
+        first.setdefault(layer_shape(layer), (index, layer))
+    first_name = {shape: layer.name for shape, (_, layer) in first.items()}
+    shapes = list(first)
     pairs = len(configs) * len(shapes)
     closed: CycleFigures | None = None
     done = 0
@@ -251,7 +252,7 @@ def sweep(
         tasks: list[_Task] = [(int(c), configs[int(c)], shapes[int(s)]) for c, s in np.argwhere(~closed.exact)]
     else:
         tasks = [(i, hw, shape) for i, hw in enumerate(configs) for shape in shapes]
-    tasks, refused = _within_work_limit(tasks, configs, layers, skip_errors)
+    tasks, refused = _within_work_limit(tasks, configs, first, skip_errors)
     done += refused
     # Largest layers first so the last tasks to finish are short ones.
     tasks.sort(key=lambda t: -(t[2].macs // max(1, t[1].array_rows * t[1].array_cols)))
@@ -297,24 +298,20 @@ def sweep(
     return rows
 
 
-def _within_work_limit(tasks: list[_Task], configs: Sequence[Hardware], layers: Sequence[Layer],
+def _within_work_limit(tasks: list[_Task], configs: Sequence[Hardware], first: dict[Layer, tuple[int, Layer]],
                        skip_errors: bool) -> tuple[list[_Task], int]:
     """The tasks within the work limit, and how many were left out (each with a warning); without
-    ``skip_errors`` the first one beyond it raises its :class:`WorkLimitError`, naming the configuration."""
-    first: dict[Layer, tuple[int, Layer]] = {}
-    for index, layer in enumerate(layers):
-        first.setdefault(layer_shape(layer), (index, layer))
+    ``skip_errors`` the first one beyond it raises its :class:`WorkLimitError`, naming the configuration.
+    ``first`` maps each layer shape to its first layer and that layer's index."""
     kept: list[_Task] = []
     for task in tasks:
         config_index, hardware, shape = task
         index, layer = first[shape]
         try:
-            check_work(layer, hardware, index=index)
-        except WorkLimitError as exc:
-            refused = WorkLimitError(layer.name, index, exc.estimate, exc.limit, how_to_raise=RAISE_LIMIT,
-                                     where=describe(configs[config_index]))
+            check_work(layer, hardware, index=index, where=describe(configs[config_index]))
+        except WorkLimitError as refused:
             if not skip_errors:
-                raise refused from None
+                raise
             log.warning("skipped before the sweep started: %s", refused)
             continue
         kept.append(task)
