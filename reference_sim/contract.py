@@ -32,11 +32,11 @@ from __future__ import annotations
 
 import math
 import numbers
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Literal
 
 import numpy as np
-from numpy.lib.stride_tricks import as_strided
 
 Dataflow = Literal["os", "ws", "is"]
 """Output, weight or input stationary."""
@@ -399,8 +399,48 @@ def layer_demand(mapping: LayerMapping, network: NetworkSchedule, name: OperandN
     )
 
 
-_FILL_CHUNK_ENTRIES = 1 << 20
-"""Entries whose addresses :func:`prefetch_order` computes at a time (bounds its temporaries)."""
+_FILL_CHUNK_ENTRIES = 1 << 18
+"""Entries of the fetch order :func:`prefetch_chunks` computes at a time (bounds its temporaries)."""
+
+
+def prefetch_chunks(mapping: LayerMapping, name: OperandName) -> Iterator[np.ndarray]:
+    """:func:`prefetch_order` in consecutive pieces of about :data:`_FILL_CHUNK_ENTRIES` entries each,
+    so a caller can walk the fetch order of a huge operand without holding it whole.
+
+    Entry ``c`` of row ``r`` of the stacked lane blocks is step ``r % steps`` of lane
+    ``(r // steps) * lanes + c``; a rollout reads diagonal ``d`` as rows ``d - c`` for ``c`` ascending.
+    """
+    tiling = mapping.tilings[name]
+    matrix = mapping.operand(name)
+    n_rows, n_cols = matrix.shape
+    lane_len, step_len = (n_rows, n_cols) if tiling.lane_axis == "row" else (n_cols, n_rows)
+    width = tiling.lanes
+    height = math.ceil(lane_len / width) * step_len
+
+    def entries(row: np.ndarray, col: np.ndarray) -> np.ndarray:
+        block, step = np.divmod(row, step_len)
+        lane = block * width + col
+        inside = lane < lane_len
+        lane = np.minimum(lane, lane_len - 1)
+        addr = matrix.addresses(lane, step) if tiling.lane_axis == "row" else matrix.addresses(step, lane)
+        return addr if inside.all() else np.where(inside, addr, NO_REQUEST)
+
+    if not tiling.prefetch_rollout:
+        rows_per_chunk = max(1, _FILL_CHUNK_ENTRIES // width)
+        cols = np.arange(width, dtype=np.int64)[None, :]
+        for first in range(0, height, rows_per_chunk):
+            rows = np.arange(first, min(height, first + rows_per_chunk), dtype=np.int64)[:, None]
+            yield entries(rows, cols).reshape(-1)
+        return
+    diagonals = height + width - 1
+    per_chunk = max(1, _FILL_CHUNK_ENTRIES // min(height, width))
+    for first in range(0, diagonals, per_chunk):
+        d = np.arange(first, min(diagonals, first + per_chunk), dtype=np.int64)
+        c_lo, c_hi = np.maximum(0, d - height + 1), np.minimum(width - 1, d)
+        counts = c_hi - c_lo + 1
+        starts = np.cumsum(counts) - counts
+        col = np.repeat(c_lo - starts, counts) + np.arange(int(counts.sum()), dtype=np.int64)
+        yield entries(np.repeat(d, counts) - col, col)
 
 
 def prefetch_order(mapping: LayerMapping, name: OperandName) -> np.ndarray:
@@ -410,51 +450,7 @@ def prefetch_order(mapping: LayerMapping, name: OperandName) -> np.ndarray:
     block order, then read row by row, or along anti-diagonals (lower-left first) when the
     operand's tiling asks for a rollout.
     """
-    tiling = mapping.tilings[name]
-    matrix = mapping.operand(name)
-    n_rows, n_cols = matrix.shape
-    lane_len, step_len = (n_rows, n_cols) if tiling.lane_axis == "row" else (n_cols, n_rows)
-    lanes = tiling.lanes
-    n_blocks = math.ceil(lane_len / lanes)
-    stacked = np.empty((n_blocks, step_len, lanes), dtype=np.int64)
-    steps = np.arange(step_len, dtype=np.int64)[None, :, None]
-
-    def fill(blocks: slice, lane_index: np.ndarray) -> None:
-        addr = matrix.addresses(lane_index, steps) if tiling.lane_axis == "row" else matrix.addresses(steps, lane_index)
-        stacked[blocks, :, : lane_index.shape[-1]] = addr
-
-    full, rest = divmod(lane_len, lanes)
-    per_chunk = max(1, _FILL_CHUNK_ENTRIES // max(1, step_len * lanes))
-    for first in range(0, full, per_chunk):
-        last = min(full, first + per_chunk)
-        fill(slice(first, last), np.arange(first * lanes, last * lanes, dtype=np.int64).reshape(last - first, 1, lanes))
-    if rest:
-        fill(slice(full, full + 1), full * lanes + np.arange(rest, dtype=np.int64).reshape(1, 1, rest))
-        stacked[full, :, rest:] = NO_REQUEST
-    flat = stacked.reshape(-1)
-    return read_antidiagonals(flat, n_blocks * step_len, lanes) if tiling.prefetch_rollout else flat
-
-
-def read_antidiagonals(flat: np.ndarray, height: int, width: int) -> np.ndarray:
-    """``flat[antidiagonal_order(height, width)]`` for a contiguous ``flat``; the full-width diagonals of a
-    tall matrix are copied through a strided view (entry ``c`` of diagonal ``d`` is row ``d - c``,
-    column ``c``), so no index array as large as the matrix is built."""
-    if height < width or width == 1:
-        gathered: np.ndarray = flat[antidiagonal_order(height, width)]
-        return gathered
-    matrix = np.ascontiguousarray(flat).reshape(height, width)
-    out = np.empty(height * width, dtype=flat.dtype)
-    cols = np.arange(width, dtype=np.int64)
-    head = np.concatenate([(d - cols[: d + 1]) * width + cols[: d + 1] for d in range(width - 1)])
-    out[: head.size] = flat[head]
-    row_stride, col_stride = matrix.strides
-    middle = as_strided(matrix[width - 1 :], shape=(height - width + 1, width),
-                        strides=(row_stride, col_stride - row_stride), writeable=False)
-    np.copyto(out[head.size : head.size + middle.size].reshape(-1, width), middle)
-    tail = np.concatenate([(d - cols[d - height + 1:]) * width + cols[d - height + 1:]
-                           for d in range(height, height + width - 1)])
-    out[head.size + middle.size :] = flat[tail]
-    return out
+    return np.concatenate([np.zeros(0, dtype=np.int64), *prefetch_chunks(mapping, name)])
 
 
 def antidiagonal_order(height: int, width: int) -> np.ndarray:

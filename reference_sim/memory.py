@@ -47,6 +47,7 @@ from .contract import (
     dense_block,
     dense_block_indices,
     dense_block_shape,
+    prefetch_chunks,
     prefetch_order,
 )
 from .errors import SimulationError
@@ -56,7 +57,7 @@ ACTIVE_FRACTION = 0.5
 ESTIMATE_SETS_PER_HALF = 50
 PARTS_PER_BUFFER = 100
 """A buffer is cut into this many lines (USER prefetch window) or sets (CALC read estimate)."""
-_CHUNK_ENTRIES = 1 << 21
+_CHUNK_ENTRIES = 1 << 19
 """Operand entries handled at once when a CALC pass walks a fold block: a bigger block goes in chunks of rows."""
 
 
@@ -256,6 +257,12 @@ class _Stream:
         bounds = np.r_[0, changes, self.num_folds].tolist()
         for run_start, run_end in itertools.pairwise(bounds):
             steps, used = (int(v) for v in shapes[run_start])
+            if steps * used > _CHUNK_ENTRIES:
+                for fold in range(run_start, run_end):
+                    for part in range(self.chunk_count(fold)):
+                        addr, rows = self.fold_chunk(fold, part)
+                        yield addr, rows + fold * self.fold_cycles
+                continue
             perm, rows = self.order(steps, used)
             per_batch = max(1, _BATCH_WORDS // max(1, steps * used))
             for first in range(run_start, run_end, per_batch):
@@ -276,10 +283,19 @@ class _Stream:
                 valid = addr != NO_REQUEST
                 yield (addr, at) if valid.all() else (addr[valid], at[valid])
 
-    def fold_rows(self) -> Iterator[np.ndarray]:
-        """Global rows of every request of every fold, in stream order (every entry a request)."""
+    def fold_rows(self) -> Iterator[tuple[int, np.ndarray]]:
+        """``(fold, global rows)`` of every request of every fold in stream order (every entry a request),
+        a chunk of fold rows (see :meth:`chunk_rows`) at a time."""
         for f in range(self.num_folds):
-            yield self.order(*self.shape(f))[1] + f * self.fold_cycles
+            shape = self.shape(f)
+            if self.chunk_count(f) == 1:
+                yield f, self.order(*shape)[1] + f * self.fold_cycles
+                continue
+            first, end, per_chunk = self.chunk_rows(f)
+            profile = self.row_profile(*shape)
+            for lo in range(first, end, per_chunk):
+                hi = min(end, lo + per_chunk)
+                yield f, np.repeat(np.arange(lo, hi, dtype=np.int64) + f * self.fold_cycles, profile[lo:hi])
 
     def row_counts(self) -> np.ndarray:
         """Requests in every row of the layer."""
@@ -406,23 +422,29 @@ class _FetchIndices:
 
     @classmethod
     def of(cls, fetch: np.ndarray) -> _FetchIndices:
-        """Converted a chunk at a time, into 32-bit indices where the span allows."""
-        idle = int(np.count_nonzero(fetch == NO_REQUEST))
-        highest = int(fetch.max()) if fetch.size else 0
-        lowest = highest
-        for part in _chunks(fetch):
-            requested = part[part != NO_REQUEST] if idle else part
-            if requested.size:
-                lowest = min(lowest, int(requested.min()))
-        span = highest - lowest + 1
-        size = fetch.size - idle
-        index: _Indices = np.empty(size, dtype=np.int32) if span < 2**31 else np.empty(size, dtype=np.int64)
+        """From a whole fetch order, its span taken from its requested addresses."""
+        requested = fetch[fetch != NO_REQUEST]
+        lowest = int(requested.min()) if requested.size else 0
+        highest = int(requested.max()) if requested.size else 0
+        return cls.of_chunks(_chunks(fetch), lowest, highest - lowest + 1, fetch.size)
+
+    @classmethod
+    def of_chunks(cls, chunks: Iterable[np.ndarray], lowest: int, span: int, entries: int) -> _FetchIndices:
+        """From the fetch order in pieces (at most ``entries`` in all) whose requested addresses lie in
+        ``lowest .. lowest + span - 1``; 32-bit indices where the span allows."""
+        index: _Indices = np.empty(entries, dtype=_index_type(span))
         position = 0
-        for part in _chunks(fetch):
-            kept = part[part != NO_REQUEST] - lowest if idle else part - lowest
-            index[position : position + kept.size] = kept
+        for part in chunks:
+            kept = part[part != NO_REQUEST]
+            index[position : position + kept.size] = kept - lowest
             position += kept.size
+        index.resize(position, refcheck=False)
         return cls(index, lowest, span)
+
+
+def _index_type(size: int) -> type[np.signedinteger[Any]]:
+    """The narrowest of int32 and int64 that holds ``-1 .. size``."""
+    return np.int32 if size < 2**31 - 1 else np.int64
 
 
 def _chunks(array: np.ndarray) -> Iterator[np.ndarray]:
@@ -447,14 +469,15 @@ class _LineWindow:
         self.active = active
         self.lowest = fetch.lowest
         self.fetch = fetch.index
-        self.first = np.full(fetch.span, self.fetch.size, dtype=np.int64)
-        self.last = np.full(fetch.span, -1, dtype=np.int64)
+        position_type = _index_type(self.fetch.size)
+        self.first = np.full(fetch.span, self.fetch.size, dtype=position_type)
+        self.last = np.full(fetch.span, -1, dtype=position_type)
         for lo in range(0, self.fetch.size, _WINDOW_CHUNK_WORDS):
             part = self.fetch[lo : lo + _WINDOW_CHUNK_WORDS]
-            positions = np.arange(lo, lo + part.size, dtype=np.int64)
+            positions = np.arange(lo, lo + part.size, dtype=position_type)
             np.minimum.at(self.first, part, positions)
             np.maximum.at(self.last, part, positions)
-        self.latest = np.full(fetch.span, -1, dtype=np.int64)
+        self.latest = np.full(fetch.span, -1, dtype=np.int32)
         self.enter(0, active)
 
     def relative(self, addr: np.ndarray) -> np.ndarray:
@@ -474,13 +497,15 @@ class _LineWindow:
     def enter(self, first_line: int, end_line: int) -> None:
         """Let unwrapped lines ``first_line .. end_line - 1`` (at most one turn) into the window."""
         wpl, n = self.words_per_line, self.num_lines
+        if end_line > np.iinfo(self.latest.dtype).max:
+            self.latest = self.latest.astype(np.int64)
         line = first_line
         while line < end_line:
             turn, within = divmod(line, n)
             stop_within = min(n, within + end_line - line)
             lo, hi = within * wpl, min(stop_within * wpl, self.fetch.size)
             if lo < hi:
-                lines = np.arange(lo, hi, dtype=np.int64) // wpl + turn * n
+                lines = np.arange(lo, hi, dtype=self.latest.dtype) // wpl + turn * n
                 np.maximum.at(self.latest, self.fetch[lo:hi], lines)
             line += stop_within - within
 
@@ -512,10 +537,11 @@ class _DistinctLineWindow(_LineWindow):
         self.num_lines = num_lines
         self.active = active
         self.lowest = fetch.lowest
-        self.line_of = np.full(fetch.span, -1, dtype=np.int64)
+        line_type = _index_type(fetch.index.size)
+        self.line_of = np.full(fetch.span, -1, dtype=line_type)
         for lo in range(0, fetch.index.size, _WINDOW_CHUNK_WORDS):
             part = fetch.index[lo : lo + _WINDOW_CHUNK_WORDS]
-            self.line_of[part] = np.arange(lo, lo + part.size, dtype=np.int64) // words_per_line
+            self.line_of[part] = np.arange(lo, lo + part.size, dtype=line_type) // words_per_line
 
     def lines(self, rel: np.ndarray) -> np.ndarray:
         """The one line holding each address."""
@@ -525,7 +551,7 @@ class _DistinctLineWindow(_LineWindow):
     def held(self, rel: np.ndarray, start: int) -> np.ndarray:
         first = start % self.num_lines
         ahead = self.lines(rel) - first
-        inside: np.ndarray = ahead.view(np.uint64) < self.active
+        inside: np.ndarray = ahead.view(f"u{ahead.itemsize}") < self.active
         if first + self.active > self.num_lines:
             inside |= ahead < self.active - self.num_lines
         return inside
@@ -576,10 +602,14 @@ def _user_prefetches(stream: _Stream, bw: int, latency: int, buffer: _Buffer, *,
     by_position = _demand_is_fetch_order(stream)
     lane_len, step_len = _axis_lengths(stream.mapping, stream.name)
     lanes = stream.mapping.tilings[stream.name].lanes
-    fetch = prefetch_order(stream.mapping, stream.name) if keep_fetch or not by_position else None
-    indices = _FetchIndices.of(fetch) if fetch is not None and not by_position else None
-    valid_words = indices.index.size if indices is not None else lane_len * step_len
     fetch_words = math.ceil(lane_len / lanes) * lanes * step_len
+    fetch = prefetch_order(stream.mapping, stream.name) if keep_fetch else None
+    indices: _FetchIndices | None = None
+    if not by_position:
+        indices = (_FetchIndices.of(fetch) if fetch is not None else
+                   _FetchIndices.of_chunks(prefetch_chunks(stream.mapping, stream.name),
+                                           *_address_span(stream.matrix), fetch_words))
+    valid_words = indices.index.size if indices is not None else lane_len * step_len
     num_lines = valid_words // words_per_line + 1
     active = min(math.ceil(buffer.active_words / words_per_line), num_lines)
     step = min(math.ceil(buffer.other_words / words_per_line), num_lines - active)
@@ -593,8 +623,7 @@ def _user_prefetches(stream: _Stream, bw: int, latency: int, buffer: _Buffer, *,
         return result
     if indices is None:
         window: _LineWindow = _PositionWindow(words_per_line, num_lines, active)
-        positions = np.arange(valid_words, dtype=np.int64)
-        demand: Iterable[tuple[np.ndarray, np.ndarray]] = ((positions, rows) for rows in stream.fold_rows())
+        demand: Iterable[tuple[np.ndarray, np.ndarray]] = _position_demand(stream)
     else:
         kind = _DistinctLineWindow if stream.all_distinct_and_valid() else _LineWindow
         window = kind(indices, words_per_line, num_lines, active)
@@ -602,6 +631,16 @@ def _user_prefetches(stream: _Stream, bw: int, latency: int, buffer: _Buffer, *,
     del indices
     result.rows, result.count_after = _prefetch_events(window, step, demand)
     return result
+
+
+def _position_demand(stream: _Stream) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """``(fetch positions, global rows)`` of every request when each fold's demand is the fetch order."""
+    fold, position = -1, 0
+    for f, rows in stream.fold_rows():
+        if f != fold:
+            fold, position = f, 0
+        yield np.arange(position, position + rows.size, dtype=np.int64), rows
+        position += rows.size
 
 
 def _prefetch_events(window: _LineWindow, step: int,
@@ -836,7 +875,7 @@ def _epochs_from_elements(stream: _Stream, epoch_words: int, record: bool) -> _E
     pass after the second is the second one shifted by a pass, so only the epoch ends are searched there.
     """
     lowest, span = _address_span(stream.matrix)
-    index_type = np.int32 if int(stream.fold_sizes().sum()) < 2**31 - 1 else np.int64
+    index_type = _index_type(int(stream.fold_sizes().sum()))
     table = np.full(span, -1, dtype=index_type) if span <= _SEEN_TABLE_ENTRIES else None
     block_ids = stream.block_ids()
     repeats = np.unique(block_ids).size < block_ids.size

@@ -1,10 +1,11 @@
 """The USER-bandwidth fast paths against their literal definitions, on random shapes.
 
-* :func:`reference_sim.contract.prefetch_order` builds the stacked lane blocks from index vectors
-  (no full index grid) and reads them along anti-diagonals with :func:`antidiagonal_order` (no
-  sort; the full-width diagonals through a strided view, :func:`read_antidiagonals`), computing
-  the addresses a chunk of lane blocks at a time; the literal definition is the full grid and a
-  stable sort by (diagonal, lower row first).
+* :func:`reference_sim.contract.prefetch_chunks` (and :func:`prefetch_order`, its concatenation)
+  computes the fetch order a chunk of rows or anti-diagonals at a time, each entry's lane block,
+  step and port from its position (no full index grid, no sort); the literal definition is the
+  full grid and a stable sort by (diagonal, lower row first).
+* :func:`reference_sim.contract.antidiagonal_order` (the stream order of a skewed fold block)
+  against the same sort.
 * :meth:`reference_sim.memory._Stream.order` builds the stream order of a fold block from its
   timing (no sort); the literal definition sorts the entries by (fold row, port).
 * :func:`reference_sim.memory._prefetch_events` moves the window of buffer lines straight to the
@@ -60,13 +61,6 @@ def literal_prefetch_order(m: object, name: str) -> np.ndarray:
 @pytest.mark.parametrize("width", [1, 2, 5, 32])
 def test_antidiagonal_order_matches_the_sort(height: int, width: int) -> None:
     assert np.array_equal(antidiagonal_order(height, width), sorted_antidiagonals(height, width))
-
-
-@pytest.mark.parametrize("height", [2, 3, 7, 31, 32, 33, 100, 3000])
-@pytest.mark.parametrize("width", [1, 2, 5, 32])
-def test_read_antidiagonals_reads_what_the_order_says(height: int, width: int) -> None:
-    flat = np.random.default_rng(height * width).integers(0, 10_000, height * width)
-    assert np.array_equal(contract.read_antidiagonals(flat, height, width), flat[sorted_antidiagonals(height, width)])
 
 
 @pytest.mark.parametrize("chunk_entries", [5, 1 << 20])
