@@ -36,7 +36,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -45,6 +44,10 @@ from typing import Any
 
 import numpy as np
 
+if __package__ in (None, ""):
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.processes import run_process, stop_children_on_sigterm
 from reference_sim import Hardware, read_config, read_topology, simulate
 from reference_sim.compare import compare_reports, read_cells
 from reference_sim.reports import write_traces
@@ -72,50 +75,6 @@ QUICK_TRACE_MAX_CYCLES = 500_000
 
 
 # ----------------------------------------------------------------------------------------- helpers
-
-
-@dataclass(frozen=True)
-class ProcessRun:
-    """One child process: wall time, peak resident set of the child, exit code, end of its stderr, and
-    whether it was killed at its timeout."""
-
-    seconds: float
-    max_rss_kib: int
-    returncode: int
-    stderr_tail: str
-    timed_out: bool = False
-
-    @property
-    def max_rss_mib(self) -> float:
-        return self.max_rss_kib / 1024
-
-
-def run_process(command: Sequence[str], cwd: Path | None = None, timeout: float | None = None,
-                env: dict[str, str] | None = None, stdout: Path | None = None) -> ProcessRun:
-    """Run ``command`` to completion, or kill it after ``timeout`` seconds (``timed_out``); wall time from
-    spawn to reap, peak RSS from ``wait4`` (KiB on Linux).  Its standard output goes to the file
-    ``stdout`` when given, else nowhere."""
-    with tempfile.TemporaryFile() as err, (stdout.open("wb") if stdout else open(os.devnull, "wb")) as out:
-        start = time.perf_counter()
-        proc = subprocess.Popen(list(command), cwd=cwd, stdout=out, stderr=err, env=env)
-        fired = threading.Event()
-
-        def kill() -> None:
-            fired.set()
-            proc.kill()
-
-        killer = threading.Timer(timeout, kill) if timeout is not None else None
-        if killer is not None:
-            killer.start()
-        _, status, usage = os.wait4(proc.pid, 0)
-        seconds = time.perf_counter() - start
-        if killer is not None:
-            killer.cancel()
-        timed_out = fired.is_set()
-        proc.returncode = os.waitstatus_to_exitcode(status)
-        err.seek(0)
-        tail = err.read().decode(errors="replace")[-2000:]
-    return ProcessRun(seconds, int(usage.ru_maxrss), proc.returncode, tail, timed_out)
 
 
 def read_cycles(compute_report: Path) -> list[tuple[int, int]]:
@@ -916,4 +875,5 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    stop_children_on_sigterm()
     sys.exit(main())

@@ -22,18 +22,12 @@ ends with neither exit code 0 nor the one-line limit error.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import logging
-import os
 import re
 import shutil
-import signal
-import subprocess
 import sys
 import tempfile
-import threading
-import time
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
@@ -43,6 +37,7 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.bench_reference import REPO_ROOT, default_shared, format_table, machine
+from benchmarks.processes import ProcessRun, run_process, stop_children_on_sigterm
 from reference_sim.errors import InputError
 from reference_sim.scalesim_io import read_config, read_topology
 
@@ -129,50 +124,11 @@ def layer_count(topology: Path, kind: str) -> int | None:
         return None
 
 
-@dataclass(frozen=True)
-class Finished:
-    seconds: float
-    max_rss_kib: int
-    returncode: int | None
-    stderr: str
-
-
-def run_with_timeout(command: Sequence[str], timeout_s: float | None, cwd: Path = REPO_ROOT) -> Finished:
-    """Run ``command`` in its own process group; kill the group after ``timeout_s``. Peak RSS from ``wait4``."""
-    with tempfile.TemporaryFile() as err:
-        start = time.perf_counter()
-        proc = subprocess.Popen(list(command), cwd=cwd, stdout=subprocess.DEVNULL, stderr=err,
-                                start_new_session=True)
-        killed = threading.Event()
-
-        def kill() -> None:
-            killed.set()
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-
-        timer = threading.Timer(timeout_s, kill) if timeout_s else None
-        if timer is not None:
-            timer.start()
-        try:
-            _, status, usage = os.wait4(proc.pid, 0)
-        except BaseException:
-            kill()
-            raise
-        finally:
-            if timer is not None:
-                timer.cancel()
-        seconds = time.perf_counter() - start
-        proc.returncode = os.waitstatus_to_exitcode(status)
-        err.seek(0)
-        text = err.read().decode(errors="replace")
-    return Finished(seconds, int(usage.ru_maxrss), None if killed.is_set() else proc.returncode, text)
-
-
-def classify(finished: Finished) -> tuple[str, str]:
+def classify(finished: ProcessRun) -> tuple[str, str]:
     """Status and message of a finished run."""
     lines = [line for line in finished.stderr.splitlines() if line.strip()]
     last = lines[-1].strip() if lines else ""
-    if finished.returncode is None:
+    if finished.timed_out:
         return "timeout", ""
     if finished.returncode == 0:
         return ("ok" if finished.max_rss_kib / 1024 < RSS_LIMIT_MIB else "over 1 GiB"), ""
@@ -191,11 +147,12 @@ def run_one(topology: Path, root: Path, config: Path, mode: str, work: Path, tim
     shutil.rmtree(out, ignore_errors=True)
     command = [sys.executable, "-m", "reference_sim", "-c", str(config_for(config, mode, work)), "-t", str(topology),
                "-p", str(out), "-q"] + (["-i", "gemm"] if kind == "gemm" else [])
-    finished = run_with_timeout(command, timeout_s, sim_root)
+    finished = run_process(command, sim_root, timeout_s)
     shutil.rmtree(out, ignore_errors=True)
     status, message = classify(finished)
     return Run(topology.relative_to(root).as_posix(), config.name, mode, layer_count(topology, kind),
-               finished.seconds, finished.max_rss_kib / 1024, finished.returncode, status, message)
+               finished.seconds, finished.max_rss_mib, None if finished.timed_out else finished.returncode,
+               status, message)
 
 
 def runs_table(runs: Iterable[Run]) -> str:
@@ -299,4 +256,5 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    stop_children_on_sigterm()
     sys.exit(main())

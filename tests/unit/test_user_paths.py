@@ -22,6 +22,7 @@ Each test also reaches its fast path (the random cases include every branch).
 from __future__ import annotations
 
 import math
+import tracemalloc
 from dataclasses import replace
 
 import numpy as np
@@ -212,8 +213,11 @@ def random_user_case(rng: np.random.Generator) -> tuple[Hardware, Layer]:
                            int(rng.integers(1, 40)), int(rng.integers(1, 9)), 1, 1)
 
 
+@pytest.mark.parametrize("chunk_entries", [50, 1 << 19])
 @pytest.mark.parametrize("seed", range(3))
-def test_position_path_matches_the_literal_model(seed: int, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_position_path_matches_the_literal_model(seed: int, chunk_entries: int,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(memory, "_CHUNK_ENTRIES", chunk_entries)
     rng = np.random.default_rng(seed)
     taken: list[bool] = []
     real = memory._demand_is_fetch_order
@@ -238,10 +242,16 @@ def test_position_path_matches_the_literal_model(seed: int, monkeypatch: pytest.
     assert any(taken) and not all(taken)
 
 
+@pytest.mark.parametrize("chunk_entries", [7, 1 << 19])
 @pytest.mark.parametrize("batch_words", [1, 40, 1 << 18])
-def test_fold_batches_hold_the_requests_of_every_fold(batch_words: int, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_fold_batches_hold_the_requests_of_every_fold(batch_words: int, chunk_entries: int,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """Batches of folds, or chunks of rows of a fold bigger than ``_CHUNK_ENTRIES``, hold every request
+    in stream order; so do the rows of :meth:`_Stream.fold_rows`."""
     monkeypatch.setattr(memory, "_BATCH_WORDS", batch_words)
+    monkeypatch.setattr(memory, "_CHUNK_ENTRIES", chunk_entries)
     rng = np.random.default_rng(batch_words)
+    chunked = 0
     for _ in range(40):
         hardware, layer = random_user_case(rng)
         if rng.random() < 0.5:
@@ -256,8 +266,51 @@ def test_fold_batches_hold_the_requests_of_every_fold(batch_words: int, monkeypa
             for got, expected in zip((np.concatenate([b[i] for b in batches]) for i in (0, 1)),
                                      (np.concatenate([f[i] for f in want]) for i in (0, 1))):
                 assert np.array_equal(got, expected), (layer, hardware, name)
-            if batch_words == 1:
+            if batch_words == 1 and chunk_entries > 1000:
                 assert len(batches) == stream.num_folds
+            chunked += len(batches) > stream.num_folds
+            if stream.all_valid():
+                pieces = list(stream.fold_rows())
+                assert [f for f, _ in pieces] == sorted(f for f, _ in pieces)
+                assert np.array_equal(np.concatenate([rows for _, rows in pieces]),
+                                      np.concatenate([rows for _, rows in want]))
+    assert bool(chunked) == (chunk_entries < 1000)
+
+
+def test_user_read_buffer_holds_no_whole_fetch_order(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without traces, a USER read buffer keeps its fetch order as 32-bit indices and walks it, and its
+    demand, a chunk at a time: the traced peak stays below the fetch order as one int64 array."""
+    monkeypatch.setattr(contract, "_FILL_CHUNK_ENTRIES", 1 << 14)
+    monkeypatch.setattr(memory, "_CHUNK_ENTRIES", 1 << 14)
+    monkeypatch.setattr(memory, "_WINDOW_CHUNK_WORDS", 1 << 14)
+    hardware = Hardware(12, 14, "ws", 36, 36, 36, bandwidth_mode="USER", dram_words_per_cycle=10)
+    layer = Layer("wide", 300, 300, 3, 3, 3, 12, 1, 1)
+    m = mapping.map_layer(layer, hardware)
+    schedule = network.schedule(m, hardware)
+    fetch_entries = prefetch_order(m, "ifmap").size
+    assert fetch_entries > 3_000_000 and m.tilings["ifmap"].prefetch_rollout
+    tracemalloc.start()
+    try:
+        result = memory.simulate(m, schedule, hardware, traces=False)
+        peak_bytes = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak_bytes < 8 * fetch_entries, (peak_bytes, fetch_entries)
+    monkeypatch.undo()
+    whole = memory.simulate(m, schedule, hardware, traces=False)
+    assert first_result_difference("wide", [layer_result(layer, hardware, m, whole)],
+                                   [layer_result(layer, hardware, m, result)]) is None
+
+
+def test_window_widens_its_line_numbers_past_32_bits() -> None:
+    fetch = np.arange(12, dtype=np.int64)
+    window = memory._LineWindow(memory._FetchIndices.of(fetch), 2, 6, 2)
+    assert window.latest.dtype == np.int32
+    start = 6 * (2**31 // 6 + 1)
+    window.enter(start, start + 2)
+    assert window.latest.dtype == np.int64
+    held = window.held(window.relative(np.arange(12)), start)
+    assert held.tolist() == [True] * 4 + [False] * 8
 
 
 def test_position_path_needs_the_fetch_order_to_follow_the_stream(monkeypatch: pytest.MonkeyPatch) -> None:
