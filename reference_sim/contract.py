@@ -160,7 +160,15 @@ class WindowOperand:
         return self.ofmap_h * self.ofmap_w, self.filter_h * self.filter_w * self.channels
 
     def addresses(self, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
-        """Addresses of entries ``(rows, cols)`` (broadcast together), ``-1`` outside the ifmap."""
+        """Addresses of entries ``(rows, cols)`` (broadcast together), ``-1`` outside the ifmap.
+
+        A 1x1 window at stride 1 reads ifmap pixel ``i`` itself: ``offset + i * channels + j``.
+        """
+        if (self.filter_h == self.filter_w == self.stride_h == self.stride_w == 1
+                and self.ofmap_w == self.ifmap_w and self.ofmap_h <= self.ifmap_h):
+            pixel_major: np.ndarray = (self.offset + np.asarray(rows, dtype=np.int64) * self.channels
+                                       + np.asarray(cols, dtype=np.int64))
+            return pixel_major
         pr, pc = np.divmod(np.asarray(rows, dtype=np.int64), self.ofmap_w)
         kr, rest = np.divmod(np.asarray(cols, dtype=np.int64), self.filter_w * self.channels)
         kc, ch = np.divmod(rest, self.channels)

@@ -328,3 +328,23 @@ def test_position_path_needs_the_fetch_order_to_follow_the_stream(monkeypatch: p
         literal = layer_result(layer, hardware, rows_first,
                                memory_literal.simulate(rows_first, schedule, hardware, traces=traces))
         assert first_result_difference(f"traces={traces}", [literal], [fast]) is None
+
+
+@pytest.mark.parametrize("shape", [(1, 1, 1, 1), (1, 1, 2, 1), (1, 1, 1, 2), (3, 1, 1, 1), (1, 2, 1, 1), (2, 3, 2, 2)])
+def test_window_addresses_follow_their_definition(shape: tuple[int, int, int, int]) -> None:
+    """Every window operand's addresses, the 1x1 stride-1 shortcut included, against the docstring's formula
+    evaluated entry by entry."""
+    fh, fw, sh, sw = shape
+    ih, iw, ch = 7, 6, 3
+    oh, ow = (ih - fh) // sh + 1, (iw - fw) // sw + 1
+    m = contract.WindowOperand(100, ih, iw, ch, fh, fw, sh, sw, oh, ow)
+    rows, cols = np.meshgrid(np.arange(oh * ow), np.arange(fh * fw * ch), indexing="ij")
+    want = np.empty(rows.shape, dtype=np.int64)
+    for (i, j), _ in np.ndenumerate(want):
+        pr, pc = divmod(i, ow)
+        kr, rest = divmod(j, fw * ch)
+        kc, c = divmod(rest, ch)
+        inside = pr * sh + kr < ih and pc * sw + kc < iw
+        want[i, j] = 100 + ((pr * sh + kr) * iw + pc * sw + kc) * ch + c if inside else NO_REQUEST
+    assert np.array_equal(m.addresses(rows, cols), want)
+    assert np.array_equal(m.addresses(rows[:, :1], cols[:1, :]), want)
