@@ -152,7 +152,7 @@ def _simulate(argv: Sequence[str]) -> int:
 
 _M_TRIM_THRESHOLD = -1
 _M_MMAP_THRESHOLD = -3
-HEAP_BLOCK_BYTES = 256 << 20
+HEAP_BLOCK_BYTES = 32 << 20
 """Blocks up to this size come from the heap, not from their own mapping, in a ``python -m reference_sim`` run."""
 
 
