@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 from types import TracebackType
 
-from tests.ports import free_port
+from tests.ports import free_port, free_ports
 
 START_TIMEOUT_S = 90.0
 
@@ -33,13 +33,14 @@ def ray_binary() -> str | None:
 
 
 def _ports(head: bool) -> list[str]:
-    args = ["--node-manager-port", str(free_port()), "--object-manager-port", str(free_port()),
-            "--metrics-export-port", str(free_port()), "--runtime-env-agent-port", str(free_port()),
-            "--dashboard-agent-listen-port", str(free_port()), "--dashboard-agent-grpc-port", str(free_port())]
-    low = free_port()
-    args += ["--min-worker-port", str(low), "--max-worker-port", str(low + 50)] if low + 50 < 65536 else []
-    if head:
-        args += ["--ray-client-server-port", str(free_port()), "--dashboard-port", str(free_port())]
+    """Ray's ports for one node, all distinct, and a worker range of 51 ports that holds none of them."""
+    names = ["--node-manager-port", "--object-manager-port", "--metrics-export-port", "--runtime-env-agent-port",
+             "--dashboard-agent-listen-port", "--dashboard-agent-grpc-port"]
+    names += ["--ray-client-server-port", "--dashboard-port"] if head else []
+    *ports, low = free_ports(len(names) + 1)
+    args = [arg for name, port in zip(names, ports) for arg in (name, str(port))]
+    if low + 50 < 65536 and not any(low <= port <= low + 50 for port in ports):
+        args += ["--min-worker-port", str(low), "--max-worker-port", str(low + 50)]
     return args
 
 
