@@ -423,9 +423,10 @@ class _FetchIndices:
     @classmethod
     def of(cls, fetch: np.ndarray) -> _FetchIndices:
         """From a whole fetch order, its span taken from its requested addresses."""
-        requested = fetch[fetch != NO_REQUEST]
-        lowest = int(requested.min()) if requested.size else 0
-        highest = int(requested.max()) if requested.size else 0
+        ends = [(int(kept.min()), int(kept.max())) for part in _chunks(fetch)
+                if (kept := part[part != NO_REQUEST]).size]
+        lowest = min((low for low, _ in ends), default=0)
+        highest = max((high for _, high in ends), default=0)
         return cls.of_chunks(_chunks(fetch), lowest, highest - lowest + 1, fetch.size)
 
     @classmethod
