@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import math
 import numbers
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -134,6 +134,10 @@ class Hardware:
                 raise ValueError(f"hardware: {name} must be a non-negative integer, got {getattr(self, name)!r}")
 
 
+Placement = Callable[[np.ndarray], np.ndarray]
+"""Puts a vector of per-row (or per-column) terms in place against the other axis' terms."""
+
+
 @dataclass(frozen=True)
 class WindowOperand:
     """The ifmap operand: row ``i`` is an ofmap pixel, column ``j`` an element of its window.
@@ -169,13 +173,34 @@ class WindowOperand:
             pixel_major: np.ndarray = (self.offset + np.asarray(rows, dtype=np.int64) * self.channels
                                        + np.asarray(cols, dtype=np.int64))
             return pixel_major
+        return self.placed(self.row_terms(rows), self.col_terms(cols))
+
+    def row_terms(self, rows: np.ndarray) -> tuple[np.ndarray, ...]:
+        """Per row: its part of the address, and the rows and columns of ifmap left below and right of
+        its window's corner."""
         pr, pc = np.divmod(np.asarray(rows, dtype=np.int64), self.ofmap_w)
+        base = (pr * self.stride_h * self.ifmap_w + pc * self.stride_w) * self.channels + self.offset
+        return base, self.ifmap_h - pr * self.stride_h, self.ifmap_w - pc * self.stride_w
+
+    def col_terms(self, cols: np.ndarray) -> tuple[np.ndarray, ...]:
+        """Per column: its part of the address, and its window row and column ``(kr, kc)``."""
         kr, rest = np.divmod(np.asarray(cols, dtype=np.int64), self.filter_w * self.channels)
         kc, ch = np.divmod(rest, self.channels)
-        row_base = (pr * self.stride_h * self.ifmap_w + pc * self.stride_w) * self.channels + self.offset
-        col_base = (kr * self.ifmap_w + kc) * self.channels + ch
-        valid = (kr < self.ifmap_h - pr * self.stride_h) & (kc < self.ifmap_w - pc * self.stride_w)
-        return np.where(valid, row_base + col_base, NO_REQUEST)
+        return (kr * self.ifmap_w + kc) * self.channels + ch, kr, kc
+
+    def placed(self, row: tuple[np.ndarray, ...], col: tuple[np.ndarray, ...],
+               place_rows: Placement = np.asarray, place_cols: Placement = np.asarray) -> np.ndarray:
+        """Addresses from :meth:`row_terms` and :meth:`col_terms`, each term put in place (broadcast
+        against the other) by ``place_rows`` or ``place_cols``; the edge test is skipped when every
+        window given lies inside the ifmap."""
+        base_r, room_h, room_w = row
+        base_c, kr, kc = col
+        total: np.ndarray = place_rows(base_r) + place_cols(base_c)
+        if not (room_h.size and kr.size) or (room_h.min() > kr.max() and room_w.min() > kc.max()):
+            return total
+        inside = (place_cols(kr) < place_rows(room_h)) & (place_cols(kc) < place_rows(room_w))
+        addresses: np.ndarray = np.where(inside, total, NO_REQUEST)
+        return addresses
 
 
 @dataclass(frozen=True)
@@ -195,9 +220,19 @@ class AffineOperand:
 
     def addresses(self, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
         """Addresses of entries ``(rows, cols)`` (broadcast together)."""
-        r = np.asarray(rows, dtype=np.int64)
-        c = np.asarray(cols, dtype=np.int64)
-        return self.offset + r * self.row_stride + c * self.col_stride
+        return self.placed(self.row_terms(rows), self.col_terms(cols))
+
+    def row_terms(self, rows: np.ndarray) -> tuple[np.ndarray, ...]:
+        return (self.offset + np.asarray(rows, dtype=np.int64) * self.row_stride,)
+
+    def col_terms(self, cols: np.ndarray) -> tuple[np.ndarray, ...]:
+        return (np.asarray(cols, dtype=np.int64) * self.col_stride,)
+
+    def placed(self, row: tuple[np.ndarray, ...], col: tuple[np.ndarray, ...],
+               place_rows: Placement = np.asarray, place_cols: Placement = np.asarray) -> np.ndarray:
+        """Addresses from :meth:`row_terms` and :meth:`col_terms`, each put in place as for a window."""
+        total: np.ndarray = place_rows(row[0]) + place_cols(col[0])
+        return total
 
 
 OperandMatrix = WindowOperand | AffineOperand

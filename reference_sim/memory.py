@@ -221,38 +221,66 @@ class _Stream:
             return self.fold_elements(fold)
         first, end, per_chunk = self.chunk_rows(fold)
         lo = first + part * per_chunk
-        steps, used = (int(v) for v in self.shapes()[fold])
+        addr, rows = self.grid(np.array([fold]), lo, min(end, lo + per_chunk))
+        return addr, rows - fold * self.fold_cycles
+
+    def grid(self, folds: np.ndarray, lo: int, hi: int) -> tuple[np.ndarray, np.ndarray]:
+        """Requested addresses of fold rows ``lo .. hi - 1`` of each of ``folds`` (one block shape), in
+        stream order, and their layer rows.
+
+        The step of lane ``l`` in fold row ``r`` is ``c0 + sr*r + sl*l``; every term of the address is
+        computed once per step and once per lane, and the steps' terms are laid over the rows x lanes
+        grid as strided views, so no per-entry division is made.
+        """
+        steps, used = self.shape(int(folds[0]))
         t = self.timing
-        rows = np.arange(lo, min(end, lo + per_chunk), dtype=np.int64)[:, None]
-        lane = np.arange(used, dtype=np.int64)[None, :]
-        offset = rows - t.start_step - lane * int(t.skew)
-        step = t.flip_steps - 1 - offset if t.flip_steps else offset
-        hit_row, hit_lane = np.nonzero((step >= 0) & (step < steps))
-        step_index = step[hit_row, hit_lane]
+        sign = -1 if t.flip_steps else 1
+        c0 = t.flip_steps - 1 + t.start_step if t.flip_steps else -t.start_step
+        sr, sl = sign, -sign * int(t.skew)
+        corners = [c0 + sr * r + sl * lane for r in (lo, hi - 1) for lane in (0, used - 1)]
+        low = min(corners)
+        step = np.arange(low, max(corners) + 1, dtype=np.int64)
+        first_cell = c0 + sr * lo - low
+
+        def over_grid(terms: np.ndarray) -> np.ndarray:
+            per_fold = np.ascontiguousarray(np.broadcast_to(terms, (terms.shape[0], step.size)))
+            item = per_fold.itemsize
+            return np.ndarray((folds.size, hi - lo, used), per_fold.dtype, per_fold, first_cell * item,
+                              (per_fold.strides[0] if per_fold.shape[0] > 1 else 0, sr * item, sl * item))
+
+        def over_lanes(terms: np.ndarray) -> np.ndarray:
+            placed: np.ndarray = terms[:, None, :]
+            return placed
+
         tiling = self.mapping.tilings[self.name]
         sizes = {"row": self.mapping.array_rows, "col": self.mapping.array_cols}
-        fold_index = {"row": int(self.row_folds[fold]), "col": int(self.col_folds[fold])}
+        index = {"row": self.row_folds[folds], "col": self.col_folds[folds]}
 
-        def start(axis: str) -> int:
-            return 0 if axis == "none" else sizes[axis] * fold_index[axis]
+        def start(axis: str) -> np.ndarray:
+            begin: np.ndarray = np.zeros(1, dtype=np.int64) if axis == "none" else index[axis] * sizes[axis]
+            return begin[:, None]
 
-        lane_index = hit_lane + start(tiling.lane_fold)
-        step_index = step_index + start(tiling.step_fold)
-        operand_rows, operand_cols = (lane_index, step_index) if tiling.lane_axis == "row" else (step_index, lane_index)
-        addr = self.matrix.addresses(operand_rows, operand_cols)
-        row_of = rows[hit_row, 0]
+        lane_index = start(tiling.lane_fold) + np.arange(used, dtype=np.int64)[None, :]
+        step_index = start(tiling.step_fold) + step[None, :]
+        m = self.matrix
+        if tiling.lane_axis == "row":
+            cells = m.placed(m.row_terms(lane_index), m.col_terms(step_index), over_lanes, over_grid)
+        else:
+            cells = m.placed(m.row_terms(step_index), m.col_terms(lane_index), over_grid, over_lanes)
+        in_block = over_grid(((step >= 0) & (step < steps))[None, :])
+        addr = cells[np.broadcast_to(in_block, cells.shape)]
+        per_row = self.row_profile(steps, used)[lo:hi]
+        layer_rows = folds[:, None] * self.fold_cycles + np.arange(lo, hi, dtype=np.int64)[None, :]
+        rows = np.repeat(layer_rows.reshape(-1), np.tile(per_row, folds.size))
         valid = addr != NO_REQUEST
         if valid.all():
-            return addr, row_of
-        return addr[valid], row_of[valid]
+            return addr, rows
+        return addr[valid], rows[valid]
 
     def fold_batches(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """``(addresses, global rows)`` of every request of every fold in stream order, a run of consecutive
         folds with one block shape at a time, up to :data:`_BATCH_WORDS` entries (or one fold) each."""
         shapes = self.shapes()
-        tiling = self.mapping.tilings[self.name]
-        index = {"row": self.row_folds, "col": self.col_folds}
-        size = {"row": self.mapping.array_rows, "col": self.mapping.array_cols}
         changes = np.flatnonzero((shapes[1:] != shapes[:-1]).any(axis=1)) + 1
         bounds = np.r_[0, changes, self.num_folds].tolist()
         for run_start, run_end in itertools.pairwise(bounds):
@@ -263,25 +291,10 @@ class _Stream:
                         addr, rows = self.fold_chunk(fold, part)
                         yield addr, rows + fold * self.fold_cycles
                 continue
-            perm, rows = self.order(steps, used)
+            first, end, _ = self.chunk_rows(run_start)
             per_batch = max(1, _BATCH_WORDS // max(1, steps * used))
-            for first in range(run_start, run_end, per_batch):
-                folds = np.arange(first, min(run_end, first + per_batch), dtype=np.int64)
-
-                def start(axis: str, folds: np.ndarray = folds) -> np.ndarray:
-                    if axis == "none":
-                        return np.zeros(folds.size, dtype=np.int64)
-                    begin: np.ndarray = index[axis][folds] * size[axis]
-                    return begin
-
-                lanes = start(tiling.lane_fold)[:, None, None] + np.arange(used, dtype=np.int64)[None, None, :]
-                step_index = start(tiling.step_fold)[:, None, None] + np.arange(steps, dtype=np.int64)[None, :, None]
-                grid = (self.matrix.addresses(lanes, step_index) if tiling.lane_axis == "row"
-                        else self.matrix.addresses(step_index, lanes))
-                addr = np.broadcast_to(grid, (folds.size, steps, used)).reshape(folds.size, -1)[:, perm].reshape(-1)
-                at = (rows[None, :] + (folds * self.fold_cycles)[:, None]).reshape(-1)
-                valid = addr != NO_REQUEST
-                yield (addr, at) if valid.all() else (addr[valid], at[valid])
+            for lo in range(run_start, run_end, per_batch):
+                yield self.grid(np.arange(lo, min(run_end, lo + per_batch), dtype=np.int64), first, end)
 
     def fold_rows(self) -> Iterator[tuple[int, np.ndarray]]:
         """``(fold, global rows)`` of every request of every fold in stream order (every entry a request),
@@ -776,18 +789,23 @@ class _BlockReuse:
     last: np.ndarray
     first_addr: np.ndarray
     last_addr: np.ndarray
+    distinct: bool
+    """No address repeats in the chunk: every request is its address's first and last."""
 
     @classmethod
-    def of(cls, addr: np.ndarray, rows: np.ndarray) -> _BlockReuse:
+    def of(cls, addr: np.ndarray, rows: np.ndarray,
+           all_distinct: Callable[[np.ndarray], bool] | None = None) -> _BlockReuse:
+        """In-chunk reuse by a stable sort of the addresses, skipped where ``all_distinct`` (by default
+        :func:`_all_distinct`) finds no repeat."""
         if addr.size == 0:
             empty = np.zeros(0, dtype=np.int64)
-            return cls(empty, empty, empty, empty, empty, empty, empty)
-        if _all_distinct(addr):
+            return cls(empty, empty, empty, empty, empty, empty, empty, True)
+        if (all_distinct or _all_distinct)(addr):
             every = np.arange(addr.size, dtype=np.int64)
-            return cls(addr, rows, np.full(addr.size, -1, dtype=np.int32), every, every, addr, addr)
+            return cls(addr, rows, np.full(addr.size, -1, dtype=np.int32), every, every, addr, addr, True)
         order = np.argsort(addr, kind="stable")
         previous, first, last = _previous_in_group(order, addr[order])
-        return cls(addr, rows, previous.astype(np.int32), first, last, addr[first], addr[last])
+        return cls(addr, rows, previous.astype(np.int32), first, last, addr[first], addr[last], False)
 
 
 def _all_distinct(addr: np.ndarray) -> bool:
@@ -797,6 +815,23 @@ def _all_distinct(addr: np.ndarray) -> bool:
     if int(addr.max()) - lowest >= 4 * addr.size:
         return False
     return int(np.bincount(addr - lowest).max()) == 1
+
+
+class _DistinctCheck:
+    """Whether a chunk's addresses are all distinct, whatever their spread, through a scratch table over
+    the operand's addresses: each requested address's cell is given the index of one of its requests
+    (which one is left to numpy), so the addresses are distinct exactly when every request reads back
+    its own index.  Cells are read only after being written, so the table is never cleared."""
+
+    def __init__(self, lowest: int, span: int):
+        self.lowest = lowest
+        self.cells = np.empty(span, dtype=np.int32)
+
+    def __call__(self, addr: np.ndarray) -> bool:
+        rel = addr - self.lowest
+        index = np.arange(addr.size, dtype=np.int32)
+        self.cells[rel] = index
+        return bool(np.array_equal(self.cells[rel], index))
 
 
 _SEEN_BEFORE_CHUNK = -1
@@ -887,14 +922,20 @@ def _epochs_from_elements(stream: _Stream, epoch_words: int, record: bool) -> _E
     period = _pass_period(stream) if table is not None else None
     template: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
     second_pass = 0
-    for block, fold_row, fold in _reuse_chunks(stream, repeats, table is not None, period):
+    check = _DistinctCheck(lowest, span) if table is not None else None
+    for block, fold_row, fold in _reuse_chunks(stream, repeats, check, period):
         n = block.addr.size
         if first_row < 0:
             first_row = int(block.rows[0]) + fold_row
         if table is not None:
-            prev = block.local_prev.astype(index_type, copy=False) + base
-            prev[block.first] = table[block.first_addr - lowest]
-            table[block.last_addr - lowest] = base + block.last
+            if block.distinct:
+                rel = block.addr - lowest
+                prev = table[rel]
+                table[rel] = np.arange(base, base + n, dtype=index_type)
+            else:
+                prev = block.local_prev.astype(index_type, copy=False) + base
+                prev[block.first] = table[block.first_addr - lowest]
+                table[block.last_addr - lowest] = base + block.last
             scan.run(prev, block.rows, fold_row, block.addr, base, tail=False)
             if period is not None and fold >= period:
                 second_pass = second_pass if template else base
@@ -923,20 +964,21 @@ def _epochs_from_elements(stream: _Stream, epoch_words: int, record: bool) -> _E
     return _Epochs(scan.end_rows, scan.count, first_row, 0, scan.contents if record else None)
 
 
-def _reuse_chunks(stream: _Stream, repeats: bool, batched: bool,
+def _reuse_chunks(stream: _Stream, repeats: bool, check: _DistinctCheck | None,
                   period: int | None) -> Iterator[tuple[_BlockReuse, int, int]]:
     """The requests of every fold in stream order as non-empty chunks with their in-chunk reuse, each with
     the first row of its fold and the fold (up to the end of the second pass when ``period`` is given).
 
     With ``repeats`` (folds that read the same block), chunks are cached for the next pass over the
-    operand, up to ``_CACHED_BLOCK_WORDS`` requests.  Otherwise, with ``batched`` and folds of at most
-    ``_BATCH_WORDS`` requests, consecutive folds come together (:meth:`_Stream.fold_batches`; rows global,
-    fold ``-1``).
+    operand, up to ``_CACHED_BLOCK_WORDS`` requests.  Otherwise, given ``check`` (the caller keeps a table
+    over the operand's addresses) and folds of at most ``_BATCH_WORDS`` requests, consecutive folds come
+    together (:meth:`_Stream.fold_batches`; rows global, fold ``-1``).  ``check`` finds the chunks without
+    a repeated address.
     """
-    if batched and not repeats and int(stream.fold_sizes().max()) <= _BATCH_WORDS:
+    if check is not None and not repeats and int(stream.fold_sizes().max()) <= _BATCH_WORDS:
         for addr, rows in stream.fold_batches():
             if addr.size:
-                yield _BlockReuse.of(addr, rows), 0, -1
+                yield _BlockReuse.of(addr, rows, check), 0, -1
         return
     block_ids = stream.block_ids()
     cache: dict[tuple[int, int], _BlockReuse] = {}
@@ -946,7 +988,7 @@ def _reuse_chunks(stream: _Stream, repeats: bool, batched: bool,
             key = (int(block_ids[fold]), part)
             block = cache.get(key)
             if block is None:
-                block = _BlockReuse.of(*stream.fold_chunk(fold, part))
+                block = _BlockReuse.of(*stream.fold_chunk(fold, part), check)
                 if repeats and cached_words + block.addr.size <= _CACHED_BLOCK_WORDS:
                     cache[key] = block
                     cached_words += block.addr.size

@@ -449,9 +449,14 @@ def test_two_epochs_in_one_cycle_fail_without_traces() -> None:
     ([7], True),
 ])
 def test_all_distinct_counts_only_dense_addresses(addr: list[int], distinct: bool) -> None:
-    """A chunk whose addresses are all distinct skips the sort; a sparse chunk (``[0, 1000]``) is sorted."""
+    """A chunk whose addresses are all distinct skips the sort; a sparse chunk (``[0, 1000]``) is sorted,
+    unless a table over the operand's addresses (``_DistinctCheck``) finds it distinct."""
     assert memory._all_distinct(np.array(addr, dtype=np.int64)) is distinct
+    check = memory._DistinctCheck(-3, 1004)
+    assert check(np.array(addr, dtype=np.int64)) is (len(set(addr)) == len(addr))
+    assert check(np.array(addr[::-1], dtype=np.int64)) is (len(set(addr)) == len(addr))
     block = memory._BlockReuse.of(np.array(addr, dtype=np.int64), np.arange(len(addr), dtype=np.int64))
+    assert block.distinct is distinct
     firsts = sorted(addr.index(a) for a in set(addr))
     assert sorted(block.first.tolist()) == firsts
     assert block.local_prev.tolist() == [max((j for j in range(i) if addr[j] == a), default=-1)
