@@ -509,8 +509,9 @@ def compile_bytecode(folders: Sequence[Path]) -> None:
 
 def side_by_side(name: str, dataflow: str, words_per_cycle: int | None, data: Path, work: Path,
                  timeout: float | None = None, checkout: Path | None = None,
-                 stop_ratio: float | None = None) -> dict[str, Any]:
-    """Our CLI and SCALE-Sim on one Table-2 network, dataflow and bandwidth mode, one after the other:
+                 stop_ratio: float | None = None, repeat: int = 1) -> dict[str, Any]:
+    """Our CLI (``repeat`` runs, the median timed) and SCALE-Sim once on one Table-2 network, dataflow and
+    bandwidth mode, one after the other:
     PyPI 2.0.2's ``scalesim.scale``, or ``checkout/scalesim/scale.py`` of a scale-sim-v2 checkout (with
     2.0.2's dependencies).  SCALE-Sim is stopped after ``timeout`` seconds, or once it has taken
     ``stop_ratio`` times our time; its time is then a lower bound, and the layers it finished are checked
@@ -525,12 +526,17 @@ def side_by_side(name: str, dataflow: str, words_per_cycle: int | None, data: Pa
     known = recorded_scalesim(data, name, dataflow, words_per_cycle)
     recorded = f" (SCALE-Sim 22f88b1 took {known[1]} s when recorded)" if known else ""
     print(f"side by side on {label}: ours, then SCALE-Sim {version}{recorded} ...", flush=True)
-    ours = run_process(our_command(config, topology, ours_out), cwd=REPO_ROOT)
+    runs = []
+    for _ in range(repeat):
+        shutil.rmtree(ours_out, ignore_errors=True)
+        runs.append(run_process(our_command(config, topology, ours_out), cwd=REPO_ROOT))
+    ours = next((run for run in runs if run.returncode != 0), runs[-1])
+    ours_seconds = statistics.median(run.seconds for run in runs)
     theirs_out.mkdir(parents=True, exist_ok=True)
     entry = ["-m", "scalesim.scale"] if checkout is None else [str(checkout / "scalesim" / "scale.py")]
     env = {**os.environ, "PYTHONUNBUFFERED": "1", **({} if checkout is None else {"PYTHONPATH": str(checkout)})}
     if stop_ratio is not None:
-        timeout = min(timeout or float("inf"), stop_ratio * ours.seconds)
+        timeout = min(timeout or float("inf"), stop_ratio * ours_seconds)
     printed = work / f"side-scalesim-{label}.out"
     theirs = run_process([str(python), *entry, "-c", str(config), "-t", str(topology), "-p", str(theirs_out)],
                          cwd=theirs_out, timeout=timeout, env=env, stdout=printed)
@@ -561,10 +567,10 @@ def side_by_side(name: str, dataflow: str, words_per_cycle: int | None, data: Pa
     shutil.rmtree(ours_out, ignore_errors=True)
     shutil.rmtree(theirs_out, ignore_errors=True)
     return {"network": name, "dataflow": dataflow, "bandwidth": bandwidth_label(words_per_cycle),
-            "scalesim_version": version, "ours_seconds": ours.seconds,
+            "scalesim_version": version, "ours_seconds": ours_seconds, "ours_runs": repeat,
             "scalesim_seconds": theirs.seconds, "scalesim_finished": not theirs.timed_out,
-            "ratio": ratio(theirs.seconds, ours.seconds),
-            "ours_max_rss_mib": ours.max_rss_mib, "scalesim_max_rss_mib": theirs.max_rss_mib,
+            "ratio": ratio(theirs.seconds, ours_seconds),
+            "ours_max_rss_mib": max(run.max_rss_mib for run in runs), "scalesim_max_rss_mib": theirs.max_rss_mib,
             "cycles_equal": cycles_equal, "reports_equal": reports_equal, "report_difference": report_difference,
             "layers": layers, "layers_checked": layers_checked, "problems": problems}
 
@@ -851,7 +857,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print_machine(report.machine)
             for name, dataflow, words in runs:
                 result = side_by_side(name, dataflow, words, data, work, args.scalesim_timeout, args.scalesim_repo,
-                                      args.scalesim_stop_ratio)
+                                      args.scalesim_stop_ratio, args.repeat or 3)
                 report.side_by_side.append(result)
                 print(side_by_side_table([result]), flush=True)
             print("\n" + side_by_side_table(report.side_by_side))

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from benchmarks import bench_reference as bench
+from benchmarks.processes import ProcessRun
 from reference_sim import compare
 
 COMPUTE = """LayerID, Total Cycles, Stall Cycles, Overall Util %, Mapping Efficiency %, Compute Util %,
@@ -193,6 +194,26 @@ def test_side_by_side_flags(scalesim_data: Path) -> None:
         bad = argparse.Namespace(**{**vars(parser), field: value})
         problem = bench.side_by_side_runs(bad, scalesim_data)
         assert isinstance(problem, str) and problem.startswith(message), problem
+
+
+def test_side_by_side_times_ours_as_the_median_and_stops_scalesim_from_it(
+        scalesim_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    ours = iter([0.5, 0.3, 0.1])
+    timeouts: list[float | None] = []
+
+    def fake_run(command: list[str], cwd: Path | None = None, timeout: float | None = None,
+                 env: dict[str, str] | None = None, stdout: Path | None = None) -> ProcessRun:
+        if "reference_sim" in command:
+            return ProcessRun(next(ours), 1024, 0, "")
+        timeouts.append(timeout)
+        return ProcessRun(2.0, 2048, 1, "scalesim: no such file")
+
+    monkeypatch.setattr(bench, "ensure_scalesim", lambda venv: Path("/fake/python"))
+    monkeypatch.setattr(bench, "run_process", fake_run)
+    result = bench.side_by_side("NCF", "ws", None, scalesim_data, tmp_path, stop_ratio=310, repeat=3)
+    assert (result["ours_seconds"], result["ours_runs"]) == (0.3, 3)
+    assert timeouts == [pytest.approx(310 * 0.3)]
+    assert result["problems"] == ["SCALE-Sim: exit code 1: scalesim: no such file"]
 
 
 def test_measure_repeats_and_reports_the_first_problem(tmp_path: Path) -> None:
