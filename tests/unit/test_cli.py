@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import runpy
 import subprocess
 import sys
 from pathlib import Path
@@ -11,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from reference_sim import cli
 from reference_sim.reports import REPORT_FILES, TRACE_FILES, read_binary_traces
 from tests.helpers import first_trace_difference, load_csv_traces, read_report
 
@@ -108,3 +110,12 @@ def test_freed_blocks_are_reused_without_faulting_them_in_again() -> None:
             pytest.skip("the C library has no mallopt (not glibc)")
         faults[mode] = int(done.stdout)
     assert faults["tuned"] * 5 < faults["default"], faults
+
+
+def test_the_command_line_tunes_malloc_before_it_runs(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[str] = []
+    monkeypatch.setattr(cli, "keep_freed_memory", lambda: calls.append("tuned") or True)
+    monkeypatch.setattr(cli, "main", lambda: calls.append("main") or 0)
+    with pytest.raises(SystemExit) as ended:
+        runpy.run_module("reference_sim", run_name="__main__")
+    assert (ended.value.code, calls) == (0, ["tuned", "main"])
