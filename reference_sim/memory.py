@@ -315,9 +315,9 @@ class _Stream:
         if self.all_valid():
             shapes = self.shapes()
             width = int(shapes[:, 1].max()) + 1
-            keys, inverse = np.unique(shapes[:, 0] * width + shapes[:, 1], return_inverse=True)
+            keys, inverse = _unique(shapes[:, 0] * width + shapes[:, 1])
             profiles = np.stack([self.row_profile(int(k) // width, int(k) % width) for k in keys])
-            counts: np.ndarray = profiles[inverse.reshape(-1)].reshape(-1)
+            counts: np.ndarray = profiles[inverse].reshape(-1)
             return counts
         counts = np.zeros(self.num_folds * self.fold_cycles, dtype=np.int64)
         for _, rows in self.fold_batches():
@@ -373,6 +373,18 @@ class _Stream:
         if self.all_distinct_and_valid():
             return m.n_rows * m.n_cols
         return None
+
+
+def _unique(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The sorted distinct values and where each value is among them: ``np.unique(values,
+    return_inverse=True)`` without its first call's import of ``numpy.ma`` (15 ms of every run)."""
+    order = np.argsort(values, kind="stable")
+    ordered = values[order]
+    starts = np.ones(ordered.size, dtype=bool)
+    starts[1:] = ordered[1:] != ordered[:-1]
+    inverse = np.empty(values.size, dtype=np.int64)
+    inverse[order] = np.cumsum(starts) - 1
+    return ordered[starts], inverse
 
 
 def _window_no_overlap(m: WindowOperand) -> bool:
@@ -801,11 +813,15 @@ class _BlockReuse:
             empty = np.zeros(0, dtype=np.int64)
             return cls(empty, empty, empty, empty, empty, empty, empty, True)
         if (all_distinct or _all_distinct)(addr):
-            every = np.arange(addr.size, dtype=np.int64)
-            return cls(addr, rows, np.full(addr.size, -1, dtype=np.int32), every, every, addr, addr, True)
+            return cls.without_repeats(addr, rows)
         order = np.argsort(addr, kind="stable")
         previous, first, last = _previous_in_group(order, addr[order])
         return cls(addr, rows, previous.astype(np.int32), first, last, addr[first], addr[last], False)
+
+    @classmethod
+    def without_repeats(cls, addr: np.ndarray, rows: np.ndarray) -> _BlockReuse:
+        every = np.arange(addr.size, dtype=np.int64)
+        return cls(addr, rows, np.full(addr.size, -1, dtype=np.int32), every, every, addr, addr, True)
 
 
 def _all_distinct(addr: np.ndarray) -> bool:
@@ -914,7 +930,7 @@ def _epochs_from_elements(stream: _Stream, epoch_words: int, record: bool) -> _E
     index_type = _index_type(int(stream.fold_sizes().sum()))
     table = np.full(span, -1, dtype=index_type) if span <= _SEEN_TABLE_ENTRIES else None
     block_ids = stream.block_ids()
-    repeats = np.unique(block_ids).size < block_ids.size
+    repeats = _unique(block_ids)[0].size < block_ids.size
     scan = _EpochScan(epoch_words, record)
     open_epoch = np.zeros(0, dtype=np.int64)
     base = 0
@@ -951,7 +967,7 @@ def _epochs_from_elements(stream: _Stream, epoch_words: int, record: bool) -> _E
         scan.epoch_start = _SEEN_BEFORE_CHUNK
         closed = len(scan.end_rows)
         tail = scan.run(prev, block.rows, fold_row, block.addr, 0, tail=True)
-        open_epoch = np.union1d(open_epoch if len(scan.end_rows) == closed else open_epoch[:0], tail)
+        open_epoch = _unique(np.concatenate((open_epoch if len(scan.end_rows) == closed else open_epoch[:0], tail)))[0]
     if period is not None and template:
         prev, rows, addr = (np.concatenate(parts) for parts in zip(*template, strict=True))
         for later in range(2, stream.num_folds // period):
@@ -978,7 +994,8 @@ def _reuse_chunks(stream: _Stream, repeats: bool, check: _DistinctCheck | None,
     if check is not None and not repeats and int(stream.fold_sizes().max()) <= _BATCH_WORDS:
         for addr, rows in stream.fold_batches():
             if addr.size:
-                yield _BlockReuse.of(addr, rows, check), 0, -1
+                for block in _batch_reuse(addr, rows, check, stream.fold_cycles):
+                    yield block, 0, -1
         return
     block_ids = stream.block_ids()
     cache: dict[tuple[int, int], _BlockReuse] = {}
@@ -986,14 +1003,35 @@ def _reuse_chunks(stream: _Stream, repeats: bool, check: _DistinctCheck | None,
     for fold in range(stream.num_folds if period is None else 2 * period):
         for part in range(stream.chunk_count(fold)):
             key = (int(block_ids[fold]), part)
-            block = cache.get(key)
-            if block is None:
-                block = _BlockReuse.of(*stream.fold_chunk(fold, part), check)
-                if repeats and cached_words + block.addr.size <= _CACHED_BLOCK_WORDS:
-                    cache[key] = block
-                    cached_words += block.addr.size
-            if block.addr.size:
-                yield block, fold * stream.fold_cycles, fold
+            reuse = cache.get(key)
+            if reuse is None:
+                reuse = _BlockReuse.of(*stream.fold_chunk(fold, part), check)
+                if repeats and cached_words + reuse.addr.size <= _CACHED_BLOCK_WORDS:
+                    cache[key] = reuse
+                    cached_words += reuse.addr.size
+            if reuse.addr.size:
+                yield reuse, fold * stream.fold_cycles, fold
+
+
+_SPLIT_FOLD_WORDS = 2048
+"""Folds of a batch that repeats addresses are taken one by one when they average at least this many
+requests: each may still be free of repeats, and the sort is saved."""
+
+
+def _batch_reuse(addr: np.ndarray, rows: np.ndarray, check: _DistinctCheck,
+                 fold_cycles: int) -> Iterator[_BlockReuse]:
+    """A batch of folds (global ``rows``) in one block, or, when it repeats addresses and its folds are
+    big enough, one block per fold: folds that each read an address once, as a window's channels do,
+    repeat it only across folds, so no fold needs the sort."""
+    fold = rows // fold_cycles
+    cuts = np.flatnonzero(fold[1:] != fold[:-1]) + 1
+    if cuts.size == 0 or addr.size < _SPLIT_FOLD_WORDS * (cuts.size + 1):
+        yield _BlockReuse.of(addr, rows, check)
+    elif check(addr):
+        yield _BlockReuse.without_repeats(addr, rows)
+    else:
+        for piece_addr, piece_rows in zip(np.split(addr, cuts), np.split(rows, cuts), strict=True):
+            yield _BlockReuse.of(piece_addr, piece_rows, check)
 
 
 def _pass_period(stream: _Stream) -> int | None:

@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 from types import TracebackType
 
-from tests.ports import free_port, free_ports
+from tests.ports import free_ports
 
 START_TIMEOUT_S = 90.0
 
@@ -33,10 +33,11 @@ def ray_binary() -> str | None:
 
 
 def _ports(head: bool) -> list[str]:
-    """Ray's ports for one node, all distinct, and a worker range of 51 ports that holds none of them."""
+    """Ray's ports for one node (for the head, its GCS ``--port`` too), all distinct, and a worker range of
+    51 ports that holds none of them."""
     names = ["--node-manager-port", "--object-manager-port", "--metrics-export-port", "--runtime-env-agent-port",
              "--dashboard-agent-listen-port", "--dashboard-agent-grpc-port"]
-    names += ["--ray-client-server-port", "--dashboard-port"] if head else []
+    names += ["--port", "--ray-client-server-port", "--dashboard-port"] if head else []
     *ports, low = free_ports(len(names) + 1)
     args = [arg for name, port in zip(names, ports) for arg in (name, str(port))]
     if low + 50 < 65536 and not any(low <= port <= low + 50 for port in ports):
@@ -85,7 +86,8 @@ class LoopbackCluster:
         self.cpus = cpus_per_node
         self.env = {**os.environ, **(env or {}), "RAY_USAGE_STATS_ENABLED": "0",
                     "RAY_health_check_period_ms": "1000", "RAY_health_check_failure_threshold": "3"}
-        self.port = free_port()
+        self.head_ports = _ports(head=True)
+        self.port = int(self.head_ports[self.head_ports.index("--port") + 1])
         self.address = f"127.0.0.1:{self.port}"
         self.head: RayNode | None = None
         self.workers: list[RayNode] = []
@@ -96,13 +98,13 @@ class LoopbackCluster:
     def __enter__(self) -> LoopbackCluster:
         self.temp_dir.mkdir(parents=True, exist_ok=True)
         try:
-            self.head = RayNode([self.binary, "start", "--head", "--port", str(self.port), "--temp-dir",
-                                 str(self.temp_dir), "--include-dashboard=false", *self._common(), *_ports(True)],
+            self.head = RayNode([self.binary, "start", "--head", "--temp-dir", str(self.temp_dir),
+                                 "--include-dashboard=false", *self._common(), *self.head_ports],
                                 self.temp_dir / "head.log", self.env)
             self._wait_for(1)
             for n in range(self.workers_wanted):
                 self.workers.append(RayNode([self.binary, "start", "--address", self.address, *self._common(),
-                                             *_ports(False)], self.temp_dir / f"worker-{n}.log", self.env))
+                                             *_ports(head=False)], self.temp_dir / f"worker-{n}.log", self.env))
             self._wait_for(1 + self.workers_wanted)
         except BaseException:
             self.stop()
@@ -115,7 +117,7 @@ class LoopbackCluster:
     def add_worker(self) -> RayNode:
         """One more worker node (e.g. after one was killed); returns once the cluster counts it."""
         before = self.alive_nodes()
-        node = RayNode([self.binary, "start", "--address", self.address, *self._common(), *_ports(False)],
+        node = RayNode([self.binary, "start", "--address", self.address, *self._common(), *_ports(head=False)],
                        self.temp_dir / f"worker-{len(self.workers)}.log", self.env)
         self.workers.append(node)
         self._wait_for(before + 1)

@@ -83,6 +83,35 @@ def test_chunked_calc_paths_match_literal(seed: int, traces: bool, table_entries
     assert spy.later_chunks > 0, "the layer never went through a second chunk of a fold"
 
 
+@pytest.mark.parametrize("traces", [False, True], ids=["traces-off", "traces-on"])
+def test_batches_taken_fold_by_fold_match_literal(traces: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Batches of folds that repeat addresses go fold by fold (every batch, at ``_SPLIT_FOLD_WORDS = 1``);
+    random walked cases against the literal model, some folds free of repeats and some not."""
+    monkeypatch.setattr(memory, "_SPLIT_FOLD_WORDS", 1)
+    pieces = {"distinct": 0, "sorted": 0}
+    original = memory._batch_reuse
+
+    def spy(addr: np.ndarray, rows: np.ndarray, check: memory._DistinctCheck,
+            fold_cycles: int) -> Iterator[memory._BlockReuse]:
+        blocks = list(original(addr, rows, check, fold_cycles))
+        if len(blocks) > 1:
+            for block in blocks:
+                pieces["distinct" if block.distinct else "sorted"] += 1
+        return iter(blocks)
+
+    monkeypatch.setattr(memory, "_batch_reuse", spy)
+    for seed in range(40):
+        rng = random.Random(9100 + seed)
+        hardware, layer = _walked_case(rng)
+        case = f"seed {seed}: {hardware!r} {layer!r}"
+        try:
+            literal = simulate([layer], hardware, LITERAL, traces=traces)
+        except SimulationError:
+            continue
+        assert first_result_difference(case, literal, simulate([layer], hardware, traces=traces)) is None
+    assert min(pieces.values()) > 0, pieces
+
+
 def test_chunked_cases_walk_the_elements_path(monkeypatch: pytest.MonkeyPatch) -> None:
     """Most random cases above take the element-by-element epoch pass, in more than one chunk per fold."""
     walked = 0

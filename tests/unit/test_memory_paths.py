@@ -461,3 +461,12 @@ def test_all_distinct_counts_only_dense_addresses(addr: list[int], distinct: boo
     assert sorted(block.first.tolist()) == firsts
     assert block.local_prev.tolist() == [max((j for j in range(i) if addr[j] == a), default=-1)
                                          for i, a in enumerate(addr)]
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_unique_is_numpys_unique_with_its_inverse(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    values = rng.integers(-5, 3 + 20 * seed, size=int(rng.integers(0, 40)))
+    distinct, inverse = memory._unique(values)
+    want, want_inverse = np.unique(values, return_inverse=True)
+    assert np.array_equal(distinct, want) and np.array_equal(inverse, want_inverse.reshape(-1))
