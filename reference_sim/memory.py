@@ -141,14 +141,16 @@ class _Stream:
         sizes: np.ndarray = shapes[:, 0] * shapes[:, 1]
         return sizes
 
-    def row_profile(self, steps: int, used: int) -> np.ndarray:
-        """Entries in each row of a ``steps x used`` fold block (every entry counted as a request).
+    def row_profile(self, steps: int, used: int, first_row: int = 0, end_row: int | None = None) -> np.ndarray:
+        """Entries in each fold row ``first_row .. end_row - 1`` (default: every row) of a ``steps x used``
+        fold block (every entry counted as a request).
 
         Not kept: a fold can last millions of rows; :meth:`row_cumulative` keeps the running sum.
         """
         t = self.timing
         small = self.fold_cycles + t.start_step + t.flip_steps + steps + used < 2**31
-        r: np.ndarray = np.arange(self.fold_cycles, dtype=np.int32 if small else np.int64) - t.start_step
+        end = self.fold_cycles if end_row is None else end_row
+        r: np.ndarray = np.arange(first_row, end, dtype=np.int32 if small else np.int64) - t.start_step
         if t.flip_steps:
             r = t.flip_steps - 1 - r if not t.skew else r
         if t.skew:
@@ -269,7 +271,7 @@ class _Stream:
             cells = m.placed(m.row_terms(step_index), m.col_terms(lane_index), over_grid, over_lanes)
         in_block = over_grid(((step >= 0) & (step < steps))[None, :])
         addr = cells[np.broadcast_to(in_block, cells.shape)]
-        per_row = self.row_profile(steps, used)[lo:hi]
+        per_row = self.row_profile(steps, used, lo, hi)
         layer_rows = folds[:, None] * self.fold_cycles + np.arange(lo, hi, dtype=np.int64)[None, :]
         rows = np.repeat(layer_rows.reshape(-1), np.tile(per_row, folds.size))
         valid = addr != NO_REQUEST
