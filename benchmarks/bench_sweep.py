@@ -8,8 +8,10 @@ Default mode, all in this run, with ``--jobs`` worker processes (default all cor
 
 * **cycles**: ``sweep(figures="cycles")`` over a big CALC grid (:data:`CYCLES_GRID`, 6,912
   configurations): closed forms, the engine only where they are not exact;
-* **full CALC** and **full USER:10**: ``sweep()`` (every figure, the full engine) over small grids
-  (:data:`FULL_GRIDS`); the cycles sweep of the same grids must give the same compute figures.
+* **full CALC** and **full USER:10**: ``sweep()`` (every figure, the full engine) over the cycles grid's
+  SRAM sizes on one array (:data:`FULL_GRIDS`, 192 configurations each), and over grids whose three
+  SRAMs change together (no target: nothing is shared between their configurations but the mapping);
+  the cycles sweep of the same grids must give the same compute figures.
 
 Targets (issue 13) are printed with whether each is met (on wall time); configurations per CPU
 second leave a loaded machine's contention out (the full sweeps run in ``--jobs`` worker
@@ -44,11 +46,19 @@ CYCLES_GRID: dict[str, Any] = {
     "bandwidths": [("CALC", None)],
 }
 FULL_GRIDS: dict[str, dict[str, Any]] = {
-    "CALC": {"arrays": [(32, 32)], "sram_kib": [(64, 64, 64), (128, 128, 128)],
-             "dataflows": ["os", "ws", "is"], "bandwidths": [("CALC", None)]},
-    "USER:10": {"arrays": [(32, 32)], "sram_kib": [(64, 64, 64)], "dataflows": ["os", "ws", "is"],
+    "CALC": {"arrays": [(32, 32)], "sram_kib": CYCLES_GRID["sram_kib"], "dataflows": ["os", "ws", "is"],
+             "bandwidths": [("CALC", None)]},
+    "USER:10": {"arrays": [(32, 32)], "sram_kib": CYCLES_GRID["sram_kib"], "dataflows": ["os", "ws", "is"],
                 "bandwidths": [("USER", 10)]},
+    "CALC, SRAMs together": {"arrays": [(32, 32)], "sram_kib": [(64, 64, 64), (128, 128, 128)],
+                             "dataflows": ["os", "ws", "is"], "bandwidths": [("CALC", None)]},
+    "USER:10, SRAMs together": {"arrays": [(32, 32)], "sram_kib": [(64, 64, 64), (128, 128, 128)],
+                                "dataflows": ["os", "ws", "is"], "bandwidths": [("USER", 10)]},
 }
+"""The full sweeps: SCALE-Sim's 32x32 array, three dataflows, and the cycles grid's SRAM sizes (every
+ifmap x filter x ofmap size of :data:`SRAM_KIB`, 192 configurations), where each buffer size recurs
+across configurations and is worked out once; and, for comparison, grids whose three SRAMs change
+together (each size seen once per operand, nothing to share but the mapping)."""
 QUICK_LAYERS = 2
 QUICK_CONFIGS = grid(DEFAULT_BASE, arrays=[(8, 64)], sram_kib=[(64, 64, 64), (4096, 4096, 4096)],
                      dataflows=["os", "ws", "is"], bandwidths=parse_bandwidths("CALC,USER:10"))
@@ -161,13 +171,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             differences.append(f"{mode}: {difference}")
     by_name = {r.name: r for r in rates}
     print(f"{NETWORK}, {len(layers)} layers, {args.jobs} jobs, load average {os.getloadavg()[0]:.1f}")
-    print(f"{'sweep':<16} {'configs':>8} {'seconds':>9} {'configs/s':>10} {'CPU s':>9} {'configs/CPU s':>14}  "
+    print(f"{'sweep':<30} {'configs':>8} {'seconds':>9} {'configs/s':>10} {'CPU s':>9} {'configs/CPU s':>14}  "
           f"target ({args.jobs} jobs)")
     for r in rates:
         target = TARGETS.get(r.name)
         met = "" if target is None else f">= {target:,.0f}: {'yes' if r.per_second >= target else 'NO'}"
         per_cpu = "-" if r.per_cpu_second is None else f"{r.per_cpu_second:,.1f}"
-        print(f"{r.name:<16} {r.configurations:>8,} {r.seconds:>9.2f} {r.per_second:>10,.1f} {r.cpu_seconds:>9.2f} "
+        print(f"{r.name:<30} {r.configurations:>8,} {r.seconds:>9.2f} {r.per_second:>10,.1f} {r.cpu_seconds:>9.2f} "
               f"{per_cpu:>14}  {met}")
     for mode in FULL_GRIDS:
         ratio = by_name["cycles"].per_second / by_name[f"full {mode}"].per_second

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from types import ModuleType
 from typing import Any, Protocol
@@ -13,7 +13,7 @@ from . import mapping as reference_mapping
 from . import memory as reference_memory
 from . import network as reference_network
 from .contract import OPERANDS, Hardware, Layer, LayerMapping, MemoryResult, NetworkSchedule, OperandName, TraceSet
-from .errors import InputError, WorkLimitError
+from .errors import InputError, SimulationError, WorkLimitError
 
 MAX_REQUESTS_ENV = "SIMCODER_MAX_REQUESTS"
 DEFAULT_MAX_REQUESTS = 2_000_000_000
@@ -157,6 +157,43 @@ def simulate_layer(
     scheduled = modules.network.schedule(mapped, hardware)
     memory = modules.memory.simulate(mapped, scheduled, hardware, traces=traces)
     return layer_result(layer, hardware, mapped, memory, index=index)
+
+
+def without_srams(hardware: Hardware) -> Hardware:
+    """``hardware`` with its SRAM sizes set aside: configurations equal here map and schedule a layer alike."""
+    return replace(hardware, ifmap_sram_kib=1, filter_sram_kib=1, ofmap_sram_kib=1)
+
+
+def simulate_layer_srams(layer: Layer, configs: Sequence[Hardware], *,
+                         index: int = 0) -> list[LayerResult | SimulationError]:
+    """One layer on configurations that differ only in SRAM sizes, with the reference modules and traces
+    off: mapped and scheduled once, each read buffer worked out once per size it is given
+    (:class:`reference_sim.memory.LayerDemand`).  Each configuration's result equals
+    :func:`simulate_layer`'s, or is the :class:`~reference_sim.errors.SimulationError` it raises there.
+    """
+    if not configs:
+        return []
+    if len({without_srams(hw) for hw in configs}) > 1:
+        raise ValueError("simulate_layer_srams takes configurations that differ only in SRAM sizes")
+    mapped = reference_mapping.map_layer(layer, configs[0])
+    demand = reference_memory.LayerDemand(mapped, reference_network.schedule(mapped, configs[0]))
+    refused: dict[int, SimulationError] = {}
+    for position, hardware in enumerate(configs):
+        try:
+            check_work(layer, hardware, index=index)
+        except WorkLimitError as exc:
+            refused[position] = exc
+    demand.prepare(hw for position, hw in enumerate(configs) if position not in refused)
+    results: list[LayerResult | SimulationError] = []
+    for position, hardware in enumerate(configs):
+        if position in refused:
+            results.append(refused[position])
+            continue
+        try:
+            results.append(layer_result(layer, hardware, mapped, demand.serve(hardware), index=index))
+        except SimulationError as exc:
+            results.append(exc)
+    return results
 
 
 def layer_result(layer: Layer, hardware: Hardware, mapped: LayerMapping, memory: MemoryResult, *,

@@ -15,7 +15,8 @@ steps), computed without walking cycles:
   (:func:`_epochs_from_channel_runs`); otherwise from a pass over every request
   (:func:`_epochs_from_elements`), which also records the epochs' addresses for traces.
 
-Traces are built only when asked.
+Traces are built only when asked.  :class:`LayerDemand` serves one layer under many SRAM sizes (a
+sweep), working each read buffer out once per size it takes.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from __future__ import annotations
 import bisect
 import itertools
 import math
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -917,24 +918,26 @@ class _EpochScan:
         return np.zeros(0, dtype=np.int64)
 
 
-def _epochs_from_elements(stream: _Stream, epoch_words: int, record: bool) -> _Epochs:
-    """Epochs by a pass over every request: an address is new if not seen since the epoch began.
+def _epochs_from_elements(stream: _Stream, epoch_words: Sequence[int], record: bool) -> list[_Epochs]:
+    """Epochs by a pass over every request, for each of ``epoch_words`` (the pass is shared): an address
+    is new if not seen since the epoch began.
 
     Fold blocks are walked in chunks of rows (:meth:`_Stream.fold_chunk`).  What is carried from chunk
     to chunk is, for an operand spanning at most ``_SEEN_TABLE_ENTRIES`` addresses, a table of where
-    each address was last requested; for a bigger one, the sorted set of addresses seen in the open
-    epoch (fewer than ``epoch_words``), so memory does not grow with the operand.  Folds that read the
-    same operand block (later passes over the operand) reuse the chunks' addresses and in-chunk reuse,
-    computed once.  When the folds read one sequence of blocks over and over (:func:`_pass_period`), every
-    pass after the second is the second one shifted by a pass, so only the epoch ends are searched there.
+    each address was last requested; for a bigger one, per epoch size, the sorted set of addresses seen
+    in the open epoch (fewer than its ``epoch_words``), so memory does not grow with the operand.  Folds
+    that read the same operand block (later passes over the operand) reuse the chunks' addresses and
+    in-chunk reuse, computed once.  When the folds read one sequence of blocks over and over
+    (:func:`_pass_period`), every pass after the second is the second one shifted by a pass, so only the
+    epoch ends are searched there.
     """
     lowest, span = _address_span(stream.matrix)
     index_type = _index_type(int(stream.fold_sizes().sum()))
     table = np.full(span, -1, dtype=index_type) if span <= _SEEN_TABLE_ENTRIES else None
     block_ids = stream.block_ids()
     repeats = _unique(block_ids)[0].size < block_ids.size
-    scan = _EpochScan(epoch_words, record)
-    open_epoch = np.zeros(0, dtype=np.int64)
+    scans = [_EpochScan(words, record) for words in epoch_words]
+    open_epochs = [np.zeros(0, dtype=np.int64) for _ in scans]
     base = 0
     first_row = -1
     period = _pass_period(stream) if table is not None else None
@@ -954,32 +957,39 @@ def _epochs_from_elements(stream: _Stream, epoch_words: int, record: bool) -> _E
                 prev = block.local_prev.astype(index_type, copy=False) + base
                 prev[block.first] = table[block.first_addr - lowest]
                 table[block.last_addr - lowest] = base + block.last
-            scan.run(prev, block.rows, fold_row, block.addr, base, tail=False)
+            for scan in scans:
+                scan.run(prev, block.rows, fold_row, block.addr, base, tail=False)
             if period is not None and fold >= period:
                 second_pass = second_pass if template else base
                 template.append((prev - second_pass, block.rows + (fold_row - period * stream.fold_cycles),
                                  block.addr))
             base += n
             continue
-        prev = np.where(block.local_prev >= 0, block.local_prev, _NEW_BEFORE_CHUNK)
-        if open_epoch.size:
-            firsts = block.first_addr
-            at = np.minimum(np.searchsorted(open_epoch, firsts), open_epoch.size - 1)
-            prev[block.first[open_epoch[at] == firsts]] = _SEEN_BEFORE_CHUNK
-        scan.epoch_start = _SEEN_BEFORE_CHUNK
-        closed = len(scan.end_rows)
-        tail = scan.run(prev, block.rows, fold_row, block.addr, 0, tail=True)
-        open_epoch = _unique(np.concatenate((open_epoch if len(scan.end_rows) == closed else open_epoch[:0], tail)))[0]
+        local = np.where(block.local_prev >= 0, block.local_prev, _NEW_BEFORE_CHUNK)
+        for i, scan in enumerate(scans):
+            prev, open_epoch = local.copy(), open_epochs[i]
+            if open_epoch.size:
+                firsts = block.first_addr
+                at = np.minimum(np.searchsorted(open_epoch, firsts), open_epoch.size - 1)
+                prev[block.first[open_epoch[at] == firsts]] = _SEEN_BEFORE_CHUNK
+            scan.epoch_start = _SEEN_BEFORE_CHUNK
+            closed = len(scan.end_rows)
+            tail = scan.run(prev, block.rows, fold_row, block.addr, 0, tail=True)
+            kept = open_epoch if len(scan.end_rows) == closed else open_epoch[:0]
+            open_epochs[i] = _unique(np.concatenate((kept, tail)))[0]
     if period is not None and template:
         prev, rows, addr = (np.concatenate(parts) for parts in zip(*template, strict=True))
-        for later in range(2, stream.num_folds // period):
-            scan.epoch_start -= base
-            scan.run(prev, rows, later * period * stream.fold_cycles, addr, 0, tail=False)
-            scan.epoch_start += base
-            base += prev.size
+        for scan in scans:
+            later_base = base
+            for later in range(2, stream.num_folds // period):
+                scan.epoch_start -= later_base
+                scan.run(prev, rows, later * period * stream.fold_cycles, addr, 0, tail=False)
+                scan.epoch_start += later_base
+                later_base += prev.size
     if record:
-        scan.contents.append(np.concatenate(scan.current).astype(np.float64).tolist() if scan.current else [])
-    return _Epochs(scan.end_rows, scan.count, first_row, 0, scan.contents if record else None)
+        for scan in scans:
+            scan.contents.append(np.concatenate(scan.current).astype(np.float64).tolist() if scan.current else [])
+    return [_Epochs(scan.end_rows, scan.count, first_row, 0, scan.contents if record else None) for scan in scans]
 
 
 def _reuse_chunks(stream: _Stream, repeats: bool, check: _DistinctCheck | None,
@@ -1200,22 +1210,40 @@ def estimate_set_words(name: str, total_words: int) -> int:
 
 
 def _estimate_epochs(stream: _Stream, buffer: _Buffer, record: bool) -> _Epochs:
-    set_words = estimate_set_words(stream.name, buffer.total_words)
-    epoch_words = ESTIMATE_SETS_PER_HALF * set_words
-    if not record:
+    if record:
+        set_words = estimate_set_words(stream.name, buffer.total_words)
+        epochs = _epochs_from_elements(stream, [ESTIMATE_SETS_PER_HALF * set_words], record=True)[0]
+        epochs.set_words = set_words
+        return epochs
+    return _estimate_epochs_of_sizes(stream, [buffer])[0]
+
+
+def _estimate_epochs_of_sizes(stream: _Stream, buffers: Sequence[_Buffer]) -> list[_Epochs]:
+    """The CALC read estimate (traces off) of one stream under each buffer; the buffers that need a pass
+    over every request share it."""
+    found: dict[int, _Epochs] = {}
+    walk: list[int] = []
+    for i, buffer in enumerate(buffers):
+        set_words = estimate_set_words(stream.name, buffer.total_words)
+        epoch_words = ESTIMATE_SETS_PER_HALF * set_words
         first_row = stream.busy_rows()[0]
         distinct = stream.distinct_addresses()
         if distinct is not None and distinct < epoch_words:
-            return _Epochs([], distinct, first_row, set_words)
-        if stream.all_distinct_and_valid():
+            found[i] = _Epochs([], distinct, first_row, set_words)
+        elif stream.all_distinct_and_valid():
             ends, last = _epochs_from_blocks(stream, epoch_words)
-            return _Epochs(ends, last, first_row, set_words)
-    if not record and _channel_runs_apply(stream):
-        epochs = _epochs_from_channel_runs(stream, epoch_words)
-    else:
-        epochs = _epochs_from_elements(stream, epoch_words, record)
-    epochs.set_words = set_words
-    return epochs
+            found[i] = _Epochs(ends, last, first_row, set_words)
+        elif _channel_runs_apply(stream):
+            found[i] = _epochs_from_channel_runs(stream, epoch_words)
+            found[i].set_words = set_words
+        else:
+            walk.append(i)
+    if walk:
+        words = [ESTIMATE_SETS_PER_HALF * estimate_set_words(stream.name, buffers[i].total_words) for i in walk]
+        for i, epochs in zip(walk, _epochs_from_elements(stream, words, record=False), strict=True):
+            epochs.set_words = estimate_set_words(stream.name, buffers[i].total_words)
+            found[i] = epochs
+    return [found[i] for i in range(len(buffers))]
 
 
 FOLD_REQUESTS = 1000
@@ -1470,83 +1498,139 @@ def simulate(
     mapping: LayerMapping, network: NetworkSchedule, hardware: Hardware, *, traces: bool = False
 ) -> MemoryResult:
     """Serve one layer's demand; see the module docstring for the model."""
-    streams = {name: _Stream(mapping, network, name) for name in OPERANDS}
-    kib: dict[OperandName, int] = {"ifmap": hardware.ifmap_sram_kib, "filter": hardware.filter_sram_kib,
-                                   "ofmap": hardware.ofmap_sram_kib}
-    buffers = {name: _Buffer((kib[name] * 1024) // hardware.word_bytes) for name in OPERANDS}
-    num_rows = streams["ofmap"].num_folds * network.fold_cycles
-    user = network.bandwidth_mode == "USER"
+    return LayerDemand(mapping, network).serve(hardware, traces=traces)
 
-    prefetches: dict[OperandName, _Prefetches] = {}
-    waits_by_operand: dict[OperandName, dict[int, int]] = {}
-    read_events: dict[int, int] = {}
-    if user:
+
+class LayerDemand:
+    """One mapped and scheduled layer's demand, served under any SRAM sizes.
+
+    A read buffer's USER prefetches or CALC read estimate depend on the size of that buffer alone,
+    so :meth:`serve` works each one out once per size and keeps it (traces off) for later calls
+    with other sizes of the other buffers; only the ofmap buffer and the stalls are worked out per
+    configuration.  :meth:`prepare` finds the CALC estimates of several sizes of a buffer in one
+    pass over its requests.  Results equal :func:`simulate`'s for every configuration.
+    """
+
+    def __init__(self, mapping: LayerMapping, network: NetworkSchedule):
+        self.mapping = mapping
+        self.network = network
+        self.streams = {name: _Stream(mapping, network, name) for name in OPERANDS}
+        self._prefetches: dict[tuple[OperandName, int], _Prefetches] = {}
+        self._epochs: dict[tuple[OperandName, int], _Epochs] = {}
+
+    def prepare(self, hardwares: Iterable[Hardware]) -> None:
+        """Work out, traces off, each read buffer's CALC estimate for every size ``hardwares`` give it (sizes
+        SCALE-Sim cannot estimate are left for :meth:`serve` to refuse)."""
+        if self.network.bandwidth_mode == "USER":
+            return
+        hardwares = list(hardwares)
         for name in READ_OPERANDS:
-            port = network.ports[name]
-            pre = _user_prefetches(streams[name], port.words_per_cycle, port.latency_cycles, buffers[name],
+            words = sorted({_buffer_words(hw, name) for hw in hardwares if _buffer_words(hw, name) >= PARTS_PER_BUFFER}
+                           - {w for n, w in self._epochs if n == name})
+            if words:
+                found = _estimate_epochs_of_sizes(self.streams[name], [_Buffer(w) for w in words])
+                self._epochs.update(((name, w), ep) for w, ep in zip(words, found, strict=True))
+
+    def _user_prefetches(self, name: OperandName, buffer: _Buffer, traces: bool) -> _Prefetches:
+        key = (name, buffer.total_words)
+        pre = None if traces else self._prefetches.get(key)
+        if pre is None:
+            port = self.network.ports[name]
+            pre = _user_prefetches(self.streams[name], port.words_per_cycle, port.latency_cycles, buffer,
                                    keep_fetch=traces)
-            prefetches[name] = pre
-            waits_by_operand[name] = _read_waits(pre)
-            for r, t in waits_by_operand[name].items():
-                read_events[r] = max(read_events.get(r, t), t)
+            if not traces:
+                self._prefetches[key] = pre
+        return pre
 
-    of_port = network.ports["ofmap"]
-    write = _WriteBuffer(buffers["ofmap"], of_port.words_per_cycle, of_port.latency_cycles,
-                         free=buffers["ofmap"].total_words)
-    change_rows, change_totals, ofmap_waits, last_out = _service(streams["ofmap"], write, read_events, num_rows)
-    write.flush()
-    cycle = last_out
-    while write.next_line < write.lines_closed:
-        write.drain_end = write.drain(cycle)
-        cycle = write.drain_end + 1
+    def _estimate(self, name: OperandName, buffer: _Buffer, traces: bool) -> _Epochs:
+        key = (name, buffer.total_words)
+        ep = None if traces else self._epochs.get(key)
+        if ep is None:
+            ep = _estimate_epochs(self.streams[name], buffer, record=traces)
+            if not traces:
+                self._epochs[key] = ep
+        return ep
 
-    def stall_at(row: int) -> int:
-        return _stall_before(change_rows, change_totals, row)
+    def serve(self, hardware: Hardware, *, traces: bool = False) -> MemoryResult:
+        """The layer's figures (and with ``traces`` its traces) under ``hardware``'s SRAM sizes."""
+        network, streams = self.network, self.streams
+        buffers = {name: _Buffer(_buffer_words(hardware, name)) for name in OPERANDS}
+        num_rows = streams["ofmap"].num_folds * network.fold_cycles
+        user = network.bandwidth_mode == "USER"
 
-    def served(name: OperandName, row: int) -> int:
-        cycle = row + stall_at(row)
-        if name == "ofmap":
-            return cycle + ofmap_waits.get(row, 0)
-        arrival = waits_by_operand.get(name, {}).get(row)
-        return cycle + max(HIT_LATENCY_CYCLES, arrival - cycle if arrival is not None else 0)
-
-    sram_start_stop: dict[OperandName, tuple[float, float]] = {}
-    for name, stream in streams.items():
-        first, last = stream.busy_rows()
-        sram_start_stop[name] = (float(served(name, first)), float(served(name, last)))
-
-    dram_start_stop: dict[OperandName, tuple[float, float]] = {}
-    dram_accesses: dict[OperandName, int] = {}
-    epochs: dict[OperandName, _Epochs] = {}
-    for name in READ_OPERANDS:
+        prefetches: dict[OperandName, _Prefetches] = {}
+        waits_by_operand: dict[OperandName, dict[int, int]] = {}
+        read_events: dict[int, int] = {}
         if user:
-            pre = prefetches[name]
-            dram_accesses[name] = (pre.first_rows + pre.total * pre.rows_per_prefetch) * pre.bw
-            dram_start_stop[name] = (float(-pre.first_rows), float(pre.dram_time(pre.total)))
-        else:
-            ep = _estimate_epochs(streams[name], buffers[name], record=traces)
-            epochs[name] = ep
-            start, stop, words = _estimate_summary(ep, stall_at, network.ports[name].latency_cycles,
-                                                   network.ports[name].words_per_cycle)
-            dram_accesses[name] = words
-            dram_start_stop[name] = (float(start), float(stop))
-    dram_accesses["ofmap"] = write.accesses
-    first_drain, last_drain = write.drains[0], write.drains[-1]
-    dram_start_stop["ofmap"] = (float(first_drain[0] + write.latency),
-                                float(last_drain[0] + last_drain[2] - 1 + write.latency))
+            for name in READ_OPERANDS:
+                pre = self._user_prefetches(name, buffers[name], traces)
+                prefetches[name] = pre
+                waits_by_operand[name] = _read_waits(pre)
+                for r, t in waits_by_operand[name].items():
+                    read_events[r] = max(read_events.get(r, t), t)
 
-    trace_set = None
-    if traces:
-        stalls = _stalls_by_row(change_rows, change_totals, num_rows)
-        trace_set = _traces(streams, network, stalls, waits_by_operand, ofmap_waits, prefetches, epochs, write)
-    return MemoryResult(
-        total_cycles=int(last_out),
-        stall_cycles=int(change_totals[-1]) if change_totals else 0,
-        sram_start_stop=sram_start_stop,
-        dram_start_stop=dram_start_stop,
-        dram_accesses=dram_accesses,
-        traces=trace_set,
-    )
+        of_port = network.ports["ofmap"]
+        write = _WriteBuffer(buffers["ofmap"], of_port.words_per_cycle, of_port.latency_cycles,
+                             free=buffers["ofmap"].total_words)
+        change_rows, change_totals, ofmap_waits, last_out = _service(streams["ofmap"], write, read_events, num_rows)
+        write.flush()
+        cycle = last_out
+        while write.next_line < write.lines_closed:
+            write.drain_end = write.drain(cycle)
+            cycle = write.drain_end + 1
+
+        def stall_at(row: int) -> int:
+            return _stall_before(change_rows, change_totals, row)
+
+        def served(name: OperandName, row: int) -> int:
+            cycle = row + stall_at(row)
+            if name == "ofmap":
+                return cycle + ofmap_waits.get(row, 0)
+            arrival = waits_by_operand.get(name, {}).get(row)
+            return cycle + max(HIT_LATENCY_CYCLES, arrival - cycle if arrival is not None else 0)
+
+        sram_start_stop: dict[OperandName, tuple[float, float]] = {}
+        for name, stream in streams.items():
+            first, last = stream.busy_rows()
+            sram_start_stop[name] = (float(served(name, first)), float(served(name, last)))
+
+        dram_start_stop: dict[OperandName, tuple[float, float]] = {}
+        dram_accesses: dict[OperandName, int] = {}
+        epochs: dict[OperandName, _Epochs] = {}
+        for name in READ_OPERANDS:
+            if user:
+                pre = prefetches[name]
+                dram_accesses[name] = (pre.first_rows + pre.total * pre.rows_per_prefetch) * pre.bw
+                dram_start_stop[name] = (float(-pre.first_rows), float(pre.dram_time(pre.total)))
+            else:
+                ep = self._estimate(name, buffers[name], traces)
+                epochs[name] = ep
+                start, stop, words = _estimate_summary(ep, stall_at, network.ports[name].latency_cycles,
+                                                       network.ports[name].words_per_cycle)
+                dram_accesses[name] = words
+                dram_start_stop[name] = (float(start), float(stop))
+        dram_accesses["ofmap"] = write.accesses
+        first_drain, last_drain = write.drains[0], write.drains[-1]
+        dram_start_stop["ofmap"] = (float(first_drain[0] + write.latency),
+                                    float(last_drain[0] + last_drain[2] - 1 + write.latency))
+
+        trace_set = None
+        if traces:
+            stalls = _stalls_by_row(change_rows, change_totals, num_rows)
+            trace_set = _traces(streams, network, stalls, waits_by_operand, ofmap_waits, prefetches, epochs, write)
+        return MemoryResult(
+            total_cycles=int(last_out),
+            stall_cycles=int(change_totals[-1]) if change_totals else 0,
+            sram_start_stop=sram_start_stop,
+            dram_start_stop=dram_start_stop,
+            dram_accesses=dram_accesses,
+            traces=trace_set,
+        )
+
+
+def _buffer_words(hardware: Hardware, name: OperandName) -> int:
+    kib = {"ifmap": hardware.ifmap_sram_kib, "filter": hardware.filter_sram_kib, "ofmap": hardware.ofmap_sram_kib}
+    return (kib[name] * 1024) // hardware.word_bytes
 
 
 def _estimate_summary(ep: _Epochs, stall_at: Callable[[int], int], latency: int, start_bw: int) -> tuple[int, int, int]:

@@ -19,8 +19,10 @@ Command line (``python -m reference_sim sweep``)::
 
 Anything not swept keeps the base architecture's value (``-c CFG``, ``--arch SPEC``, or SCALE-Sim's
 ``scale.cfg``: 32x32, OS, 64 KiB per operand, CALC).  Layers with the same shape are simulated
-once per configuration (Transformer's 891 layers are 9 distinct shapes); results are identical to
-:func:`reference_sim.simulate` layer for layer.
+once per configuration (Transformer's 891 layers are 9 distinct shapes), and configurations that differ
+only in SRAM sizes share each layer's mapping and each read buffer's work per size
+(:func:`reference_sim.engine.simulate_layer_srams`; :func:`sram_product` and ``--ifmap-sram-kib`` etc.
+sweep each SRAM on its own axis); results are identical to :func:`reference_sim.simulate` layer for layer.
 
 ``figures="cycles"`` (``--figures cycles``) reports only the compute figures (total and stall
 cycles, utilisation, mapping efficiency), from :mod:`reference_sim.closed_form` wherever it is
@@ -35,6 +37,7 @@ import argparse
 import csv
 import dataclasses
 import io
+import itertools
 import logging
 import os
 import sys
@@ -48,7 +51,7 @@ import numpy as np
 
 from .closed_form import CycleFigures, cycle_figures
 from .contract import BandwidthMode, Dataflow, Hardware, Layer
-from .engine import check_work, layer_shape, simulate_layer
+from .engine import check_work, layer_shape, simulate_layer_srams, without_srams
 from .errors import InputError, SimulationError, WorkLimitError
 from .executors import EXECUTORS, Executor, JobFailed, LocalExecutor, make_executor
 from .progress import ProgressBar
@@ -141,22 +144,41 @@ class _Figures:
     dram: tuple[int, int, int]
 
 
-_Task = tuple[int, Hardware, Layer]
+_Task = tuple[tuple[int, ...], tuple[Hardware, ...], Layer]
+"""Configurations (indices and hardware) that differ only in SRAM sizes, and one layer shape."""
 _Outcome = tuple[int, Layer, _Figures | str]
 
 
-def _run_task(task: _Task) -> _Outcome:
-    """Worker: simulate one layer shape on one configuration (a failure comes back as its message)."""
-    config_index, hardware, layer = task
+def _run_task(task: _Task) -> list[_Outcome]:
+    """Worker: simulate one layer shape on configurations that differ only in SRAM sizes (each failure
+    comes back as its message)."""
+    config_indices, hardwares, layer = task
     try:
-        r = simulate_layer(layer, hardware)
+        results = simulate_layer_srams(layer, hardwares)
     except SimulationError as exc:
-        return config_index, layer, str(exc)
-    return config_index, layer, _Figures(
-        r.total_cycles, r.stall_cycles, r.overall_util_pct, r.mapping_efficiency_pct, r.compute_util_pct,
-        (r.sram_accesses["ifmap"], r.sram_accesses["filter"], r.sram_accesses["ofmap"]),
-        (r.dram_accesses["ifmap"], r.dram_accesses["filter"], r.dram_accesses["ofmap"]),
-    )
+        return [(config_index, layer, str(exc)) for config_index in config_indices]
+    outcomes: list[_Outcome] = []
+    for config_index, r in zip(config_indices, results, strict=True):
+        if isinstance(r, SimulationError):
+            outcomes.append((config_index, layer, str(r)))
+            continue
+        outcomes.append((config_index, layer, _Figures(
+            r.total_cycles, r.stall_cycles, r.overall_util_pct, r.mapping_efficiency_pct, r.compute_util_pct,
+            (r.sram_accesses["ifmap"], r.sram_accesses["filter"], r.sram_accesses["ofmap"]),
+            (r.dram_accesses["ifmap"], r.dram_accesses["filter"], r.dram_accesses["ofmap"]),
+        )))
+    return outcomes
+
+
+def _group(pairs: Iterable[tuple[int, Layer]], configs: Sequence[Hardware]) -> list[_Task]:
+    """(configuration, layer shape) pairs as tasks, one per layer shape and configuration apart from its
+    SRAM sizes, biggest first so the last tasks to finish are short ones."""
+    groups: dict[tuple[Hardware, Layer], list[int]] = {}
+    for config_index, shape in pairs:
+        groups.setdefault((without_srams(configs[config_index]), shape), []).append(config_index)
+    tasks = [(tuple(indices), tuple(configs[i] for i in indices), shape) for (_, shape), indices in groups.items()]
+    tasks.sort(key=lambda t: -(t[2].macs // max(1, t[1][0].array_rows * t[1][0].array_cols)) * len(t[0]))
+    return tasks
 
 
 def describe(hardware: Hardware) -> str:
@@ -249,13 +271,12 @@ def sweep(
         closed = _closed_form(shapes, configs, pairs, on_progress)
         done = int(closed.exact.sum())
         log.info("closed form exact for %d of %d (configuration, layer shape) pairs", done, pairs)
-        tasks: list[_Task] = [(int(c), configs[int(c)], shapes[int(s)]) for c, s in np.argwhere(~closed.exact)]
+        wanted = [(int(c), shapes[int(s)]) for c, s in np.argwhere(~closed.exact)]
     else:
-        tasks = [(i, hw, shape) for i, hw in enumerate(configs) for shape in shapes]
-    tasks, refused = _within_work_limit(tasks, configs, first, skip_errors)
+        wanted = [(i, shape) for i in range(len(configs)) for shape in shapes]
+    kept, refused = _within_work_limit(wanted, configs, first, skip_errors)
     done += refused
-    # Largest layers first so the last tasks to finish are short ones.
-    tasks.sort(key=lambda t: -(t[2].macs // max(1, t[1].array_rows * t[1].array_cols)))
+    tasks = _group(kept, configs)
     simulated: dict[tuple[int, Layer], _Figures] = {}
 
     def collect(outcomes: Iterable[_Outcome]) -> None:
@@ -273,13 +294,13 @@ def sweep(
                 continue
             simulated[(config_index, shape)] = outcome
 
-    def settled(index: int, outcome: _Outcome | JobFailed) -> _Outcome:
+    def settled(index: int, outcome: list[_Outcome] | JobFailed) -> list[_Outcome]:
         if isinstance(outcome, JobFailed):
-            return tasks[index][0], tasks[index][2], outcome.message
+            return [(config_index, tasks[index][2], outcome.message) for config_index in tasks[index][0]]
         return outcome
 
     runner = executor or LocalExecutor(jobs, kind="process")
-    collect(settled(index, outcome) for index, outcome in runner.map_unordered(_run_task, tasks))
+    collect(pair for index, outcome in runner.map_unordered(_run_task, tasks) for pair in settled(index, outcome))
     if closed is not None:
         return _cycle_rows(layers, configs, shapes, closed, simulated)
     rows: list[SweepRow] = []
@@ -298,24 +319,23 @@ def sweep(
     return rows
 
 
-def _within_work_limit(tasks: list[_Task], configs: Sequence[Hardware], first: dict[Layer, tuple[int, Layer]],
-                       skip_errors: bool) -> tuple[list[_Task], int]:
-    """The tasks within the work limit, and how many were left out (each with a warning); without
-    ``skip_errors`` the first one beyond it raises its :class:`WorkLimitError`, naming the configuration.
-    ``first`` maps each layer shape to its first layer and that layer's index."""
-    kept: list[_Task] = []
-    for task in tasks:
-        config_index, hardware, shape = task
+def _within_work_limit(pairs: list[tuple[int, Layer]], configs: Sequence[Hardware],
+                       first: dict[Layer, tuple[int, Layer]], skip_errors: bool) -> tuple[list[tuple[int, Layer]], int]:
+    """The (configuration, layer shape) pairs within the work limit, and how many were left out (each with a
+    warning); without ``skip_errors`` the first one beyond it raises its :class:`WorkLimitError`, naming the
+    configuration.  ``first`` maps each layer shape to its first layer and that layer's index."""
+    kept: list[tuple[int, Layer]] = []
+    for config_index, shape in pairs:
         index, layer = first[shape]
         try:
-            check_work(layer, hardware, index=index, where=describe(configs[config_index]))
+            check_work(layer, configs[config_index], index=index, where=describe(configs[config_index]))
         except WorkLimitError as refused:
             if not skip_errors:
                 raise
             log.warning("skipped before the sweep started: %s", refused)
             continue
-        kept.append(task)
-    return kept, len(tasks) - len(kept)
+        kept.append((config_index, shape))
+    return kept, len(pairs) - len(kept)
 
 
 def _closed_form(shapes: Sequence[Layer], configs: Sequence[Hardware], pairs: int,
@@ -445,6 +465,19 @@ def parse_sram(text: str, flag: str = "--sram-kib") -> list[tuple[int, int, int]
         ifmap, filt, ofmap = (_positive(flag, p, "SRAM KiB") for p in parts)
         sizes.append((ifmap, filt, ofmap))
     return sizes
+
+
+def sram_product(base: Hardware, ifmap_kib: Sequence[int] = (), filter_kib: Sequence[int] = (),
+                 ofmap_kib: Sequence[int] = ()) -> list[tuple[int, int, int]]:
+    """Every (ifmap, filter, ofmap) KiB combination of the three lists (an empty one keeps ``base``'s
+    size): a ``sram_kib`` axis for :func:`grid` that sweeps each SRAM on its own."""
+    return list(itertools.product(ifmap_kib or [base.ifmap_sram_kib], filter_kib or [base.filter_sram_kib],
+                                  ofmap_kib or [base.ofmap_sram_kib]))
+
+
+def parse_kib(text: str, flag: str) -> list[int]:
+    """``"32,64"`` -> ``[32, 64]`` (KiB of one SRAM)."""
+    return [_positive(flag, item, "SRAM KiB") for item in _items(flag, text)]
 
 
 def parse_dataflows(text: str, flag: str = "--dataflow") -> list[Dataflow]:
@@ -604,6 +637,10 @@ def _parser() -> argparse.ArgumentParser:
     axes.add_argument("--array", metavar="RxC,...", help="array sizes, e.g. 16x16,32x32,64x16")
     axes.add_argument("--sram-kib", metavar="KIB,...", help="SRAM KiB per operand, e.g. 32,64 or 32/64/16 "
                       "(ifmap/filter/ofmap)")
+    for operand in ("ifmap", "filter", "ofmap"):
+        axes.add_argument(f"--{operand}-sram-kib", metavar="KIB,...",
+                          help=f"{operand} SRAM KiB on its own axis (instead of --sram-kib): the three "
+                               "--*-sram-kib lists give every combination")
     axes.add_argument("--dataflow", metavar="DF,...", help="dataflows, e.g. os,ws,is")
     axes.add_argument("--bandwidth", metavar="MODE,...", help="DRAM bandwidth modes, e.g. CALC,USER:10,USER:4")
     parser.add_argument("-o", dest="output", metavar="CSV", default="-", help="output CSV (default stdout)")
@@ -664,10 +701,20 @@ def main(argv: Sequence[str]) -> int:
     if args.pareto and not Path(args.pareto).resolve().parent.is_dir():
         raise InputError("--pareto", f"folder {str(Path(args.pareto).parent)!r} does not exist")
     base, layers = _base_and_layers(args, parser)
+    per_operand = {flag: text for flag, text in (("--ifmap-sram-kib", args.ifmap_sram_kib),
+                                                 ("--filter-sram-kib", args.filter_sram_kib),
+                                                 ("--ofmap-sram-kib", args.ofmap_sram_kib)) if text is not None}
+    if per_operand and args.sram_kib:
+        raise InputError(next(iter(per_operand)), "give either --sram-kib or the --*-sram-kib axes, not both")
+    sram_kib = parse_sram(args.sram_kib) if args.sram_kib else ()
+    if per_operand:
+        ifmap, filt, ofmap = ([] if flag not in per_operand else parse_kib(per_operand[flag], flag)
+                              for flag in ("--ifmap-sram-kib", "--filter-sram-kib", "--ofmap-sram-kib"))
+        sram_kib = sram_product(base, ifmap, filt, ofmap)
     configs = grid(
         base,
         arrays=parse_arrays(args.array) if args.array else (),
-        sram_kib=parse_sram(args.sram_kib) if args.sram_kib else (),
+        sram_kib=sram_kib,
         dataflows=parse_dataflows(args.dataflow) if args.dataflow else (),
         bandwidths=parse_bandwidths(args.bandwidth) if args.bandwidth else (),
     )

@@ -11,7 +11,7 @@ from __future__ import annotations
 import random
 import time
 import tracemalloc
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
 
@@ -117,7 +117,7 @@ def test_chunked_cases_walk_the_elements_path(monkeypatch: pytest.MonkeyPatch) -
     walked = 0
     original = memory._epochs_from_elements
 
-    def spy(stream: memory._Stream, epoch_words: int, record: bool) -> memory._Epochs:
+    def spy(stream: memory._Stream, epoch_words: Sequence[int], record: bool) -> list[memory._Epochs]:
         nonlocal walked
         walked += not record and any(stream.chunk_count(f) > 1 for f in range(stream.num_folds))
         return original(stream, epoch_words, record)

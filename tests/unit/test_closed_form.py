@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Sequence
 from dataclasses import replace
 
 import pytest
@@ -142,12 +143,13 @@ def test_cycles_sweep_runs_the_engine_exactly_where_the_closed_form_declines(
     configs = grid(base, arrays=[(4, 4), (3, 8)], sram_kib=[(1, 1, 1), (64, 64, 64)], dataflows=["os", "ws", "is"],
                    bandwidths=[("CALC", None), ("USER", 2)])
     calls: list[tuple[Layer, Hardware]] = []
+    real = sweep_module.simulate_layer_srams
 
-    def counting(layer: Layer, hardware: Hardware) -> object:
-        calls.append((layer, hardware))
-        return simulate_layer(layer, hardware)
+    def counting(layer: Layer, hardwares: Sequence[Hardware]) -> object:
+        calls.extend((layer, hardware) for hardware in hardwares)
+        return real(layer, hardwares)
 
-    monkeypatch.setattr(sweep_module, "simulate_layer", counting)
+    monkeypatch.setattr(sweep_module, "simulate_layer_srams", counting)
     seen: list[tuple[int, int]] = []
     rows = sweep(layers, configs, figures="cycles", jobs=1, on_progress=lambda d, t: seen.append((d, t)))
     distinct = [replace(layer, name="") for layer in layers[:-1]]

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import os
 import random
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from reference_sim import memory_literal
 from reference_sim.contract import Hardware, Layer
-from reference_sim.engine import REFERENCE, simulate
+from reference_sim.engine import REFERENCE, simulate, simulate_layer, simulate_layer_srams
 from reference_sim.errors import SimulationError
 from reference_sim.spec import load_spec
 from tests.helpers import first_result_difference
@@ -132,3 +133,54 @@ def test_report_paths_match_literal(seed: int) -> None:
         return
     difference = first_result_difference(case, literal, simulate([layer], hardware))
     assert difference is None, difference
+
+
+SRAM_SWEEP_CASES = 60
+
+
+def sram_sweep_case(seed: int) -> tuple[list[Hardware], Layer]:
+    """``report_path_case(seed)`` and three more configurations with random SRAM sizes (repeating per operand)."""
+    hardware, layer = report_path_case(seed)
+    rng = random.Random(-seed)
+    return [hardware] + [replace(hardware, ifmap_sram_kib=rng.choice(_SRAM_KIB),
+                                 filter_sram_kib=rng.choice(_SRAM_KIB), ofmap_sram_kib=rng.choice(_SRAM_KIB))
+                         for _ in range(3)], layer
+
+
+def test_sram_sweep_cases_share_passes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The cases below reach the pass over every request shared by several CALC buffer sizes, and USER mode."""
+    from reference_sim import memory
+
+    shared = 0
+    original = memory._epochs_from_elements
+
+    def spy(stream: memory._Stream, epoch_words: list[int], record: bool) -> list[memory._Epochs]:
+        nonlocal shared
+        shared += len(epoch_words) > 1
+        return original(stream, epoch_words, record)
+
+    monkeypatch.setattr(memory, "_epochs_from_elements", spy)
+    user = 0
+    for i in range(SRAM_SWEEP_CASES):
+        configs, layer = sram_sweep_case(_SEED + i)
+        user += configs[0].bandwidth_mode == "USER"
+        simulate_layer_srams(layer, configs)
+    assert shared >= 4 and user >= 10, (shared, user)
+
+
+@pytest.mark.parametrize("seed", [pytest.param(_SEED + i, id=f"seed={_SEED + i}") for i in range(SRAM_SWEEP_CASES)])
+def test_sram_sweep_path_matches_literal(seed: int) -> None:
+    """A sweep's path (:func:`simulate_layer_srams`: each read buffer worked out once per size, CALC sizes
+    in one shared pass) on :func:`sram_sweep_case`: every configuration's figures equal the literal
+    module's (or both fail like SCALE-Sim)."""
+    configs, layer = sram_sweep_case(seed)
+    for hw, got in zip(configs, simulate_layer_srams(layer, configs), strict=True):
+        case = f"report_path_case({seed}) under {hw!r}"
+        try:
+            literal = simulate_layer(layer, hw, LITERAL)
+        except SimulationError:
+            assert isinstance(got, SimulationError), case
+            continue
+        assert not isinstance(got, SimulationError), f"{case}: {got}"
+        difference = first_result_difference(case, [literal], [got])
+        assert difference is None, difference

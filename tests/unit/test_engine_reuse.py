@@ -7,9 +7,10 @@ from typing import Any
 
 import pytest
 
-from reference_sim import engine
+from reference_sim import engine, memory
 from reference_sim.contract import Hardware, Layer
 from reference_sim.engine import REFERENCE, Modules, simulate, simulate_layer
+from reference_sim.errors import SimulationError
 
 HARDWARE = Hardware(8, 4, "ws", 1, 1, 1, bandwidth_mode="USER", dram_words_per_cycle=3)
 LAYERS = [Layer("a", 9, 7, 3, 2, 3, 5, 1, 2), Layer("b", 6, 6, 1, 1, 4, 9, 1, 1),
@@ -47,3 +48,64 @@ def test_no_reuse_with_traces_or_with_other_modules(monkeypatch: pytest.MonkeyPa
     simulate([replace(layer, name=str(i)) for i, layer in enumerate(LAYERS)], HARDWARE, own)
     assert calls == ["0", "1", "2", "3", "4"]
 
+
+
+def _count_buffer_work(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, int]]:
+    """Every (read operand, buffer words) whose CALC estimate or USER prefetches are worked out."""
+    worked: list[tuple[str, int]] = []
+    estimates, prefetches = memory._estimate_epochs_of_sizes, memory._user_prefetches
+
+    def estimate_spy(stream: memory._Stream, buffers: Any) -> Any:
+        worked.extend((stream.name, b.total_words) for b in buffers)
+        return estimates(stream, buffers)
+
+    def prefetch_spy(stream: memory._Stream, bw: int, latency: int, buffer: Any, **kwargs: Any) -> Any:
+        worked.append((stream.name, buffer.total_words))
+        return prefetches(stream, bw, latency, buffer, **kwargs)
+
+    monkeypatch.setattr(memory, "_estimate_epochs_of_sizes", estimate_spy)
+    monkeypatch.setattr(memory, "_user_prefetches", prefetch_spy)
+    return worked
+
+
+SRAM_KIB = [(1, 1, 1), (2, 1, 1), (1, 2, 1), (2, 2, 2), (1, 1, 2), (4, 2, 1)]
+
+
+@pytest.mark.parametrize("dataflow", ["os", "ws", "is"])
+@pytest.mark.parametrize("bandwidth", [("CALC", 4), ("USER", 3)], ids=["CALC", "USER"])
+def test_a_layer_under_several_srams_equals_one_run_per_configuration(
+        dataflow: str, bandwidth: tuple[str, int], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each read buffer's estimate or prefetches are worked out once per size of that buffer, and every
+    configuration's result still equals its own run."""
+    base = replace(HARDWARE, dataflow=dataflow, bandwidth_mode=bandwidth[0], dram_words_per_cycle=bandwidth[1])
+    configs = [replace(base, ifmap_sram_kib=i, filter_sram_kib=f, ofmap_sram_kib=o) for i, f, o in SRAM_KIB]
+    for index, layer in enumerate(LAYERS[:2] + LAYERS[3:4]):
+        separate = [simulate_layer(layer, hw, index=index) for hw in configs]
+        worked = _count_buffer_work(monkeypatch)
+        assert engine.simulate_layer_srams(layer, configs, index=index) == separate
+        monkeypatch.undo()
+        once = {("ifmap", i * 1024) for i, _, _ in SRAM_KIB} | {("filter", f * 1024) for _, f, _ in SRAM_KIB}
+        assert sorted(worked) == sorted(once)
+
+
+def test_a_configuration_that_fails_leaves_the_others(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Too small an SRAM for SCALE-Sim's CALC estimate, or too much work, fails that configuration alone."""
+    layer = Layer("conv", 12, 12, 3, 3, 6, 10, 1, 1)
+    base = Hardware(4, 4, "ws", 1, 2, 2, word_bytes=1)
+    tiny = replace(base, ifmap_sram_kib=1, word_bytes=16)
+    configs = [replace(base, ifmap_sram_kib=k) for k in (1, 2, 64)]
+    limit = engine.estimate_requests(layer, configs[1])
+    assert engine.estimate_requests(layer, configs[0]) > limit == engine.estimate_requests(layer, configs[2])
+    expected = [simulate_layer(layer, hw) for hw in configs[1:]]
+    monkeypatch.setenv(engine.MAX_REQUESTS_ENV, str(limit))
+    results = engine.simulate_layer_srams(layer, configs)
+    assert isinstance(results[0], engine.WorkLimitError)
+    assert results[1:] == expected
+    monkeypatch.delenv(engine.MAX_REQUESTS_ENV)
+    small = [tiny, replace(tiny, ifmap_sram_kib=2)]
+    failed, fine = engine.simulate_layer_srams(layer, small)
+    assert isinstance(failed, SimulationError) and "fewer than 100" in str(failed)
+    assert fine == simulate_layer(layer, small[1])
+    with pytest.raises(ValueError, match="differ only in SRAM sizes"):
+        engine.simulate_layer_srams(layer, [base, replace(base, array_rows=8)])
+    assert engine.simulate_layer_srams(layer, []) == []

@@ -372,22 +372,28 @@ def test_epochs_from_channel_runs_match_literal_walk(case: Case, name: OperandNa
             epoch_words)
 
 
+@pytest.mark.parametrize("table_entries", [memory._SEEN_TABLE_ENTRIES, 0], ids=["last_seen_table", "open_epoch_sets"])
 @pytest.mark.parametrize("batch_words", [memory._BATCH_WORDS, 7], ids=["big_batches", "small_batches"])
 @pytest.mark.parametrize("cache_words", [memory._CACHED_BLOCK_WORDS, 0], ids=["blocks_cached", "nothing_cached"])
 @pytest.mark.parametrize("record", [False, True], ids=["report_only", "recording"])
 @pytest.mark.parametrize("case", [pytest.param(c, id=_case_id(c)) for c in CASES[:40]])
 def test_epochs_from_elements_match_literal_walk(case: Case, record: bool, cache_words: int, batch_words: int,
-                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+                                                 table_entries: int, monkeypatch: pytest.MonkeyPatch) -> None:
     """``_epochs_from_elements``: the word-by-word pass, with and without the pass-to-pass block cache; folds
-    that read their own block walked many at a time (big batches) or fold by fold (small ones)."""
+    that read their own block walked many at a time (big batches) or fold by fold (small ones); operands
+    small enough for a table of last requests, or not (a sorted set of the open epoch's addresses per epoch
+    size); every epoch size of the case in one shared pass."""
     monkeypatch.setattr(memory, "_CACHED_BLOCK_WORDS", cache_words)
     monkeypatch.setattr(memory, "_BATCH_WORDS", batch_words)
+    monkeypatch.setattr(memory, "_SEEN_TABLE_ENTRIES", table_entries)
     for name in READ_OPERANDS:
         stream = _streams(case)[name]
-        for epoch_words in _epoch_sizes(case, name):
+        sizes = _epoch_sizes(case, name)
+        assert len(sizes) > 1
+        for epoch_words, got in zip(sizes, memory._epochs_from_elements(stream, sizes, record), strict=True):
             ends, last, contents = _literal_epochs(case, name, epoch_words)
-            got = memory._epochs_from_elements(stream, epoch_words, record)
-            assert (got.end_rows, got.last_distinct, got.first_row) == (ends, last, _requests(case, name)[0][0])
+            assert (got.end_rows, got.last_distinct, got.first_row) == (ends, last, _requests(case, name)[0][0]), (
+                name, epoch_words)
             assert got.contents == (contents if record else None)
 
 

@@ -6,6 +6,7 @@ import csv
 import dataclasses
 import io
 import json
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -27,6 +28,7 @@ from reference_sim.sweep import (
     parse_dataflows,
     parse_sram,
     read_csv,
+    sram_product,
     sweep,
     write_csv,
 )
@@ -155,14 +157,14 @@ def test_jobs_one_and_two_agree_and_progress_counts_tasks() -> None:
 
 
 def test_failing_layer_stops_the_sweep_or_is_skipped(monkeypatch: pytest.MonkeyPatch) -> None:
-    real = sweep_module.simulate_layer
+    real = sweep_module.simulate_layer_srams
 
-    def flaky(layer: Layer, hardware: Hardware) -> object:
-        if layer.filter_h == 1 and hardware.dataflow == "ws":
+    def flaky(layer: Layer, hardwares: Sequence[Hardware]) -> object:
+        if layer.filter_h == 1 and hardwares[0].dataflow == "ws":
             raise SimulationError("two CALC epochs end in one cycle")
-        return real(layer, hardware)
+        return real(layer, hardwares)
 
-    monkeypatch.setattr(sweep_module, "simulate_layer", flaky)
+    monkeypatch.setattr(sweep_module, "simulate_layer_srams", flaky)
     configs = grid(BASE, dataflows=["os", "ws"])
     expected = r"8x8 ws sram 2/2/2 KiB USER:4: layer 'gemm_b' \(ifmap 20x9x1, .*\): two CALC epochs"
     with pytest.raises(SimulationError, match=expected):
@@ -184,8 +186,8 @@ def test_layers_beyond_the_work_limit_are_refused_before_any_job(monkeypatch: py
     ran: list[tuple[int, Layer]] = []
     real = sweep_module._run_task
 
-    def spy(task: tuple[int, Hardware, Layer]) -> object:
-        ran.append((task[0], task[2]))
+    def spy(task: tuple[tuple[int, ...], tuple[Hardware, ...], Layer]) -> object:
+        ran.extend((config_index, task[2]) for config_index in task[0])
         return real(task)
 
     monkeypatch.setattr(sweep_module, "_run_task", spy)
@@ -241,6 +243,34 @@ def test_cli_sweep_writes_the_csv(tmp_path: Path, capsys: pytest.CaptureFixture[
     assert [int(r["stall_cycles"]) for r in got] == [e.stall_cycles for e in expected]
     err = capsys.readouterr().err
     assert "16 configurations x 2 layers = 32 rows" in err
+
+
+def test_cli_sweeps_each_sram_on_its_own_axis(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``--ifmap-sram-kib`` and ``--filter-sram-kib`` give every combination; the ofmap keeps the base size."""
+    topology = tmp_path / "net.csv"
+    topology.write_text(TOPOLOGY)
+    out = tmp_path / "sweep.csv"
+    assert main(["sweep", "-t", str(topology), "--array", "4x4", "--ifmap-sram-kib", "1,64", "--filter-sram-kib",
+                 "1, 2", "--dataflow", "ws", "--bandwidth", "USER:3", "--jobs", "1", "-o", str(out)]) == 0
+    with out.open() as f:
+        records = list(csv.DictReader(f))
+    srams = [(1, 1, 64), (1, 2, 64), (64, 1, 64), (64, 2, 64)]
+    assert [(int(r["ifmap_sram_kib"]), int(r["filter_sram_kib"]), int(r["ofmap_sram_kib"])) for r in records] == [
+        kib for kib in srams for _ in range(2)]
+    for i, f, o in srams:
+        hw = dataclasses.replace(DEFAULT_BASE, array_rows=4, array_cols=4, dataflow="ws", ifmap_sram_kib=i,
+                                 filter_sram_kib=f, ofmap_sram_kib=o, bandwidth_mode="USER", dram_words_per_cycle=3)
+        got = [r for r in records if (int(r["ifmap_sram_kib"]), int(r["filter_sram_kib"])) == (i, f)]
+        assert [(int(r["total_cycles"]), int(r["dram_ifmap_reads"]), int(r["dram_filter_reads"])) for r in got] == [
+            (e.total_cycles, e.dram_accesses["ifmap"], e.dram_accesses["filter"])
+            for e in simulate(read_topology(topology), hw)]
+    assert "4 configurations x 2 layers = 8 rows" in capsys.readouterr().err
+    assert sram_product(BASE, ofmap_kib=[4, 8]) == [(2, 2, 4), (2, 2, 8)]
+    assert main(["sweep", "-t", str(topology), "--sram-kib", "1", "--ofmap-sram-kib", "2"]) == 2
+    assert capsys.readouterr().err == (
+        "error: --ofmap-sram-kib: give either --sram-kib or the --*-sram-kib axes, not both\n")
+    assert main(["sweep", "-t", str(topology), "--filter-sram-kib", "2,0"]) == 2
+    assert capsys.readouterr().err == "error: --filter-sram-kib: must be positive, got 0 (SRAM KiB)\n"
 
 
 def test_cli_sweep_bad_grid_is_a_one_line_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
