@@ -625,8 +625,44 @@ def _demand_is_fetch_order(stream: _Stream) -> bool:
             and bool((stream.shapes() == np.array([step_len, lane_len])).all()))
 
 
-def _user_prefetches(stream: _Stream, bw: int, latency: int, buffer: _Buffer, *, keep_fetch: bool) -> _Prefetches:
-    """Where a USER read buffer prefetches; ``keep_fetch`` keeps the fetch order for the DRAM trace."""
+class _PrefetchInputs:
+    """What a stream's USER prefetches take whatever the buffer size, kept for the stream's next buffer size:
+    the fetch order as indices, and the demand's ``(addresses, rows)`` pieces while they hold at most
+    ``_CACHED_BLOCK_WORDS`` requests in all."""
+
+    def __init__(self, stream: _Stream):
+        self.stream = stream
+        self._indices: _FetchIndices | None = None
+        self._demand: list[tuple[np.ndarray, np.ndarray]] | None = None
+
+    def indices(self, fetch_words: int) -> _FetchIndices:
+        """The fetch order (``fetch_words`` entries with idle ports) as indices."""
+        if self._indices is None:
+            stream = self.stream
+            self._indices = _FetchIndices.of_chunks(prefetch_chunks(stream.mapping, stream.name),
+                                                    *_address_span(stream.matrix), fetch_words)
+        return self._indices
+
+    def demand(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        if self._demand is not None:
+            yield from self._demand
+            return
+        kept: list[tuple[np.ndarray, np.ndarray]] | None = []
+        words = 0
+        for piece in self.stream.fold_batches():
+            words += piece[0].size
+            if words > _CACHED_BLOCK_WORDS:
+                kept = None
+            elif kept is not None:
+                kept.append(piece)
+            yield piece
+        self._demand = kept
+
+
+def _user_prefetches(stream: _Stream, bw: int, latency: int, buffer: _Buffer, *, keep_fetch: bool,
+                     inputs: _PrefetchInputs | None = None) -> _Prefetches:
+    """Where a USER read buffer prefetches; ``keep_fetch`` keeps the fetch order for the DRAM trace.
+    ``inputs`` (traces off) keeps the fetch indices and the demand for the stream's other buffer sizes."""
     words_per_line = math.ceil(buffer.total_words / PARTS_PER_BUFFER)
     by_position = _demand_is_fetch_order(stream)
     lane_len, step_len = _axis_lengths(stream.mapping, stream.name)
@@ -636,8 +672,7 @@ def _user_prefetches(stream: _Stream, bw: int, latency: int, buffer: _Buffer, *,
     indices: _FetchIndices | None = None
     if not by_position:
         indices = (_FetchIndices.of(fetch) if fetch is not None else
-                   _FetchIndices.of_chunks(prefetch_chunks(stream.mapping, stream.name),
-                                           *_address_span(stream.matrix), fetch_words))
+                   (inputs or _PrefetchInputs(stream)).indices(fetch_words))
     valid_words = indices.index.size if indices is not None else lane_len * step_len
     num_lines = valid_words // words_per_line + 1
     active = min(math.ceil(buffer.active_words / words_per_line), num_lines)
@@ -656,7 +691,7 @@ def _user_prefetches(stream: _Stream, bw: int, latency: int, buffer: _Buffer, *,
     else:
         kind = _DistinctLineWindow if stream.all_distinct_and_valid() else _LineWindow
         window = kind(indices, words_per_line, num_lines, active)
-        demand = stream.fold_batches()
+        demand = inputs.demand() if inputs is not None else stream.fold_batches()
     del indices
     result.rows, result.count_after = _prefetch_events(window, step, demand)
     return result
@@ -1517,13 +1552,19 @@ class LayerDemand:
         self.streams = {name: _Stream(mapping, network, name) for name in OPERANDS}
         self._prefetches: dict[tuple[OperandName, int], _Prefetches] = {}
         self._epochs: dict[tuple[OperandName, int], _Epochs] = {}
+        self._inputs: dict[OperandName, _PrefetchInputs] = {}
 
     def prepare(self, hardwares: Iterable[Hardware]) -> None:
         """Work out, traces off, each read buffer's CALC estimate for every size ``hardwares`` give it (sizes
-        SCALE-Sim cannot estimate are left for :meth:`serve` to refuse)."""
-        if self.network.bandwidth_mode == "USER":
-            return
+        SCALE-Sim cannot estimate are left for :meth:`serve` to refuse).  Under USER bandwidth, a read
+        buffer given more than one size keeps what its prefetches take whatever the size
+        (:class:`_PrefetchInputs`) from one size to the next."""
         hardwares = list(hardwares)
+        if self.network.bandwidth_mode == "USER":
+            for name in READ_OPERANDS:
+                if len({_buffer_words(hw, name) for hw in hardwares}) > 1:
+                    self._inputs.setdefault(name, _PrefetchInputs(self.streams[name]))
+            return
         for name in READ_OPERANDS:
             words = sorted({_buffer_words(hw, name) for hw in hardwares if _buffer_words(hw, name) >= PARTS_PER_BUFFER}
                            - {w for n, w in self._epochs if n == name})
@@ -1537,7 +1578,7 @@ class LayerDemand:
         if pre is None:
             port = self.network.ports[name]
             pre = _user_prefetches(self.streams[name], port.words_per_cycle, port.latency_cycles, buffer,
-                                   keep_fetch=traces)
+                                   keep_fetch=traces, inputs=None if traces else self._inputs.get(name))
             if not traces:
                 self._prefetches[key] = pre
         return pre

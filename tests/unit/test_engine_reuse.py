@@ -88,6 +88,39 @@ def test_a_layer_under_several_srams_equals_one_run_per_configuration(
         assert sorted(worked) == sorted(once)
 
 
+@pytest.mark.parametrize("dataflow", ["os", "ws", "is"])
+def test_user_buffers_keep_fetch_order_and_demand_across_sizes(dataflow: str,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """Under USER bandwidth a read buffer given several sizes builds its fetch indices once and, while they
+    fit ``_CACHED_BLOCK_WORDS``, its demand pieces once; every configuration still equals its own run."""
+    base = replace(HARDWARE, dataflow=dataflow)
+    configs = [replace(base, ifmap_sram_kib=i, filter_sram_kib=f, ofmap_sram_kib=o) for i, f, o in SRAM_KIB]
+    layer = Layer("prefetching", 20, 18, 3, 3, 8, 12, 1, 1)
+    separate = [simulate_layer(layer, hw) for hw in configs]
+    built: list[str] = []
+    fetch_order, fold_batches = memory.prefetch_chunks, memory._Stream.fold_batches
+
+    def fetch_spy(*args: Any) -> Any:
+        built.append("fetch order")
+        return fetch_order(*args)
+
+    def demand_spy(stream: memory._Stream) -> Any:
+        built.append(f"{stream.name} demand")
+        return fold_batches(stream)
+
+    monkeypatch.setattr(memory, "prefetch_chunks", fetch_spy)
+    monkeypatch.setattr(memory._Stream, "fold_batches", demand_spy)
+    passes = {}
+    default = memory._CACHED_BLOCK_WORDS
+    for cache_words in (default, 0):
+        monkeypatch.setattr(memory, "_CACHED_BLOCK_WORDS", cache_words)
+        built.clear()
+        assert engine.simulate_layer_srams(layer, configs) == separate
+        assert built.count("fetch order") == 2
+        passes[cache_words] = built.count("ifmap demand")
+    assert passes == {default: 1, 0: len({i for i, _, _ in SRAM_KIB})}
+
+
 def test_a_configuration_that_fails_leaves_the_others(monkeypatch: pytest.MonkeyPatch) -> None:
     """Too small an SRAM for SCALE-Sim's CALC estimate, or too much work, fails that configuration alone."""
     layer = Layer("conv", 12, 12, 3, 3, 6, 10, 1, 1)
