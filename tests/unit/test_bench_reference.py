@@ -216,6 +216,29 @@ def test_side_by_side_times_ours_as_the_median_and_stops_scalesim_from_it(
     assert result["problems"] == ["SCALE-Sim: exit code 1: scalesim: no such file"]
 
 
+def test_the_first_timed_network_follows_an_untimed_run(scalesim_data: Path, tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    ran: list[list[str]] = []
+
+    def fake_run(command: list[str], cwd: Path | None = None, timeout: float | None = None,
+                 env: dict[str, str] | None = None, stdout: Path | None = None) -> ProcessRun:
+        ran.append(command)
+        return ProcessRun(0.1, 1024, 0, "")
+
+    class FirstTimedError(Exception):
+        pass
+
+    def first_network(name: str, *args: object) -> object:
+        raise FirstTimedError(name)
+
+    monkeypatch.setattr(bench, "run_process", fake_run)
+    monkeypatch.setattr(bench, "run_network", first_network)
+    with pytest.raises(FirstTimedError, match="NCF"):
+        bench.run_benchmark(scalesim_data, False, 1, tmp_path, 3)
+    assert len(ran) == 1
+    assert ran[0][1:3] == ["-m", "reference_sim"] and ran[0][ran[0].index("-t") + 1].endswith("NCF.csv")
+
+
 def test_measure_repeats_and_reports_the_first_problem(tmp_path: Path) -> None:
     out = tmp_path / "out"
     write_file = f"import pathlib; p = pathlib.Path({str(out)!r}); p.mkdir(); (p / 'r.txt').write_text('ok')"
