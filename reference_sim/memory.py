@@ -626,9 +626,9 @@ def _demand_is_fetch_order(stream: _Stream) -> bool:
 
 
 class _PrefetchInputs:
-    """What a stream's USER prefetches take whatever the buffer size, kept for the stream's next buffer size:
-    the fetch order as indices, and the demand's ``(addresses, rows)`` pieces while they hold at most
-    ``_CACHED_BLOCK_WORDS`` requests in all."""
+    """What a stream's USER prefetches take whatever the buffer size, kept for the stream's next buffer size
+    where each holds at most ``_CACHED_BLOCK_WORDS`` entries: the fetch order as indices, and the demand's
+    ``(addresses, rows)`` pieces."""
 
     def __init__(self, stream: _Stream):
         self.stream = stream
@@ -637,11 +637,14 @@ class _PrefetchInputs:
 
     def indices(self, fetch_words: int) -> _FetchIndices:
         """The fetch order (``fetch_words`` entries with idle ports) as indices."""
-        if self._indices is None:
-            stream = self.stream
-            self._indices = _FetchIndices.of_chunks(prefetch_chunks(stream.mapping, stream.name),
-                                                    *_address_span(stream.matrix), fetch_words)
-        return self._indices
+        if self._indices is not None:
+            return self._indices
+        stream = self.stream
+        indices = _FetchIndices.of_chunks(prefetch_chunks(stream.mapping, stream.name),
+                                          *_address_span(stream.matrix), fetch_words)
+        if indices.index.size <= _CACHED_BLOCK_WORDS:
+            self._indices = indices
+        return indices
 
     def demand(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         if self._demand is not None:
@@ -1258,11 +1261,11 @@ def _estimate_epochs_of_sizes(stream: _Stream, buffers: Sequence[_Buffer]) -> li
     over every request share it."""
     found: dict[int, _Epochs] = {}
     walk: list[int] = []
+    first_row = stream.busy_rows()[0]
+    distinct = stream.distinct_addresses()
     for i, buffer in enumerate(buffers):
         set_words = estimate_set_words(stream.name, buffer.total_words)
         epoch_words = ESTIMATE_SETS_PER_HALF * set_words
-        first_row = stream.busy_rows()[0]
-        distinct = stream.distinct_addresses()
         if distinct is not None and distinct < epoch_words:
             found[i] = _Epochs([], distinct, first_row, set_words)
         elif stream.all_distinct_and_valid():
