@@ -1260,7 +1260,7 @@ def _estimate_epochs_of_sizes(stream: _Stream, buffers: Sequence[_Buffer]) -> li
     """The CALC read estimate (traces off) of one stream under each buffer; the buffers that need a pass
     over every request share it."""
     found: dict[int, _Epochs] = {}
-    walk: list[int] = []
+    walk: list[tuple[int, int]] = []
     first_row = stream.busy_rows()[0]
     distinct = stream.distinct_addresses()
     for i, buffer in enumerate(buffers):
@@ -1275,11 +1275,11 @@ def _estimate_epochs_of_sizes(stream: _Stream, buffers: Sequence[_Buffer]) -> li
             found[i] = _epochs_from_channel_runs(stream, epoch_words)
             found[i].set_words = set_words
         else:
-            walk.append(i)
+            walk.append((i, set_words))
     if walk:
-        words = [ESTIMATE_SETS_PER_HALF * estimate_set_words(stream.name, buffers[i].total_words) for i in walk]
-        for i, epochs in zip(walk, _epochs_from_elements(stream, words, record=False), strict=True):
-            epochs.set_words = estimate_set_words(stream.name, buffers[i].total_words)
+        words = [ESTIMATE_SETS_PER_HALF * set_words for _, set_words in walk]
+        for (i, set_words), epochs in zip(walk, _epochs_from_elements(stream, words, record=False), strict=True):
+            epochs.set_words = set_words
             found[i] = epochs
     return [found[i] for i in range(len(buffers))]
 
@@ -1310,8 +1310,7 @@ def estimate_requests(layer: Layer, hardware: Hardware, *, traces: bool = False)
         return estimate + ifmap_reads + filter_reads
     ifmap = WindowOperand(hardware.ifmap_offset, layer.ifmap_h, layer.ifmap_w, layer.channels, layer.filter_h,
                           layer.filter_w, layer.stride_h, layer.stride_w, layer.ofmap_h, layer.ofmap_w)
-    epoch_words = ESTIMATE_SETS_PER_HALF * (_Buffer((hardware.ifmap_sram_kib * 1024) // hardware.word_bytes)
-                                            .total_words // PARTS_PER_BUFFER)
+    epoch_words = ESTIMATE_SETS_PER_HALF * (_buffer_words(hardware, "ifmap") // PARTS_PER_BUFFER)
     distinct = _covered(ifmap.ifmap_h, ifmap.filter_h, ifmap.stride_h, ifmap.ofmap_h) * _covered(
         ifmap.ifmap_w, ifmap.filter_w, ifmap.stride_w, ifmap.ofmap_w) * ifmap.channels
     if distinct < epoch_words or (_window_no_overlap(ifmap) and _window_all_valid(ifmap)):
@@ -1550,7 +1549,6 @@ class LayerDemand:
     """
 
     def __init__(self, mapping: LayerMapping, network: NetworkSchedule):
-        self.mapping = mapping
         self.network = network
         self.streams = {name: _Stream(mapping, network, name) for name in OPERANDS}
         self._prefetches: dict[tuple[OperandName, int], _Prefetches] = {}
@@ -1569,8 +1567,8 @@ class LayerDemand:
                     self._inputs.setdefault(name, _PrefetchInputs(self.streams[name]))
             return
         for name in READ_OPERANDS:
-            words = sorted({_buffer_words(hw, name) for hw in hardwares if _buffer_words(hw, name) >= PARTS_PER_BUFFER}
-                           - {w for n, w in self._epochs if n == name})
+            sizes = {_buffer_words(hw, name) for hw in hardwares}
+            words = sorted({w for w in sizes if w >= PARTS_PER_BUFFER} - {w for n, w in self._epochs if n == name})
             if words:
                 found = _estimate_epochs_of_sizes(self.streams[name], [_Buffer(w) for w in words])
                 self._epochs.update(((name, w), ep) for w, ep in zip(words, found, strict=True))
