@@ -114,7 +114,8 @@ def static_problem(role: str, code: str, *, required: Sequence[str] = ()) -> str
     if refusals:
         lines = [r.describe() for r in refusals[:3]]
         return ("the verifier refuses this code: " + "; ".join(lines)
-                + ". Use numpy, the standard library and the contract only (`from .contract import ...`).")
+                + ". Use numpy, the allowed standard-library modules and the contract only "
+                  "(`from .contract import ...`).")
     return None
 
 

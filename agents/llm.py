@@ -8,19 +8,31 @@ and timeouts itself (``max_retries``); what still fails with a transient error p
 from :func:`ask` so that a LangGraph ``RetryPolicy(retry_on=is_transient)`` can retry the node.
 Non-transient API errors (401, 403, 404, 400) become :class:`ModelCallError`, whose one-line
 message never contains the key.
+
+Every call has a total deadline (``ModelConfig.deadline_s``, the client's retries included, or the run's
+wall cap given to :func:`ask`, whichever comes first) and a bounded answer (``max_answer_bytes`` of HTTP
+body, :data:`MAX_ANSWER_CHARS` of text), enforced on the HTTP path by :class:`DeadlineTransport`: a
+silent, dripping or endless endpoint ends in :class:`ModelDeadlineError`, :class:`WallCapReached` or
+:class:`ModelAnswerTooLarge`, none of them transient.
 """
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
+import email.utils
 import importlib
 import ipaddress
 import logging
+import math
 import os
 import re
 import time
-from collections.abc import Iterable, Mapping, Sequence
+import urllib.request
+import zlib
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import urlsplit
 
 import openai
@@ -37,8 +49,8 @@ from langchain_openai import ChatOpenAI
 from langchain_openai.chat_models.base import BaseChatOpenAI
 from pydantic import SecretStr
 
+from agents.spec import ModelSettings
 from reference_sim.errors import SimCoderError
-from reference_sim.spec import ModelSettings
 
 log = logging.getLogger(__name__)
 
@@ -49,8 +61,13 @@ ENV_MODEL = "OPENAI_MODEL"
 DEFAULT_MAX_RETRIES = 3
 """Retries of the openai client itself (exponential backoff on 408/409/429/5xx, connection errors, timeouts)."""
 DEFAULT_TIMEOUT_S = 120.0
+DEFAULT_MAX_ANSWER_BYTES = 1024 * 1024
+"""The most HTTP body one answer may have (the JSON around the text included)."""
+MAX_ANSWER_CHARS = 256 * 1024
+"""The most characters an answer's text may have."""
 LOCAL_PLACEHOLDER_KEY = "not-needed"
 """Key sent to a local endpoint (vLLM, Ollama, LM Studio accept any key) when no key is set."""
+OPENAI_HOST = "api.openai.com"
 _LOCAL_HOSTS = frozenset({"localhost"})
 
 
@@ -62,9 +79,25 @@ class ModelCallError(SimCoderError, RuntimeError):
     """A model call failed for a reason retrying will not fix (bad key, unknown model, bad request)."""
 
 
+class ModelDeadlineError(ModelCallError):
+    """The call (all of the client's retries included) outlasted ``ModelConfig.deadline_s`` and was cut off."""
+
+
+class WallCapReached(ModelCallError):  # noqa: N818 (names fixed by the interface)
+    """The run's wall-time cap (the ``deadline`` given to :func:`ask`) came while the model was answering."""
+
+
+class ModelAnswerTooLarge(ModelCallError):  # noqa: N818 (names fixed by the interface)
+    """The answer exceeded ``ModelConfig.max_answer_bytes`` of HTTP body or :data:`MAX_ANSWER_CHARS` of text."""
+
+
 @dataclass(frozen=True, repr=False)
 class ModelConfig:
-    """Everything needed to reach a model except the key, which stays in the environment variable ``api_key_env``."""
+    """Everything needed to reach a model except the key, which stays in the environment variable ``api_key_env``.
+
+    ``timeout_s`` bounds each HTTP operation (connect, each read, write); ``deadline_s`` bounds the whole
+    call, the client's retries and their waits included; ``max_answer_bytes`` bounds the answer's HTTP body.
+    """
 
     model: str
     base_url: str | None
@@ -73,6 +106,14 @@ class ModelConfig:
     timeout_s: float
     max_retries: int
     seed: int | None
+    deadline_s: float = DEFAULT_TIMEOUT_S
+    max_answer_bytes: int = DEFAULT_MAX_ANSWER_BYTES
+
+    def __post_init__(self) -> None:
+        if not (math.isfinite(self.deadline_s) and self.deadline_s > 0):
+            raise ModelConfigError(f"model deadline_s must be a positive number of seconds, got {self.deadline_s!r}")
+        if self.max_answer_bytes <= 0:
+            raise ModelConfigError(f"model max_answer_bytes must be positive, got {self.max_answer_bytes!r}")
 
     @property
     def base_url_host(self) -> str | None:
@@ -89,7 +130,8 @@ class ModelConfig:
     def __repr__(self) -> str:
         return (f"ModelConfig(model={self.model!r}, base_url_host={self.base_url_host!r}, "
                 f"api_key_env={self.api_key_env!r}, temperature={self.temperature!r}, timeout_s={self.timeout_s!r}, "
-                f"max_retries={self.max_retries!r}, seed={self.seed!r})")
+                f"max_retries={self.max_retries!r}, seed={self.seed!r}, deadline_s={self.deadline_s!r}, "
+                f"max_answer_bytes={self.max_answer_bytes!r})")
 
     __str__ = __repr__
 
@@ -138,7 +180,9 @@ def resolve_model_config(settings: ModelSettings | None, *, model: str | None = 
                          max_retries: int = DEFAULT_MAX_RETRIES) -> ModelConfig | None:
     """The model configuration: command-line arguments > environment (``OPENAI_BASE_URL``, ``OPENAI_MODEL``) > spec.
 
-    The seed comes from the command line, else from the spec's ``model.seed``.
+    The seed comes from the command line, else from the spec's ``model.seed``.  The call's total
+    deadline (``deadline_s``) is the spec's ``timeout_s``; the answer's limit is :data:`DEFAULT_MAX_ANSWER_BYTES`
+    (change either with ``dataclasses.replace``).
 
     Returns ``None`` (template mode) when neither a model name nor a base URL is configured anywhere.
     The key is looked up in the variable the spec's ``api_key_env`` names, else in ``OPENAI_API_KEY``;
@@ -159,14 +203,16 @@ def resolve_model_config(settings: ModelSettings | None, *, model: str | None = 
     key_env = settings.api_key_env if settings else DEFAULT_API_KEY_ENV
     if _get(env, key_env) is None and _get(env, DEFAULT_API_KEY_ENV) is not None:
         key_env = DEFAULT_API_KEY_ENV
+    timeout_s = float(settings.timeout_s) if settings else DEFAULT_TIMEOUT_S
     config = ModelConfig(
         model=name,
         base_url=url,
         api_key_env=key_env,
         temperature=settings.temperature if settings else 0.0,
-        timeout_s=settings.timeout_s if settings else DEFAULT_TIMEOUT_S,
+        timeout_s=timeout_s,
         max_retries=max_retries,
         seed=seed if seed is not None else (settings.seed if settings else None),
+        deadline_s=timeout_s,
     )
     api_key(config, env)  # fail now, not at the first call, when no key is set for a remote endpoint
     return config
@@ -186,8 +232,263 @@ def api_key(config: ModelConfig, env: Mapping[str, str] | None = None) -> str:
     raise ModelConfigError(f"no API key for model {config.model!r} at {where}: set the environment variable {wanted}")
 
 
-def make_chat_model(config: ModelConfig, env: Mapping[str, str] | None = None) -> ChatOpenAI:
-    """A ``ChatOpenAI`` for ``config``; its openai client retries 408/409/429/5xx and timeouts ``max_retries`` times."""
+def _http_module() -> Any:
+    """The ``httpx`` library the installed openai client is built on: ``httpx2`` for ``openai>=3``, else ``httpx``."""
+    major = re.match(r"\D*(\d+)", str(getattr(openai, "__version__", "")))
+    return importlib.import_module("httpx2" if major is not None and int(major.group(1)) >= 3 else "httpx")
+
+
+if TYPE_CHECKING:
+    import httpx as httpx_lib
+else:
+    httpx_lib = _http_module()
+
+_CLIENT_BACKOFF_FIRST_S = 0.5
+_CLIENT_BACKOFF_MAX_S = 8.0
+_CLIENT_RETRY_AFTER_MAX_S = 120.0
+"""The openai client's waits between retries: 0.5 s doubling up to 8 s, or a ``Retry-After`` of up to 120 s."""
+_CUT_SLACK_S = 0.5
+"""A timeout that fires with less than this left before the deadline is the deadline."""
+
+
+def client_backoff_s(max_retries: int) -> float:
+    """The longest wait of the openai client between two of its ``max_retries`` attempts (no ``Retry-After``)."""
+    return min(_CLIENT_BACKOFF_FIRST_S * 2.0 ** max(max_retries - 1, 0), _CLIENT_BACKOFF_MAX_S)
+
+
+@dataclass(frozen=True)
+class _Call:
+    started: float
+    wall_deadline: float | None
+
+
+_CALL: contextvars.ContextVar[_Call | None] = contextvars.ContextVar("simcoder_model_call", default=None)
+
+
+@contextlib.contextmanager
+def call_deadline(deadline: float | None = None, *, started: float | None = None) -> Iterator[None]:
+    """Within the block, one model call: a :class:`DeadlineTransport` cuts it ``deadline_s`` after ``started``
+    (``time.time()`` now by default) or at ``deadline`` (absolute ``time.time()``, the run's wall cap), the earlier."""
+    token = _CALL.set(_Call(time.time() if started is None else started, deadline))
+    try:
+        yield
+    finally:
+        _CALL.reset(token)
+
+
+@dataclass(frozen=True)
+class _Cut:
+    at: float
+    by_wall: bool
+    started: float
+
+
+class _Inflater:
+    """Decodes a gzip or deflate body chunk by chunk, never more than asked for at a time."""
+
+    def __init__(self, encoding: str) -> None:
+        self._gzip = encoding != "deflate"
+        self._zlib = zlib.decompressobj(zlib.MAX_WBITS | 16 if self._gzip else zlib.MAX_WBITS)
+        self._started = False
+
+    def decode(self, data: bytes, room: int) -> bytes:
+        """``data`` decoded, stopping after ``room + 1`` bytes (an answer that long is too large anyway)."""
+        try:
+            out = self._zlib.decompress(data, max(room, 0) + 1)
+        except zlib.error as exc:
+            if self._gzip or self._started:
+                raise httpx_lib.DecodingError(f"the answer's compressed body is corrupt: {exc}") from None
+            self._zlib = zlib.decompressobj(-zlib.MAX_WBITS)
+            out = self._zlib.decompress(data, max(room, 0) + 1)
+        self._started = True
+        return out
+
+    def flush(self) -> bytes:
+        return self._zlib.flush()
+
+
+def _capped_timeouts(timeouts: object, left: float) -> dict[str, float]:
+    given = timeouts if isinstance(timeouts, dict) else {}
+    capped: dict[str, float] = {}
+    for key in ("connect", "read", "write", "pool"):
+        value = given.get(key)
+        capped[key] = left if value is None else min(float(value), left)
+    return capped
+
+
+def _retry_after_s(headers: Mapping[str, str]) -> float | None:
+    for name, scale in (("retry-after-ms", 1000.0), ("retry-after", 1.0)):
+        value = headers.get(name)
+        if value is None:
+            continue
+        try:
+            return float(value) / scale
+        except ValueError:
+            continue
+    value = headers.get("retry-after")
+    if not value:
+        return None
+    try:
+        return email.utils.parsedate_to_datetime(value).timestamp() - time.time()
+    except (TypeError, ValueError, IndexError):
+        return None
+
+
+class _LimitedStream(httpx_lib.SyncByteStream):
+    """The answer's body, checked against the deadline and the byte cap at every chunk received."""
+
+    def __init__(self, owner: DeadlineTransport, inner: Iterable[bytes], cut: _Cut, inflater: _Inflater | None):
+        self._owner = owner
+        self._inner = inner
+        self._cut = cut
+        self._inflater = inflater
+
+    def __iter__(self) -> Iterator[bytes]:
+        owner, limit, received = self._owner, self._owner.max_answer_bytes, 0
+        try:
+            for chunk in self._inner:
+                data = self._inflater.decode(chunk, limit - received) if self._inflater else chunk
+                received += len(data)
+                owner.check(self._cut, received)
+                if data:
+                    yield data
+            if self._inflater is not None:
+                tail = self._inflater.flush()
+                owner.check(self._cut, received + len(tail))
+                if tail:
+                    yield tail
+        except httpx_lib.TimeoutException as exc:
+            if owner.reached(self._cut):
+                raise owner.cut_off(self._cut) from exc
+            raise
+
+    def close(self) -> None:
+        close = getattr(self._inner, "close", None)
+        if callable(close):
+            close()
+
+
+class DeadlineTransport(httpx_lib.BaseTransport):
+    """An httpx transport that bounds each model call in time and answer size.
+
+    The call's deadline is ``deadline_s`` after the start of the :func:`call_deadline` block around it (set
+    by :func:`ask`), or the block's ``deadline`` (the run's wall cap) when earlier; outside such a block,
+    each request gets ``deadline_s`` of its own.  The transport refuses a request past the deadline, caps
+    its connect/read/write/pool timeouts to the time left, checks the deadline and counts the body's bytes
+    at every chunk received (a drip is cut within one chunk's interval of the deadline), turns a timeout
+    that fires at the deadline into the deadline's error, and tells the openai client not to retry a
+    429/5xx whose wait would end past the deadline (``x-should-retry: false``; the status error then
+    propagates, transient).  The client's waits after a timeout or a dropped connection are short
+    (:func:`client_backoff_s`); the attempt after one is refused when the deadline has passed.  It asks for
+    an uncompressed body and decodes a gzip/deflate one itself, so the cap counts the answer's own bytes.
+    Errors: :class:`ModelDeadlineError`, :class:`WallCapReached`, :class:`ModelAnswerTooLarge`.
+    """
+
+    def __init__(self, inner: httpx_lib.BaseTransport | None = None, *, model: str, host: str, deadline_s: float,
+                 max_answer_bytes: int = DEFAULT_MAX_ANSWER_BYTES,
+                 max_backoff_s: float = _CLIENT_BACKOFF_MAX_S, clock: Callable[[], float] = time.time) -> None:
+        self.inner = inner if inner is not None else httpx_lib.HTTPTransport()
+        self.model = model
+        self.host = host
+        self.deadline_s = deadline_s
+        self.max_answer_bytes = max_answer_bytes
+        self.max_backoff_s = max_backoff_s
+        self.clock = clock
+
+    def handle_request(self, request: httpx_lib.Request) -> httpx_lib.Response:
+        cut = self._cut()
+        left = cut.at - self.clock()
+        if left <= 0:
+            raise self.cut_off(cut)
+        request.extensions["timeout"] = _capped_timeouts(request.extensions.get("timeout"), left)
+        request.headers["Accept-Encoding"] = "identity"
+        try:
+            response = self.inner.handle_request(request)
+        except httpx_lib.TimeoutException as exc:
+            if self.reached(cut):
+                raise self.cut_off(cut) from exc
+            raise
+        self._no_retry_past(response, cut)
+        encoding = response.headers.get("content-encoding", "").strip().lower()
+        inflater = None
+        if encoding not in ("", "identity"):
+            if encoding not in ("gzip", "x-gzip", "deflate"):
+                response.close()
+                raise ModelCallError(f"the answer of {self.model} at {self.host} came with the content encoding "
+                                     f"{encoding[:40]!r}, not the plain body asked for")
+            inflater = _Inflater(encoding)
+            del response.headers["content-encoding"]
+            if "content-length" in response.headers:
+                del response.headers["content-length"]
+        response.stream = _LimitedStream(self, cast(Iterable[bytes], response.stream), cut, inflater)
+        return response
+
+    def close(self) -> None:
+        self.inner.close()
+
+    def check(self, cut: _Cut, received: int) -> None:
+        """Raise when ``received`` bytes are over the cap or the deadline has passed."""
+        if received > self.max_answer_bytes:
+            raise ModelAnswerTooLarge(f"the answer of {self.model} at {self.host} is over "
+                                      f"{self.max_answer_bytes} bytes (cut off)")
+        if self.clock() >= cut.at:
+            raise self.cut_off(cut)
+
+    def reached(self, cut: _Cut) -> bool:
+        """True when (all but :data:`_CUT_SLACK_S` of) the time to ``cut`` is spent."""
+        return cut.at - self.clock() <= _CUT_SLACK_S
+
+    def cut_off(self, cut: _Cut) -> ModelCallError:
+        """The error of a call cut at ``cut``: the run's wall cap, or the call's own deadline."""
+        if cut.by_wall:
+            elapsed = max(self.clock() - cut.started, 0.0)
+            return WallCapReached(f"the run's wall-time cap was reached while {self.model} at {self.host} was "
+                                  f"answering (call cancelled after {elapsed:.1f} s)")
+        return ModelDeadlineError(f"model call to {self.model} at {self.host} took longer than its deadline of "
+                                  f"{self.deadline_s:g} s (cut off)")
+
+    def _cut(self) -> _Cut:
+        call = _CALL.get()
+        started = call.started if call is not None else self.clock()
+        own = started + self.deadline_s
+        wall = call.wall_deadline if call is not None else None
+        if wall is not None and wall < own:
+            return _Cut(wall, True, started)
+        return _Cut(own, False, started)
+
+    def _no_retry_past(self, response: httpx_lib.Response, cut: _Cut) -> None:
+        status = response.status_code
+        if status not in _TRANSIENT_STATUS and status < 500:
+            return
+        wait = _retry_after_s(response.headers)
+        if wait is None or not 0 < wait <= _CLIENT_RETRY_AFTER_MAX_S:
+            wait = self.max_backoff_s
+        if self.clock() + wait >= cut.at:
+            response.headers["x-should-retry"] = "false"
+
+
+def _env_proxy(base_url: str | None) -> str | None:
+    """The proxy the environment sets for ``base_url`` (httpx ignores the environment once given a transport)."""
+    parts = urlsplit(base_url or f"https://{OPENAI_HOST}/v1")
+    proxies = urllib.request.getproxies()
+    proxy = proxies.get(parts.scheme) or proxies.get("all")
+    if not proxy or urllib.request.proxy_bypass(parts.hostname or ""):
+        return None
+    return proxy
+
+
+def make_chat_model(config: ModelConfig, env: Mapping[str, str] | None = None, *,
+                    transport: httpx_lib.BaseTransport | None = None) -> ChatOpenAI:
+    """A ``ChatOpenAI`` for ``config``; its openai client retries 408/409/429/5xx and timeouts ``max_retries`` times.
+
+    Its HTTP client sends through a :class:`DeadlineTransport` around ``transport`` (by default an
+    ``HTTPTransport``, through the environment's proxy if one applies).  Only the sync path (``invoke``,
+    ``stream``) is bounded; the async client is langchain's default.
+    """
+    inner = transport if transport is not None else httpx_lib.HTTPTransport(proxy=_env_proxy(config.base_url))
+    limited = DeadlineTransport(inner, model=config.model, host=config.base_url_host or OPENAI_HOST,
+                                deadline_s=config.deadline_s, max_answer_bytes=config.max_answer_bytes,
+                                max_backoff_s=client_backoff_s(config.max_retries))
     kwargs: dict[str, Any] = {
         "model": config.model,
         "base_url": config.base_url,
@@ -195,6 +496,7 @@ def make_chat_model(config: ModelConfig, env: Mapping[str, str] | None = None) -
         "temperature": config.temperature,
         "timeout": config.timeout_s,
         "max_retries": config.max_retries,
+        "http_client": httpx_lib.Client(transport=limited, timeout=config.timeout_s, follow_redirects=True),
     }
     if config.seed is not None:
         kwargs["seed"] = config.seed
@@ -234,7 +536,12 @@ _TRANSIENT_STATUS = frozenset({408, 409, 429})
 
 
 def is_transient(exc: BaseException) -> bool:
-    """True for errors a LangGraph ``RetryPolicy(retry_on=is_transient)`` should retry."""
+    """True for errors a LangGraph ``RetryPolicy(retry_on=is_transient)`` should retry.
+
+    Never for a :class:`ModelCallError`: a call cut at its deadline already had the client's retries.
+    """
+    if isinstance(exc, ModelCallError):
+        return False
     if isinstance(exc, TRANSIENT_ERRORS):
         return True
     status = getattr(exc, "status_code", None)
@@ -291,6 +598,18 @@ def _model_secrets(model: BaseChatModel) -> list[str]:
     return [s for s in secrets if s and s != LOCAL_PLACEHOLDER_KEY]
 
 
+def _model_name(model: BaseChatModel) -> str:
+    return str(getattr(model, "model_name", None) or getattr(model, "model", None) or type(model).__name__)
+
+
+def _model_where(model: BaseChatModel) -> str:
+    """``MODEL at HOST`` for an OpenAI chat model, ``MODEL`` for others."""
+    if not isinstance(model, BaseChatOpenAI):
+        return _model_name(model)
+    base = getattr(model, "openai_api_base", None)
+    return f"{_model_name(model)} at {_host_port(base) if base else OPENAI_HOST}"
+
+
 def _call_error(exc: BaseException, model: BaseChatModel) -> ModelCallError:
     status = getattr(exc, "status_code", None)
     message = getattr(exc, "message", None) or str(exc)
@@ -298,16 +617,16 @@ def _call_error(exc: BaseException, model: BaseChatModel) -> ModelCallError:
     line = _KEYLIKE.sub("***", redact(line, _model_secrets(model)))
     if len(line) > 300:
         line = line[:297] + "..."
-    name = getattr(model, "model_name", None) or getattr(model, "model", None) or type(model).__name__
     what = f"HTTP {status}" if isinstance(status, int) else type(exc).__name__
-    return ModelCallError(f"model call to {name!s} failed ({what}, not retried): {line}")
+    return ModelCallError(f"model call to {_model_name(model)} failed ({what}, not retried): {line}")
 
 
 def _estimate_tokens(text: str) -> int:
     return len(text) // 4
 
 
-def ask(model: BaseChatModel, messages: Sequence[BaseMessage], *, timeout_s: float | None = None) -> Answer:
+def ask(model: BaseChatModel, messages: Sequence[BaseMessage], *, timeout_s: float | None = None,
+        deadline: float | None = None) -> Answer:
     """Send ``messages`` to ``model`` once and return its :class:`Answer`.
 
     The text is the answer's string content, or the ``text`` blocks of list content; reasoning that a
@@ -317,21 +636,35 @@ def ask(model: BaseChatModel, messages: Sequence[BaseMessage], *, timeout_s: flo
     ``Answer.estimated`` is set.  ``timeout_s`` overrides the HTTP timeout of an OpenAI chat model for
     this call (other chat models take no timeout; it is ignored for them).
 
+    ``deadline`` is the run's wall cap (absolute ``time.time()``).  The call runs inside
+    :func:`call_deadline`, so a model from :func:`make_chat_model` is cut at ``ModelConfig.deadline_s``
+    from now or at ``deadline``, the earlier (:class:`ModelDeadlineError`, :class:`WallCapReached`), and
+    its answer at ``max_answer_bytes`` (:class:`ModelAnswerTooLarge`).  Other chat models (tests' fakes)
+    are not cut by time; for every model a ``deadline`` already past raises :class:`WallCapReached`
+    before the call, and a text over :data:`MAX_ANSWER_CHARS` raises :class:`ModelAnswerTooLarge`.
+
     Transient errors (:func:`is_transient`) propagate unchanged so the node's retry policy can retry;
     other API errors raise :class:`ModelCallError` with a one-line message that never holds the key.
     """
     kwargs: dict[str, Any] = {}
     if timeout_s is not None and isinstance(model, BaseChatOpenAI):
         kwargs["timeout"] = timeout_s
+    if deadline is not None and deadline <= time.time():
+        raise WallCapReached(f"the run's wall-time cap was reached before {_model_where(model)} was asked "
+                             "(call not made)")
     start = time.perf_counter()
     try:
-        reply = model.invoke(list(messages), **kwargs)
+        with call_deadline(deadline):
+            reply = model.invoke(list(messages), **kwargs)
     except Exception as exc:
         if is_transient(exc) or not isinstance(exc, (openai.APIError, ModelError)):
             raise
         raise _call_error(exc, model) from None
     seconds = time.perf_counter() - start
     text = content_text(reply.content)
+    if len(text) > MAX_ANSWER_CHARS:
+        raise ModelAnswerTooLarge(f"the answer of {_model_where(model)} is over {MAX_ANSWER_CHARS} characters "
+                                  "(cut off)")
     usage = getattr(reply, "usage_metadata", None)
     if usage:
         return Answer(text, int(usage.get("input_tokens", 0)), int(usage.get("output_tokens", 0)), seconds)

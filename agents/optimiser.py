@@ -10,6 +10,7 @@ from __future__ import annotations
 import statistics
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from agents import checks, verifier
 from agents.planner import ROLES
@@ -68,16 +69,24 @@ def profile(modules: Mapping[str, str], executor_for: checks.ExecutorFactory,
     return Profile(per_role, tuple(w.id for w in final_check), sum(len(w.layers) for w in final_check))
 
 
-def measure(modules: Mapping[str, str], executor_for: checks.ExecutorFactory,
+def measure(modules: Mapping[str, str] | Path, executor_for: checks.ExecutorFactory,
             final_check: Sequence[verifier.Workload], repeats: int = REPEATS) -> float:
-    """Median over ``repeats`` runs of the candidate's whole pipeline on the final check, seconds."""
+    """Median over ``repeats`` runs of the candidate's whole pipeline on the final check, seconds.
+
+    ``modules`` are module sources, or a folder (a user's reference) timed as it is once it passes the rules.
+    """
     tasks = [verifier.Task(f"time/{w.id}", w, "mapping", "memory", False) for w in final_check]
-    runs: list[float] = []
+    if isinstance(modules, Path):
+        found = verifier.static_check(modules)
+        if found is not None:
+            raise MeasureError(f"{modules} is not timed: {found[1]}")
+        return _median(executor_for(modules), tasks, repeats)
     with checks.scratch_candidate(modules) as folder:
-        executor = executor_for(folder)
-        for _ in range(repeats):
-            runs.append(sum(_run_seconds(executor, tasks)))
-    return statistics.median(runs)
+        return _median(executor_for(folder), tasks, repeats)
+
+
+def _median(executor: verifier.Executor, tasks: Sequence[verifier.Task], repeats: int) -> float:
+    return statistics.median(sum(_run_seconds(executor, tasks)) for _ in range(repeats))
 
 
 def decide(before_s: float, after_s: float | None, verification: verifier.Verification | None) -> tuple[bool, str]:

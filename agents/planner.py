@@ -7,21 +7,18 @@ data (TypedDicts) so it lives in the graph's state and its checkpoints.
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import logging
-import sys
 from collections.abc import Sequence
 from pathlib import Path
-from types import ModuleType
-from typing import Any, Literal, cast
+from typing import Literal, cast
 
 import yaml
 from typing_extensions import TypedDict
 
-from agents import skeleton
-from reference_sim import engine
+from agents import skeleton, user_reference
+from agents.spec import AgentSpec, load_agent_spec
 from reference_sim.errors import InputError, SimCoderError
-from reference_sim.spec import Budget, LoadedSpec, Spec, load_spec
+from reference_sim.spec import LoadedSpec, Spec
 
 logger = logging.getLogger(__name__)
 
@@ -84,10 +81,6 @@ class Plan(TypedDict):
     granularity: str
     reference: str
     """``built-in`` or the folder of the user's own reference modules."""
-    budget: dict[str, Any]
-    """The spec's ``budget`` section (defaults filled in)."""
-    model_settings: dict[str, Any] | None
-    """The spec's ``model`` section (never a key: only the name of the variable holding it)."""
 
 
 def unsupported_features(spec: Spec) -> list[str]:
@@ -115,48 +108,25 @@ def parse_generate(value: str | Sequence[str] | None) -> list[str] | None:
     return [r for r in ROLES if r in names]
 
 
-def load_reference(folder: str | Path) -> engine.Modules:
-    """A user's own reference: a folder holding ``mapping.py``, ``network.py`` and ``memory.py``.
+def check_reference(folder: str | Path) -> Path:
+    """A user's own reference folder, checked and resolved: ``mapping.py``, ``network.py`` and ``memory.py``
+    present, each defining the contract's function, every source within the candidate's rules.
 
-    The modules run on the host (they are the user's code, not a model's) under the package name
-    ``simcoder_user_reference``; they import the contract relatively and get ours when the folder has
-    no copy.
+    Parsed, never imported: the reference is code like a candidate's and runs only in the sandbox, where its
+    expected results come from (:func:`agents.user_reference.expected_suites`).
     """
-    folder = Path(folder).resolve()
-    missing = [f"{r}.py" for r in ROLES if not (folder / f"{r}.py").is_file()]
-    if missing:
-        raise PlanError(f"{folder}: a reference folder needs mapping.py, network.py and memory.py; "
-                        f"missing {', '.join(missing)}")
-    package_name = "simcoder_user_reference"
-    for name in [n for n in sys.modules if n == package_name or n.startswith(package_name + ".")]:
-        del sys.modules[name]
-    spec = importlib.machinery.ModuleSpec(package_name, None, is_package=True)
-    spec.submodule_search_locations = [str(folder)]
-    package = importlib.util.module_from_spec(spec)
-    sys.modules[package_name] = package
-    from reference_sim import contract, errors
-
-    for name, module in (("contract", contract), ("errors", errors)):
-        if not (folder / f"{name}.py").is_file():
-            sys.modules[f"{package_name}.{name}"] = module
-    loaded: dict[str, ModuleType] = {}
-    for role in ROLES:
-        try:
-            loaded[role] = importlib.import_module(f"{package_name}.{role}")
-        except Exception as exc:
-            raise PlanError(f"{folder / (role + '.py')}: the reference module does not import: "
-                            f"{type(exc).__name__}: {exc}") from exc
-        if not callable(getattr(loaded[role], ENTRY_POINTS[role], None)):
-            raise PlanError(f"{folder / (role + '.py')}: defines no {ENTRY_POINTS[role]}() (the contract's interface)")
-    return engine.Modules(loaded["mapping"], loaded["network"], loaded["memory"])
+    try:
+        return user_reference.check_reference_folder(folder)
+    except user_reference.UserReferenceError as exc:
+        raise PlanError(str(exc)) from None
 
 
-def _architecture_yaml(loaded: LoadedSpec) -> str:
+def _architecture_yaml(loaded: LoadedSpec[AgentSpec]) -> str:
     data = loaded.spec.architecture.model_dump(mode="json", exclude_none=True)
     return yaml.safe_dump({"architecture": data}, sort_keys=False, default_flow_style=None, width=110).strip()
 
 
-def module_task(loaded: LoadedSpec, role: str, granularity: str) -> ModuleTask:
+def module_task(loaded: LoadedSpec[AgentSpec], role: str, granularity: str) -> ModuleTask:
     """One coder's task for ``role``."""
     descriptions = loaded.spec.modules
     description = getattr(descriptions, role, "") if descriptions is not None else ""
@@ -173,42 +143,41 @@ def module_task(loaded: LoadedSpec, role: str, granularity: str) -> ModuleTask:
                       interface=INTERFACES[role], granularity=granularity, skeleton=text, units=units)
 
 
-def plan_run(spec_path: str | Path, *, generate: Sequence[str] | None = None, granularity: str = "module",
-             template: bool = False, reference_dir: str | Path | None = None) -> Plan:
-    """Validate the spec and plan the run.
+def plan_run(spec: str | Path | LoadedSpec[AgentSpec], *, generate: Sequence[str] | None = None,
+             granularity: str = "module", template: bool = False, reference_dir: str | Path | None = None,
+             spec_sha256: str | None = None) -> Plan:
+    """Validate the spec (a path, or a spec already loaded) and plan the run.
 
     ``generate`` (the CLI's ``--generate``) wins over the spec's ``generate``; both default to all
     three modules.  Refuses (:class:`PlanError`) a spec the reference cannot model unless the run is
-    pointed at the user's own reference (``reference_dir``).
+    pointed at the user's own reference (``reference_dir``).  ``spec_sha256``: the spec's text's hash
+    when the spec is not (yet) a file.
     """
     if granularity not in GRANULARITIES:
         raise PlanError(f"granularity must be one of {', '.join(GRANULARITIES)}; got {granularity!r}")
-    loaded = load_spec(spec_path)
-    spec = loaded.spec
-    if spec.verification is None or not spec.verification.workloads:
+    loaded = spec if isinstance(spec, LoadedSpec) else load_agent_spec(spec)
+    agent_spec = loaded.spec
+    if agent_spec.verification is None or not agent_spec.verification.workloads:
         raise InputError(loaded.path, "the spec names no verification workloads; the verifier needs some",
                          field="verification.workloads")
-    beyond = unsupported_features(spec)
+    beyond = unsupported_features(agent_spec)
     if beyond and reference_dir is None:
         raise PlanError(f"{loaded.path}: the built-in reference cannot model " + "; ".join(beyond)
                         + ". Point the run at your own reference (--reference DIR: a folder with mapping.py, "
                         "network.py and memory.py under the same contract) to verify against it.")
-    if reference_dir is not None:
-        load_reference(reference_dir)
-    chosen = list(generate) if generate is not None else list(spec.generate or ROLES)
+    reference = check_reference(reference_dir) if reference_dir is not None else None
+    chosen = list(generate) if generate is not None else list(agent_spec.generate or ROLES)
     roles = [r for r in ROLES if r in chosen]
     return Plan(
         spec_path=str(loaded.path.resolve()),
-        spec_name=spec.name,
-        spec_sha256=hashlib.sha256(loaded.path.read_bytes()).hexdigest(),
+        spec_name=agent_spec.name,
+        spec_sha256=spec_sha256 or hashlib.sha256(loaded.path.read_bytes()).hexdigest(),
         generate=roles,
         keep=[r for r in ROLES if r not in roles],
         tasks=[module_task(loaded, r, granularity) for r in roles],
         template=template,
         granularity=granularity,
-        reference=str(Path(reference_dir).resolve()) if reference_dir is not None else "built-in",
-        budget=(spec.budget or Budget()).model_dump(mode="json"),
-        model_settings=spec.model.model_dump(mode="json") if spec.model is not None else None,
+        reference=str(reference) if reference is not None else "built-in",
     )
 
 

@@ -197,15 +197,15 @@ def examples(role: str, *, reasoning: bool = False) -> str:
     return "\n\n".join(parts)
 
 
-def _refused() -> tuple[str, str]:
-    modules = ", ".join(f"`{m}`" for m in sorted(rules.DENIED_MODULES))
+def _rules_text() -> tuple[str, str]:
+    modules = ", ".join(f"`{m}`" for m in sorted(rules.ALLOWED_STDLIB - {"__future__"}))
     names = ", ".join(f"`{n}`" for n in sorted(rules.DENIED_NAMES))
     return modules, names
 
 
 def _system() -> SystemMessage:
-    modules, names = _refused()
-    return SystemMessage(content=render("system.md", refused_modules=modules, refused_names=names))
+    modules, names = _rules_text()
+    return SystemMessage(content=render("system.md", allowed_modules=modules, refused_names=names))
 
 
 def _context(role: str, description: str, architecture: str) -> str:

@@ -1,24 +1,22 @@
 """What a run's nodes need besides the state: the suite, the sandbox pool and the chat model.
 
-Built once per run from the context and the plan (kept in the context's cache, never in the state
-or a checkpoint: the chat model holds the key).
+Built once per run from its plan and settings (kept by the graph's host, never in the state or a
+checkpoint: the chat model holds the key).
 """
 
 from __future__ import annotations
 
 import logging
-import threading
+import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from langchain_core.language_models import BaseChatModel
 
-from agents import checks, llm, verifier
-from agents.planner import Plan, load_reference
-from reference_sim import engine
-from reference_sim.spec import ModelSettings
+from agents import checks, llm, user_reference, verifier
+from agents.planner import Plan
+from agents.run_config import RunConfig
 from sandbox.base import Sandbox
 from sandbox.config import SandboxConfig
 from sandbox.factory import SandboxKind, make_sandbox
@@ -32,12 +30,24 @@ TEMPLATE_FALLBACK = ("no Docker engine is reachable: template mode runs its own 
                      "sandbox instead")
 
 
-def model_config(plan: Plan | None, *, model: str | None, base_url: str | None, seed: int | None,
-                 env: Mapping[str, str] | None = None) -> llm.ModelConfig | None:
-    """The model settings of a run (``None``: template mode)."""
-    settings = plan.get("model_settings") if plan is not None else None
-    parsed = ModelSettings.model_validate(settings) if settings else None
-    return llm.resolve_model_config(parsed, model=model, base_url=base_url, seed=seed, env=env)
+def model_config(config: RunConfig, env: Mapping[str, str] | None = None) -> llm.ModelConfig | None:
+    """The chat model's settings from the run's (``None``: template mode); fails now when no key is set for a
+    remote endpoint.  The key's variable is the run's, else ``OPENAI_API_KEY`` when that one is unset."""
+    if config.template:
+        return None
+    if config.model is None:
+        raise llm.ModelConfigError("a base URL is configured but no model name: pass --model NAME, set "
+                                   f"{llm.ENV_MODEL}, or set model.model in the spec")
+    env = os.environ if env is None else env
+    key_env = config.api_key_env
+    if not env.get(key_env, "").strip() and env.get(llm.DEFAULT_API_KEY_ENV, "").strip():
+        key_env = llm.DEFAULT_API_KEY_ENV
+    made = llm.ModelConfig(model=config.model, base_url=config.base_url, api_key_env=key_env,
+                           temperature=config.temperature, timeout_s=config.model_deadline_s,
+                           max_retries=llm.DEFAULT_MAX_RETRIES, seed=config.seed,
+                           deadline_s=config.model_deadline_s, max_answer_bytes=config.max_answer_bytes)
+    llm.api_key(made, env)
+    return made
 
 
 def sandbox_kind(choice: str, template: bool) -> SandboxKind:
@@ -60,10 +70,6 @@ class Resources:
     sandbox_note: str
 
 
-def _reference(plan: Plan) -> engine.Modules:
-    return engine.REFERENCE if plan["reference"] == "built-in" else load_reference(plan["reference"])
-
-
 def make_sandbox_for(kind: SandboxKind, timeout_s: float, memory_mib: int = 3072) -> Sandbox:
     """The sandbox a run uses (Docker or processes)."""
     return make_sandbox(SandboxConfig(timeout_s=timeout_s, memory_mib=memory_mib), kind=kind)
@@ -76,37 +82,28 @@ def sandbox_note(sandbox: Sandbox, kind: SandboxKind) -> str:
     return TEMPLATE_FALLBACK if kind == "auto" else PROCESS_WARNING
 
 
-_lock = threading.Lock()
-
-
-def resources(cache: dict[str, Any], plan: Plan, *, sandbox_choice: str, max_sandboxes: int, timeout_s: float,
-              memory_mib: int, workdir: Path | None, chat_model: BaseChatModel | None,
-              executor_factory: Callable[[Path], verifier.Executor] | None,
-              model: str | None, base_url: str | None, seed: int | None) -> Resources:
-    """The run's resources, made on first use and kept in ``cache`` (the context's; a sandbox already made, e.g.
-    by the CLI's preflight, is taken from ``cache["sandbox"]``)."""
-    with _lock:
-        found = cache.get("resources")
-        if isinstance(found, Resources):
-            return found
-        reference = _reference(plan)
-        suite = verifier.load_suite(plan["spec_path"], reference)
-        final_check = verifier.load_final_check(plan["spec_path"], reference)
-        note = ""
-        if executor_factory is not None:
-            executor_for: checks.ExecutorFactory = executor_factory
-        else:
-            kind = sandbox_kind(sandbox_choice, plan["template"])
-            made_before = cache.get("sandbox")
-            sandbox = made_before if made_before is not None else make_sandbox_for(kind, timeout_s, memory_mib)
-            note = sandbox_note(sandbox, kind)
-            pool = checks.Sandboxes(lambda: sandbox, max_sandboxes, timeout_s=timeout_s, workdir=workdir)
-            executor_for = pool.executor
-        model_obj = chat_model
-        if model_obj is None and not plan["template"]:
-            config = model_config(plan, model=model, base_url=base_url, seed=seed)
-            if config is not None:
-                model_obj = llm.make_chat_model(config)
-        made = Resources(suite, final_check, executor_for, model_obj, note)
-        cache["resources"] = made
-        return made
+def resources(plan: Plan, config: RunConfig, *, sandbox: Sandbox | None = None,
+              chat_model: BaseChatModel | None = None,
+              executor_factory: Callable[[Path], verifier.Executor] | None = None) -> Resources:
+    """One run's resources: the suite (a user's reference's expected results from its sandbox run), the sandbox
+    pool (``sandbox`` when one was made already, e.g. by the CLI's preflight) and the chat model."""
+    note = ""
+    if executor_factory is not None:
+        executor_for: checks.ExecutorFactory = executor_factory
+    else:
+        kind = sandbox_kind(config.sandbox, plan["template"])
+        made = sandbox if sandbox is not None else make_sandbox_for(kind, config.sandbox_timeout_s,
+                                                                    config.sandbox_memory_mib)
+        note = sandbox_note(made, kind)
+        pool = checks.Sandboxes(lambda: made, config.max_sandboxes, timeout_s=config.sandbox_timeout_s)
+        executor_for = pool.executor
+    suite = verifier.load_suite(plan["spec_path"])
+    final_check = verifier.load_final_check(plan["spec_path"])
+    if plan["reference"] != "built-in":
+        suite, final_check = user_reference.expected_suites(plan["reference"], executor_for, suite, final_check)
+    model_obj = chat_model
+    if model_obj is None and not plan["template"]:
+        found = model_config(config)
+        if found is not None:
+            model_obj = llm.make_chat_model(found)
+    return Resources(suite, final_check, executor_for, model_obj, note)

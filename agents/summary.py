@@ -11,6 +11,7 @@ import platform
 import time
 from collections.abc import Mapping
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any
 
 from agents import verifier
@@ -58,8 +59,11 @@ def score(record: Mapping[str, Any]) -> tuple[int, int, float]:
     return passed, matched, -abs(error) if isinstance(error, int | float) else -1e18
 
 
-def reference_sources(reference: engine.Modules) -> dict[str, str]:
-    """The reference's module sources, timed in the sandbox exactly like a candidate (same harness, same limits)."""
+def reference_sources(reference: engine.Modules | Path) -> dict[str, str] | Path:
+    """What to time for the reference in the sandbox exactly like a candidate (same harness, same limits): the
+    built-in modules' sources, or a user's reference folder as it is (never imported here)."""
+    if isinstance(reference, Path):
+        return reference
     return {role: inspect.getsource(getattr(reference, role)) for role in ("mapping", "network", "memory")}
 
 
@@ -87,7 +91,9 @@ def one_line(report: RunReport) -> str:
     written = ", ".join(f"{m.module} ({m.source}, {m.attempts} answer{'s' if m.attempts != 1 else ''})"
                         for m in report.modules)
     said = report.verification.message if report.verification is not None else "not verified"
-    return f"{report.status} ({report.mode} mode, {report.seconds:.1f} s): {written}. {said}"[:600]
+    stopped = next((n for n in reversed(report.notes) if n.startswith("stopped: ")), "")
+    why = f" ({' '.join(stopped.split())})" if stopped and report.status != "verified" else ""
+    return f"{report.status} ({report.mode} mode, {report.seconds:.1f} s): {written}. {said}{why}"[:900]
 
 
 def build_report(state: Mapping[str, Any], *, run_id: str, status: str, mode: str, strategy: str,

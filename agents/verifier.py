@@ -2,7 +2,8 @@
 
 Pure functions, no LangGraph.  Nothing of the reference enters the candidate's sandbox: the
 container gets the candidate folder, the contract, the harness (:mod:`agents.harness`) and the
-job's inputs; expected results are computed here, on the host.  The flow of :func:`verify`:
+job's inputs; expected results are the built-in reference's, computed here on the host, or a user's
+reference's, from its own sandbox run (:mod:`agents.user_reference`).  The flow of :func:`verify`:
 
 1. **static check** of the candidate's sources (:func:`agents.harness.rules.check_folder`: parsed,
    never run): a refused import or name ends the verification as ``forbidden``, naming file and line;
@@ -86,6 +87,10 @@ class BadOutputError(SimCoderError, ValueError):
     """The harness's output (manifest, arrays) is missing or malformed."""
 
 
+class UserReferenceError(SimCoderError, RuntimeError):
+    """A user's own reference gives no expected results: refused by the rules, crashed, or not run in the sandbox."""
+
+
 # --------------------------------------------------------------------------- the suite
 
 
@@ -96,14 +101,24 @@ class Workload:
     id: str
     hardware: Hardware
     layers: tuple[Layer, ...]
-    reference: engine.Modules = engine.REFERENCE
-    """The modules that say what is expected (the built-in reference, or a user's own under the same contract)."""
+    reference: engine.Modules | Path = engine.REFERENCE
+    """What says what is expected: modules computed here on the host (the built-in reference), or the folder of a
+    user's own reference under the same contract, which runs only in the sandbox (:mod:`agents.user_reference`)."""
+    expected: tuple[ReferenceLayer, ...] | None = field(default=None, compare=False, hash=False, repr=False)
+    """The user's reference's results with traces, from its sandbox run (``None``: not attached)."""
+    expected_untraced: tuple[ReferenceLayer, ...] | None = field(default=None, compare=False, hash=False,
+                                                                 repr=False)
+    """The same without traces."""
+
+    def __post_init__(self) -> None:
+        if (self.expected is not None or self.expected_untraced is not None) and not isinstance(self.reference, Path):
+            raise ValueError(f"{self.id}: expected results are attached only for a user's reference folder")
 
 
 Suite = tuple[Workload, ...]
 
 
-def load_suite(spec_path: str | Path = DEFAULT_SPEC, reference: engine.Modules = engine.REFERENCE) -> Suite:
+def load_suite(spec_path: str | Path = DEFAULT_SPEC, reference: engine.Modules | Path = engine.REFERENCE) -> Suite:
     """The spec's verification suite: every ``verification.workloads`` entry under every variant."""
     from reference_sim.spec import load_spec
 
@@ -118,7 +133,8 @@ def load_suite(spec_path: str | Path = DEFAULT_SPEC, reference: engine.Modules =
     )
 
 
-def load_final_check(spec_path: str | Path = DEFAULT_SPEC, reference: engine.Modules = engine.REFERENCE) -> Suite:
+def load_final_check(spec_path: str | Path = DEFAULT_SPEC,
+                     reference: engine.Modules | Path = engine.REFERENCE) -> Suite:
     """The spec's ``final_check`` workloads (whole networks) on the spec's own architecture."""
     from reference_sim.spec import load_spec
 
@@ -168,16 +184,48 @@ class ReferenceLayer:
     """Report figures of ``memory``."""
 
 
-@functools.lru_cache(maxsize=64)
 def reference_run(workload: Workload, traces: bool = True) -> tuple[ReferenceLayer, ...]:
-    """The reference on a workload, stage by stage (computed on the host, cached).
+    """The reference on a workload, stage by stage: the results attached to it (a user's reference, run in the
+    sandbox), else its modules computed here on the host (cached).
 
-    The traced run adds the traced memory to the untraced run's mapping, schedule and report-only result.
+    Never runs a user's reference folder: without attached results it raises :class:`UserReferenceError`.
     """
+    attached = workload.expected if traces else workload.expected_untraced
+    if attached is not None:
+        if tuple(r.layer for r in attached[:len(workload.layers)]) != workload.layers:
+            raise UserReferenceError(f"{workload.id}: the expected results attached are for other layers")
+        return attached[:len(workload.layers)]
+    if isinstance(workload.reference, Path):
+        raise _not_run(workload, traces)
+    return _host_reference_run(workload, traces)
+
+
+def _not_run(workload: Workload, traces: bool) -> UserReferenceError:
+    return UserReferenceError(
+        f"the user's reference in {workload.reference} has no expected results {'with' if traces else 'without'}"
+        f" traces for {workload.id}: they come from its sandbox run (agents.user_reference.expected_suites)")
+
+
+def require_expected(suite: Sequence[Workload], final_check: Sequence[Workload] = ()) -> None:
+    """Raise :class:`UserReferenceError` unless every workload of a user's reference has its results attached
+    (traced and untraced for the suite, untraced for the final check)."""
+    for workloads, traced in ((suite, True), (final_check, False)):
+        for w in workloads:
+            if isinstance(w.reference, Path) and w.expected_untraced is None:
+                raise _not_run(w, False)
+            if isinstance(w.reference, Path) and traced and w.expected is None:
+                raise _not_run(w, True)
+
+
+@functools.lru_cache(maxsize=64)
+def _host_reference_run(workload: Workload, traces: bool) -> tuple[ReferenceLayer, ...]:
+    """:func:`reference_run` of modules on the host; the traced run adds the traced memory to the untraced run's
+    mapping, schedule and report-only result."""
     ref = workload.reference
+    assert isinstance(ref, engine.Modules)
     if traces:
         out: list[ReferenceLayer] = []
-        for base in reference_run(workload, False):
+        for base in _host_reference_run(workload, False):
             traced = ref.memory.simulate(base.mapping, base.schedule, workload.hardware, traces=True)
             out.append(dataclasses.replace(base, memory=traced,
                                            figures=figures_of(base.layer, workload.hardware, base.mapping, traced)))
@@ -815,6 +863,7 @@ def verify(executor: Executor, suite: Sequence[Workload] | None = None, *,
     suite = tuple(suite) if suite is not None else default_suite()
     final_check = tuple(final_check) if final_check is not None else default_final_check()
     start = time.perf_counter()
+    require_expected(suite, final_check)
     folder = executor.candidate_dir
     if folder is not None:
         found = static_check(folder)

@@ -10,21 +10,22 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import secrets
+import os
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from langchain_core.runnables import RunnableConfig
 
-from agents import llm, planner, resources
+from agents import intake, llm, planner, resources
 from agents.report import write_report
+from agents.run_config import NO_MAXIMA, CallerRequest, OperatorSettings, RunConfig
 from agents.summary import final_status, one_line
 from graph import checkpoint
-from graph.context import Context
-from graph.graph import build_builder, run_report
+from graph.graph import build_builder, report_of
+from graph.host import Host
 from reference_sim.errors import InputError, SimCoderError
 from sandbox.base import Sandbox, SandboxUnavailable
 
@@ -119,18 +120,25 @@ def resumed_settings(saved: dict[str, Any], args: argparse.Namespace) -> dict[st
     return {**saved, **given}
 
 
-def context_from(settings: dict[str, Any]) -> Context:
-    """The graph's context for these settings."""
-    return Context(strategy=settings["strategy"], granularity=settings["granularity"], model=settings["model"],
-                   base_url=settings["base_url"], seed=settings["seed"], generate=settings["generate"],
-                   reference_dir=settings["reference"], attempts_per_module=settings["max_attempts"],
-                   repair_rounds=settings["repair_rounds"], max_tokens=settings["max_tokens"],
-                   max_wall_s=settings["max_wall_s"], max_sandboxes=settings["max_sandboxes"],
-                   sandbox=settings["sandbox"] or "default", optimise=settings["optimise"])
+def operator_from(settings: dict[str, Any], out: Path, env: Mapping[str, str] | None = None) -> OperatorSettings:
+    """The CLI's operator settings: its flags, else ``OPENAI_MODEL``/``OPENAI_BASE_URL``; no maxima (one's own
+    machine)."""
+    env = os.environ if env is None else env
+    return OperatorSettings(
+        remote=False, sandbox=settings["sandbox"] or "default",
+        model=settings["model"] or env.get(llm.ENV_MODEL, "").strip() or None,
+        base_url=settings["base_url"] or env.get(llm.ENV_BASE_URL, "").strip() or None,
+        reference_dir=settings["reference"], run_root=str(out), maxima=NO_MAXIMA)
 
 
-def new_run_id() -> str:
-    return time.strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(2)
+def request_from(settings: dict[str, Any], run_id: str) -> CallerRequest:
+    """The CLI's run request from its settings."""
+    return CallerRequest(
+        spec_path=settings["arch"], run_id=run_id, strategy=settings["strategy"],
+        granularity=settings["granularity"], generate=settings["generate"], seed=settings["seed"],
+        attempts_per_module=settings["max_attempts"], repair_rounds=settings["repair_rounds"],
+        max_tokens=settings["max_tokens"], max_wall_s=settings["max_wall_s"], max_sandboxes=settings["max_sandboxes"],
+        optimise=settings["optimise"])
 
 
 def _progress(event: dict[str, Any], start: float) -> str | None:
@@ -160,14 +168,14 @@ def _progress(event: dict[str, Any], start: float) -> str | None:
     return None
 
 
-def _mode_line(settings: dict[str, Any], template: bool, config: llm.ModelConfig | None) -> str:
+def _mode_line(config: RunConfig, template: bool, model: llm.ModelConfig | None) -> str:
     if template:
         return ("SimulatorCoder: template mode (no model configured): the coders emit the built-in verified "
                 "modules; plan, sandbox verification, package and report run as usual")
-    assert config is not None
-    host = config.base_url_host or "api.openai.com"
-    return f"SimulatorCoder: model {config.model} at {host}, strategy {settings['strategy'] or 'from the spec'}, " \
-           f"granularity {settings['granularity']}"
+    assert model is not None
+    host = model.base_url_host or "api.openai.com"
+    return (f"SimulatorCoder: model {model.model} at {host}, strategy {config.strategy}, "
+            f"granularity {config.granularity}")
 
 
 def _load_settings(run_dir: Path, url: str | None = None) -> dict[str, Any]:
@@ -188,19 +196,18 @@ def _load_settings(run_dir: Path, url: str | None = None) -> dict[str, Any]:
     return data
 
 
-def preflight(settings: dict[str, Any]) -> tuple[bool, llm.ModelConfig | None, Sandbox | None]:
-    """Check the spec, the model settings and the sandbox before anything is spent; the sandbox is the run's."""
-    draft = planner.plan_run(settings["arch"], generate=settings["generate"], granularity=settings["granularity"],
-                             reference_dir=settings["reference"])
-    config = resources.model_config(draft, model=settings["model"], base_url=settings["base_url"],
-                                    seed=settings["seed"])
-    template = config is None
-    kind = resources.sandbox_kind(settings["sandbox"] or "default", template)
-    sandbox = resources.make_sandbox_for(kind, Context.sandbox_timeout_s, Context.sandbox_memory_mib)
+def preflight(settings: dict[str, Any], out: Path,
+              run_id: str) -> tuple[intake.Intake, llm.ModelConfig | None, Sandbox | None]:
+    """Check the spec, the settings, the model and the sandbox before anything is spent or written; the sandbox
+    is the run's."""
+    checked = intake.prepare(request_from(settings, run_id), operator_from(settings, out), where="command line")
+    model = resources.model_config(checked.config)
+    kind = resources.sandbox_kind(checked.config.sandbox, checked.config.template)
+    sandbox = resources.make_sandbox_for(kind, checked.config.sandbox_timeout_s, checked.config.sandbox_memory_mib)
     note = resources.sandbox_note(sandbox, kind)
     if note:
         print(note if kind == "auto" else f"warning: {note}", file=sys.stderr)
-    return template, config, sandbox
+    return checked, model, sandbox
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -217,52 +224,52 @@ def main(argv: Sequence[str] | None = None) -> int:
             run_dir = out / run_id
             settings = resumed_settings(_load_settings(run_dir, url), args)
         else:
-            run_id = new_run_id()
+            run_id = intake.new_run_id()
             run_dir = out / run_id
             settings = settings_from(args)
-        template, config, sandbox = preflight(settings)
+        checked, model, sandbox = preflight(settings, out, run_id)
         if url is not None:
             checkpoint.save_settings(url, run_id, settings)
     except (InputError, planner.PlanError, llm.ModelConfigError, SandboxUnavailable) as exc:
         return _refused(exc)
-    print(_mode_line(settings, template, config), flush=True)
+    config = checked.config
+    print(_mode_line(config, model is None, model), flush=True)
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / SETTINGS_FILE).write_text(json.dumps(settings, indent=2) + "\n", encoding="utf-8")
     print(f"run {run_id}: {run_dir}" + (f" (state in PostgreSQL at {checkpoint.where(url)})" if url else ""),
           flush=True)
-    ctx = context_from(settings)
-    ctx.clock_start = time.time()
-    ctx.cache["sandbox"] = sandbox
+    host = Host(operator_from(settings, out), sandbox=sandbox, clock_start=time.time(), prepared=checked,
+                resume_overrides=config.model_dump() if args.resume else {})
     thread: RunnableConfig = {"configurable": {"thread_id": run_id}}
     start = time.time()
     with checkpoint.open_saver(url, run_dir) as saver:
-        app = build_builder().compile(checkpointer=saver)
+        app = build_builder(host).compile(checkpointer=saver)
         snapshot = app.get_state(thread)
         if args.resume and snapshot.values and not snapshot.next:
             status = str(snapshot.values.get("status") or "failed")
             print(f"run {run_id} already ended: {snapshot.values.get('summary') or status}")
             return EXIT_CODES.get(status, 1)
-        inputs: Any = None if args.resume and snapshot.values else {
-            "spec_path": settings["arch"], "run_dir": str(run_dir), "run_id": run_id}
+        inputs: Any = None if args.resume and snapshot.values else request_from(settings, run_id).model_dump(
+            exclude_none=True)
         try:
-            for _namespace, event in app.stream(inputs, thread, context=ctx, stream_mode="custom", subgraphs=True):
+            for _namespace, event in app.stream(inputs, thread, stream_mode="custom", subgraphs=True):
                 line = _progress(event, start) if isinstance(event, dict) else None
                 if line and not args.quiet:
                     print(line, file=sys.stderr, flush=True)
         except KeyboardInterrupt:
-            return _cancelled(app, thread, ctx, run_dir, run_id)
+            return _cancelled(app, thread, host, run_dir, run_id)
         except (InputError, planner.PlanError, llm.ModelConfigError, SandboxUnavailable) as exc:
-            _partial(app, thread, ctx, run_dir, run_id, "failed", f"the run stopped: {exc}")
+            _partial(app, thread, host, run_dir, run_id, "failed", f"the run stopped: {exc}")
             return _refused(exc)
         except SimCoderError as exc:
             print(f"error: {exc}", file=sys.stderr)
-            _partial(app, thread, ctx, run_dir, run_id, "failed", f"the run stopped: {exc}")
+            _partial(app, thread, host, run_dir, run_id, "failed", f"the run stopped: {exc}")
             return EXIT_CODES["failed"]
         except Exception as exc:
             if not llm.is_transient(exc):
                 raise
             print(f"error: the model stayed unreachable after retries: {type(exc).__name__}: {exc}", file=sys.stderr)
-            _partial(app, thread, ctx, run_dir, run_id, "failed", "the model stayed unreachable after retries")
+            _partial(app, thread, host, run_dir, run_id, "failed", "the model stayed unreachable after retries")
             return EXIT_CODES["failed"]
         values = app.get_state(thread).values
     status = str(values.get("status") or final_status(values))
@@ -280,22 +287,22 @@ def _refused(exc: Exception) -> int:
     return EXIT_NO_SANDBOX if isinstance(exc, SandboxUnavailable) else EXIT_BAD_INPUT
 
 
-def _partial(app: Any, thread: RunnableConfig, ctx: Context, run_dir: Path, run_id: str, status: str,
+def _partial(app: Any, thread: RunnableConfig, host: Host, run_dir: Path, run_id: str, status: str,
              note: str) -> None:
     values = dict(app.get_state(thread).values)
     values.setdefault("run_dir", str(run_dir))
     values.setdefault("run_id", run_id)
     values["notes"] = [*values.get("notes", []), note]
-    report = run_report(values, ctx, status=status)
+    report = report_of(values, host, status=status)
     write_report(run_dir, report)
     print(one_line(report))
     print(f"report: {run_dir / 'report.md'}")
 
 
-def _cancelled(app: Any, thread: RunnableConfig, ctx: Context, run_dir: Path, run_id: str) -> int:
+def _cancelled(app: Any, thread: RunnableConfig, host: Host, run_dir: Path, run_id: str) -> int:
     print("cancelled: the last checkpoint is kept; continue with "
           f"`python -m graph.run --resume {run_id} --out {run_dir.parent}`", file=sys.stderr)
-    _partial(app, thread, ctx, run_dir, run_id, "cancelled", "cancelled by the user (Ctrl-C)")
+    _partial(app, thread, host, run_dir, run_id, "cancelled", "cancelled by the user (Ctrl-C)")
     return EXIT_CODES["cancelled"]
 
 

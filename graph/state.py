@@ -66,35 +66,43 @@ class InputState(TypedDict, total=False):
     """What a run is started with."""
 
     spec_path: str
-    """The architecture spec (``scale_sim.yaml``)."""
+    """The architecture spec (default the repo's ``scale_sim.yaml``; on a server, inside its roots)."""
     run_dir: str
-    """The run folder (``runs/<id>``): candidates, the package and the report go there."""
+    """The run's new folder (default ``<run root>/<run id>``; on a server, inside its run root)."""
     run_id: str
-    """The run's id (also the checkpoint thread)."""
+    """The run's id (a folder name)."""
     spec_yaml: str
-    """An inline spec (YAML text) instead of ``spec_path``; saved as ``spec.yaml`` in the run folder."""
+    """An inline spec (YAML text, size-limited) instead of ``spec_path``; saved as ``spec.yaml`` in the run folder."""
     strategy: str
-    """Overrides the context's ``strategy``: ``zero_shot``, ``icl``, ``cot`` or ``icl_cot``."""
+    """The prompting strategy: ``zero_shot``, ``icl``, ``cot`` or ``icl_cot`` (default: the spec's)."""
     granularity: str
-    """Overrides the context's ``granularity``: ``module`` or ``function``."""
-    model: str
-    """Overrides the context's model name (an OpenAI-compatible model; none anywhere: template mode)."""
-    base_url: str
-    """Overrides the context's OpenAI-compatible endpoint."""
+    """``module`` or ``function``."""
     generate: list[str]
-    """Overrides the modules to write (``mapping``, ``network``, ``memory``)."""
+    """The modules to write (``mapping``, ``network``, ``memory``; default: the spec's, else all three)."""
+    seed: int
+    """The sampling seed, for endpoints that take one."""
+    model: str
+    """A model name; a remote caller may only name one the server's operator lists."""
+    base_url: str
+    """An OpenAI-compatible endpoint; a remote caller may only name one the server's operator lists."""
     attempts_per_module: int
-    """Overrides the answers per module or unit."""
+    """Answers per module or unit (at most the server's maximum)."""
     repair_rounds: int
-    """Overrides the verify-repair rounds."""
+    """Verify-repair rounds (at most the server's maximum)."""
     max_tokens: int
-    """Overrides the token cap."""
+    """The token cap (at most the server's maximum)."""
     max_wall_s: float
-    """Overrides the wall-time cap, seconds."""
+    """The wall-time cap, seconds (at most the server's maximum)."""
+    max_sandboxes: int
+    """Sandbox runs at once (at most the server's maximum)."""
     optimise: bool
-    """Overrides whether the optimiser runs once verified."""
+    """Whether the optimiser runs once verified."""
     human_review: bool
-    """Overrides whether a person reviews each repair (``interrupt()``)."""
+    """Whether a person reviews each repair (``interrupt()``)."""
+
+
+REQUEST_FIELDS: tuple[str, ...] = tuple(InputState.__annotations__)
+"""The input's fields: what a caller asks of a run (``agents.run_config.CallerRequest`` validates them)."""
 
 
 class OutputState(TypedDict, total=False):
@@ -140,8 +148,8 @@ class RunState(InputState, OutputState, total=False):
     """The optimiser's request in flight: role, conversation, the time to beat, the answer."""
     repairs: list[dict[str, Any]]
     """The repairs of this round, one per blamed module the run writes: ``role``, ``unit``, ``diagnosis``."""
-    overrides: dict[str, Any]
-    """The input fields that override the context for this run (see ``graph.graph.OVERRIDABLE``)."""
+    config: dict[str, Any]
+    """The run's settings (``agents.run_config.RunConfig``), resolved once by the ``plan`` node."""
 
 
 class CoderOutput(TypedDict, total=False):
@@ -159,8 +167,8 @@ class CoderState(CoderOutput, total=False):
     task: ModuleTask
     plan: Plan
     """The run's plan (template mode, the spec's budget and model settings; not handed back)."""
-    overrides: dict[str, Any]
-    """The run's context overrides."""
+    config: dict[str, Any]
+    """The run's settings (``agents.run_config.RunConfig``)."""
     decision: dict[str, Any]
     """A person's answer to the review before this repair: ``action`` and, when edited, ``instruction``."""
     last_seconds: float

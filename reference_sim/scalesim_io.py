@@ -150,7 +150,7 @@ def _parse_int(path: Path, number: int, column: str, raw: str) -> int:
     try:
         value = int(raw)
     except ValueError:
-        raise InputError(path, f"{raw!r} is not an integer", line=number, field=column) from None
+        raise InputError(path, "not an integer", line=number, field=column) from None
     if value < 1:
         raise InputError(path, f"must be positive, got {value}", line=number, field=column)
     return value
@@ -176,7 +176,7 @@ def parse_topology(path: str | Path, text: str, kind: TopologyKind = "conv") -> 
         if not any(v for v in values):
             if re.search(r"\d", name) and ("\t" in name or " " in name.strip()):
                 raise InputError(path, "fields are not separated by commas", line=number)
-            log.warning("%s:%d: title line %r skipped (a name with no numbers is not a layer)", path, number, name)
+            log.warning("%s:%d: not a layer (a title line: a name with no numbers); skipped", path, number)
             continue
         if len(values) < len(columns):
             raise InputError(

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Generic, Literal, TypeVar, overload
 
 import yaml
 from pydantic import (
@@ -18,7 +18,6 @@ from pydantic import (
     Discriminator,
     Field,
     NonNegativeInt,
-    PositiveFloat,
     PositiveInt,
     Tag,
     ValidationError,
@@ -193,39 +192,11 @@ class Verification(_Strict):
     """Workloads (whole networks) checked by cycle totals once the traces match."""
 
 
-class ModuleDescriptions(_Strict):
-    """Natural-language descriptions the coder agents get for each module."""
+OTHER_TOOLS_SECTIONS = ("modules", "model", "budget", "generate")
+"""Top-level sections that tools built on the simulator read (SimulatorCoder's agents: ``agents.spec``).
 
-    mapping: str = ""
-    memory: str = ""
-    network: str = ""
-
-
-class ModelSettings(_Strict):
-    """The LLM back-end: any OpenAI-compatible endpoint; none means template mode."""
-
-    base_url: str | None = None
-    model: str | None = None
-    api_key_env: str = "OPENAI_API_KEY"
-    """Name of the environment variable holding the key (the key itself never goes in the spec)."""
-    temperature: float = 0.0
-    strategy: Literal["zero_shot", "icl", "cot", "icl_cot"] = "icl_cot"
-    timeout_s: PositiveFloat = 120.0
-    seed: int | None = None
-    """Sent to endpoints that take one (OpenAI, vLLM); recorded in every report."""
-
-
-class Budget(_Strict):
-    """Attempt limits of the agent loop."""
-
-    attempts_per_module: PositiveInt = 3
-    repair_rounds: NonNegativeInt = 5
-    max_tokens: PositiveInt = 2_000_000
-    """Model tokens (prompt and answer) a run may spend; past it the run stops asking and reports."""
-    max_wall_s: PositiveFloat = 3600.0
-    """Wall time of a run, seconds; past it the run stops and reports."""
-    max_sandboxes: PositiveInt = 2
-    """Sandbox runs at the same time (the coders run in parallel)."""
+The simulator accepts them without looking inside, so one file serves both; the tool that reads a section
+validates it."""
 
 
 class Spec(_Strict):
@@ -237,11 +208,11 @@ class Spec(_Strict):
     architecture: Architecture
     workloads: list[Workload] = Field(default_factory=list)
     verification: Verification | None = None
-    modules: ModuleDescriptions | None = None
-    model: ModelSettings | None = None
-    budget: Budget | None = None
-    generate: list[Literal["mapping", "network", "memory"]] | None = None
-    """The modules a run writes (default: all three); the others are the reference's."""
+    modules: Any = None
+    model: Any = None
+    budget: Any = None
+    generate: Any = None
+    """:data:`OTHER_TOOLS_SECTIONS`: not the simulator's (see ``agents.spec.AgentSpec``)."""
 
     @field_validator("schema_version")
     @classmethod
@@ -283,10 +254,13 @@ class Spec(_Strict):
         )
 
 
-class LoadedSpec:
+SpecT = TypeVar("SpecT", bound="Spec")
+
+
+class LoadedSpec(Generic[SpecT]):
     """A validated spec and the file it came from (topology paths are relative to it)."""
 
-    def __init__(self, spec: Spec, path: Path):
+    def __init__(self, spec: SpecT, path: Path):
         self.spec = spec
         self.path = path
 
@@ -328,8 +302,12 @@ def _describe(error: Mapping[str, Any]) -> tuple[list[int | str], str]:
     return loc, message
 
 
-def parse_spec(text: str, source: str | Path) -> Spec:
-    """Validate spec text; errors name ``source``, the line and the field."""
+@overload
+def parse_spec(text: str, source: str | Path) -> Spec: ...
+@overload
+def parse_spec(text: str, source: str | Path, schema: type[SpecT]) -> SpecT: ...
+def parse_spec(text: str, source: str | Path, schema: type[Spec] = Spec) -> Spec:
+    """Validate spec text against ``schema``; errors name ``source``, the line and the field."""
     try:
         data = yaml.safe_load(text)
         node = yaml.compose(text)
@@ -340,7 +318,7 @@ def parse_spec(text: str, source: str | Path) -> Spec:
     if not isinstance(data, dict):
         raise InputError(source, "expected a mapping of keys at the top level")
     try:
-        return Spec.model_validate(data)
+        return schema.model_validate(data)
     except ValidationError as exc:
         loc, message = _describe(exc.errors()[0])
         field = ".".join(str(p) for p in loc) or None
@@ -349,8 +327,12 @@ def parse_spec(text: str, source: str | Path) -> Spec:
         raise InputError(source, message + suffix, line=_line_of(node, loc), field=field) from None
 
 
-def load_spec(path: str | Path) -> LoadedSpec:
-    """Read and validate a ``scale_sim.yaml``."""
+@overload
+def load_spec(path: str | Path) -> LoadedSpec[Spec]: ...
+@overload
+def load_spec(path: str | Path, schema: type[SpecT]) -> LoadedSpec[SpecT]: ...
+def load_spec(path: str | Path, schema: type[Spec] = Spec) -> LoadedSpec[Any]:
+    """Read and validate a ``scale_sim.yaml`` against ``schema`` (the simulator's :class:`Spec` by default)."""
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
@@ -358,7 +340,7 @@ def load_spec(path: str | Path) -> LoadedSpec:
         raise InputError(path, "file not found") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise InputError(path, f"cannot read file ({exc.__class__.__name__})") from None
-    return LoadedSpec(parse_spec(text, path), path)
+    return LoadedSpec(parse_spec(text, path, schema), path)
 
 
 def spec_from_scalesim(

@@ -9,13 +9,23 @@ It binds 127.0.0.1 on a free port, writes the port to PORTFILE and serves ``POST
 * ``{"status": 429, "body": {...}}`` -- answer with this HTTP status and JSON body (optional ``"headers"``);
 * ``{"delay_s": x, ...}`` -- wait ``x`` seconds before answering;
 * ``"match": "substring"`` (any step) -- the last user message must contain it, else the server answers 500
-  with an explanation and does not consume the step.
+  with an explanation and does not consume the step;
+* ``{"hang_s": x}`` -- never answer: hold the connection open, sending nothing, until the client closes it or
+  ``x`` seconds have passed;
+* ``{"drip_s": x}`` -- send a 200's headers, then one byte (a JSON space) every ``x`` seconds, for at most
+  ``"drip_max_s"`` seconds (default :data:`MAX_HOLD_S`), then close the connection;
+* ``{"huge_bytes": n}`` -- answer with a text of ``n`` bytes, generated and sent 64 KiB at a time (never held
+  in memory), with its ``Content-Length``.
+
+Holds and drips last at most :data:`MAX_HOLD_S` seconds and end when the server stops; a huge answer is at most
+:data:`MAX_HUGE_BYTES`.  How each of these three ended (``bytes`` of body sent, ``client_closed``,
+``seconds``) is appended to the outcome log (``--outcome-log``, JSON lines).
 
 When the script runs out the server answers 500 "script exhausted".  Its own 500s carry
 ``x-should-retry: false`` so the openai client shows them at once instead of retrying.  Each request is
 appended to the log (JSON lines: path, model, messages, temperature, seed, other parameters, the step
-index, and whether an Authorization header was sent -- never its value).  The server stops after
-``--idle-timeout-s`` seconds without requests (default 300) and on SIGTERM.
+index, the Accept-Encoding header, and whether an Authorization header was sent -- never its value).
+The server stops after ``--idle-timeout-s`` seconds without requests (default 300) and on SIGTERM.
 
 :class:`FakeOpenAIServer` starts it as a subprocess for a test and stops it by its PID.
 """
@@ -26,7 +36,9 @@ import argparse
 import contextlib
 import json
 import os
+import select
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -37,22 +49,37 @@ from types import TracebackType
 from typing import Any
 
 FORBIDDEN_PORT = 2024
+MAX_HOLD_S = 120.0
+"""The longest a hang or a drip lasts."""
+MAX_HUGE_BYTES = 1 << 30
+"""The largest huge answer."""
+HUGE_CHUNK = 64 * 1024
+MIN_DRIP_S = 0.05
 
 
 class _State:
-    def __init__(self, script: list[dict[str, Any]], log: Path | None, model: str) -> None:
+    def __init__(self, script: list[dict[str, Any]], log: Path | None, model: str,
+                 outcome_log: Path | None = None) -> None:
         self.script = script
         self.next = 0
         self.log = log
+        self.outcome_log = outcome_log
         self.model = model
         self.lock = threading.Lock()
         self.last_activity = time.monotonic()
         self.served = 0
+        self.stop = threading.Event()
 
     def record(self, entry: dict[str, Any]) -> None:
-        if self.log is None:
+        self._append(self.log, entry)
+
+    def outcome(self, entry: dict[str, Any]) -> None:
+        self._append(self.outcome_log, entry)
+
+    def _append(self, path: Path | None, entry: dict[str, Any]) -> None:
+        if path is None:
             return
-        with self.lock, self.log.open("a", encoding="utf-8") as handle:
+        with self.lock, path.open("a", encoding="utf-8") as handle:
             handle.write(json.dumps(entry) + "\n")
             handle.flush()
 
@@ -94,6 +121,81 @@ class _Handler(BaseHTTPRequestHandler):
         self._send(status, {"error": {"message": message, "type": "fake_server_error", "code": None}},
                    {"x-should-retry": "false"})
 
+    def _client_closed(self, seconds: float) -> bool:
+        """Wait up to ``seconds`` (less if the server stops); True as soon as the client closes the connection."""
+        end = time.monotonic() + min(seconds, MAX_HOLD_S)
+        while not self.state.stop.is_set() and (left := end - time.monotonic()) > 0:
+            readable, _, _ = select.select([self.connection], [], [], min(left, 0.1))
+            if readable:
+                try:
+                    if self.connection.recv(1, socket.MSG_PEEK) == b"":
+                        return True
+                except OSError:
+                    return True
+                self.state.stop.wait(min(left, 0.1))
+        return False
+
+    def _hang(self, index: int, seconds: float) -> None:
+        start = time.monotonic()
+        closed = self._client_closed(seconds)
+        self.close_connection = True
+        self.state.outcome({"step": index, "mode": "hang", "bytes": 0, "client_closed": closed,
+                            "seconds": round(time.monotonic() - start, 3)})
+
+    def _drip(self, index: int, interval: float, most_s: float) -> None:
+        start = time.monotonic()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.end_headers()
+        self.close_connection = True
+        sent, closed = 0, False
+        interval = max(interval, MIN_DRIP_S)
+        for _ in range(int(min(most_s, MAX_HOLD_S) / interval)):
+            if self.state.stop.wait(interval):
+                break
+            try:
+                self.wfile.write(b" ")
+                self.wfile.flush()
+            except (BrokenPipeError, ConnectionResetError):
+                closed = True
+                break
+            sent += 1
+        self.state.outcome({"step": index, "mode": "drip", "bytes": sent, "client_closed": closed,
+                            "seconds": round(time.monotonic() - start, 3)})
+
+    def _huge(self, index: int, size: int, model: str) -> None:
+        start = time.monotonic()
+        size = max(0, min(size, MAX_HUGE_BYTES))
+        head = json.dumps({"id": f"chatcmpl-fake-{index}", "object": "chat.completion", "created": int(time.time()),
+                           "model": model, "choices": [{"index": 0, "message": {"role": "assistant", "content": ""},
+                                                        "finish_reason": "stop", "logprobs": None}],
+                           "usage": {"prompt_tokens": 1, "completion_tokens": size // 4,
+                                     "total_tokens": 1 + size // 4}}).encode()
+        cut = head.index(b'"content": ""') + len(b'"content": "')
+        prefix, suffix = head[:cut], head[cut:]
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(prefix) + size + len(suffix)))
+        self.end_headers()
+        self.close_connection = True
+        sent, closed, chunk = 0, False, b"x" * HUGE_CHUNK
+        try:
+            self.wfile.write(prefix)
+            sent += len(prefix)
+            for offset in range(0, size, HUGE_CHUNK):
+                if self.state.stop.is_set():
+                    break
+                piece = chunk[:min(HUGE_CHUNK, size - offset)]
+                self.wfile.write(piece)
+                sent += len(piece)
+            else:
+                self.wfile.write(suffix)
+                sent += len(suffix)
+        except (BrokenPipeError, ConnectionResetError):
+            closed = True
+        self.state.outcome({"step": index, "mode": "huge", "bytes": sent, "client_closed": closed,
+                            "seconds": round(time.monotonic() - start, 3)})
+
     def do_GET(self) -> None:
         self.state.last_activity = time.monotonic()
         if self.path.rstrip("/") in ("/v1/models", "/models"):
@@ -125,7 +227,8 @@ class _Handler(BaseHTTPRequestHandler):
         extra = {k: v for k, v in body.items() if k not in ("messages", "model", "temperature", "seed")}
         state.record({"path": self.path, "model": body.get("model"), "messages": messages,
                       "temperature": body.get("temperature"), "seed": body.get("seed"), "params": extra,
-                      "authorization": bool(self.headers.get("Authorization")), "step": index,
+                      "authorization": bool(self.headers.get("Authorization")),
+                      "accept_encoding": self.headers.get("Accept-Encoding"), "step": index,
                       "matched": matched, "time": time.time()})
         if body.get("stream"):
             self._fail("the fake server does not stream; call without stream=True", 400)
@@ -136,6 +239,15 @@ class _Handler(BaseHTTPRequestHandler):
         if not matched:
             self._fail(f"script step {index} expects the last user message to contain {step['match']!r}; "
                        f"it was {_last_user(messages)[:200]!r}")
+            return
+        if "hang_s" in step:
+            self._hang(index, float(step["hang_s"]))
+            return
+        if "drip_s" in step:
+            self._drip(index, float(step["drip_s"]), float(step.get("drip_max_s", MAX_HOLD_S)))
+            return
+        if "huge_bytes" in step:
+            self._huge(index, int(step["huge_bytes"]), body.get("model") or state.model)
             return
         if step.get("delay_s"):
             time.sleep(float(step["delay_s"]))
@@ -160,18 +272,18 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 def serve(script: list[dict[str, Any]], port_file: Path, log: Path | None, idle_timeout_s: float,
-          model: str = "fake-model") -> None:
+          model: str = "fake-model", outcome_log: Path | None = None) -> None:
     """Serve ``script`` until idle for ``idle_timeout_s`` seconds or SIGTERM; the port goes to ``port_file``."""
-    state = _State(script, log, model)
+    state = _State(script, log, model, outcome_log)
     handler = type("Handler", (_Handler,), {"state": state})
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     server.daemon_threads = True
     port = server.server_address[1]
     if port == FORBIDDEN_PORT:  # never serve on 2024, even by chance
         server.server_close()
-        serve(script, port_file, log, idle_timeout_s, model)
+        serve(script, port_file, log, idle_timeout_s, model, outcome_log)
         return
-    stop = threading.Event()
+    stop = state.stop
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)
@@ -194,18 +306,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--log", type=Path, default=None, help="JSON-lines request log")
     parser.add_argument("--idle-timeout-s", type=float, default=300.0)
     parser.add_argument("--model", default="fake-model", help="model id listed by GET /v1/models")
+    parser.add_argument("--outcome-log", type=Path, default=None,
+                        help="JSON-lines log of how hangs, drips and huge answers ended")
     args = parser.parse_args(argv)
     script = json.loads(args.script.read_text(encoding="utf-8"))
     if not isinstance(script, list) or not all(isinstance(step, dict) for step in script):
         parser.error("the script must be a JSON list of objects")
-    serve(script, args.port_file, args.log, args.idle_timeout_s, args.model)
+    serve(script, args.port_file, args.log, args.idle_timeout_s, args.model, args.outcome_log)
     return 0
 
 
 class FakeOpenAIServer:
     """The fake server as a subprocess for one test: ``with FakeOpenAIServer(script, tmp_path) as server: ...``.
 
-    ``base_url`` is ``http://127.0.0.1:<port>/v1``; ``requests()`` is the parsed request log.  On exit the
+    ``base_url`` is ``http://127.0.0.1:<port>/v1``; ``requests()`` is the parsed request log, ``outcomes()``
+    the log of how hangs, drips and huge answers ended.  On exit the
     process is terminated by its PID (killed if it does not stop within 5 s).
     """
 
@@ -216,6 +331,7 @@ class FakeOpenAIServer:
         self.script_path = self.folder / "script.json"
         self.port_file = self.folder / "port"
         self.log_path = self.folder / "requests.jsonl"
+        self.outcome_path = self.folder / "outcomes.jsonl"
         self.stderr_path = self.folder / "stderr.txt"
         self.script_path.write_text(json.dumps(script), encoding="utf-8")
         self.idle_timeout_s = idle_timeout_s
@@ -232,7 +348,7 @@ class FakeOpenAIServer:
         """Start the subprocess and wait for its port."""
         command = [sys.executable, str(Path(__file__).resolve()), "--script", str(self.script_path),
                    "--port-file", str(self.port_file), "--log", str(self.log_path),
-                   "--idle-timeout-s", str(self.idle_timeout_s)]
+                   "--idle-timeout-s", str(self.idle_timeout_s), "--outcome-log", str(self.outcome_path)]
         with self.stderr_path.open("wb") as stderr:
             self.process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                             stderr=stderr)
@@ -253,6 +369,12 @@ class FakeOpenAIServer:
         if not self.log_path.exists():
             return []
         return [json.loads(line) for line in self.log_path.read_text(encoding="utf-8").splitlines() if line]
+
+    def outcomes(self) -> list[dict[str, Any]]:
+        """How the hangs, drips and huge answers served so far ended, in order."""
+        if not self.outcome_path.exists():
+            return []
+        return [json.loads(line) for line in self.outcome_path.read_text(encoding="utf-8").splitlines() if line]
 
     def stop(self) -> None:
         """Terminate the subprocess (by PID) and wait for it."""

@@ -106,3 +106,19 @@ def small_spec(tmp_path: Path, *, variants: int = 4, final_check: str = "small_n
 def in_process(folder: Path) -> verifier.Executor:
     """The unit tests' sandbox: trusted code run in this process."""
     return verifier.InProcessExecutor(folder)
+
+
+def local_host(model: Any = None, **operator: Any) -> Any:
+    """A graph host for unit tests: the operator on their own machine, candidates run in this process."""
+    from agents.run_config import NO_MAXIMA, OperatorSettings
+    from graph.host import Host
+
+    operator.setdefault("maxima", NO_MAXIMA)
+    return Host(OperatorSettings(remote=False, **operator), chat_model=model, executor_factory=in_process)
+
+
+def agent_spec(path: Path) -> Any:
+    """The agents' view of a spec file."""
+    from agents.spec import load_agent_spec
+
+    return load_agent_spec(path).spec

@@ -22,9 +22,13 @@ LANGGRAPH_CLI = Path(sys.executable).with_name("langgraph")
 class LangGraphDevServer:
     """``langgraph dev`` (in-memory runtime) on ``repo/langgraph.json``, its state files in ``workdir``."""
 
-    def __init__(self, workdir: Path, *, startup_timeout_s: float = 120.0) -> None:
+    def __init__(self, workdir: Path, *, startup_timeout_s: float = 120.0, env: dict[str, str] | None = None,
+                 jobs: int = 4) -> None:
         self.workdir = workdir
         self.startup_timeout_s = startup_timeout_s
+        self.env = dict(env or {})
+        """The operator's settings (``SIMCODER_*``, ``OPENAI_*``); the run root defaults to ``workdir/runs``."""
+        self.jobs = jobs
         self.port = 0
         self.process: subprocess.Popen[bytes] | None = None
         self.startup_s: list[float] = []
@@ -38,8 +42,10 @@ class LangGraphDevServer:
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
         command = [str(LANGGRAPH_CLI), "dev", "--config", str(REPO / "langgraph.json"),
-                   "--host", "127.0.0.1", "--port", str(self.port), "--no-browser", "--no-reload", "--allow-blocking"]
-        env = {**os.environ, **OFFLINE_ENV, "PYTHONUNBUFFERED": "1"}
+                   "--host", "127.0.0.1", "--port", str(self.port), "--no-browser", "--no-reload", "--allow-blocking",
+                   "--n-jobs-per-worker", str(self.jobs)]
+        env = {**os.environ, "SIMCODER_RUN_ROOT": str(self.workdir / "runs"), **self.env, **OFFLINE_ENV,
+               "PYTHONUNBUFFERED": "1"}
         start = time.monotonic()
         with self.log.open("ab") as log:
             self.process = subprocess.Popen(command, cwd=self.workdir, env=env, stdout=log, stderr=subprocess.STDOUT,

@@ -100,7 +100,8 @@ def static_judgement(task: BenchTask, code: str, module: str) -> Judgement | Non
             failure = "refused_import" if problem.startswith("the verifier refuses") else "interface"
             return Judgement(False, failure, detail=problem)
         return None
-    refusals = rules.check_source(module, f"{probe.SUBJECT}.py", frozenset({probe.SUBJECT, *rules.CONTRACT_MODULES}))
+    refusals = rules.check_source(module, f"{probe.SUBJECT}.py", frozenset({probe.SUBJECT, *rules.CONTRACT_MODULES}),
+                                  rules.PROBE_STDLIB)
     if refusals:
         return Judgement(False, "refused_import", detail="; ".join(r.describe() for r in refusals[:3]))
     return None

@@ -33,10 +33,10 @@ import yaml
 from agents import skeleton
 from agents.harness.rules import parse
 from agents.planner import INTERFACES
+from agents.spec import load_agent_spec
 from agents.verifier import Workload
 from reference_sim.contract import Hardware, Layer
 from reference_sim.errors import InputError, SimCoderError
-from reference_sim.spec import load_spec
 
 TASKS_DIR = Path(__file__).resolve().parent / "tasks"
 ARCHITECTURES_FILE = TASKS_DIR / "architectures.yaml"
@@ -170,7 +170,7 @@ def architecture_text(suite: Suite, task: BenchTask) -> str:
 
 @functools.cache
 def _product_descriptions() -> dict[str, str]:
-    modules = load_spec(PRODUCT_SPEC).spec.modules
+    modules = load_agent_spec(PRODUCT_SPEC).spec.modules
     assert modules is not None
     return {role: " ".join(getattr(modules, role).split()) for role in ("mapping", "network", "memory")}
 

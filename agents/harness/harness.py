@@ -6,7 +6,9 @@ of the pipeline, over every layer of a workload) and writes each stage's output 
 (:mod:`wire`).  It computes nothing itself and holds nothing of the reference: the inputs are layers,
 hardware and, for per-stage tasks, the reference's output of the previous stages; expected results
 never enter the sandbox.  While candidate code runs, an import hook applies :mod:`rules` and an
-audit hook refuses file, process, frame and garbage-collector access; every refusal is reported.
+audit hook refuses file, process, frame and garbage-collector access; every refusal is reported.  The
+entry point ends the process with ``os._exit`` once the results are written, so no exit hook or
+finaliser of the candidate runs after the guard (:func:`ends_process`).
 
 Job (``job.json``, format :data:`JOB_FORMAT`, arrays in ``inputs.npz``)::
 
@@ -24,6 +26,7 @@ Standard library, numpy, :mod:`wire` and :mod:`rules` only; importable on the ho
 from __future__ import annotations
 
 import builtins
+import functools
 import importlib
 import importlib.machinery
 import importlib.util
@@ -35,11 +38,11 @@ import sys
 import time
 import traceback
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType, ModuleType
-from typing import Any
+from typing import Any, NoReturn, ParamSpec
 
 import numpy as np
 
@@ -58,6 +61,9 @@ STAGES: tuple[str, ...] = ("mapping", "network", "memory")
 FUNCTIONS = {"mapping": "map_layer", "network": "schedule", "memory": "simulate"}
 OUTPUT_KEYS = {"mapping": "mapping", "network": "schedule", "memory": "memory"}
 TRACEBACK_CHARS = 1500
+
+
+P = ParamSpec("P")
 
 
 def task_arrays_file(index: int) -> str:
@@ -111,10 +117,16 @@ class Guard:
                      "os.forkpty", "os.kill", "subprocess.Popen", "gc.get_objects", "gc.get_referrers",
                      "gc.get_referents", "sys._current_frames", "sys.setprofile", "sys.settrace",
                      "socket.connect", "socket.bind", "socket.getaddrinfo", "ctypes.dlopen", "ctypes.dlsym",
-                     "glob.glob", "shutil.copyfile", "shutil.rmtree", "pty.spawn")
+                     "glob.glob", "shutil.copyfile", "shutil.rmtree", "pty.spawn", "os.chmod", "os.chown",
+                     "os.utime", "os.truncate", "os.mkfifo", "os.mknod", "os.setxattr", "os.removexattr",
+                     "os.putenv", "os.unsetenv")
+    WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND
+    """``os.open`` flags that write or create."""
 
-    def __init__(self, own_modules: frozenset[str], protected: tuple[Path, ...]) -> None:
+    def __init__(self, own_modules: frozenset[str], protected: tuple[Path, ...],
+                 allowed: frozenset[str] = rules.ALLOWED_STDLIB) -> None:
         self.own = own_modules
+        self.allowed = allowed
         self.protected = tuple(str(p.resolve()) for p in protected)
         self.active = False
         self.refusals: list[str] = []
@@ -145,9 +157,10 @@ class Guard:
                 fromlist: Any = (), level: int = 0) -> Any:
         if self.active:
             importer = str(globals.get("__name__", "")) if globals is not None else CANDIDATE_PACKAGE
-            own_code = importer == CANDIDATE_PACKAGE or importer.startswith(CANDIDATE_PACKAGE + ".")
+            own_code = importer == CANDIDATE_PACKAGE or importer.startswith(CANDIDATE_PACKAGE + ".") or (
+                importer in self.own and importer not in rules.STDLIB)
             if own_code:
-                why = rules.import_refusal(name, level, self.own)
+                why = rules.import_refusal(name, level, self.own, self.allowed)
                 if why is None:
                     bad = [n for n in (fromlist or ()) if n in rules.DENIED_ATTRIBUTES or n in rules.DENIED_NAMES]
                     why = f"importing {', '.join(bad)}" if bad else None
@@ -170,13 +183,15 @@ class Guard:
             return
         refused = event.startswith(self.AUDIT_REFUSED)
         if event == "open" and args:
-            path, mode = args[0], str(args[1] if len(args) > 1 and args[1] is not None else "r")
+            path, mode = args[0], args[1] if len(args) > 1 else None
+            flags = args[2] if len(args) > 2 and isinstance(args[2], int) else 0
+            writes = any(c in mode for c in "wax+") if isinstance(mode, str) else bool(flags & self.WRITE_FLAGS)
             if isinstance(path, int):
-                refused = any(c in mode for c in "wax+")
+                refused = writes
             else:
                 text = os.fsdecode(path)
                 resolved = os.path.realpath(text) if text else text
-                refused = any(c in mode for c in "wax+") or any(
+                refused = writes or any(
                     resolved == root or resolved.startswith(root + os.sep) for root in self.protected)
         if refused and event in ("open", "os.listdir") and _in_import_system():
             return
@@ -472,9 +487,10 @@ class SandboxPaths:
         with np.load(self.inputs / INPUT_ARRAYS_FILE, allow_pickle=False) as archive:
             return job, {key: archive[key] for key in archive.files}
 
-    def guarded_candidate(self) -> Candidate:
-        """The candidate, with the guard installed for the rest of this process."""
-        guard = Guard(rules.own_module_names(self.candidate), (self.inputs, self.out, self.shipped))
+    def guarded_candidate(self, allowed: frozenset[str] = rules.ALLOWED_STDLIB) -> Candidate:
+        """The candidate, with the guard installed for the rest of this process (``allowed``: the standard-library
+        allowlist, :data:`rules.PROBE_STDLIB` for the benchmark's probe modules)."""
+        guard = Guard(rules.own_module_names(self.candidate), (self.inputs, self.out, self.shipped), allowed)
         guard.install()
         return Candidate(self.candidate, shipped=self.shipped, guard=guard)
 
@@ -485,9 +501,37 @@ class SandboxPaths:
         partial.replace(self.out / name)
 
 
+def ends_process(main: Callable[P, int]) -> Callable[P, NoReturn]:
+    """``main`` made to end the process with its exit code through ``os._exit``, on every path.
+
+    Once candidate code has run, nothing of it may run unguarded: no exit hook (``atexit``, ``logging``'s
+    shutdown), no finaliser, no thread left behind.  Standard output and error are flushed first (the
+    interpreter's own streams, whatever ``sys.stdout`` was replaced with); an exception that escapes ``main``
+    is logged with its traceback and ends the process with 1.
+    """
+
+    @functools.wraps(main)
+    def run(*args: P.args, **kwargs: P.kwargs) -> NoReturn:
+        try:
+            code = main(*args, **kwargs)
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else 0 if exc.code is None else 1
+        except BaseException:
+            logger.exception("the harness failed")
+            code = 1
+        for stream in (sys.__stdout__, sys.__stderr__):
+            if stream is not None:
+                with suppress(OSError, ValueError):
+                    stream.flush()
+        os._exit(code)
+
+    return run
+
+
+@ends_process
 def main(argv: list[str] | None = None) -> int:
     """Entry point in the sandbox.  Exits 0 whenever the job ran (candidate faults are in the manifest),
-    2 on a bad job."""
+    2 on a bad job; never returns (:func:`ends_process`)."""
     logging.basicConfig(level=logging.WARNING, format="harness: %(message)s")
     sys.dont_write_bytecode = True
     start = time.perf_counter()

@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from . import harness, wire
+from . import harness, rules, wire
 
 logger = logging.getLogger(__name__)
 
@@ -180,6 +180,7 @@ def run_probes(job: Mapping[str, Any], arrays: Mapping[str, np.ndarray],
     return document
 
 
+@harness.ends_process
 def main(argv: list[str] | None = None) -> int:
     """Entry point in the sandbox: 0 when the job ran (the candidate's faults are in the results), 2 on a bad job."""
     logging.basicConfig(level=logging.WARNING, format="probe: %(message)s")
@@ -191,7 +192,7 @@ def main(argv: list[str] | None = None) -> int:
         logger.error("bad probe job in %s: %s", paths.inputs, exc)
         return 2
     try:
-        document = run_probes(job, arrays, paths.guarded_candidate())
+        document = run_probes(job, arrays, paths.guarded_candidate(rules.PROBE_STDLIB))
     except ProbeJobError as exc:
         logger.error("bad probe job: %s", exc)
         return 2

@@ -1,11 +1,15 @@
 """What a candidate's code may use: the static check (before anything runs) and the run-time import guard.
 
-A candidate may import numpy, the standard library, its own files and the contract, and nothing that
-reaches the host's code or the verifier's data: no import machinery (``importlib``, ``__import__``),
-no ``exec``/``eval``/``compile``, no ``gc``, no look-ups in ``sys.modules`` or frames, no file-system
-access (``os``, ``open``, directory walks, numpy's file readers).  :func:`check_folder` parses the
-sources (never runs them) and returns every :class:`Refusal` with its file and line;
-:func:`import_refusal` is the same import rule for the harness's import hook.
+Imports are an allowlist: numpy, the candidate's own files, the contract (``contract``, ``errors``) and the
+pure standard-library modules of :data:`ALLOWED_STDLIB` (computation only: nothing there reaches files,
+processes, the network, threads, clocks, the interpreter's internals or exit hooks).  Every other import is
+refused, unknown modules included; :data:`DENIED_MODULES` only gives a more specific reason for the known
+dangerous ones.  Names and attributes are refused too: import machinery (``__import__``), ``exec``/``eval``/
+``compile``, ``open``, look-ups in ``sys.modules``, frames or ``__globals__``, directory walks, numpy's file
+readers and writers, and modules reached through another module's attributes (``contextlib.os``).  A candidate
+file may not take the name of a standard-library module or numpy.  :func:`check_folder` parses the sources
+(never runs them) and returns every :class:`Refusal` with its file and line; :func:`import_refusal` is the
+same import rule for the harness's import hook.
 
 This file is shipped into the sandbox with the harness: standard library only.
 """
@@ -21,21 +25,41 @@ from pathlib import Path
 ALLOWED_PACKAGES = frozenset({"numpy"})
 """Third-party packages a candidate may import."""
 
+ALLOWED_STDLIB = frozenset({
+    "__future__", "abc", "array", "bisect", "cmath", "collections", "contextlib", "copy", "dataclasses", "decimal",
+    "enum", "fractions", "functools", "graphlib", "heapq", "itertools", "math", "numbers", "operator", "random", "re",
+    "statistics", "string", "struct", "textwrap", "typing",
+})
+"""The standard-library modules a candidate may import (with their submodules): pure computation."""
+
+PROBE_STDLIB = ALLOWED_STDLIB | {"configparser", "logging", "pathlib"}
+"""What the benchmark's probe modules may import: the allowlist, and what the reference's input readers
+(``reference_sim.scalesim_io`` and ``reports``, whose units the spec tasks probe) use."""
+
 CONTRACT_MODULES = frozenset({"contract", "errors"})
 """Modules the harness provides to every candidate (the contract and its errors) when it has no copy."""
 
 DENIED_MODULES: dict[str, str] = {
     **dict.fromkeys(("importlib", "imp", "pkgutil", "runpy", "zipimport", "modulefinder"), "import machinery"),
-    **dict.fromkeys(("gc", "inspect", "ctypes", "builtins", "code", "codeop", "dis", "traceback", "tracemalloc",
-                     "faulthandler", "weakref"), "interpreter internals"),
-    **dict.fromkeys(("os", "posix", "nt", "io", "_io", "glob", "shutil", "tempfile", "fileinput", "filecmp",
-                     "zipfile", "tarfile", "mmap", "linecache", "sqlite3", "dbm", "shelve"), "file-system access"),
+    **dict.fromkeys(("sys", "gc", "inspect", "ctypes", "builtins", "types", "code", "codeop", "dis", "traceback",
+                     "tracemalloc", "faulthandler", "weakref", "site", "sysconfig"), "interpreter internals"),
+    **dict.fromkeys(("os", "posix", "nt", "io", "_io", "pathlib", "glob", "shutil", "tempfile", "fileinput",
+                     "filecmp", "zipfile", "tarfile", "mmap", "linecache", "codecs", "sqlite3", "dbm", "shelve"),
+                    "file-system access"),
     **dict.fromkeys(("pickle", "marshal", "copyreg"), "object serialisation"),
     **dict.fromkeys(("subprocess", "multiprocessing", "concurrent", "signal", "pty", "resource"), "processes"),
+    **dict.fromkeys(("threading", "_thread"), "threads"),
+    "atexit": "exit hooks",
+    "warnings": "process-wide hooks (warnings.showwarning, filters)",
+    "time": "a clock (results must be deterministic)",
     **dict.fromkeys(("socket", "ssl", "http", "urllib", "ftplib", "smtplib", "asyncio", "select", "selectors"),
                     "network access"),
 }
-"""Standard-library modules a candidate may not import, with the reason given in the refusal."""
+"""Known dangerous modules, with the reason a refusal gives (any module off the allowlist is refused)."""
+
+NOT_ALLOWED = ("not on the allowlist: numpy, the contract, the candidate's own files and the pure standard-library "
+               "modules " + ", ".join(sorted(ALLOWED_STDLIB - {"__future__"})))
+"""The reason given for any other import."""
 
 DENIED_NAMES: dict[str, str] = {
     "__import__": "import machinery",
@@ -53,23 +77,35 @@ DENIED_NAMES: dict[str, str] = {
 }
 """Built-in names a candidate may not use at all."""
 
+_ORDINARY_WORDS = frozenset({"code", "io", "select", "time"})
+"""Module names that are also ordinary attribute names (``np.select``): not refused as attributes."""
+
 DENIED_ATTRIBUTES: dict[str, str] = {
     **dict.fromkeys(("modules", "meta_path", "path_hooks", "path_importer_cache", "_getframe", "_current_frames",
                      "settrace", "setprofile", "addaudithook"), "interpreter internals (sys)"),
     **dict.fromkeys(("__globals__", "__builtins__", "__subclasses__", "__bases__", "__base__", "__mro__", "__code__",
                      "__closure__", "__loader__", "__spec__", "__import__", "__traceback__", "__self__",
-                     "__reduce__", "__reduce_ex__", "__getattribute__"), "interpreter internals"),
+                     "__reduce__", "__reduce_ex__", "__getattribute__", "bltns"), "interpreter internals"),
     **dict.fromkeys(("f_back", "f_globals", "f_locals", "f_builtins", "f_code", "tb_frame", "tb_next", "gi_frame",
                      "cr_frame", "ag_frame", "gi_code"), "frame access"),
     **dict.fromkeys(("iterdir", "rglob", "glob", "walk", "listdir", "scandir", "read_text", "read_bytes", "open",
-                     "tofile"), "file-system access"),
-    **{name: why for name, why in DENIED_MODULES.items() if name not in ("code", "io")},
+                     "tofile", "chdir"), "file-system access"),
+    "get_type_hints": "running strings as code",
+    **{name: why for name, why in DENIED_MODULES.items() if name not in _ORDINARY_WORDS},
+    **{"_" + name: why for name, why in DENIED_MODULES.items()
+       if not name.startswith("_") and name not in _ORDINARY_WORDS},
 }
-"""Attribute names a candidate may not read, whatever the object (``sys.modules``, ``f.__globals__``, ...)."""
+"""Attribute names a candidate may not read, whatever the object (``sys.modules``, ``f.__globals__``, a module
+reached through another: ``contextlib.os``, ``random._os``, ``enum.bltns``, ...)."""
 
 NUMPY_IO = frozenset({"load", "loadtxt", "genfromtxt", "fromfile", "fromregex", "memmap", "open_memmap",
                       "DataSource", "ctypeslib", "save", "savez", "savez_compressed", "savetxt", "lib"})
 """numpy attributes that read or write files (refused on names bound to numpy)."""
+
+STDLIB = frozenset(sys.stdlib_module_names)
+
+_NAME_TAKERS = frozenset({"getattr", "setattr", "delattr", "hasattr", "attrgetter", "methodcaller"})
+"""Calls that take an attribute name as a string: a literal refused name is refused."""
 
 
 @dataclass(frozen=True)
@@ -85,11 +121,13 @@ class Refusal:
         return f"{self.file}:{self.line}: {self.what} ({self.why})"
 
 
-STDLIB = frozenset(sys.stdlib_module_names)
+def import_refusal(name: str, level: int, own_modules: frozenset[str],
+                   allowed: frozenset[str] = ALLOWED_STDLIB) -> str | None:
+    """Why importing ``name`` (``level`` dots) is refused, or ``None`` when it is allowed.
 
-
-def import_refusal(name: str, level: int, own_modules: frozenset[str]) -> str | None:
-    """Why importing ``name`` (``level`` dots) is refused, or ``None`` when it is allowed."""
+    ``allowed`` is the standard-library allowlist (:data:`PROBE_STDLIB` for the benchmark's probe modules).
+    A plain import of a standard-library name is judged by the allowlist even when an own file has that name.
+    """
     top = name.partition(".")[0]
     if level > 1:
         return "a relative import beyond the candidate's folder"
@@ -97,19 +135,27 @@ def import_refusal(name: str, level: int, own_modules: frozenset[str]) -> str | 
         if not top or top in own_modules or top in CONTRACT_MODULES:
             return None
         return f"the candidate has no file {top}.py"
-    if top in own_modules or top in ALLOWED_PACKAGES:
+    if top in ALLOWED_PACKAGES or top in allowed:
         return None
     if top in DENIED_MODULES:
         return DENIED_MODULES[top]
-    if top == "__future__" or (top in STDLIB and not top.startswith("_")):
+    if top in own_modules and top not in STDLIB:
         return None
-    return "not numpy, the standard library, the candidate's own files or the contract"
+    return NOT_ALLOWED
+
+
+def _literal_names(func: str, node: ast.Call) -> list[str]:
+    """The attribute names a ``getattr``-like call takes as string literals."""
+    args = node.args if func == "attrgetter" else node.args[:1] if func == "methodcaller" else node.args[1:2]
+    names = [a.value for a in args if isinstance(a, ast.Constant) and isinstance(a.value, str)]
+    return [part for name in names for part in (name.split(".") if func == "attrgetter" else [name])]
 
 
 class _Checker(ast.NodeVisitor):
-    def __init__(self, file: str, own_modules: frozenset[str]) -> None:
+    def __init__(self, file: str, own_modules: frozenset[str], allowed: frozenset[str]) -> None:
         self.file = file
         self.own = own_modules
+        self.allowed = allowed
         self.refusals: list[Refusal] = []
         self.numpy_names: set[str] = set()
 
@@ -118,7 +164,7 @@ class _Checker(ast.NodeVisitor):
 
     def visit_Import(self, node: ast.Import) -> None:
         for alias in node.names:
-            why = import_refusal(alias.name, 0, self.own)
+            why = import_refusal(alias.name, 0, self.own, self.allowed)
             if why is not None:
                 self._refuse(node, f"import {alias.name}", why)
             elif alias.name.partition(".")[0] == "numpy":
@@ -128,11 +174,11 @@ class _Checker(ast.NodeVisitor):
         module = node.module or ""
         if node.level == 1 and not module:
             for alias in node.names:
-                why = import_refusal(alias.name, 1, self.own)
+                why = import_refusal(alias.name, 1, self.own, self.allowed)
                 if why is not None:
                     self._refuse(node, f"from . import {alias.name}", why)
             return
-        why = import_refusal(module, node.level, self.own)
+        why = import_refusal(module, node.level, self.own, self.allowed)
         if why is not None:
             self._refuse(node, f"from {'.' * node.level}{module} import ...", why)
             return
@@ -163,13 +209,12 @@ class _Checker(ast.NodeVisitor):
 
     def visit_Call(self, node: ast.Call) -> None:
         func = node.func
-        if isinstance(func, ast.Name) and func.id in ("getattr", "setattr", "delattr", "hasattr") and len(
-                node.args) >= 2:
-            name = node.args[1]
-            if isinstance(name, ast.Constant) and isinstance(name.value, str) and (
-                    name.value in DENIED_ATTRIBUTES or name.value in DENIED_NAMES or name.value.startswith("__")):
-                self._refuse(node, f"{func.id}(..., {name.value!r})", DENIED_ATTRIBUTES.get(
-                    name.value, "interpreter internals"))
+        name = func.id if isinstance(func, ast.Name) else func.attr if isinstance(func, ast.Attribute) else ""
+        if name in _NAME_TAKERS:
+            for literal in _literal_names(name, node):
+                if literal in DENIED_ATTRIBUTES or literal in DENIED_NAMES or literal.startswith("__"):
+                    self._refuse(node, f"{name}(..., {literal!r})", DENIED_ATTRIBUTES.get(
+                        literal, DENIED_NAMES.get(literal, "interpreter internals")))
         self.generic_visit(node)
 
 
@@ -183,9 +228,10 @@ def parse(text: str, filename: str = "<unknown>") -> ast.Module:
         return ast.parse(text, filename=filename)
 
 
-def check_source(text: str, file: str, own_modules: frozenset[str]) -> list[Refusal]:
+def check_source(text: str, file: str, own_modules: frozenset[str],
+                 allowed: frozenset[str] = ALLOWED_STDLIB) -> list[Refusal]:
     """Every refusal in one source file; raises :class:`SyntaxError` when it does not parse."""
-    checker = _Checker(file, own_modules)
+    checker = _Checker(file, own_modules, allowed)
     checker.visit(parse(text, file))
     return checker.refusals
 
@@ -195,10 +241,20 @@ def own_module_names(folder: Path) -> frozenset[str]:
     return frozenset(path.stem for path in folder.glob("*.py"))
 
 
-def check_folder(folder: Path) -> list[Refusal]:
+def name_refusal(module: str) -> str | None:
+    """Why a candidate file may not be called ``<module>.py`` (it would hide a module of that name), or ``None``."""
+    if module in STDLIB or module in ALLOWED_PACKAGES:
+        return f"named like the module {module}, which it would hide"
+    return None
+
+
+def check_folder(folder: Path, allowed: frozenset[str] = ALLOWED_STDLIB) -> list[Refusal]:
     """Every refusal in a candidate folder's ``*.py`` files, in file order; raises :class:`SyntaxError`."""
     own = own_module_names(folder)
     refusals: list[Refusal] = []
     for path in sorted(folder.glob("*.py")):
-        refusals += check_source(path.read_text(encoding="utf-8", errors="replace"), path.name, own)
+        why = name_refusal(path.stem)
+        if why is not None:
+            refusals.append(Refusal(path.name, 1, f"file {path.name}", why))
+        refusals += check_source(path.read_text(encoding="utf-8", errors="replace"), path.name, own, allowed)
     return refusals

@@ -38,10 +38,20 @@ def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def server(workdir: Path) -> Iterator[LangGraphDevServer]:
+def model(workdir: Path) -> Iterator[FakeOpenAIServer]:
+    """The scripted model the human-review test names (the server's operator lists it)."""
+    script = [{"content": fakes.mutant_answer(MUTANT, "mapping")}, {"content": fakes.reference_answer("mapping")}]
+    with FakeOpenAIServer(script, workdir / "model", idle_timeout_s=1800) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def server(workdir: Path, model: FakeOpenAIServer) -> Iterator[LangGraphDevServer]:
     require(LANGGRAPH_CLI.is_file(), f"no {LANGGRAPH_CLI}: langgraph dev needs Python 3.11+ and the dev extra "
                                      "(make setup)")
-    with LangGraphDevServer(workdir / "server") as running:
+    env = {"SIMCODER_RUN_ROOT": str(workdir), "SIMCODER_PATH_ROOTS": str(workdir),
+           "SIMCODER_ALLOWED_BASE_URLS": model.base_url, "SIMCODER_ALLOWED_MODELS": "fake-model"}
+    with LangGraphDevServer(workdir / "server", env=env) as running:
         assert running.port != FORBIDDEN_PORT
         yield running
 
@@ -67,7 +77,7 @@ def test_studio_sees_both_graphs_with_their_subgraphs(server: LangGraphDevServer
     schemas = client.assistants.get_schemas(assistant["assistant_id"])
     form = schemas["input_schema"]["properties"]
     assert {"spec_path", "spec_yaml", "strategy", "granularity", "model", "repair_rounds", "human_review"} <= set(form)
-    assert "human_review" in schemas["context_schema"]["properties"]
+    assert not {"sandbox", "reference_dir"} & set(form), "the form holds only what a caller may set"
 
 
 def test_template_run_through_the_sdk_streams_events_and_ends_verified(server: LangGraphDevServer, spec: Path,
@@ -139,24 +149,22 @@ def test_the_verifier_graph_as_a_service_names_the_wrong_module(server: LangGrap
 
 
 def test_human_review_is_resumed_with_an_edited_instruction(server: LangGraphDevServer, spec: Path, workdir: Path,
-                                                            docker: None) -> None:
-    script = [{"content": fakes.mutant_answer(MUTANT, "mapping")}, {"content": fakes.reference_answer("mapping")}]
-    with FakeOpenAIServer(script, workdir / "model") as model:
-        client = _client(server)
-        thread = client.threads.create()["thread_id"]
-        run_input = {"spec_path": str(spec), "run_dir": str(workdir / "reviewed-run"), "generate": ["mapping"],
-                     "model": "fake-model", "base_url": model.base_url, "human_review": True, "optimise": False}
-        client.runs.wait(thread, "simulatorcoder", input=run_input)
-        state = client.threads.get_state(thread)
-        pending = state["interrupts"]
-        assert len(pending) == 1 and pending[0]["value"]["module"] == "mapping"
-        assert "Blamed: mapping" in pending[0]["value"]["diagnosis"]
-        assert len(model.requests()) == 1, "nothing is asked before the person answers"
-        instruction = "Round the fold counts up, never down."
-        client.runs.wait(thread, "simulatorcoder",
-                         command={"resume": {pending[0]["id"]: {"action": "edit", "instruction": instruction}}})
-        values = client.threads.get_state(thread)["values"]
-        requests = model.requests()
+                                                            model: FakeOpenAIServer, docker: None) -> None:
+    client = _client(server)
+    thread = client.threads.create()["thread_id"]
+    run_input = {"spec_path": str(spec), "run_dir": str(workdir / "reviewed-run"), "generate": ["mapping"],
+                 "model": "fake-model", "base_url": model.base_url, "human_review": True, "optimise": False}
+    client.runs.wait(thread, "simulatorcoder", input=run_input)
+    state = client.threads.get_state(thread)
+    pending = state["interrupts"]
+    assert len(pending) == 1 and pending[0]["value"]["module"] == "mapping"
+    assert "Blamed: mapping" in pending[0]["value"]["diagnosis"]
+    assert len(model.requests()) == 1, "nothing is asked before the person answers"
+    instruction = "Round the fold counts up, never down."
+    client.runs.wait(thread, "simulatorcoder",
+                     command={"resume": {pending[0]["id"]: {"action": "edit", "instruction": instruction}}})
+    values = client.threads.get_state(thread)["values"]
+    requests = model.requests()
     assert values["status"] == "verified"
     assert len(requests) == 2
     last_user = next(m for m in requests[1]["messages"] if m["role"] == "user")["content"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -11,8 +12,20 @@ import openai
 import pytest
 from langchain_core.messages import HumanMessage, SystemMessage
 
-from agents.llm import ModelCallError, ModelConfig, ask, is_transient, make_chat_model, resolve_model_config
-from reference_sim.spec import ModelSettings
+from agents import llm
+from agents.llm import (
+    MAX_ANSWER_CHARS,
+    ModelAnswerTooLarge,
+    ModelCallError,
+    ModelConfig,
+    ModelDeadlineError,
+    WallCapReached,
+    ask,
+    is_transient,
+    make_chat_model,
+    resolve_model_config,
+)
+from agents.spec import ModelSettings
 from tests.fake_openai_server import FakeOpenAIServer
 
 pytestmark = pytest.mark.integration
@@ -131,3 +144,170 @@ def test_server_stops_when_idle(tmp_path: Path) -> None:
         assert server.process.wait(timeout=10) == 0
     finally:
         server.stop()
+
+
+# --- deadlines and answer size ---------------------------------------------------------------------------------
+
+MARGIN_S = 5.0
+"""How late past its deadline a cut-off call may still end: the bound under test, not a measurement."""
+
+
+def _host(server: FakeOpenAIServer) -> str:
+    return f"127.0.0.1:{server.port}"
+
+
+def _outcome(server: FakeOpenAIServer, mode: str, wait_s: float = 15.0) -> dict[str, Any]:
+    """The server's record of how its hang, drip or huge answer ended (it writes it when the client has gone)."""
+    end = time.monotonic() + wait_s
+    while time.monotonic() < end:
+        found = [o for o in server.outcomes() if o["mode"] == mode]
+        if found:
+            return found[-1]
+        time.sleep(0.1)
+    raise AssertionError(f"the fake server recorded no {mode} outcome within {wait_s} s")
+
+
+def test_hanging_endpoint_is_cut_at_its_deadline(tmp_path: Path) -> None:
+    with FakeOpenAIServer([{"hang_s": 60}] * 4, tmp_path) as server:
+        config = _config(server, timeout_s=30, deadline_s=3, max_retries=3)
+        start = time.monotonic()
+        with pytest.raises(ModelDeadlineError) as caught:
+            ask(make_chat_model(config, ENV), MESSAGES)
+        elapsed = time.monotonic() - start
+        assert _outcome(server, "hang")["client_closed"] is True
+        requests = server.requests()
+    assert config.timeout_s > config.deadline_s + MARGIN_S  # the per-operation timeout alone would not cut it yet
+    assert elapsed < config.deadline_s + MARGIN_S
+    assert len(requests) == 1
+    message = str(caught.value)
+    assert message == (f"model call to fake-coder at {_host(server)} took longer than its deadline of 3 s "
+                       "(cut off)")
+    assert not is_transient(caught.value)
+
+
+def test_dripping_endpoint_is_cut_at_its_deadline(tmp_path: Path) -> None:
+    drip_s = 1.0
+    with FakeOpenAIServer([{"drip_s": drip_s, "drip_max_s": 60}] * 4, tmp_path) as server:
+        config = _config(server, timeout_s=2, deadline_s=3, max_retries=3)
+        assert drip_s < config.timeout_s  # every read gets a byte within the read timeout: it never fires
+        start = time.monotonic()
+        with pytest.raises(ModelDeadlineError, match="deadline of 3 s"):
+            ask(make_chat_model(config, ENV), MESSAGES)
+        elapsed = time.monotonic() - start
+        outcome = _outcome(server, "drip")
+        requests = server.requests()
+    assert elapsed < config.deadline_s + MARGIN_S
+    assert len(requests) == 1
+    assert outcome["client_closed"] is True
+    assert outcome["bytes"] < 60 / drip_s
+
+
+def test_client_retries_stay_inside_the_deadline(tmp_path: Path) -> None:
+    with FakeOpenAIServer([{"delay_s": 20, "content": "late"}] * 5, tmp_path) as server:
+        config = _config(server, timeout_s=1, deadline_s=2.5, max_retries=3)
+        start = time.monotonic()
+        with pytest.raises(ModelDeadlineError):
+            ask(make_chat_model(config, ENV), MESSAGES)
+        elapsed = time.monotonic() - start
+        requests = server.requests()
+    assert elapsed < config.deadline_s + MARGIN_S
+    assert 2 <= len(requests) <= config.max_retries + 1  # the first timeout was retried, inside the deadline
+
+
+def test_the_run_wall_cap_cuts_the_call(tmp_path: Path) -> None:
+    with FakeOpenAIServer([{"hang_s": 60}] * 4, tmp_path) as server:
+        model = make_chat_model(_config(server, timeout_s=30, deadline_s=60), ENV)
+        start = time.monotonic()
+        with pytest.raises(WallCapReached) as caught:
+            ask(model, MESSAGES, deadline=time.time() + 2)
+        elapsed = time.monotonic() - start
+        with pytest.raises(WallCapReached, match="call not made"):
+            ask(model, MESSAGES, deadline=time.time() - 1)
+        requests = server.requests()
+    assert elapsed < 2 + MARGIN_S
+    assert len(requests) == 1
+    message = str(caught.value)
+    assert message.startswith(f"the run's wall-time cap was reached while fake-coder at {_host(server)} was "
+                              "answering (call cancelled after ")
+    assert not is_transient(caught.value)
+
+
+class _CountingStream(llm.httpx_lib.SyncByteStream):
+    def __init__(self, inner: Iterable[bytes], counts: list[int]) -> None:
+        self.inner = inner
+        self.counts = counts
+
+    def __iter__(self) -> Iterator[bytes]:
+        for chunk in self.inner:
+            self.counts.append(len(chunk))
+            yield chunk
+
+    def close(self) -> None:
+        getattr(self.inner, "close", lambda: None)()
+
+
+class _CountingTransport(llm.httpx_lib.BaseTransport):
+    """The real HTTP transport, counting the body bytes read from the socket."""
+
+    def __init__(self) -> None:
+        self.inner = llm.httpx_lib.HTTPTransport()
+        self.counts: list[int] = []
+
+    def handle_request(self, request: Any) -> Any:
+        response = self.inner.handle_request(request)
+        response.stream = _CountingStream(response.stream, self.counts)
+        return response
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+def test_huge_answer_is_cut_at_the_byte_cap(tmp_path: Path) -> None:
+    huge = 200 * 1024 * 1024
+    counting = _CountingTransport()
+    with FakeOpenAIServer([{"huge_bytes": huge}] * 4, tmp_path) as server:
+        config = _config(server, deadline_s=60)
+        with pytest.raises(ModelAnswerTooLarge) as caught:
+            ask(make_chat_model(config, ENV, transport=counting), MESSAGES)
+        outcome = _outcome(server, "huge")
+        requests = server.requests()
+    assert str(caught.value) == (f"the answer of fake-coder at {_host(server)} is over {config.max_answer_bytes} "
+                                 "bytes (cut off)")
+    assert config.max_answer_bytes < sum(counting.counts) <= config.max_answer_bytes + max(counting.counts)
+    assert len(requests) == 1
+    assert outcome["client_closed"] is True
+    assert outcome["bytes"] < 20 * 1024 * 1024, outcome  # what was read, plus the two sockets' buffers
+    assert requests[0]["accept_encoding"] == "identity"
+    assert not is_transient(caught.value)
+
+
+def test_answer_text_over_the_character_cap(tmp_path: Path) -> None:
+    with FakeOpenAIServer([{"huge_bytes": MAX_ANSWER_CHARS + 1}, {"huge_bytes": MAX_ANSWER_CHARS}], tmp_path) as server:
+        model = make_chat_model(_config(server), ENV)
+        with pytest.raises(ModelAnswerTooLarge, match=f"over {MAX_ANSWER_CHARS} characters"):
+            ask(model, MESSAGES)
+        assert ask(model, MESSAGES).text == "x" * MAX_ANSWER_CHARS
+
+
+def test_rate_limit_whose_wait_ends_past_the_deadline_is_not_waited_for(tmp_path: Path) -> None:
+    script: list[dict[str, Any]] = [{"status": 429, "headers": {"retry-after": "30"}}, {"content": "too late"}]
+    with FakeOpenAIServer(script, tmp_path) as server:
+        config = _config(server, deadline_s=3, max_retries=3)
+        start = time.monotonic()
+        with pytest.raises(openai.RateLimitError) as caught:
+            ask(make_chat_model(config, ENV), MESSAGES)
+        elapsed = time.monotonic() - start
+        requests = server.requests()
+    assert elapsed < config.deadline_s + MARGIN_S
+    assert len(requests) == 1
+    assert is_transient(caught.value)
+
+
+def test_normal_answer_within_deadline_and_wall_cap(tmp_path: Path) -> None:
+    with FakeOpenAIServer([{"content": "fine", "usage": {"prompt_tokens": 3, "completion_tokens": 1}}],
+                          tmp_path) as server:
+        config = _config(server, deadline_s=30, max_answer_bytes=4096)
+        answer = ask(make_chat_model(config, ENV), MESSAGES, deadline=time.time() + 60)
+        requests = server.requests()
+    assert (answer.text, answer.input_tokens, answer.output_tokens) == ("fine", 3, 1)
+    assert len(requests) == 1 and requests[0]["accept_encoding"] == "identity"

@@ -16,8 +16,8 @@ import pytest
 from agents import checks, skeleton, verifier
 from agents import optimiser as optimiser_module
 from agents.planner import PlanError
-from graph.context import Context
 from graph.graph import build_builder
+from graph.host import Host
 from tests import fakes
 from tests.fakes import Request, ScriptedChatModel
 
@@ -29,11 +29,11 @@ def spec(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return fakes.small_spec(tmp_path_factory.mktemp("spec"))
 
 
-def run(spec: Path, tmp_path: Path, model: Any, **context: Any) -> dict[str, Any]:
-    context.setdefault("optimise", False)
-    app = build_builder().compile()
-    out: dict[str, Any] = app.invoke({"spec_path": str(spec), "run_dir": str(tmp_path / "run"), "run_id": "test"},
-                                     context=Context(chat_model=model, executor_factory=fakes.in_process, **context))
+def run(spec: Path, tmp_path: Path, model: Any, reference_dir: str | None = None, **request: Any) -> dict[str, Any]:
+    request.setdefault("optimise", False)
+    app = build_builder(fakes.local_host(model, reference_dir=reference_dir)).compile()
+    out: dict[str, Any] = app.invoke({"spec_path": str(spec), "run_dir": str(tmp_path / "run"), "run_id": "test",
+                                      **request})
     out["report"] = json.loads((tmp_path / "run" / "report.json").read_text())
     return out
 
@@ -298,18 +298,17 @@ def test_verification_uses_the_users_reference(spec: Path, tmp_path: Path) -> No
     assert out["report"]["verification"]["blamed"] == ["mapping"]
 
 
-def _reviewed_app() -> Any:
+def _reviewed_app(host: Host) -> Any:
     from langgraph.checkpoint.memory import InMemorySaver
 
-    return build_builder().compile(checkpointer=InMemorySaver())
+    return build_builder(host).compile(checkpointer=InMemorySaver())
 
 
-def _start_reviewed(spec: Path, tmp_path: Path, model: Any, **context: Any) -> tuple[Any, Any, Context]:
-    app = _reviewed_app()
+def _start_reviewed(spec: Path, tmp_path: Path, model: Any, **request: Any) -> tuple[Any, Any, None]:
+    app = _reviewed_app(fakes.local_host(model))
     config = {"configurable": {"thread_id": "review"}}
-    ctx = Context(chat_model=model, executor_factory=fakes.in_process, optimise=False, **context)
-    app.invoke({"spec_path": str(spec), "run_dir": str(tmp_path / "run")}, config, context=ctx)
-    return app, config, ctx
+    app.invoke({"spec_path": str(spec), "run_dir": str(tmp_path / "run"), "optimise": False, **request}, config)
+    return app, config, None
 
 
 def test_human_review_edits_the_repair_instruction(spec: Path, tmp_path: Path) -> None:
@@ -319,13 +318,12 @@ def test_human_review_edits_the_repair_instruction(spec: Path, tmp_path: Path) -
         return fakes.mutant_answer(MUTANT, "mapping") if r.kind == "write" else fakes.reference_answer("mapping")
 
     model = ScriptedChatModel(respond=respond)
-    app, config, ctx = _start_reviewed(spec, tmp_path, model, generate=["mapping"], human_review=True)
+    app, config, _ = _start_reviewed(spec, tmp_path, model, generate=["mapping"], human_review=True)
     pending = app.get_state(config).interrupts
     assert len(pending) == 1 and pending[0].value["module"] == "mapping"
     assert "Blamed: mapping" in pending[0].value["diagnosis"]
     assert [c.kind for c in model.calls] == ["write"], "nothing is asked before the person answers"
-    out = app.invoke(Command(resume={"action": "edit", "instruction": "Round the fold counts up."}), config,
-                     context=ctx)
+    out = app.invoke(Command(resume={"action": "edit", "instruction": "Round the fold counts up."}), config)
     assert out["status"] == "verified"
     repair = next(c for c in model.calls if c.kind == "repair")
     assert "Instruction from the reviewer (follow it): Round the fold counts up." in repair.first
@@ -335,8 +333,8 @@ def test_human_review_can_stop_the_run(spec: Path, tmp_path: Path) -> None:
     from langgraph.types import Command
 
     model = ScriptedChatModel(respond=lambda r: fakes.mutant_answer(MUTANT, "mapping"))
-    app, config, ctx = _start_reviewed(spec, tmp_path, model, generate=["mapping"], human_review=True)
-    out = app.invoke(Command(resume="stop"), config, context=ctx)
+    app, config, _ = _start_reviewed(spec, tmp_path, model, generate=["mapping"], human_review=True)
+    out = app.invoke(Command(resume="stop"), config)
     assert out["status"] == "cancelled"
     assert [c.kind for c in model.calls] == ["write"]
     report = json.loads((tmp_path / "run" / "report.json").read_text())
@@ -353,12 +351,12 @@ def test_parallel_reviews_are_answered_by_interrupt_id(spec: Path, tmp_path: Pat
         return fakes.reference_answer(r.module)
 
     model = ScriptedChatModel(respond=respond)
-    app, config, ctx = _start_reviewed(spec, tmp_path, model, human_review=True)
+    app, config, _ = _start_reviewed(spec, tmp_path, model, human_review=True)
     pending = app.get_state(config).interrupts
     assert sorted(i.value["module"] for i in pending) == ["mapping", "network"]
     answers_by_id = {i.id: {"action": "approve"} if i.value["module"] == "mapping"
                      else {"action": "edit", "instruction": "Reads take one cycle."} for i in pending}
-    out = app.invoke(Command(resume=answers_by_id), config, context=ctx)
+    out = app.invoke(Command(resume=answers_by_id), config)
     assert out["status"] == "verified"
     repairs = {c.module: c.first for c in model.calls if c.kind == "repair"}
     assert set(repairs) == {"mapping", "network"}

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from agents import intake
 from agents.llm import ModelConfig
 from graph import run as cli
 from tests import fakes
@@ -27,18 +28,21 @@ def spec(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def inject(monkeypatch: pytest.MonkeyPatch, model: Any) -> None:
     """Run the CLI with ``model`` (``None``: template mode) and in-process candidates instead of a sandbox."""
-    original = cli.context_from
+    from graph import host as host_module
 
-    def context_from(settings: dict[str, Any]) -> Any:
-        ctx = original(settings)
-        ctx.chat_model = model
-        ctx.executor_factory = fakes.in_process
-        return ctx
+    def host(operator: Any, **kwargs: Any) -> Any:
+        return host_module.Host(operator, chat_model=model, executor_factory=fakes.in_process, **kwargs)
 
     config = None if model is None else ModelConfig("scripted", "http://127.0.0.1:9/v1", "OPENAI_API_KEY", 0.0,
                                                     10.0, 0, None)
-    monkeypatch.setattr(cli, "context_from", context_from)
-    monkeypatch.setattr(cli, "preflight", lambda settings: (model is None, config, None))
+
+    def preflight(settings: dict[str, Any], out: Path, run_id: str) -> Any:
+        checked = intake.prepare(cli.request_from(settings, run_id), cli.operator_from(settings, out),
+                                 template=None if model is None else False)
+        return checked, config, None
+
+    monkeypatch.setattr(cli, "Host", host)
+    monkeypatch.setattr(cli, "preflight", preflight)
 
 
 def only_run(out: Path) -> Path:
@@ -163,7 +167,11 @@ def test_the_preflight_sandbox_is_the_one_the_run_uses(spec: Path, tmp_path: Pat
     from sandbox import ProcessSandbox
 
     made = ProcessSandbox()
-    monkeypatch.setattr(cli, "preflight", lambda settings: (True, None, made))
+
+    def preflight(settings: dict[str, Any], out: Path, run_id: str) -> Any:
+        return intake.prepare(cli.request_from(settings, run_id), cli.operator_from(settings, out)), None, made
+
+    monkeypatch.setattr(cli, "preflight", preflight)
 
     def second(*args: Any, **kwargs: Any) -> Any:
         raise AssertionError("a second sandbox was made")

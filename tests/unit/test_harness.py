@@ -164,16 +164,20 @@ def test_a_worker_that_dies_leaves_its_tasks_as_errors() -> None:
 
 
 def _main(tmp_path: Path, files: dict[str, str], tasks: list[vf.Task] | None = None,
-          job: dict[str, Any] | None = None) -> tuple[subprocess.CompletedProcess[str], Path]:
+          job: dict[str, Any] | None = None, boot: str | None = None,
+          make_out: bool = True) -> tuple[subprocess.CompletedProcess[str], Path]:
     folder = _folder(tmp_path, files)
     inputs, out = tmp_path / "inputs", tmp_path / "out"
     made, arrays = vf.make_job(tasks or _tasks()[:1])
     vf.stage_inputs(inputs, job if job is not None else made, arrays)
-    out.mkdir()
+    if boot is not None:
+        (inputs / vf.BOOT_FILE).write_text(boot)
+    if make_out:
+        out.mkdir()
     env = {"SIMCODER_CANDIDATE": str(folder), "SIMCODER_INPUTS": str(inputs), "SIMCODER_OUT": str(out),
            "PATH": os.environ.get("PATH", "")}
-    done = subprocess.run([sys.executable, "-I", str(inputs / vf.BOOT_FILE)], env=env, cwd=out, capture_output=True,
-                          text=True, timeout=120)
+    done = subprocess.run([sys.executable, "-I", str(inputs / vf.BOOT_FILE), str(tmp_path / "marker")], env=env,
+                          cwd=out if make_out else tmp_path, capture_output=True, text=True, timeout=120)
     return done, out
 
 
@@ -197,7 +201,8 @@ def test_main_exits_2_on_a_bad_job(tmp_path: Path) -> None:
 @pytest.mark.parametrize(("code", "refused"), [
     ("import reference_sim\n", "import reference_sim from simcoder_candidate.mapping"),
     ("import importlib\n", "import importlib from simcoder_candidate.mapping (import machinery)"),
-    ("from sys import modules\n", "import sys from simcoder_candidate.mapping (importing modules)"),
+    ("from sys import modules\n", "import sys from simcoder_candidate.mapping (interpreter internals)"),
+    ("import atexit\n", "import atexit from simcoder_candidate.mapping (exit hooks)"),
     ("import numpy as _np\n_os = getattr(getattr(_np, '_pytest' + 'tester'), 'o' + 's')\n"
      "_os.listdir('/')\n", "os.listdir '/'"),
     ("import numpy as _np\ntry:\n    getattr(_np, 'lo' + 'ad')(__file__.rsplit('/', 2)[0] + '/inputs/inputs.npz')\n"
@@ -218,3 +223,67 @@ def test_the_guard_refuses_nothing_the_reference_needs(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     manifest = json.loads((out / harness.MANIFEST_FILE).read_text())
     assert all(t["refused"] == [] and t["status"] == "ok" for t in manifest["tasks"]), manifest["tasks"]
+
+
+HOOKED_BOOT = (
+    "import atexit\n"
+    "import sys\n"
+    "from pathlib import Path\n"
+    "sys.path.insert(0, str(Path(__file__).resolve().parent))\n"
+    "atexit.register(Path(sys.argv[1]).write_text, 'the exit hook ran')\n"
+    "from simcoder_harness.harness import main\n"
+    "raise SystemExit(main())\n"
+)
+
+
+@pytest.mark.parametrize(("case", "code"), [("ran", 0), ("bad job", 2), ("failed", 1)])
+def test_the_entry_point_ends_the_process_before_any_exit_hook(tmp_path: Path, case: str, code: int) -> None:
+    done, out = _main(tmp_path, candidate_files(), boot=HOOKED_BOOT, job={"format": "nonsense"} if case == "bad job"
+                      else None, make_out=case != "failed")
+    assert done.returncode == code, done.stderr
+    assert (out / harness.MANIFEST_FILE).is_file() is (case == "ran")
+    if case == "failed":
+        assert "the harness failed" in done.stderr and "Traceback" in done.stderr
+    assert not (tmp_path / "marker").exists()
+
+
+def test_no_finaliser_of_the_candidate_runs_at_exit(tmp_path: Path) -> None:
+    files = candidate_files()
+    files["mapping.py"] += ("\n\nclass _Mark:\n    path = __file__.rsplit('/', 2)[0] + '/marker'\n\n"
+                            "    def __del__(self, write=open):\n"
+                            "        with write(self.path, 'w') as marker:\n"
+                            "            marker.write('a finaliser ran')\n\n\n"
+                            "_MARK = _Mark()\n")
+    done, out = _main(tmp_path, files)
+    assert done.returncode == 0, done.stderr
+    assert [t["status"] for t in json.loads((out / harness.MANIFEST_FILE).read_text())["tasks"]] == ["ok"]
+    assert not (tmp_path / "marker").exists()
+
+
+def test_the_guard_refuses_os_open_with_write_flags(tmp_path: Path) -> None:
+    files = candidate_files()
+    files["mapping.py"] += ("\nimport numpy as _np\n_os = getattr(getattr(_np, '_pytest' + 'tester'), 'o' + 's')\n"
+                            "try:\n    _os.open(__file__.rsplit('/', 2)[0] + '/marker', _os.O_WRONLY | _os.O_CREAT)\n"
+                            "except ImportError:\n    pass\n")
+    done, out = _main(tmp_path, files)
+    assert done.returncode == 0, done.stderr
+    refused = json.loads((out / harness.MANIFEST_FILE).read_text())["tasks"][0]["refused"]
+    assert any(r.startswith("open ") and "marker" in r for r in refused), refused
+    assert not (tmp_path / "marker").exists()
+
+
+def test_a_helper_imported_by_plain_name_is_guarded_too(tmp_path: Path) -> None:
+    files = {**candidate_files(), "helpers.py": "import os\n"}
+    files["mapping.py"] += "\nimport helpers\n"
+    done, out = _main(tmp_path, files)
+    assert done.returncode == 0, done.stderr
+    task = json.loads((out / harness.MANIFEST_FILE).read_text())["tasks"][0]
+    assert "import os from helpers (file-system access)" in task["refused"], task
+
+
+def test_output_is_flushed_before_the_process_ends(tmp_path: Path) -> None:
+    files = candidate_files()
+    files["mapping.py"] += "\nprint('the candidate says hello')\n"
+    done, _ = _main(tmp_path, files)
+    assert done.returncode == 0, done.stderr
+    assert "the candidate says hello" in done.stdout

@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import email.utils
+import gzip
+import json
+import re
+import time
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
@@ -14,19 +20,25 @@ from pydantic import SecretStr
 
 from agents import llm
 from agents.llm import (
+    MAX_ANSWER_CHARS,
     Answer,
+    DeadlineTransport,
+    ModelAnswerTooLarge,
     ModelCallError,
     ModelConfig,
     ModelConfigError,
+    ModelDeadlineError,
+    WallCapReached,
     api_key,
     ask,
+    call_deadline,
     is_transient,
     make_chat_model,
     redact,
     resolve_model_config,
 )
+from agents.spec import ModelSettings
 from reference_sim.errors import SimCoderError
-from reference_sim.spec import ModelSettings
 
 KEY = "sk-unit-test-0123456789abcdef"
 REMOTE = "https://llm.example.com/v1"
@@ -51,7 +63,23 @@ def test_spec_alone() -> None:
     settings = ModelSettings(model="spec-model", base_url=REMOTE, temperature=0.25, timeout_s=45)
     config = resolve_model_config(settings, env={"OPENAI_API_KEY": KEY})
     assert config == ModelConfig(model="spec-model", base_url=REMOTE, api_key_env="OPENAI_API_KEY",
-                                 temperature=0.25, timeout_s=45.0, max_retries=3, seed=None)
+                                 temperature=0.25, timeout_s=45.0, max_retries=3, seed=None, deadline_s=45.0,
+                                 max_answer_bytes=llm.DEFAULT_MAX_ANSWER_BYTES)
+
+
+def test_deadline_defaults_to_the_spec_timeout() -> None:
+    config = resolve_model_config(None, model="gpt-x", env={"OPENAI_API_KEY": KEY})
+    assert config is not None
+    assert config.deadline_s == llm.DEFAULT_TIMEOUT_S == 120.0
+    assert config.max_answer_bytes == 1024 * 1024
+    assert "deadline_s=120.0" in repr(config)
+
+
+@pytest.mark.parametrize("changes", [{"deadline_s": 0.0}, {"deadline_s": float("inf")}, {"deadline_s": -1.0},
+                                     {"max_answer_bytes": 0}])
+def test_bad_limits_are_config_errors(changes: dict[str, Any]) -> None:
+    with pytest.raises(ModelConfigError, match=next(iter(changes))):
+        _config(**changes)
 
 
 def test_environment_beats_spec_and_cli_beats_environment() -> None:
@@ -194,6 +222,9 @@ TRANSIENT = [
     ConnectionResetError("reset"),
 ]
 PERMANENT = [
+    ModelDeadlineError("model call to m at llm.example.com took longer than its deadline of 3 s (cut off)"),
+    WallCapReached("the run's wall-time cap was reached"),
+    ModelAnswerTooLarge("the answer of m at llm.example.com is over 10 bytes (cut off)"),
     _status_error(openai.AuthenticationError, 401, "bad key"),
     _status_error(openai.NotFoundError, 404, "no such model"),
     _status_error(openai.BadRequestError, 400, "bad request"),
@@ -305,3 +336,264 @@ def test_ask_joins_text_blocks_and_ignores_reasoning() -> None:
 def test_ask_timeout_is_ignored_by_models_without_one() -> None:
     answer = ask(FakeMessagesListChatModel(responses=[AIMessage("ok")]), _messages(), timeout_s=1.0)
     assert answer.text == "ok"
+
+
+def test_ask_refuses_a_call_past_the_wall_cap() -> None:
+    with pytest.raises(WallCapReached, match="call not made"):
+        ask(_failing(KeyError("the model was called")), _messages(), deadline=0.0)
+
+
+def test_ask_with_a_wall_cap_to_come() -> None:
+    assert ask(FakeMessagesListChatModel(responses=[AIMessage("ok")]), _messages(), deadline=4e9).text == "ok"
+
+
+def test_ask_refuses_a_text_over_the_character_cap() -> None:
+    fits = ask(FakeMessagesListChatModel(responses=[AIMessage("y" * MAX_ANSWER_CHARS)]), _messages())
+    assert len(fits.text) == MAX_ANSWER_CHARS
+    with pytest.raises(ModelAnswerTooLarge, match=f"over {MAX_ANSWER_CHARS} characters"):
+        ask(FakeMessagesListChatModel(responses=[AIMessage("y" * (MAX_ANSWER_CHARS + 1))]), _messages())
+
+
+# --- the deadline transport ----------------------------------------------------------------------------------
+
+HTTP = llm.httpx_lib
+URL = "https://llm.example.com/v1/chat/completions"
+
+
+class _Clock:
+    def __init__(self, now: float = 1_000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class _Chunks(HTTP.SyncByteStream):
+    """A response body served chunk by chunk; each chunk moves the clock on by ``step`` seconds."""
+
+    def __init__(self, chunks: list[bytes], clock: _Clock | None = None, step: float = 0.0,
+                 fail: Exception | None = None) -> None:
+        self.chunks = chunks
+        self.clock = clock
+        self.step = step
+        self.fail = fail
+        self.served = 0
+        self.closed = False
+
+    def __iter__(self) -> Iterator[bytes]:
+        for chunk in self.chunks:
+            if self.clock is not None:
+                self.clock.now += self.step
+            self.served += 1
+            yield chunk
+        if self.fail is not None:
+            raise self.fail
+
+    def close(self) -> None:
+        self.closed = True
+
+
+class _Inner(HTTP.BaseTransport):
+    """A fake inner transport: records each request and answers with ``respond(request)``."""
+
+    def __init__(self, respond: Callable[[Any], Any]) -> None:
+        self.respond = respond
+        self.requests: list[Any] = []
+
+    def handle_request(self, request: Any) -> Any:
+        self.requests.append(request)
+        return self.respond(request)
+
+
+def _answer(body: bytes = b"{}", *chunks: bytes, status: int = 200, headers: dict[str, str] | None = None,
+            clock: _Clock | None = None, step: float = 0.0) -> tuple[_Chunks, Callable[[Any], Any]]:
+    stream = _Chunks([body, *chunks], clock, step)
+    return stream, lambda request: HTTP.Response(status, headers=headers or {}, stream=stream)
+
+
+def _limited(inner: _Inner, clock: _Clock, **changes: Any) -> Any:
+    options: dict[str, Any] = {"model": "m", "host": "llm.example.com", "deadline_s": 10.0,
+                               "max_answer_bytes": 1000, "max_backoff_s": 2.0, "clock": clock, **changes}
+    return HTTP.Client(transport=DeadlineTransport(inner, **options))
+
+
+def test_transport_refuses_a_request_past_the_deadline() -> None:
+    clock, inner = _Clock(), _Inner(_answer()[1])
+    with call_deadline(started=clock.now - 10.0), pytest.raises(ModelDeadlineError) as caught:
+        _limited(inner, clock).post(URL)
+    assert inner.requests == []
+    assert str(caught.value) == "model call to m at llm.example.com took longer than its deadline of 10 s (cut off)"
+    with call_deadline(started=clock.now - 9.0):
+        assert _limited(inner, clock).post(URL).status_code == 200
+
+
+def test_transport_refuses_a_request_past_the_wall_cap() -> None:
+    clock, inner = _Clock(), _Inner(_answer()[1])
+    with call_deadline(clock.now, started=clock.now - 4.0), pytest.raises(WallCapReached) as caught:
+        _limited(inner, clock).post(URL)
+    assert inner.requests == []
+    assert str(caught.value) == ("the run's wall-time cap was reached while m at llm.example.com was answering "
+                                 "(call cancelled after 4.0 s)")
+
+
+def test_outside_a_call_each_request_has_its_own_deadline() -> None:
+    clock, inner = _Clock(), _Inner(_answer()[1])
+    client = _limited(inner, clock, deadline_s=5.0)
+    clock.now += 1_000.0
+    assert client.post(URL, timeout=60.0).status_code == 200
+    assert inner.requests[0].extensions["timeout"] == {"connect": 5.0, "read": 5.0, "write": 5.0, "pool": 5.0}
+
+
+def test_transport_caps_the_timeouts_to_the_time_left() -> None:
+    clock, inner = _Clock(), _Inner(_answer()[1])
+    client = _limited(inner, clock)
+    with call_deadline(started=clock.now - 7.0):
+        client.post(URL, timeout=HTTP.Timeout(120.0, read=2.0, pool=None))
+    assert inner.requests[0].extensions["timeout"] == {"connect": 3.0, "read": 2.0, "write": 3.0, "pool": 3.0}
+    assert inner.requests[0].headers["Accept-Encoding"] == "identity"
+
+
+def test_wall_cap_before_the_call_deadline_caps_the_timeouts() -> None:
+    clock, inner = _Clock(), _Inner(_answer()[1])
+    with call_deadline(clock.now + 1.5, started=clock.now):
+        _limited(inner, clock).post(URL, timeout=30.0)
+    assert inner.requests[0].extensions["timeout"]["read"] == 1.5
+
+
+def test_every_chunk_checks_the_deadline() -> None:
+    clock = _Clock()
+    stream, respond = _answer(*[b" "] * 100, clock=clock, step=1.0)
+    with call_deadline(started=clock.now), pytest.raises(ModelDeadlineError, match=re.escape("deadline of 3.5 s")):
+        _limited(_Inner(respond), clock, deadline_s=3.5).post(URL)
+    assert stream.served == 4
+    assert stream.closed
+
+
+def test_every_chunk_checks_the_wall_cap() -> None:
+    clock = _Clock()
+    stream, respond = _answer(*[b" "] * 100, clock=clock, step=1.0)
+    cancelled = re.escape("call cancelled after 3.0 s")
+    with call_deadline(clock.now + 2.5, started=clock.now), pytest.raises(WallCapReached, match=cancelled):
+        _limited(_Inner(respond), clock).post(URL)
+    assert stream.served == 3
+
+
+def test_byte_cap() -> None:
+    clock = _Clock()
+    stream, respond = _answer(*[b"a" * 400] * 10)
+    with call_deadline(started=clock.now), pytest.raises(ModelAnswerTooLarge) as caught:
+        _limited(_Inner(respond), clock).post(URL)
+    assert str(caught.value) == "the answer of m at llm.example.com is over 1000 bytes (cut off)"
+    assert stream.served == 3
+    assert stream.closed
+    _, exactly = _answer(b"a" * 400, b"b" * 600)
+    with call_deadline(started=clock.now):
+        assert len(_limited(_Inner(exactly), clock).post(URL).content) == 1000
+
+
+def test_compressed_body_is_counted_decoded() -> None:
+    clock = _Clock()
+    small = json.dumps({"ok": True}).encode()
+    _, respond = _answer(gzip.compress(small), headers={"Content-Encoding": "gzip"})
+    with call_deadline(started=clock.now):
+        assert _limited(_Inner(respond), clock).post(URL).content == small
+    bomb = gzip.compress(b"x" * 100_000)
+    assert len(bomb) < 1000
+    _, respond = _answer(bomb, headers={"Content-Encoding": "gzip"})
+    with call_deadline(started=clock.now), pytest.raises(ModelAnswerTooLarge):
+        _limited(_Inner(respond), clock).post(URL)
+    _, respond = _answer(b"?", headers={"Content-Encoding": "br"})
+    with call_deadline(started=clock.now), pytest.raises(ModelCallError, match="content encoding 'br'"):
+        _limited(_Inner(respond), clock).post(URL)
+
+
+def test_a_timeout_at_the_deadline_is_the_deadline() -> None:
+    clock = _Clock()
+
+    def silent_until_the_deadline(request: Any) -> Any:
+        clock.now += request.extensions["timeout"]["read"]
+        raise HTTP.ReadTimeout("timed out", request=request)
+
+    with call_deadline(started=clock.now), pytest.raises(ModelDeadlineError):
+        _limited(_Inner(silent_until_the_deadline), clock, deadline_s=3.0).post(URL, timeout=30.0)
+    with call_deadline(started=clock.now), pytest.raises(HTTP.ReadTimeout):
+        _limited(_Inner(silent_until_the_deadline), clock, deadline_s=30.0).post(URL, timeout=3.0)
+
+
+def test_a_timeout_while_reading_at_the_deadline_is_the_deadline() -> None:
+    clock = _Clock()
+    stream = _Chunks([b"{"], clock, 3.0, fail=HTTP.ReadTimeout("timed out"))
+    inner = _Inner(lambda request: HTTP.Response(200, stream=stream))
+    with call_deadline(started=clock.now), pytest.raises(ModelDeadlineError):
+        _limited(inner, clock, deadline_s=3.2).post(URL)
+    stream = _Chunks([b"{"], clock, 1.0, fail=HTTP.ReadTimeout("timed out"))
+    inner = _Inner(lambda request: HTTP.Response(200, stream=stream))
+    with call_deadline(started=clock.now), pytest.raises(HTTP.ReadTimeout):
+        _limited(inner, clock, deadline_s=30.0).post(URL)
+
+
+@pytest.mark.parametrize(("status", "headers", "left", "retried"), [
+    (429, {"retry-after": "30"}, 10.0, False),
+    (429, {"retry-after": "1"}, 10.0, True),
+    (429, {"retry-after-ms": "9500"}, 10.0, True),
+    (503, {}, 1.5, False),
+    (503, {}, 10.0, True),
+    (503, {"x-should-retry": "true"}, 1.5, False),
+    (429, {"retry-after": "IN 60 S"}, 10.0, False),
+    (400, {}, 0.5, True),
+])
+def test_no_client_retry_whose_wait_ends_past_the_deadline(status: int, headers: dict[str, str], left: float,
+                                                           retried: bool) -> None:
+    clock = _Clock()
+    if headers.get("retry-after") == "IN 60 S":
+        headers = {"retry-after": email.utils.formatdate(time.time() + 60, usegmt=True)}
+    _, respond = _answer(status=status, headers=headers)
+    with call_deadline(started=clock.now - 10.0 + left):
+        response = _limited(_Inner(respond), clock).post(URL)
+    assert (response.headers.get("x-should-retry") != "false") is retried
+
+
+def test_client_backoff_bound() -> None:
+    assert llm.client_backoff_s(0) == 0.5
+    assert llm.client_backoff_s(3) == 2.0
+    assert llm.client_backoff_s(10) == 8.0
+
+
+def _completion(text: str) -> bytes:
+    return json.dumps({"id": "c1", "object": "chat.completion", "created": 0, "model": "m",
+                       "choices": [{"index": 0, "message": {"role": "assistant", "content": text},
+                                    "finish_reason": "stop"}],
+                       "usage": {"prompt_tokens": 5, "completion_tokens": 2, "total_tokens": 7}}).encode()
+
+
+def test_chat_model_calls_through_the_deadline_transport() -> None:
+    inner = _Inner(lambda request: HTTP.Response(200, headers={"Content-Type": "application/json"},
+                                                 stream=_Chunks([_completion("hello")])))
+    model = make_chat_model(_config(timeout_s=30.0, deadline_s=60.0), {"OPENAI_API_KEY": KEY}, transport=inner)
+    answer = ask(model, _messages(), deadline=time.time() + 5.0)
+    assert (answer.text, answer.input_tokens, answer.output_tokens) == ("hello", 5, 2)
+    sent = inner.requests[0]
+    assert sent.headers["Accept-Encoding"] == "identity"
+    assert sent.extensions["timeout"]["read"] <= 5.0
+
+
+def test_chat_model_answer_over_the_byte_cap() -> None:
+    inner = _Inner(lambda request: HTTP.Response(200, headers={"Content-Type": "application/json"},
+                                                 stream=_Chunks([_completion("z" * 5000)])))
+    model = make_chat_model(_config(max_answer_bytes=4096), {"OPENAI_API_KEY": KEY}, transport=inner)
+    with pytest.raises(ModelAnswerTooLarge, match=re.escape("the answer of m at llm.example.com is over 4096 bytes")):
+        ask(model, _messages())
+    assert len(inner.requests) == 1
+
+
+def test_environment_proxy_is_kept(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("http_proxy", "https_proxy", "all_proxy", "no_proxy", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY",
+                 "NO_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+    assert llm._env_proxy(REMOTE) is None
+    monkeypatch.setenv("HTTPS_PROXY", "http://127.0.0.1:3128")
+    assert llm._env_proxy(REMOTE) == "http://127.0.0.1:3128"
+    assert llm._env_proxy(None) == "http://127.0.0.1:3128"
+    assert llm._env_proxy("http://127.0.0.1:8000/v1") is None
+    monkeypatch.setenv("NO_PROXY", "llm.example.com")
+    assert llm._env_proxy(REMOTE) is None

@@ -76,12 +76,28 @@ def test_features_beyond_the_reference_are_named(tmp_path: Path, edit: tuple[str
 
 def test_a_reference_folder_must_hold_the_three_modules(tmp_path: Path) -> None:
     (tmp_path / "mapping.py").write_text(checks.reference_code("mapping"))
-    with pytest.raises(planner.PlanError, match=r"missing network\.py, memory\.py"):
-        planner.load_reference(tmp_path)
+    with pytest.raises(planner.PlanError, match=r"missing network\.py, memory\.py") as info:
+        planner.check_reference(tmp_path)
+    assert str(tmp_path) in str(info.value) and "\n" not in str(info.value)
     (tmp_path / "network.py").write_text("def schedule(mapping, hardware):\n    return None\n")
-    (tmp_path / "memory.py").write_text("raise RuntimeError('broken')\n")
-    with pytest.raises(planner.PlanError, match=r"memory\.py: the reference module does not import: RuntimeError"):
-        planner.load_reference(tmp_path)
+    (tmp_path / "memory.py").write_text("raise RuntimeError('imported on the host')\n")
+    with pytest.raises(planner.PlanError, match=r"memory\.py defines no top-level simulate\(\)"):
+        planner.check_reference(tmp_path)
+
+
+def test_a_reference_folder_is_checked_never_imported(tmp_path: Path) -> None:
+    for role in ("mapping", "network"):
+        (tmp_path / f"{role}.py").write_text(checks.reference_code(role))
+    (tmp_path / "memory.py").write_text("raise RuntimeError('imported on the host')\n\n\n"
+                                        "def simulate(mapping, network, hardware, *, traces=False):\n"
+                                        "    return None\n")
+    assert planner.check_reference(tmp_path) == tmp_path.resolve()
+    assert planner.plan_run(SPEC, reference_dir=tmp_path)["reference"] == str(tmp_path.resolve())
+    (tmp_path / "memory.py").write_text(checks.reference_code("memory") + "\nimport os\n")
+    line = len(checks.reference_code("memory").splitlines()) + 2
+    with pytest.raises(planner.PlanError, match=rf"^the reference in {tmp_path}.*: memory\.py:{line}: import os "
+                                                r"\([^()]+\)$"):
+        planner.plan_run(SPEC, reference_dir=tmp_path)
 
 
 @pytest.mark.parametrize("role", ["mapping", "network", "memory"])

@@ -13,7 +13,7 @@ from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
 
 from agents import prompts as pr
 from agents.harness.harness import FUNCTIONS
-from reference_sim.spec import load_spec
+from agents.spec import load_agent_spec as load_spec
 
 REPO = Path(__file__).resolve().parents[2]
 SPEC = load_spec(REPO / "scale_sim.yaml").spec
@@ -112,7 +112,8 @@ def test_no_placeholder_left_in_any_rendered_prompt() -> None:
 def test_system_prompt_states_the_rules() -> None:
     text = str(coder("mapping", "zero_shot", "module")[0].content)
     assert "numpy" in text and "from .contract import" in text and "```python" in text
-    assert "`importlib`" in text and "`open`" in text
+    assert "`itertools`" in text and "`math`" in text and "`open`" in text
+    assert "`importlib`" not in text and "`pathlib`" not in text, "the prompt lists what is allowed, not what is not"
 
 
 def test_braces_in_code_survive() -> None:

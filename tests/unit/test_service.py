@@ -10,10 +10,9 @@ from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.graph import END, START, StateGraph
 
 from agents import mutants
-from graph.context import Context
-from graph.graph import graph as simulatorcoder
-from graph.verifier_graph import VerifierContext
-from graph.verifier_graph import graph as verifier_graph
+from agents.run_config import NO_MAXIMA, OperatorSettings
+from graph.graph import build_graph
+from graph.verifier_graph import VerifierHost, build_verifier_graph
 from reference_sim.errors import InputError
 from tests import fakes
 
@@ -31,9 +30,10 @@ class Parent(TypedDict, total=False):
 
 
 def test_the_workflow_as_a_node_of_a_parent_graph(spec: Path, tmp_path: Path) -> None:
+    simulatorcoder = build_graph(fakes.local_host())
+
     def simulate(state: Parent) -> dict[str, Any]:
-        out = simulatorcoder.invoke({"spec_path": state["arch"], "run_dir": state["folder"]},
-                                    context=Context(executor_factory=fakes.in_process))
+        out = simulatorcoder.invoke({"spec_path": state["arch"], "run_dir": state["folder"]})
         return {"verdict": out["status"], "report": out["report_path"]}
 
     builder = StateGraph(Parent)
@@ -50,9 +50,9 @@ def test_the_workflow_as_a_node_of_a_parent_graph(spec: Path, tmp_path: Path) ->
 
 
 def test_the_workflow_takes_an_inline_spec_and_overrides(spec: Path, tmp_path: Path) -> None:
+    simulatorcoder = build_graph(fakes.local_host())
     out = simulatorcoder.invoke({"spec_yaml": spec.read_text(), "run_dir": str(tmp_path / "run"),
-                                 "generate": ["network"], "granularity": "module"},
-                                context=Context(executor_factory=fakes.in_process))
+                                 "generate": ["network"], "granularity": "module"})
     assert out["status"] == "verified"
     assert (tmp_path / "run" / "spec.yaml").read_text() == spec.read_text()
 
@@ -67,23 +67,23 @@ def _folder(tmp_path: Path, mutant_id: str | None) -> Path:
 
 
 def test_the_verifier_service_names_the_wrong_module(spec: Path, tmp_path: Path) -> None:
-    ctx = VerifierContext(executor_factory=fakes.in_process)
+    verifier_graph = build_verifier_graph(VerifierHost(OperatorSettings(remote=False, maxima=NO_MAXIMA),
+                                                       executor_factory=fakes.in_process))
     wrong = verifier_graph.invoke({"candidate_dir": str(_folder(tmp_path, "map-row-folds-floor")),
-                                   "spec_path": str(spec), "workloads": ["edge_cases@spec"], "final_check": []},
-                                  context=ctx)
+                                   "spec_path": str(spec), "workloads": ["edge_cases@spec"], "final_check": []})
     assert wrong["passed"] is False and wrong["blamed"] == ["mapping"]
     assert wrong["diagnosis"].startswith("REJECTED (wrong_result). Blamed: mapping.")
     assert wrong["stages"][0]["stage"] == "mapping" and wrong["stages"][0]["field"] == "LayerMapping.row_folds"
     assert [c["workload"] for c in wrong["checked"]] == ["edge_cases@spec", "edge_cases@spec"]
-    right = verifier_graph.invoke({"candidate_dir": str(_folder(tmp_path, None)), "spec_path": str(spec)},
-                                  context=ctx)
+    right = verifier_graph.invoke({"candidate_dir": str(_folder(tmp_path, None)), "spec_path": str(spec)})
     assert right["passed"] is True and right["outcome"] == "passed" and right["blamed"] == []
 
 
 def test_the_verifier_service_refuses_bad_input(tmp_path: Path) -> None:
-    ctx = VerifierContext(executor_factory=fakes.in_process)
+    verifier_graph = build_verifier_graph(VerifierHost(OperatorSettings(remote=False, maxima=NO_MAXIMA),
+                                                       executor_factory=fakes.in_process))
     with pytest.raises(InputError, match=r"missing mapping\.py, network\.py, memory\.py"):
-        verifier_graph.invoke({"candidate_dir": str(tmp_path)}, context=ctx)
+        verifier_graph.invoke({"candidate_dir": str(tmp_path)})
     with pytest.raises(InputError, match="unknown workload"):
         verifier_graph.invoke({"modules": {r: "" for r in ("mapping", "network", "memory")},
-                               "workloads": ["nope"]}, context=ctx)
+                               "workloads": ["nope"]})

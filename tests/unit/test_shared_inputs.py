@@ -15,8 +15,8 @@ TOPOLOGIES = sorted(str(p.relative_to(SCALESIM_DATA / "topologies"))
 CONFIGS = sorted(p.name for p in (SCALESIM_DATA / "configs").glob("*.cfg")) or ["<no configs>"]
 KNOWN_BAD = {
     "conv_nets/UNet_maestro.csv": "fields are not separated by commas",
-    "rnn_eval/LSTM_template.csv": "'B' is not an integer",
-    "CSV/LSTM.csv": "is not an integer",
+    "rnn_eval/LSTM_template.csv": "not an integer",
+    "CSV/LSTM.csv": "not an integer",
     "CSV/MLPERF.csv": "Filter Width: missing value",
     "mlperf/MLPERF.csv": "Filter Width: missing value",
     "mlperf/Sentimental_seqLSTM.csv": "Filter Width: missing value",

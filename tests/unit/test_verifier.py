@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 from agents import verifier as vf
-from agents.harness import harness
+from agents.harness import harness, rules
 from agents.mutants import MUTANTS, build, candidate_files
 from reference_sim import contract
 from sandbox.base import INPUTS_MOUNT, Outcome, RunResult
@@ -182,8 +182,7 @@ def test_forbidden_sources_are_refused_before_anything_runs(tmp_path: Path) -> N
     result = vf.verify(executor, SUITE[:1], final_check=NO_FINAL)
     assert result.outcome is Outcome.FORBIDDEN
     assert executor.runs == 0
-    assert result.refusals == ("memory.py:1: from reference_sim.memory import ... (not numpy, the standard library, "
-                               "the candidate's own files or the contract)",)
+    assert result.refusals == (f"memory.py:1: from reference_sim.memory import ... ({rules.NOT_ALLOWED})",)
     assert "memory.py:1" in result.diagnosis
 
 

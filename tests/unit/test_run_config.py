@@ -1,0 +1,208 @@
+"""One run configuration: who may set each field, and a remote caller's request checked before any work.
+
+The graphs here are bound to a *remote* host (what ``langgraph.json`` serves) whose candidates run in
+this process; every refusal must be one line naming the field, and leave the run root as it was.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from agents import run_config
+from agents.run_config import (
+    CallerRequest,
+    ConfigError,
+    OperatorSettings,
+    RunConfig,
+    who_may_set,
+)
+from graph.auth import token_matches
+from graph.graph import build_graph
+from graph.host import Host
+from graph.state import REQUEST_FIELDS
+from graph.verifier_graph import VERIFY_FIELDS, VerifierHost, build_verifier_graph
+from reference_sim.errors import InputError
+from tests import fakes
+
+WHO: dict[str, str] = {
+    "strategy": "caller", "granularity": "caller", "generate": "caller", "seed": "caller", "temperature": "caller",
+    "human_review": "caller", "optimise": "caller", "attempts_per_module": "caller", "repair_rounds": "caller",
+    "max_tokens": "caller", "max_wall_s": "caller", "max_sandboxes": "caller", "spec_path": "caller",
+    "run_dir": "caller",
+    "model": "operator", "base_url": "operator", "api_key_env": "operator", "model_deadline_s": "operator",
+    "max_answer_bytes": "operator", "sandbox": "operator", "sandbox_timeout_s": "operator",
+    "sandbox_memory_mib": "operator", "reference_dir": "operator", "run_root": "operator", "path_roots": "operator",
+    "max_spec_bytes": "operator", "max_layers": "operator",
+}
+"""Every RunConfig field and who may set it: adding a field without saying here fails the first test."""
+
+ENDPOINT = "http://127.0.0.1:9/v1"
+
+
+def test_every_run_config_field_says_who_may_set_it() -> None:
+    assert who_may_set() == WHO
+
+
+def test_a_field_without_who_is_an_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    info = RunConfig.model_fields["seed"]
+    monkeypatch.setattr(info, "json_schema_extra", {})
+    with pytest.raises(TypeError, match=r"RunConfig\.seed does not say who may set it"):
+        who_may_set()
+
+
+def test_the_graph_input_is_the_caller_request() -> None:
+    assert set(REQUEST_FIELDS) == set(CallerRequest.model_fields)
+    assert all(WHO.get(name, "caller") == "caller" for name in REQUEST_FIELDS if name not in ("model", "base_url"))
+
+
+@pytest.fixture
+def root(tmp_path: Path) -> Path:
+    folder = tmp_path / "runs"
+    folder.mkdir()
+    return folder
+
+
+@pytest.fixture
+def spec(tmp_path: Path, root: Path) -> Path:
+    return fakes.small_spec(root)
+
+
+def remote(root: Path, **settings: Any) -> OperatorSettings:
+    settings.setdefault("path_roots", (str(root),))
+    return OperatorSettings(remote=True, sandbox="docker", run_root=str(root), **settings)
+
+
+def serve(operator: OperatorSettings) -> Any:
+    return build_graph(Host(operator, executor_factory=fakes.in_process))
+
+
+def listing(folder: Path) -> list[str]:
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*"))
+
+
+@pytest.mark.parametrize(("context", "fields", "field", "says"), [
+    ({"sandbox": "process"}, {}, "sandbox", "remote runs always use the Docker sandbox"),
+    ({"reference_dir": "/tmp"}, {}, "reference_dir", "a caller may not set this"),
+    ({"executor_factory": "x"}, {}, "executor_factory", "a caller may not set this"),
+    ({"api_key_env": "HOME"}, {}, "api_key_env", "a caller may not set this"),
+    ({}, {"base_url": "http://127.0.0.1:1/v1"}, "base_url", "has not listed"),
+    ({}, {"model": "other"}, "model", "has not listed"),
+    ({}, {"strategy": "bogus"}, "strategy", "Input should be"),
+    ({}, {"attempts_per_module": "lots"}, "attempts_per_module", "valid integer"),
+    ({}, {"max_wall_s": math.nan}, "max_wall_s", "finite"),
+    ({}, {"attempts_per_module": 11}, "attempts_per_module", "over this server's maximum of 10"),
+    ({}, {"max_tokens": 10**9}, "max_tokens", "over this server's maximum"),
+    ({}, {"human_review": "yes"}, "human_review", "valid boolean"),
+    ({}, {"run_dir": "/tmp/elsewhere"}, "run_dir", "inside the server's run root"),
+    ({}, {"run_dir": "../escape"}, "run_dir", "inside the server's run root"),
+    ({}, {"run_id": "../up"}, "run_id", ""),
+    ({}, {"spec_path": "/etc/passwd"}, "spec_path", "outside the folders this server may read"),
+    ({}, {"spec_yaml": "x" * (1024 * 1024 + 1)}, "spec_yaml", "over the limit"),
+])
+def test_a_remote_caller_is_refused_in_one_line_naming_the_field(
+        root: Path, spec: Path, context: dict[str, Any], fields: dict[str, Any], field: str, says: str) -> None:
+    before = listing(root)
+    with pytest.raises(InputError) as info:
+        base = {} if "spec_yaml" in fields else {"spec_path": str(spec)}
+        serve(remote(root)).invoke({**base, **fields}, context=context)
+    message = str(info.value)
+    assert f"{field}: " in message and says in message and len(message.splitlines()) == 1, message
+    assert listing(root) == before, "nothing is written before the request is valid"
+
+
+def test_a_callers_spec_cannot_name_an_endpoint_or_the_keys_variable(root: Path, spec: Path) -> None:
+    data = yaml.safe_load(spec.read_text())
+    before = listing(root)
+    for model, field in (({"base_url": ENDPOINT, "model": "m"}, "model.base_url"),
+                         ({"model": "m"}, "model.model"),
+                         ({"api_key_env": "AWS_SECRET_ACCESS_KEY"}, "model.api_key_env")):
+        text = yaml.safe_dump({**data, "model": model})
+        with pytest.raises(ConfigError, match=rf"{field}: ") as info:
+            serve(remote(root)).invoke({"spec_yaml": text})
+        assert len(str(info.value).splitlines()) == 1
+    assert listing(root) == before
+
+
+def test_a_topology_outside_the_roots_is_refused_without_echoing_it(root: Path, spec: Path) -> None:
+    data = yaml.safe_load(spec.read_text())
+    data["workloads"].append({"name": "secret", "topology": "/etc/passwd"})
+    with pytest.raises(ConfigError, match=r"workloads\[\d+\]\.topology: outside the folders") as info:
+        serve(remote(root)).invoke({"spec_yaml": yaml.safe_dump(data)})
+    assert "root:" not in str(info.value)
+
+
+def test_an_existing_run_folder_is_never_reused(root: Path, spec: Path) -> None:
+    taken = root / "taken"
+    taken.mkdir()
+    (taken / "report.md").write_text("the user's own")
+    with pytest.raises(ConfigError, match="run_dir: already exists"):
+        serve(remote(root)).invoke({"spec_path": str(spec), "run_dir": str(taken)})
+    assert (taken / "report.md").read_text() == "the user's own"
+
+
+def test_a_listed_endpoint_is_taken_and_the_sandbox_stays_docker(root: Path, spec: Path) -> None:
+    operator = remote(root, allowed_base_urls=(ENDPOINT,), allowed_models=("m",))
+    request = run_config.caller_request({"base_url": ENDPOINT, "model": "m", "max_sandboxes": 3})
+    loaded = fakes.agent_spec(spec)
+    config = run_config.resolve(loaded, spec, root / "r", operator.model_copy(update={"sandbox": "process"}), request,
+                                spec_from_caller=True)
+    assert (config.base_url, config.model, config.sandbox, config.max_sandboxes) == (ENDPOINT, "m", "docker", 3)
+
+
+def test_the_served_settings_come_from_the_environment(tmp_path: Path) -> None:
+    env = {"SIMCODER_RUN_ROOT": str(tmp_path), "SIMCODER_MAX_ATTEMPTS": "4", "OPENAI_MODEL": "served",
+           "SIMCODER_ALLOWED_BASE_URLS": f"{ENDPOINT}, http://127.0.0.1:8/v1"}
+    operator = OperatorSettings.from_env(env)
+    assert operator.remote and operator.sandbox == "docker" and operator.maxima.attempts_per_module == 4
+    assert operator.allowed_base_urls == (ENDPOINT, "http://127.0.0.1:8/v1") and operator.model == "served"
+    assert str(tmp_path.resolve()) in operator.path_roots
+    with pytest.raises(ConfigError, match="SIMCODER_MAX_ATTEMPTS: must be a positive"):
+        OperatorSettings.from_env({"SIMCODER_MAX_ATTEMPTS": "-1"})
+
+
+def test_a_remote_template_run_writes_only_its_own_new_folder(root: Path, spec: Path) -> None:
+    before = set(listing(root))
+    out = serve(remote(root)).invoke({"spec_yaml": spec.read_text(), "run_id": "mine", "optimise": False})
+    assert out["status"] == "verified"
+    assert Path(out["run_dir"]) == root / "mine"
+    assert (root / "mine" / "spec.yaml").read_text() == spec.read_text()
+    assert {p.split("/")[0] for p in set(listing(root)) - before} == {"mine"}
+
+
+VERIFIER_CASES: list[tuple[dict[str, Any], dict[str, Any], str, str]] = [
+    ({}, {"context_sandbox": True}, "sandbox", "remote runs always use the Docker sandbox"),
+    ({"candidate_dir": "/etc"}, {}, "candidate_dir", "outside the folders"),
+    ({"reference_dir": "/usr/lib/python3"}, {}, "reference_dir", "outside the folders"),
+    ({"spec_path": "/etc/passwd"}, {}, "spec_path", "outside the folders"),
+    ({"workloads": 5}, {}, "workloads", "valid list"),
+]
+
+
+@pytest.mark.parametrize(("fields", "how", "field", "says"), VERIFIER_CASES)
+def test_the_verifier_service_refuses_a_remote_caller(root: Path, fields: dict[str, Any], how: dict[str, Any],
+                                                      field: str, says: str) -> None:
+    graph = build_verifier_graph(VerifierHost(remote(root), executor_factory=fakes.in_process))
+    candidate = root / "cand"
+    candidate.mkdir(exist_ok=True)
+    for role in ("mapping", "network", "memory"):
+        (candidate / f"{role}.py").write_text("")
+    context = {"sandbox": "process"} if how.get("context_sandbox") else None
+    with pytest.raises(InputError) as info:
+        graph.invoke({"candidate_dir": str(candidate), **fields}, context=context)
+    message = str(info.value)
+    assert f"{field}: " in message and says in message and len(message.splitlines()) == 1, message
+    assert set(VERIFY_FIELDS) <= {"candidate_dir", "modules", "spec_path", "spec_yaml", "workloads", "final_check",
+                                  "reference_dir"}
+
+
+@pytest.mark.parametrize(("authorization", "api_key", "ok"), [
+    ("Bearer s3cret", None, True), ("bearer s3cret", None, True), (None, "s3cret", True),
+    ("Bearer wrong", None, False), ("s3cret", None, False), (None, None, False), ("Bearer ", "", False),
+])
+def test_the_token_check(authorization: str | None, api_key: str | None, ok: bool) -> None:
+    assert token_matches("s3cret", authorization, api_key) is ok
