@@ -28,8 +28,9 @@ from agents.run_config import (
     run_name_problem,
 )
 from agents.spec import AgentSpec, parse_agent_spec
+from reference_sim import engine
 from reference_sim.errors import InputError
-from reference_sim.spec import LoadedSpec
+from reference_sim.spec import ArchitectureVariant, LoadedSpec
 
 DEFAULT_SPEC = Path(__file__).resolve().parents[1] / "scale_sim.yaml"
 INLINE_SPEC_FILE = "spec.yaml"
@@ -83,6 +84,28 @@ def _check_workloads(spec: AgentSpec, base: Path, operator: OperatorSettings, so
         raise InputError(source, f"{layers} layers, over the limit of {operator.max_layers}", field="workloads")
 
 
+def _check_work(loaded: LoadedSpec[AgentSpec], operator: OperatorSettings, source: str) -> None:
+    """The layers the verifier will run: at most ``max_layers`` in all, each within the work limit, checked before
+    any sandbox runs."""
+    spec = loaded.spec
+    if spec.verification is None:
+        return
+    names = list(dict.fromkeys([*spec.verification.workloads, *spec.verification.final_check]))
+    layers = {name: loaded.workload(name) for name in names}
+    total = sum(len(found) for found in layers.values())
+    if total > operator.max_layers:
+        raise InputError(source, f"the verifier would run {total} layers, over the limit of {operator.max_layers}",
+                         field="verification")
+    jobs: list[tuple[str, ArchitectureVariant | None, bool]] = [
+        (name, variant, True) for name in spec.verification.workloads for variant in spec.verification.variants]
+    jobs += [(name, None, False) for name in spec.verification.final_check]
+    for name, variant, traces in jobs:
+        hardware = spec.hardware(variant)
+        where = f"{source}: verification workload {name}" + (f"@{variant.name}" if variant else " (final check)")
+        for index, layer in enumerate(layers[name]):
+            engine.check_work(layer, hardware, index=index, traces=traces, where=where)
+
+
 def new_run_id() -> str:
     """A run id: the start time and a short random part."""
     return time.strftime("%Y%m%d-%H%M%S") + "-" + uuid.uuid4().hex[:4]
@@ -118,6 +141,7 @@ def prepare(values: Mapping[str, Any] | CallerRequest, operator: OperatorSetting
     spec = parse_agent_spec(text, source)
     _check_workloads(spec, spec_path.parent, operator, source)
     config = resolve(spec, spec_path, run_dir, operator, request, spec_from_caller=operator.remote)
+    _check_work(LoadedSpec(spec, spec_path), operator, source)
     if template is not None and not template and config.template:
         config = config.model_copy(update={"optimise": request.optimise if request.optimise is not None else True})
     plan = planner.plan_run(LoadedSpec(spec, spec_path), generate=list(config.generate),

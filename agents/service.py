@@ -25,6 +25,7 @@ from agents.run_config import (
     OperatorSettings,
     caller_path,
 )
+from reference_sim import engine
 from reference_sim.errors import InputError
 from reference_sim.spec import Spec, parse_spec
 
@@ -161,6 +162,18 @@ def workloads(spec: Path, names: Sequence[str] | None,
     return suite, final
 
 
+def check_work(suite: verifier.Suite, final: verifier.Suite, operator: OperatorSettings) -> None:
+    """The layers to verify: at most ``max_layers`` distinct ones, each within the work limit (before any run)."""
+    distinct = {(w.id.split("@")[0], i) for w in (*suite, *final) for i in range(len(w.layers))}
+    if len(distinct) > operator.max_layers:
+        raise ConfigError("workloads", f"{len(distinct)} layers to verify, over the limit of {operator.max_layers}",
+                          source=REQUEST)
+    for workloads_, traces in ((suite, True), (final, False)):
+        for workload in workloads_:
+            for index, layer in enumerate(workload.layers):
+                engine.check_work(layer, workload.hardware, index=index, traces=traces, where=workload.id)
+
+
 def verify_modules(modules: Mapping[str, str], executor_for: checks.ExecutorFactory, suite: verifier.Suite,
                    final: verifier.Suite) -> dict[str, Any]:
     """Verify the candidate; the verdict as plain data (``agents.summary.verification_record`` plus ``passed``)."""
@@ -179,6 +192,7 @@ def verify_request(values: Mapping[str, Any], operator: OperatorSettings,
     reference = caller_path("reference_dir", request.reference_dir, operator) if request.reference_dir else None
     with spec_file(text, path) as spec:
         suite, final = workloads(spec, request.workloads, request.final_check)
+    check_work(suite, final, operator)
     if reference is not None:
         try:
             suite, final = user_reference.expected_suites(reference, executor_for, suite, final)

@@ -32,7 +32,7 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.runtime import Runtime
 from langgraph.types import RetryPolicy, Send, interrupt
 
-from agents import checks, coder, intake, llm, optimiser, planner, prompts, resources, summary, verifier
+from agents import checks, coder, intake, llm, optimiser, planner, prompts, resources, summary, transcripts, verifier
 from agents.package import package_name_for, write_package
 from agents.report import RuntimeRecord, write_report
 from agents.run_config import OperatorSettings, RunConfig
@@ -167,15 +167,18 @@ class Workflow:
         model = self.model(state)
         config = self.host.config(state)
         try:
-            answer = llm.ask(model, convert_to_messages(state["conversation"]),
+            answer = llm.ask(model, convert_to_messages(transcripts.messages(config.run_dir, state["conversation"])),
                              deadline=state.get("run_started_at", time.time()) + config.max_wall_s)
         except llm.WallCapReached as exc:
             return {"failure": f"wall-time cap reached ({config.max_wall_s:.0f} s): {exc}", "done": True}
         except llm.ModelCallError as exc:
             return {"failure": f"model call failed: {exc}", "done": True}
         node = "repairer" if state.get("mode") == "repair" else "coder"
-        return {"answer": answer.text, "attempt": state.get("attempt", 0) + 1,
-                "conversation": [*state["conversation"], {"role": "assistant", "content": answer.text}],
+        unit = state.get("repair_unit") or coder.current_unit(state["task"], state.get("unit_index", 0))
+        what = ".".join(p for p in (state["task"]["role"], unit) if p)
+        saved = transcripts.save(config.run_dir, answer.text, what=f"{what}-{node}-{state.get('attempt', 0) + 1}")
+        return {"answer": saved["file"], "attempt": state.get("attempt", 0) + 1,
+                "conversation": [*state["conversation"], saved],
                 "tokens": {node: {"calls": 1, "input_tokens": answer.input_tokens,
                                   "output_tokens": answer.output_tokens}},
                 "last_seconds": answer.seconds, "last_tokens": [answer.input_tokens, answer.output_tokens]}
@@ -185,7 +188,8 @@ class Workflow:
         task = state["task"]
         res = self.res(state)
         unit = state.get("repair_unit") or coder.current_unit(task, state.get("unit_index", 0))
-        found = coder.review(task, state["answer"], unit=unit, executor_for=res.executor_for, suite=res.suite)
+        answer = transcripts.text_of(self.host.config(state).run_dir, {"file": state["answer"]})
+        found = coder.review(task, answer, unit=unit, executor_for=res.executor_for, suite=res.suite)
         attempt = state.get("attempt", 1)
         tokens = state.get("last_tokens") or [0, 0]
         record = {"module": task["role"], "attempt": attempt, "kind": state.get("mode", "write"), "unit": unit,
@@ -391,10 +395,11 @@ class Workflow:
         started = self.host.clock_start or state.get("started_at", time.time())
         try:
             answer = llm.ask(model, convert_to_messages(pending["conversation"]), deadline=started + lim.max_wall_s)
+            saved = transcripts.save(lim.run_dir, answer.text, what=f"{pending['role']}-optimiser")
         except llm.ModelCallError as exc:
             return {"optimiser": {"module": pending["role"], "accepted": False, "before_s": pending["before_s"],
                                   "after_s": None, "message": f"not tried: {exc}"}}
-        return {"pending_optimisation": {**pending, "answer": answer.text},
+        return {"pending_optimisation": {**pending, "answer": saved["file"]},
                 "tokens": {"optimiser": {"calls": 1, "input_tokens": answer.input_tokens,
                                          "output_tokens": answer.output_tokens}},
                 "attempts": [{"module": pending["role"], "attempt": 1, "kind": "optimise", "unit": None,
@@ -409,7 +414,8 @@ class Workflow:
         role = pending["role"]
         res = self.res(state)
         task = next(t for t in state["plan"]["tasks"] if t["role"] == role)
-        found = coder.review({**task, "granularity": "module"}, pending.get("answer", ""), unit=None,
+        answer = transcripts.text_of(state["run_dir"], {"file": pending["answer"]}) if pending.get("answer") else ""
+        found = coder.review({**task, "granularity": "module"}, answer, unit=None,
                              executor_for=res.executor_for, suite=res.suite)
         modules = {r: m["code"] for r, m in state["modules"].items()}
         after: float | None = None

@@ -90,7 +90,7 @@ def test_crash_on_import_is_crashed_with_module_and_blame(docker: Sandbox, tmp_p
 
 
 def test_system_exit_on_import_is_a_crash_of_that_module(docker: Sandbox, tmp_path: Path) -> None:
-    folder = _hostile(tmp_path, "memory", "import sys\nsys.exit(7)")
+    folder = _hostile(tmp_path, "memory", "raise SystemExit(7)")
     result = _verify(docker, folder, tmp_path)
     assert result.outcome is Outcome.CRASHED
     assert result.blamed == ("memory",) and "SystemExit" in result.diagnosis

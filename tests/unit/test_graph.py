@@ -361,3 +361,29 @@ def test_parallel_reviews_are_answered_by_interrupt_id(spec: Path, tmp_path: Pat
     repairs = {c.module: c.first for c in model.calls if c.kind == "repair"}
     assert set(repairs) == {"mapping", "network"}
     assert "Reads take one cycle." in repairs["network"] and "Instruction from the reviewer" not in repairs["mapping"]
+
+
+def test_answers_live_in_the_run_folder_and_checkpoints_hold_references(spec: Path, tmp_path: Path) -> None:
+    from langgraph.checkpoint.memory import InMemorySaver
+
+    marker = "PROSE-AFTER-THE-CODE-" + "x" * 20_000
+    model = ScriptedChatModel(respond=lambda r: fakes.reference_answer(r.module) + f"\n\n{marker}\n")
+    saver = InMemorySaver()
+    app = build_builder(fakes.local_host(model)).compile(checkpointer=saver)
+    out = app.invoke({"spec_path": str(spec), "run_dir": str(tmp_path / "run"), "generate": ["mapping"],
+                      "optimise": False}, {"configurable": {"thread_id": "answers"}})
+    assert out["status"] == "verified"
+    saved = list((tmp_path / "run" / "answers").glob("mapping-coder-1-*.txt"))
+    assert len(saved) == 1 and marker in saved[0].read_text()
+    checkpoints = [str(c.checkpoint["channel_values"]) for c in saver.list(None)]
+    assert checkpoints and not any(marker[:40] in c for c in checkpoints), "an answer's text is in a checkpoint"
+    assert any("answers/mapping-coder-1-" in c for c in checkpoints)
+
+
+def test_an_answer_reference_cannot_leave_the_run_folder(tmp_path: Path) -> None:
+    from agents import transcripts
+
+    entry = transcripts.save(tmp_path, "text", what="../../x")
+    assert transcripts.text_of(tmp_path, entry) == "text" and "/" not in entry["file"].split("/", 1)[1]
+    with pytest.raises(transcripts.TranscriptError, match="outside"):
+        transcripts.text_of(tmp_path, {"role": "assistant", "file": "answers/../../secret"})

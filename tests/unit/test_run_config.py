@@ -26,7 +26,7 @@ from graph.graph import build_graph
 from graph.host import Host
 from graph.state import REQUEST_FIELDS
 from graph.verifier_graph import VERIFY_FIELDS, VerifierHost, build_verifier_graph
-from reference_sim.errors import InputError
+from reference_sim.errors import InputError, WorkLimitError
 from tests import fakes
 
 WHO: dict[str, str] = {
@@ -206,3 +206,31 @@ def test_the_verifier_service_refuses_a_remote_caller(root: Path, fields: dict[s
 ])
 def test_the_token_check(authorization: str | None, api_key: str | None, ok: bool) -> None:
     assert token_matches("s3cret", authorization, api_key) is ok
+
+
+def test_a_layer_over_the_work_limit_is_refused_before_any_run(root: Path, spec: Path) -> None:
+    data = yaml.safe_load(spec.read_text())
+    data["workloads"].append({"name": "huge", "layers": [{"name": "g", "m": 200_000, "n": 200_000, "k": 50_000}]})
+    data["verification"]["final_check"] = ["huge"]
+    before = listing(root)
+    with pytest.raises(WorkLimitError, match=r"verification workload huge \(final check\): layer 0 \('g'\)") as info:
+        serve(remote(root)).invoke({"spec_yaml": yaml.safe_dump(data)})
+    assert len(str(info.value).splitlines()) == 1 and listing(root) == before
+    graph = build_verifier_graph(VerifierHost(remote(root), executor_factory=fakes.in_process))
+    modules = {role: "" for role in ("mapping", "network", "memory")}
+    with pytest.raises(WorkLimitError, match=r"huge@final_check: layer 0"):
+        graph.invoke({"modules": modules, "spec_yaml": yaml.safe_dump(data), "workloads": ["edge_cases"]})
+
+
+def test_too_many_layers_are_refused(root: Path, spec: Path) -> None:
+    data = yaml.safe_load(spec.read_text())
+    data["workloads"].append({"name": "long", "layers": [{"name": f"g{i}", "m": 4, "n": 4, "k": 4}
+                                                         for i in range(300)]})
+    with pytest.raises(InputError, match=r"workloads: 3\d\d layers, over the limit of 256"):
+        serve(remote(root)).invoke({"spec_yaml": yaml.safe_dump(data)})
+    topology = root / "long.csv"
+    topology.write_text("Layer, M, N, K,\n" + "".join(f"g{i}, 4, 4, 4,\n" for i in range(300)))
+    data["workloads"][-1] = {"name": "long", "topology": str(topology), "format": "gemm"}
+    data["verification"]["final_check"] = ["long"]
+    with pytest.raises(InputError, match=r"verification: the verifier would run 3\d\d layers, over the limit of 256"):
+        serve(remote(root)).invoke({"spec_yaml": yaml.safe_dump(data)})
