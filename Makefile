@@ -6,13 +6,14 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 ARGS ?= --arch scale_sim.yaml
 PYTEST_ARGS ?=
+CONSTRAINTS ?= constraints.txt
 
 .PHONY: setup run test lint selfcheck clean
 
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: pyproject.toml $(CONSTRAINTS)
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet --upgrade 'pip==26.3'
+	$(PY) -m pip install --quiet $(if $(CONSTRAINTS),-c $(CONSTRAINTS),) -e '.[dev]'
 	touch $@
 
 setup: $(VENV)/.installed

@@ -45,5 +45,5 @@ fi
 cd "$REPO_ROOT"
 make --no-print-directory setup VENV="$VENV"
 log "installing the postgres extra into $VENV"
-"$VENV/bin/python" -m pip install --quiet -e '.[postgres]'
+"$VENV/bin/python" -m pip install --quiet -c constraints.txt -e '.[postgres]'
 log "ready"

@@ -12,6 +12,6 @@ log() { printf '[provision-ray %3ss] %s\n' "$(( $(date +%s) - START_S ))" "$*"; 
 cd "$REPO_ROOT"
 make --no-print-directory setup VENV="$VENV"
 log "installing the ray extra into $VENV"
-"$VENV/bin/python" -m pip install --quiet -e '.[ray]'
+"$VENV/bin/python" -m pip install --quiet -c constraints.txt -e '.[ray]'
 export RAY_USAGE_STATS_ENABLED=0
 log "ready: $("$VENV/bin/ray" --version)"

@@ -87,6 +87,10 @@ class WallCapReached(ModelCallError):  # noqa: N818 (names fixed by the interfac
     """The run's wall-time cap (the ``deadline`` given to :func:`ask`) came while the model was answering."""
 
 
+class ModelAnswerError(ModelCallError):
+    """The endpoint answered, more than once, with something that is not a chat completion."""
+
+
 class ModelAnswerTooLarge(ModelCallError):  # noqa: N818 (names fixed by the interface)
     """The answer exceeded ``ModelConfig.max_answer_bytes`` of HTTP body or :data:`MAX_ANSWER_CHARS` of text."""
 
@@ -625,6 +629,18 @@ def _estimate_tokens(text: str) -> int:
     return len(text) // 4
 
 
+ANSWER_TRIES = 3
+"""How often an answer that is not a chat completion is asked for, in all, before it is a :class:`ModelAnswerError`."""
+ANSWER_RETRY_S = 1.0
+
+
+def _not_a_completion(exc: BaseException) -> bool:
+    """True for what the client raises when a 200 answer is not a chat completion (HTML, garbage, an empty body,
+    JSON without ``choices``): a plain ``ValueError``/``TypeError``/``IndexError``/``KeyError``."""
+    return isinstance(exc, (ValueError, TypeError, IndexError, KeyError)) and not isinstance(
+        exc, (openai.APIError, ModelError, SimCoderError))
+
+
 def ask(model: BaseChatModel, messages: Sequence[BaseMessage], *, timeout_s: float | None = None,
         deadline: float | None = None) -> Answer:
     """Send ``messages`` to ``model`` once and return its :class:`Answer`.
@@ -653,13 +669,25 @@ def ask(model: BaseChatModel, messages: Sequence[BaseMessage], *, timeout_s: flo
         raise WallCapReached(f"the run's wall-time cap was reached before {_model_where(model)} was asked "
                              "(call not made)")
     start = time.perf_counter()
-    try:
-        with call_deadline(deadline):
-            reply = model.invoke(list(messages), **kwargs)
-    except Exception as exc:
-        if is_transient(exc) or not isinstance(exc, (openai.APIError, ModelError)):
-            raise
-        raise _call_error(exc, model) from None
+    with call_deadline(deadline):
+        for attempt in range(ANSWER_TRIES):
+            try:
+                reply = model.invoke(list(messages), **kwargs)
+                break
+            except Exception as exc:
+                if _not_a_completion(exc):
+                    if attempt + 1 < ANSWER_TRIES:
+                        log.warning("%s answered with something that is not a chat completion (%s); asking again",
+                                    _model_where(model), type(exc).__name__)
+                        time.sleep(ANSWER_RETRY_S * (attempt + 1))
+                        continue
+                    raise ModelAnswerError(
+                        f"{_model_where(model)} answered {ANSWER_TRIES} times with something that is not a chat "
+                        f"completion (an HTML page, garbage, an empty body or JSON without choices: "
+                        f"{type(exc).__name__})") from None
+                if is_transient(exc) or not isinstance(exc, (openai.APIError, ModelError)):
+                    raise
+                raise _call_error(exc, model) from None
     seconds = time.perf_counter() - start
     text = content_text(reply.content)
     if len(text) > MAX_ANSWER_CHARS:

@@ -97,6 +97,21 @@ def unsupported_features(spec: Spec) -> list[str]:
     return found
 
 
+OTHER_SPELLINGS: dict[str, str] = {"zero-shot": "zero_shot", "zeroshot": "zero_shot", "icl+cot": "icl_cot",
+                                   "icl-cot": "icl_cot", "icl,cot": "icl_cot"}
+"""Spellings of a strategy that the commands do not take, and the one they do."""
+
+
+def parse_strategy(value: str, flag: str = "--strategy") -> Strategy:
+    """``value`` as one of :data:`STRATEGIES`; another spelling of one is refused, saying the right one."""
+    if value in STRATEGIES:
+        return cast(Strategy, value)
+    known = ", ".join(STRATEGIES)
+    if value.strip().lower() in OTHER_SPELLINGS:
+        raise InputError(flag, f"{value!r} is spelled {OTHER_SPELLINGS[value.strip().lower()]} (strategies: {known})")
+    raise InputError(flag, f"unknown strategy {value!r} (strategies: {known})")
+
+
 def parse_generate(value: str | Sequence[str] | None) -> list[str] | None:
     """``"mapping,memory"`` or a list into roles in contract order; ``None`` when not given."""
     if value is None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import os
 import sys
 import time
@@ -45,7 +46,8 @@ def parser() -> argparse.ArgumentParser:
         "in a sandbox, repair it from the verifier's evidence, and package it. With no model configured the "
         "run is in template mode: the built-in verified modules go through the same pipeline."))
     p.add_argument("--arch", help="the architecture spec (default: scale_sim.yaml)")
-    p.add_argument("--strategy", choices=planner.STRATEGIES, help="prompting strategy (default: the spec's)")
+    p.add_argument("--strategy", metavar="|".join(planner.STRATEGIES),
+                   help="prompting strategy (default: the spec's)")
     p.add_argument("--granularity", choices=planner.GRANULARITIES, default=None,
                    help="module: each module in one answer; function: unit by unit from a skeleton (default module)")
     p.add_argument("--model", help="model name (else OPENAI_MODEL, else the spec's model.model)")
@@ -77,11 +79,11 @@ def parser() -> argparse.ArgumentParser:
 
 
 def check_limits(values: dict[str, Any]) -> None:
-    """The budget and cap flags: positive (repair rounds: not negative)."""
+    """The budget and cap flags: positive and finite (repair rounds: not negative)."""
     for name in ("max_attempts", "max_tokens", "max_wall_s", "max_sandboxes"):
         value = values.get(name)
-        if value is not None and value <= 0:
-            raise InputError(f"--{name.replace('_', '-')}", "must be positive")
+        if value is not None and not (math.isfinite(value) and value > 0):
+            raise InputError(f"--{name.replace('_', '-')}", "must be a positive finite number")
     rounds = values.get("repair_rounds")
     if rounds is not None and rounds < 0:
         raise InputError("--repair-rounds", "must not be negative")
@@ -91,7 +93,7 @@ def settings_from(args: argparse.Namespace) -> dict[str, Any]:
     """The run's settings as plain data (saved in ``run.json``; never a key)."""
     check_limits(vars(args))
     return {"format": SETTINGS_FORMAT, "arch": str(Path(args.arch or "scale_sim.yaml").resolve()),
-            "strategy": args.strategy,
+            "strategy": planner.parse_strategy(args.strategy) if args.strategy is not None else None,
             "granularity": args.granularity or "module", "model": args.model, "base_url": args.base_url,
             "seed": args.seed, "generate": planner.parse_generate(args.generate),
             "reference": str(Path(args.reference).resolve()) if args.reference else None,

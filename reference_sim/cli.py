@@ -13,7 +13,7 @@ from .contract import Hardware, Layer
 from .engine import DEFAULT_MAX_REQUESTS, MAX_REQUESTS_ENV, LayerResult, parse_max_requests, simulate
 from .errors import InputError, SimulationError
 from .progress import ProgressBar
-from .reports import output_folder, summary_table, write_reports, write_traces
+from .reports import check_output, output_folder, summary_table, write_reports, write_traces
 from .scalesim_io import read_config, read_topology
 
 log = logging.getLogger("reference_sim")
@@ -106,6 +106,7 @@ def _convert(argv: Sequence[str]) -> int:
     document = spec_from_scalesim(cfg.run_name, cfg.hardware, cfg.bandwidths, cfg.memory_banks,
                                   Path(topology).stem, layers, args.input_type == "gemm")
     text = dump_spec(document)
+    check_output("-o", args.output, [args.config, topology])
     if args.output == "-":
         sys.stdout.write(text)
     else:
@@ -123,6 +124,7 @@ def _sweep(argv: Sequence[str]) -> int:
 def _simulate(argv: Sequence[str]) -> int:
     parser = _run_parser()
     args = parser.parse_args(argv)
+    check_output("-p", args.out, [])
     out = Path(args.out)
     if args.arch:
         if args.config or args.topology:

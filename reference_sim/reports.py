@@ -62,6 +62,19 @@ def folder_name_problem(name: str) -> str | None:
     return f"{name!r} is not a single folder name: {reason}"
 
 
+def check_output(flag: str, output: str, inputs: Sequence[str | Path | None]) -> None:
+    """Refuse an empty output path, and one that is (or resolves to) one of ``inputs``: outputs never overwrite
+    inputs.  ``-`` (standard output) is always fine."""
+    if output == "-":
+        return
+    if not output.strip():
+        raise InputError(flag, "is empty; give a path")
+    target = Path(output).resolve()
+    for given in inputs:
+        if given is not None and str(given) not in ("", "-") and Path(given).resolve() == target:
+            raise InputError(flag, f"{output} is an input of this command; choose another output")
+
+
 def output_folder(root: str | Path, *names: str) -> Path:
     """Create ``root/names[0]/names[1]/...`` and return it; it must lie inside ``root``.
 

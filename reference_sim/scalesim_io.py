@@ -39,6 +39,16 @@ class ScaleSimConfig:
     topology_path: str | None
 
 
+
+MAX_ARRAY = 65_536
+"""The most rows or columns of processing elements an array may have."""
+MAX_SRAM_KIB = 16 * 1024 * 1024
+"""The largest SRAM, KiB (16 GiB)."""
+MAX_WORDS_PER_CYCLE = 1 << 20
+"""The highest DRAM bandwidth, words per cycle."""
+MAX_ADDRESS = 1 << 40
+"""The highest address offset."""
+
 def _read_text(path: Path) -> str:
     try:
         return path.read_text(encoding="utf-8-sig")
@@ -76,7 +86,7 @@ def read_config(path: str | Path) -> ScaleSimConfig:
             raise InputError(path, "missing", field=f"[{section}] {key}")
         return parser.get(section, key).strip()
 
-    def get_int(section: str, key: str, *, minimum: int) -> int:
+    def get_int(section: str, key: str, *, minimum: int, maximum: int = MAX_ADDRESS) -> int:
         raw = get(section, key)
         try:
             value = int(raw)
@@ -86,6 +96,9 @@ def read_config(path: str | Path) -> ScaleSimConfig:
         if value < minimum:
             bound = "positive" if minimum == 1 else f"at least {minimum}"
             raise InputError(path, f"must be {bound}, got {value}", line=_key_line(text, key),
+                             field=f"[{section}] {key}")
+        if value > maximum:
+            raise InputError(path, f"must be at most {maximum:,}, got {value:,}", line=_key_line(text, key),
                              field=f"[{section}] {key}")
         return value
 
@@ -110,6 +123,9 @@ def read_config(path: str | Path) -> ScaleSimConfig:
         except ValueError:
             raise InputError(path, f"{raw!r} is not an integer (or comma-separated integers)",
                              line=_key_line(text, "Bandwidth"), field=f"[{arch}] Bandwidth") from None
+        if any(b > MAX_WORDS_PER_CYCLE for b in bandwidths):
+            raise InputError(path, f"must be at most {MAX_WORDS_PER_CYCLE:,} words per cycle",
+                             line=_key_line(text, "Bandwidth"), field=f"[{arch}] Bandwidth")
         if any(b < 1 for b in bandwidths):
             raise InputError(path, f"must be positive, got {raw!r}", line=_key_line(text, "Bandwidth"),
                              field=f"[{arch}] Bandwidth")
@@ -120,12 +136,12 @@ def read_config(path: str | Path) -> ScaleSimConfig:
     if parser.has_section("network_presets") and parser.has_option("network_presets", "TopologyCsvLoc"):
         topology = parser.get("network_presets", "TopologyCsvLoc").strip().strip('"')
     hardware = Hardware(
-        array_rows=get_int(arch, "ArrayHeight", minimum=1),
-        array_cols=get_int(arch, "ArrayWidth", minimum=1),
+        array_rows=get_int(arch, "ArrayHeight", minimum=1, maximum=MAX_ARRAY),
+        array_cols=get_int(arch, "ArrayWidth", minimum=1, maximum=MAX_ARRAY),
         dataflow=dataflow,
-        ifmap_sram_kib=get_int(arch, "IfmapSramSzkB", minimum=1),
-        filter_sram_kib=get_int(arch, "FilterSramSzkB", minimum=1),
-        ofmap_sram_kib=get_int(arch, "OfmapSramSzkB", minimum=1),
+        ifmap_sram_kib=get_int(arch, "IfmapSramSzkB", minimum=1, maximum=MAX_SRAM_KIB),
+        filter_sram_kib=get_int(arch, "FilterSramSzkB", minimum=1, maximum=MAX_SRAM_KIB),
+        ofmap_sram_kib=get_int(arch, "OfmapSramSzkB", minimum=1, maximum=MAX_SRAM_KIB),
         ifmap_offset=get_int(arch, "IfmapOffset", minimum=0),
         filter_offset=get_int(arch, "FilterOffset", minimum=0),
         ofmap_offset=get_int(arch, "OfmapOffset", minimum=0),
@@ -190,6 +206,9 @@ def parse_topology(path: str | Path, text: str, kind: TopologyKind = "conv") -> 
         numbers = [_parse_int(path, number, col, raw) for col, raw in zip(columns, values)]
         rest = values[len(columns) :]
         if kind == "gemm":
+            if any(rest):
+                raise InputError(path, f"a GEMM row has 3 numbers (M, N, K), this one has {len(columns) + len(rest)}; "
+                                       "is it a conv topology (-i conv)?", line=number)
             m, n, k = numbers
             layers.append(Layer(name, m, k, 1, k, 1, n, 1, 1))
             continue

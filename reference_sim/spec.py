@@ -28,13 +28,13 @@ from pydantic import (
 from .contract import Hardware, Layer
 from .errors import InputError
 from .reports import folder_name_problem
-from .scalesim_io import read_topology
+from .scalesim_io import MAX_ARRAY, MAX_SRAM_KIB, MAX_WORDS_PER_CYCLE, read_topology
 
 SCHEMA_VERSION = 1
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
 def _folder_name(value: str) -> str:
@@ -48,19 +48,22 @@ FolderName = Annotated[str, AfterValidator(_folder_name)]
 """A name that is also a folder of reports: a single path component (see ``reports.folder_name_problem``)."""
 
 
+WordsPerCycle = Annotated[int, Field(gt=0, le=MAX_WORDS_PER_CYCLE)]
+
+
 class ArrayShape(_Strict):
     """The systolic array: ``rows`` processing elements high, ``cols`` wide."""
 
-    rows: PositiveInt
-    cols: PositiveInt
+    rows: Annotated[int, Field(gt=0, le=MAX_ARRAY)]
+    cols: Annotated[int, Field(gt=0, le=MAX_ARRAY)]
 
 
 class SramKiB(_Strict):
     """Capacity of each double-buffered SRAM in KiB (SCALE-Sim's ``*SramSzkB``)."""
 
-    ifmap: PositiveInt
-    filter: PositiveInt
-    ofmap: PositiveInt
+    ifmap: Annotated[int, Field(gt=0, le=MAX_SRAM_KIB)]
+    filter: Annotated[int, Field(gt=0, le=MAX_SRAM_KIB)]
+    ofmap: Annotated[int, Field(gt=0, le=MAX_SRAM_KIB)]
 
 
 class AddressOffsets(_Strict):
@@ -76,7 +79,7 @@ class Dram(_Strict):
 
     bandwidth_mode: Literal["CALC", "USER"] = "CALC"
     """``USER``: ``words_per_cycle`` on every interface; ``CALC``: SCALE-Sim's bandwidth estimate."""
-    words_per_cycle: PositiveInt | list[PositiveInt] = 10
+    words_per_cycle: WordsPerCycle | list[WordsPerCycle] = 10
     """DRAM words per cycle (a list as in SCALE-Sim's ``Bandwidth``; only the first value is used)."""
 
     @property
@@ -177,7 +180,7 @@ class ArchitectureVariant(_Strict):
     name: str
     dataflow: Literal["os", "ws", "is"] | None = None
     bandwidth_mode: Literal["CALC", "USER"] | None = None
-    words_per_cycle: PositiveInt | None = None
+    words_per_cycle: WordsPerCycle | None = None
     sram_kib: SramKiB | None = None
     array: ArrayShape | None = None
 
@@ -276,6 +279,34 @@ class LoadedSpec(Generic[SpecT]):
         raise InputError(self.path, f"no workload named {name!r} (known: {known})", field="workloads")
 
 
+MAX_NESTING = 64
+"""The deepest nesting of mappings and lists a spec may have."""
+
+
+class _SpecLoader(yaml.SafeLoader):
+    """PyYAML's safe loader that refuses a key given twice and nesting deeper than :data:`MAX_NESTING`."""
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:
+        self._depth = getattr(self, "_depth", 0) + 1
+        try:
+            if self._depth > MAX_NESTING:
+                mark = self.peek_event().start_mark  # type: ignore[no-untyped-call]
+                raise yaml.YAMLError(f"nested deeper than {MAX_NESTING} levels (line {mark.line + 1})")
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"key {key!r} is given twice", key_node.start_mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
 def _line_of(node: yaml.Node | None, loc: Sequence[int | str]) -> int | None:
     """1-based line of the field at ``loc``: the line of its key (or of the deepest part that exists)."""
     line = node.start_mark.line + 1 if node is not None else None
@@ -307,14 +338,20 @@ def parse_spec(text: str, source: str | Path) -> Spec: ...
 @overload
 def parse_spec(text: str, source: str | Path, schema: type[SpecT]) -> SpecT: ...
 def parse_spec(text: str, source: str | Path, schema: type[Spec] = Spec) -> Spec:
-    """Validate spec text against ``schema``; errors name ``source``, the line and the field."""
+    """Validate spec text against ``schema``; errors name ``source``, the line and the field.
+
+    Types are strict (``true`` is not a number), a key given twice is an error, and so is nesting deeper than
+    :data:`MAX_NESTING` levels.
+    """
     try:
-        data = yaml.safe_load(text)
-        node = yaml.compose(text)
+        node = yaml.compose(text, Loader=_SpecLoader)
+        data = yaml.load(text, Loader=_SpecLoader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         raise InputError(source, f"not valid YAML: {getattr(exc, 'problem', exc)}",
                          line=mark.line + 1 if mark else None) from None
+    except RecursionError:
+        raise InputError(source, f"nested deeper than {MAX_NESTING} levels") from None
     if not isinstance(data, dict):
         raise InputError(source, "expected a mapping of keys at the top level")
     try:

@@ -55,6 +55,7 @@ from .engine import check_work, layer_shape, simulate_layer_srams, without_srams
 from .errors import InputError, SimulationError, WorkLimitError
 from .executors import EXECUTORS, Executor, JobFailed, LocalExecutor, make_executor
 from .progress import ProgressBar
+from .reports import check_output
 from .scalesim_io import DATAFLOWS, read_config, read_topology
 
 log = logging.getLogger(__name__)
@@ -698,6 +699,10 @@ def main(argv: Sequence[str]) -> int:
     figures = next((f for f in FIGURES if f == args.figures.strip().lower()), None)
     if figures is None:
         raise InputError("--figures", f"{args.figures!r} is not full or cycles")
+    inputs = [args.config, args.arch, args.topology]
+    check_output("-o", args.output, inputs)
+    if args.pareto is not None:
+        check_output("--pareto", args.pareto, [*inputs, args.output])
     if args.pareto and not Path(args.pareto).resolve().parent.is_dir():
         raise InputError("--pareto", f"folder {str(Path(args.pareto).parent)!r} does not exist")
     base, layers = _base_and_layers(args, parser)

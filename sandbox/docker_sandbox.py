@@ -12,6 +12,8 @@ from __future__ import annotations
 import logging
 import math
 import os
+import shutil
+import signal
 import socket
 import threading
 import time
@@ -170,6 +172,25 @@ class _OutputPermissions:
                 yield os.path.join(top, name)
 
 
+EXTERNAL_KILL_RETRIES = 1
+"""Runs repeated when the container was killed from outside (not the candidate's fault)."""
+
+
+def killed_from_outside(facts: RunFacts) -> bool:
+    """SIGKILL that neither the kernel's memory limit (Docker reports ``State.OOMKilled``), the timeout nor the
+    output watcher sent: ``docker kill``, the engine or the machine."""
+    return (facts.exit_code == 128 + signal.SIGKILL and not facts.oom_killed and not facts.timed_out
+            and facts.output_violation is None)
+
+
+def _empty(folder: Path) -> None:
+    for path in folder.iterdir():
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+
+
 class DockerSandbox:
     """Docker-backed :class:`sandbox.base.Sandbox`.
 
@@ -263,16 +284,25 @@ class DockerSandbox:
         cfg = self.config
         timeout = resolve_timeout(cfg, timeout_s)
         candidate, inputs, out = prepare_dirs(candidate_dir, inputs_dir, output_dir, command)
-        stdout = StreamCapture(cfg.stream_limit_bytes)
-        stderr = StreamCapture(cfg.stream_limit_bytes)
-        with _OutputPermissions(out, SANDBOX_UID) as perms:
-            container = self._create(candidate, inputs, out, list(command), timeout, perms.is_root)
-            try:
-                facts = self._execute(container, out, timeout, stdout, stderr)
-            finally:
-                self._remove(container)
-                with _active_lock:
-                    _active_ids.discard(container.id)
+        for attempt in range(1 + EXTERNAL_KILL_RETRIES):
+            stdout = StreamCapture(cfg.stream_limit_bytes)
+            stderr = StreamCapture(cfg.stream_limit_bytes)
+            with _OutputPermissions(out, SANDBOX_UID) as perms:
+                container = self._create(candidate, inputs, out, list(command), timeout, perms.is_root)
+                try:
+                    facts = self._execute(container, out, timeout, stdout, stderr)
+                finally:
+                    self._remove(container)
+                    with _active_lock:
+                        _active_ids.discard(container.id)
+            if not killed_from_outside(facts):
+                break
+            if attempt == EXTERNAL_KILL_RETRIES:
+                raise SandboxError(f"the sandbox container was killed from outside {attempt + 1} times (SIGKILL, "
+                                   "not by its memory limit): an infrastructure failure, not the candidate's")
+            logger.warning("the sandbox container was killed from outside (SIGKILL, not by its memory limit); "
+                           "running it once more")
+            _empty(out)
         scan = scan_output(out, cfg.output_limit_bytes, cfg.max_output_files)
         outcome, base = classify(facts, scan, cfg)
         out_text, _ = stdout.render()

@@ -7,6 +7,8 @@ It binds 127.0.0.1 on a free port, writes the port to PORTFILE and serves ``POST
 * ``{"content": "..."}`` -- answer with this text (optional ``"usage": {"prompt_tokens": n, "completion_tokens": m}``,
   else both are estimated as characters // 4);
 * ``{"status": 429, "body": {...}}`` -- answer with this HTTP status and JSON body (optional ``"headers"``);
+* ``{"raw": "...", "content_type": "text/html"}`` -- answer 200 with these bytes as they are (``raw_hex``: bytes
+  given in hex), e.g. an HTML page, garbage or an empty body;
 * ``{"delay_s": x, ...}`` -- wait ``x`` seconds before answering;
 * ``"match": "substring"`` (any step) -- the last user message must contain it, else the server answers 500
   with an explanation and does not consume the step;
@@ -115,6 +117,14 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header(name, str(value))
         self.end_headers()
         with contextlib.suppress(BrokenPipeError, ConnectionResetError):  # the client gave up (its timeout)
+            self.wfile.write(data)
+
+    def _send_raw(self, data: bytes, content_type: str) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
             self.wfile.write(data)
 
     def _fail(self, message: str, status: int = 500) -> None:
@@ -251,6 +261,10 @@ class _Handler(BaseHTTPRequestHandler):
             return
         if step.get("delay_s"):
             time.sleep(float(step["delay_s"]))
+        if "raw" in step or "raw_hex" in step:
+            self._send_raw(bytes.fromhex(step["raw_hex"]) if "raw_hex" in step else str(step["raw"]).encode(),
+                           str(step.get("content_type", "text/html")))
+            return
         if "status" in step:
             status = int(step["status"])
             default = {"error": {"message": f"scripted status {status}", "type": "scripted", "code": status}}

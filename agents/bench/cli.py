@@ -19,6 +19,7 @@ from pathlib import Path
 from langchain_core.language_models import BaseChatModel
 
 from agents import llm, resources
+from agents.planner import STRATEGIES, parse_strategy
 from reference_sim.errors import SimCoderError
 from reference_sim.executors import EXECUTORS, make_executor
 from sandbox.base import SandboxUnavailable
@@ -44,8 +45,8 @@ def _ks(text: str) -> list[int]:
 
 
 def add_tasks_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--strategy", choices=sorted(passk.CLI_STRATEGIES), default="zero-shot",
-                   help="prompting strategy (default zero-shot)")
+    p.add_argument("--strategy", metavar="|".join(STRATEGIES), default="zero_shot",
+                   help="prompting strategy (default zero_shot)")
     p.add_argument("--model", help="model name (else OPENAI_MODEL)")
     p.add_argument("--base-url", help="OpenAI-compatible endpoint (else OPENAI_BASE_URL; default OpenAI)")
     p.add_argument("--temperature", type=float, default=0.8, help="sampling temperature (default 0.8)")
@@ -105,11 +106,11 @@ def run_tasks(args: argparse.Namespace, *, model_factory: ModelFactory = _model_
         raise passk.BenchError("no model: pass --model NAME (and --base-url URL for a local server), "
                                "or set OPENAI_MODEL")
     config = dataclasses.replace(config, temperature=args.temperature)
-    strategy = passk.CLI_STRATEGIES[args.strategy]
+    strategy = parse_strategy(args.strategy)
     settings = passk.Settings(strategy=strategy, model=config.model, samples=args.samples, repair=args.repair,
                               attempts=args.attempts, temperature=args.temperature)
     executor = make_executor(args.executor, jobs=max(1, args.jobs), ray_address=args.ray_address, chunksize=1)
-    store = passk.Store(args.out or _default_out(config.model, args.strategy, args.repair))
+    store = passk.Store(args.out or _default_out(config.model, strategy, args.repair))
     store.open(settings)
     worker = None if executor.name == "local" else passk.WorkerSpec(settings, config, args.sandbox, args.timeout_s)
     if runner is None and worker is None:
@@ -129,7 +130,7 @@ def run_tasks(args: argparse.Namespace, *, model_factory: ModelFactory = _model_
                     sample.seconds)
 
     logger.info("%d tasks x %d samples, strategy %s, model %s%s, executor %s; results in %s", len(tasks),
-                args.samples, args.strategy, config.model, ", with repair" if args.repair else "", executor.name,
+                args.samples, strategy, config.model, ", with repair" if args.repair else "", executor.name,
                 store.folder)
     passk.run(context, tasks, store, jobs=args.jobs, progress=progress, executor=executor, worker=worker)
     return _write(store, tasks, settings, args.k)

@@ -49,8 +49,6 @@ SETTINGS_FORMAT = "simcoder-bench-run/1"
 TABLE_FORMAT = "simcoder-bench-table/1"
 RESULTS_FILE = "results.jsonl"
 SETTINGS_FILE = "settings.json"
-CLI_STRATEGIES = {"zero-shot": "zero_shot", "icl": "icl", "cot": "cot", "icl+cot": "icl_cot"}
-"""The command line's strategy names and the prompts' own."""
 
 
 class BenchError(SimCoderError):
@@ -451,8 +449,7 @@ def table_markdown(table: Mapping[str, Any]) -> str:
                 + " | ".join(_pct(rates[f"pass@{k}"]) for k in ks)
                 + f" | {rates['passed']}/{rates['samples']} |")
 
-    strategy = next((k for k, v in CLI_STRATEGIES.items() if v == s["strategy"]), s["strategy"])
-    lines = [f"# Table 1: pass@k, model {s['model']}, strategy {strategy}"
+    lines = [f"# Table 1: pass@k, model {s['model']}, strategy {s['strategy']}"
              + (f", with repair (up to {s['attempts']} answers)" if s["repair"] else ""), "",
              f"{s['samples']} samples per task; pass@k is the unbiased estimator, c/n the passed samples.", "",
              head, rule, row("all", table["overall"])]

@@ -311,3 +311,33 @@ def test_normal_answer_within_deadline_and_wall_cap(tmp_path: Path) -> None:
         requests = server.requests()
     assert (answer.text, answer.input_tokens, answer.output_tokens) == ("fine", 3, 1)
     assert len(requests) == 1 and requests[0]["accept_encoding"] == "identity"
+
+
+NOT_A_COMPLETION = {
+    "html": {"raw": "<html><body><h1>502 Bad Gateway</h1></body></html>"},
+    "garbage": {"raw_hex": "00ff13a7c4e9", "content_type": "application/octet-stream"},
+    "empty": {"raw": "", "content_type": "application/json"},
+    "no choices": {"raw": '{"id": "x", "object": "chat.completion"}', "content_type": "application/json"},
+    "empty choices": {"raw": '{"id": "x", "choices": []}', "content_type": "application/json"},
+}
+
+
+@pytest.mark.parametrize("kind", sorted(NOT_A_COMPLETION))
+def test_an_answer_that_is_not_a_chat_completion_is_asked_again_then_a_model_error(tmp_path: Path,
+                                                                                    kind: str) -> None:
+    step = NOT_A_COMPLETION[kind]
+    with FakeOpenAIServer([step] * llm.ANSWER_TRIES, tmp_path) as server:
+        with pytest.raises(llm.ModelAnswerError, match="not a chat completion") as info:
+            ask(make_chat_model(_config(server, max_retries=0), ENV), MESSAGES)
+        requests = server.requests()
+    assert len(requests) == llm.ANSWER_TRIES
+    assert len(str(info.value).splitlines()) == 1 and "<html>" not in str(info.value)
+    assert not is_transient(info.value), "reported, not retried by the node once its tries are spent"
+
+
+def test_one_bad_answer_then_a_good_one_is_an_answer(tmp_path: Path) -> None:
+    script = [NOT_A_COMPLETION["html"], {"content": "fine"}]
+    with FakeOpenAIServer(script, tmp_path) as server:
+        answer = ask(make_chat_model(_config(server, max_retries=0), ENV), MESSAGES)
+        assert len(server.requests()) == 2
+    assert answer.text == "fine"

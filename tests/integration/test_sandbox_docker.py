@@ -544,3 +544,54 @@ def test_missing_image_says_how_to_build(client: Any, config: SandboxConfig, cod
             config.model_copy(update={"image": "simcoder-no-such-image:never"}), code_dir, client=client
         )
     assert "\n" not in str(caught.value)
+
+
+class Killer:
+    """Kills (``docker kill``, SIGKILL) the first ``times`` sandbox containers it sees, from outside."""
+
+    def __init__(self, client: Any, times: int) -> None:
+        self.client = client
+        self.times = times
+        self.killed: list[str] = []
+        self.seen: set[str] = set()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+
+    def _watch(self) -> None:
+        deadline = time.monotonic() + 60
+        while not self._stop.is_set() and time.monotonic() < deadline:
+            for container in self.client.containers.list(filters={"name": PREFIX, "status": "running"}):
+                if container.id in self.seen:
+                    continue
+                self.seen.add(container.id)
+                if len(self.killed) < self.times:
+                    time.sleep(0.5)
+                    with contextlib.suppress(Exception):
+                        container.kill()
+                        self.killed.append(container.id)
+            time.sleep(0.05)
+
+    def __enter__(self) -> Killer:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+
+def test_a_container_killed_from_outside_is_run_again_not_blamed(
+        client: Any, run: Callable[..., tuple[RunResult, Path]]) -> None:
+    with Killer(client, times=1) as killer:
+        result, _ = run("sleeper", timeout_s=SHORT_TIMEOUT_S)
+    assert len(killer.killed) == 1 and len(killer.seen) == 2, "killed once, then run once more"
+    assert result.outcome is Outcome.TIMED_OUT, result.message
+
+
+def test_a_container_killed_from_outside_twice_is_an_infrastructure_error(
+        client: Any, run: Callable[..., tuple[RunResult, Path]]) -> None:
+    from sandbox.base import SandboxError
+
+    with Killer(client, times=2) as killer, pytest.raises(SandboxError, match="killed from outside 2 times"):
+        run("sleeper", timeout_s=20)
+    assert len(killer.killed) == 2

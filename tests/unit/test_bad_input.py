@@ -65,6 +65,11 @@ def test_good_input_runs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> 
         ("ArrayWidth:     4", "ArrayWidth:     -4",
          "a.cfg:6: [architecture_presets] ArrayWidth: must be positive, got -4"),
         ("Bandwidth : 2", "Bandwidth : 0", "a.cfg:13: [architecture_presets] Bandwidth: must be positive"),
+        ("ArrayHeight:    4", "ArrayHeight:    1000000000",
+         "a.cfg:5: [architecture_presets] ArrayHeight: must be at most 65,536, got 1,000,000,000"),
+        ("IfmapSramSzkB:   1", "IfmapSramSzkB:   1000000000000000000000000000000",
+         "a.cfg:7: [architecture_presets] IfmapSramSzkB: must be at most 16,777,216"),
+        ("Bandwidth : 2", "Bandwidth : 9999999999", "a.cfg:13: [architecture_presets] Bandwidth: must be at most"),
         ("InterfaceBandwidth: USER", "InterfaceBandwidth: FAST", "InterfaceBandwidth: must be USER or CALC"),
         ("[run_presets]\nInterfaceBandwidth: USER\n", "", "a.cfg: missing section [run_presets]"),
         ("[general]", "general", "a.cfg:1: not a valid config file"),
@@ -95,6 +100,13 @@ def test_bad_topology(tmp_path: Path, capsys: pytest.CaptureFixture[str], topo: 
     assert code == 2
     line = _one_error_line(err)
     assert expected in line, line
+
+
+def test_a_conv_topology_read_as_gemm_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, err = _run(tmp_path, capsys, topo=GOOD_TOPO, extra=["-i", "gemm"])
+    assert code == 2
+    assert ("t.csv:2: a GEMM row has 3 numbers (M, N, K), this one has 7; is it a conv topology (-i conv)?"
+            in _one_error_line(err))
 
 
 def test_gemm_topology_needs_three_numbers(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -176,3 +188,24 @@ def test_python_api_rejects_bad_values() -> None:
         Hardware(4, 4, "rs", 1, 1, 1)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="hardware: ofmap_sram_kib must be a positive integer, got -1"):
         Hardware(4, 4, "os", 1, 1, -1)
+
+
+@pytest.mark.parametrize(("argv", "expected"), [
+    (["convert", "-c", "{cfg}", "-t", "{topo}", "-o", "{cfg}"], "error: -o: {cfg} is an input of this command"),
+    (["convert", "-c", "{cfg}", "-t", "{topo}", "-o", "{topo}"], "error: -o: {topo} is an input of this command"),
+    (["sweep", "-c", "{cfg}", "-t", "{topo}", "--array", "4", "-o", "{topo}"],
+     "error: -o: {topo} is an input of this command"),
+    (["sweep", "-c", "{cfg}", "-t", "{topo}", "--array", "4", "-o", "{d}/s.csv", "--pareto", "{d}/s.csv"],
+     "error: --pareto: {d}/s.csv is an input of this command"),
+    (["sweep", "-c", "{cfg}", "-t", "{topo}", "--array", "4", "-o", ""], "error: -o: is empty"),
+    (["-c", "{cfg}", "-t", "{topo}", "-p", ""], "error: -p: is empty"),
+])
+def test_outputs_never_overwrite_inputs(tmp_path: Path, capsys: pytest.CaptureFixture[str], argv: list[str],
+                                        expected: str) -> None:
+    names = {"cfg": str(tmp_path / "a.cfg"), "topo": str(tmp_path / "t.csv"), "d": str(tmp_path)}
+    (tmp_path / "a.cfg").write_text(GOOD_CFG)
+    (tmp_path / "t.csv").write_text(GOOD_TOPO)
+    before = sorted((p.name, p.read_bytes()) for p in tmp_path.iterdir())
+    assert main([a.format(**names) for a in argv]) == 2
+    assert _one_error_line(capsys.readouterr().err).startswith(expected.format(**names))
+    assert sorted((p.name, p.read_bytes()) for p in tmp_path.iterdir()) == before

@@ -11,6 +11,7 @@ import pytest
 
 from agents.bench import cli, hidden, mutation, passk, probes
 from agents.bench.suite import BenchTask, load_suite, suite_problems
+from agents.planner import STRATEGIES
 from tests.fakes import Request, ScriptedChatModel, fenced
 
 SUITE = load_suite()
@@ -320,7 +321,7 @@ def test_repair_fixes_a_wrong_answer_from_the_visible_feedback_only(tmp_path: Pa
 
 
 def test_every_strategy_renders_for_both_kinds_of_task() -> None:
-    for strategy in passk.CLI_STRATEGIES.values():
+    for strategy in STRATEGIES:
         for t in (task("spec.Layer_validation"), task("memory._UserReadBuffer.ws-user-wide"),
                   task("network.module.is-calc")):
             text = "\n".join(str(m.content) for m in passk.first_messages(SUITE, t, strategy))

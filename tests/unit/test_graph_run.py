@@ -72,7 +72,9 @@ def test_template_run_writes_the_run_folder(spec: Path, tmp_path: Path, monkeypa
 @pytest.mark.parametrize(("argv", "message"), [
     (["--arch", "no-such.yaml"], "no-such.yaml: file not found"),
     (["--generate", "mapping,cache"], "--generate takes a comma-separated list"),
-    (["--max-tokens", "0"], "--max-tokens: must be positive"),
+    (["--max-tokens", "0"], "--max-tokens: must be a positive finite number"),
+    (["--max-wall-s", "nan"], "--max-wall-s: must be a positive finite number"),
+    (["--max-wall-s", "inf"], "--max-wall-s: must be a positive finite number"),
     (["--base-url", "http://127.0.0.1:9/v1"], "--model"),
 ])
 def test_bad_input_is_one_line_and_exit_2(argv: list[str], message: str, tmp_path: Path,
@@ -180,3 +182,20 @@ def test_the_preflight_sandbox_is_the_one_the_run_uses(spec: Path, tmp_path: Pat
     assert cli.main(["--arch", str(spec), "--out", str(tmp_path / "runs"), "-q"]) == 0
     report = json.loads((only_run(tmp_path / "runs") / "report.json").read_text())
     assert resources.TEMPLATE_FALLBACK in report["notes"]
+
+
+@pytest.mark.parametrize(("given", "says"), [("icl+cot", "'icl+cot' is spelled icl_cot"),
+                                             ("zero-shot", "'zero-shot' is spelled zero_shot"),
+                                             ("fancy", "unknown strategy 'fancy'")])
+def test_both_clis_take_one_spelling_of_a_strategy(given: str, says: str, tmp_path: Path,
+                                                    capsys: pytest.CaptureFixture[str],
+                                                    caplog: pytest.LogCaptureFixture) -> None:
+    from agents.bench import cli as bench
+
+    assert cli.main(["--strategy", given, "--out", str(tmp_path)]) == cli.EXIT_BAD_INPUT
+    err = capsys.readouterr().err.strip()
+    assert err == f"error: --strategy: {says} (strategies: zero_shot, icl, cot, icl_cot)"
+    code = bench.main(["tasks", "--model", "m", "--base-url", "http://127.0.0.1:9/v1", "--strategy", given,
+                       "--out", str(tmp_path / "bench")])
+    assert code == 2 and f"--strategy: {says}" in caplog.text
+    assert not (tmp_path / "bench").exists()

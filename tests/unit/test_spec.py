@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
 
+from agents.spec import parse_agent_spec
 from reference_sim import read_config, read_topology, simulate
 from reference_sim.cli import main
-from reference_sim.spec import load_spec
+from reference_sim.errors import InputError
+from reference_sim.spec import load_spec, parse_spec
 from tests.conftest import SCALESIM_DATA
 from tests.helpers import first_result_difference
 
@@ -74,3 +77,29 @@ def test_topology_workload_paths_are_relative_to_the_spec(tmp_path: Path) -> Non
     )
     layers = load_spec(tmp_path / "s.yaml").workload("g")
     assert [(x.ifmap_h, x.ifmap_w, x.num_filters) for x in layers] == [(4, 6, 5)]
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    (lambda t: t.replace("rows: 32", "rows: true"), r"s\.yaml:\d+: architecture\.array\.rows: Input should be a valid "
+                                                    r"integer"),
+    (lambda t: t.replace("rows: 32", "rows: '32'"), r"architecture\.array\.rows: Input should be a valid integer"),
+    (lambda t: t + "\nname: again\n", r"s\.yaml:\d+: not valid YAML: key 'name' is given twice"),
+    (lambda t: t.replace("rows: 32", "rows: 1000000000"), r"architecture\.array\.rows: Input should be less than or "
+                                                         r"equal to 65536"),
+    (lambda t: t.replace("ifmap: 64", "ifmap: 1000000000000000000000000000000", 1),
+     r"architecture\.sram_kib\.ifmap: Input should be less than or equal to 16777216"),
+    (lambda t: t.replace("  attempts_per_module: 3", "  attempts_per_module: true"),
+     r"budget\.attempts_per_module: Input should be a valid integer"),
+    (lambda t: "a: " + "[" * 50_000 + "]" * 50_000, r"s\.yaml: not valid YAML: nested deeper than 64 levels"),
+    (lambda t: "a:\n" + "".join("  " * i + "b:\n" for i in range(1, 100)), r"nested deeper than 64 levels"),
+])
+def test_wrong_looking_right_is_refused(change: Any, message: str) -> None:
+    text = change((REPO / "scale_sim.yaml").read_text())
+    with pytest.raises(InputError, match=message) as info:
+        parse_agent_spec(text, "s.yaml")
+    assert len(str(info.value).splitlines()) == 1
+
+
+def test_the_simulator_reads_a_spec_with_the_agents_sections_without_reading_them() -> None:
+    text = (REPO / "scale_sim.yaml").read_text().replace("  attempts_per_module: 3", "  attempts_per_module: true")
+    assert parse_spec(text, "s.yaml").budget == {"attempts_per_module": True, "repair_rounds": 5}
