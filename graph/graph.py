@@ -87,24 +87,6 @@ def route_after_review(state: CoderState) -> Literal["prompt", "ask", "finish"]:
     return "ask"
 
 
-def _candidate_dir(state: RunState) -> Path:
-    return Path(state["run_dir"]) / "candidates" / f"round-{state.get('repair_round', 0)}"
-
-
-def assemble(state: RunState) -> dict[str, Any]:
-    """Put the candidate on disk (``candidates/round-N``), or stop when a coder gave up."""
-    failed = [m for m in state.get("modules", {}).values() if m["status"] == "failed"]
-    if any(m["message"] == coder.STOPPED_BY_REVIEWER for m in failed):
-        return {"stop_reason": f"cancelled: {coder.STOPPED_BY_REVIEWER}"}
-    capped = [m for m in failed if "cap reached" in m["message"]]
-    if capped:
-        return {"stop_reason": capped[0]["message"]}
-    if failed:
-        return {"stop_reason": "failed: " + "; ".join(f"{m['role']}: {m['message']}" for m in failed)[:600]}
-    checks.write_candidate(_candidate_dir(state), {r: m["code"] for r, m in state["modules"].items()})
-    return {}
-
-
 def route_after_assemble(state: RunState) -> Literal["verify", "report"]:
     return "report" if state.get("stop_reason") else "verify"
 
@@ -115,6 +97,26 @@ class Workflow:
 
     def __init__(self, host: Host) -> None:
         self.host = host
+
+    def run_dir(self, state: Any) -> Path:
+        """The run's folder where it is now (a resumed run's may have moved)."""
+        return Path(self.host.config(state).run_dir)
+
+    def _candidate_dir(self, state: RunState) -> Path:
+        return self.run_dir(state) / "candidates" / f"round-{state.get('repair_round', 0)}"
+
+    def assemble(self, state: RunState) -> dict[str, Any]:
+        """Put the candidate on disk (``candidates/round-N``), or stop when a coder gave up."""
+        failed = [m for m in state.get("modules", {}).values() if m["status"] == "failed"]
+        if any(m["message"] == coder.STOPPED_BY_REVIEWER for m in failed):
+            return {"stop_reason": f"cancelled: {coder.STOPPED_BY_REVIEWER}"}
+        capped = [m for m in failed if "cap reached" in m["message"]]
+        if capped:
+            return {"stop_reason": capped[0]["message"]}
+        if failed:
+            return {"stop_reason": "failed: " + "; ".join(f"{m['role']}: {m['message']}" for m in failed)[:600]}
+        checks.write_candidate(self._candidate_dir(state), {r: m["code"] for r, m in state["modules"].items()})
+        return {}
 
     def res(self, state: Any) -> resources.Resources:
         return self.host.resources(state["plan"], self.host.config(state))
@@ -293,7 +295,7 @@ class Workflow:
     def verify(self, state: RunState, runtime: Runtime[Any]) -> dict[str, Any]:
         """The honest verifier on the assembled candidate; keeps the best candidate so far."""
         res = self.res(state)
-        folder = _candidate_dir(state)
+        folder = self._candidate_dir(state)
         _emit(runtime, event="verify", round=state.get("repair_round", 0), status="running")
         result = verifier.verify(res.executor_for(folder), res.suite, final_check=res.final_check)
         record = summary.verification_record(result)
@@ -414,7 +416,8 @@ class Workflow:
         role = pending["role"]
         res = self.res(state)
         task = next(t for t in state["plan"]["tasks"] if t["role"] == role)
-        answer = transcripts.text_of(state["run_dir"], {"file": pending["answer"]}) if pending.get("answer") else ""
+        answer = transcripts.text_of(self.run_dir(state), {"file": pending["answer"]}) if pending.get("answer") \
+            else ""
         found = coder.review({**task, "granularity": "module"}, answer, unit=None,
                              executor_for=res.executor_for, suite=res.suite)
         modules = {r: m["code"] for r, m in state["modules"].items()}
@@ -424,7 +427,7 @@ class Workflow:
             accepted, message = False, f"refused: {found.problem[:300]}"
         else:
             candidate = {**modules, role: found.code}
-            folder = Path(state["run_dir"]) / "candidates" / "optimised"
+            folder = self.run_dir(state) / "candidates" / "optimised"
             checks.write_candidate(folder, candidate)
             result = verifier.verify(res.executor_for(folder), res.suite, final_check=res.final_check)
             if result.passed:
@@ -447,7 +450,7 @@ class Workflow:
     def report(self, state: RunState, runtime: Runtime[Any]) -> dict[str, Any]:
         """Package a verified candidate, measure it against the reference, and write the report and charts."""
         plan_ = state["plan"]
-        run_dir = Path(state["run_dir"])
+        run_dir = self.run_dir(state)
         status = summary.final_status(state)
         package_path: str | None = None
         runtime_record: RuntimeRecord | None = None
@@ -494,7 +497,7 @@ class Workflow:
         builder = StateGraph(RunState, input_schema=InputState, output_schema=OutputState)
         builder.add_node("plan", self.plan)
         builder.add_node("coder", self.build_coder())
-        builder.add_node("assemble", assemble)
+        builder.add_node("assemble", self.assemble)
         builder.add_node("verify", self.verify)
         builder.add_node("plan_repair", self.plan_repair)
         builder.add_node("optimise_prompt", self.optimise_prompt)

@@ -12,6 +12,7 @@ import json
 import logging
 import math
 import os
+import sqlite3
 import sys
 import time
 from collections.abc import Mapping, Sequence
@@ -23,6 +24,7 @@ from langchain_core.runnables import RunnableConfig
 from agents import intake, llm, planner, resources
 from agents.report import write_report
 from agents.run_config import NO_MAXIMA, CallerRequest, OperatorSettings, RunConfig
+from agents.run_lock import run_lock
 from agents.summary import final_status, one_line
 from graph import checkpoint
 from graph.graph import build_builder, report_of
@@ -243,16 +245,34 @@ def main(argv: Sequence[str] | None = None) -> int:
     host = Host(operator_from(settings, out), sandbox=sandbox, clock_start=time.time(), prepared=checked,
                 resume_overrides=config.model_dump() if args.resume else {})
     thread: RunnableConfig = {"configurable": {"thread_id": run_id}}
+    try:
+        with run_lock(run_dir):
+            return _run(args, host, thread, settings, run_id, run_dir, url)
+    except InputError as exc:
+        return _refused(exc)
+
+
+def _run(args: argparse.Namespace, host: Host, thread: RunnableConfig, settings: dict[str, Any], run_id: str,
+         run_dir: Path, url: str | None) -> int:
+    """The run itself, under the run folder's lock."""
     start = time.time()
+    if args.resume and url is None:
+        _check_checkpoint(run_dir / CHECKPOINTS_FILE)
     with checkpoint.open_saver(url, run_dir) as saver:
         app = build_builder(host).compile(checkpointer=saver)
-        snapshot = app.get_state(thread)
-        if args.resume and snapshot.values and not snapshot.next:
+        try:
+            snapshot = app.get_state(thread)
+        except sqlite3.DatabaseError as exc:
+            raise InputError(run_dir / CHECKPOINTS_FILE, f"not a checkpoint database ({exc}); the run cannot be "
+                                                         "resumed: start a new run") from None
+        if args.resume and not snapshot.values:
+            raise InputError(run_dir / CHECKPOINTS_FILE, f"holds no state of run {run_id}; the run cannot be "
+                                                         "resumed (nothing was saved): start a new run")
+        if args.resume and not snapshot.next:
             status = str(snapshot.values.get("status") or "failed")
             print(f"run {run_id} already ended: {snapshot.values.get('summary') or status}")
             return EXIT_CODES.get(status, 1)
-        inputs: Any = None if args.resume and snapshot.values else request_from(settings, run_id).model_dump(
-            exclude_none=True)
+        inputs: Any = None if args.resume else request_from(settings, run_id).model_dump(exclude_none=True)
         try:
             for _namespace, event in app.stream(inputs, thread, stream_mode="custom", subgraphs=True):
                 line = _progress(event, start) if isinstance(event, dict) else None
@@ -281,6 +301,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"package: {values['package_path']} (run it: cd {run_dir} && python -m "
               f"{Path(values['package_path']).name} -c CFG -t TOPOLOGY -p OUT)")
     return EXIT_CODES.get(status, 1)
+
+
+def _check_checkpoint(path: Path) -> None:
+    """A run to resume needs its checkpoint file: present, not empty."""
+    try:
+        size = path.stat().st_size
+    except OSError:
+        raise InputError(path, "missing: the run cannot be resumed (nothing was saved); start a new run") from None
+    if size == 0:
+        raise InputError(path, "empty: the run cannot be resumed (nothing was saved); start a new run")
 
 
 def _refused(exc: Exception) -> int:

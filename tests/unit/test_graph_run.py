@@ -199,3 +199,64 @@ def test_both_clis_take_one_spelling_of_a_strategy(given: str, says: str, tmp_pa
                        "--out", str(tmp_path / "bench")])
     assert code == 2 and f"--strategy: {says}" in caplog.text
     assert not (tmp_path / "bench").exists()
+
+
+def _cancelled_run(spec: Path, out: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    def first(r: Request) -> str | BaseException:
+        return KeyboardInterrupt() if r.kind == "repair" else fakes.mutant_answer(MUTANT, "mapping")
+
+    inject(monkeypatch, ScriptedChatModel(respond=first))
+    assert cli.main(["--arch", str(spec), "--out", str(out), "--generate", "mapping", "--no-optimise"]) == 130
+    return only_run(out)
+
+
+@pytest.mark.parametrize(("damage", "says"), [
+    (lambda p: p.unlink(), "checkpoints.sqlite: missing: the run cannot be resumed"),
+    (lambda p: p.write_bytes(b""), "checkpoints.sqlite: empty: the run cannot be resumed"),
+    (lambda p: p.write_bytes(b"not a database, just text" * 100), "checkpoints.sqlite: not a checkpoint database"),
+])
+def test_a_resume_never_silently_starts_over(spec: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                             capsys: pytest.CaptureFixture[str], damage: Any, says: str) -> None:
+    folder = _cancelled_run(spec, tmp_path / "runs", monkeypatch)
+    damage(folder / "checkpoints.sqlite")
+    capsys.readouterr()
+    model = ScriptedChatModel(respond=lambda r: fakes.reference_answer("mapping"))
+    inject(monkeypatch, model)
+    assert cli.main(["--resume", folder.name, "--out", str(tmp_path / "runs")]) == cli.EXIT_BAD_INPUT
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and says in err and len(err.splitlines()) == 1, err
+    assert model.calls == [], "nothing was redone"
+
+
+def test_a_moved_run_folder_resumes_in_place(spec: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    folder = _cancelled_run(spec, tmp_path / "runs", monkeypatch)
+    moved = tmp_path / "elsewhere"
+    folder.parent.rename(moved)
+    inject(monkeypatch, ScriptedChatModel(respond=lambda r: fakes.reference_answer("mapping")))
+    assert cli.main(["--resume", folder.name, "--out", str(moved)]) == 0
+    assert not (tmp_path / "runs").exists(), "the resumed run wrote to the folder's old place"
+    assert json.loads((moved / folder.name / "report.json").read_text())["status"] == "verified"
+    assert (moved / folder.name / "candidate" / "mapping.py").is_file()
+
+
+def test_a_second_resume_of_a_run_in_use_is_refused(spec: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    import subprocess
+    import sys
+
+    folder = _cancelled_run(spec, tmp_path / "runs", monkeypatch)
+    holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        (folder / "run.lock").write_text(f"{holder.pid}\n")
+        capsys.readouterr()
+        model = ScriptedChatModel(respond=lambda r: fakes.reference_answer("mapping"))
+        inject(monkeypatch, model)
+        assert cli.main(["--resume", folder.name, "--out", str(tmp_path / "runs")]) == cli.EXIT_BAD_INPUT
+        err = capsys.readouterr().err.strip()
+        assert f"the run is in use by process {holder.pid}" in err and len(err.splitlines()) == 1
+        assert model.calls == []
+    finally:
+        holder.kill()
+        holder.wait()
+    assert cli.main(["--resume", folder.name, "--out", str(tmp_path / "runs")]) == 0, "a dead holder's lock is stale"
+    assert not (folder / "run.lock").exists()
