@@ -24,6 +24,7 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from reference_sim.errors import SimCoderError
+from reference_sim.reports import writing
 
 log = logging.getLogger(__name__)
 
@@ -254,7 +255,8 @@ def write_report(run_dir: Path, report: RunReport) -> list[Path]:
     run_dir.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
     json_path = run_dir / JSON_FILE
-    json_path.write_text(report.model_dump_json(indent=2, by_alias=True) + "\n", encoding="utf-8")
+    with writing(json_path):
+        json_path.write_text(report.model_dump_json(indent=2, by_alias=True) + "\n", encoding="utf-8")
     written.append(json_path)
     charts: dict[str, str | None] = {}
     for filename, draw in ((CYCLES_CHART, _cycles_chart), (RUNTIME_CHART, _runtime_chart)):
@@ -266,7 +268,8 @@ def write_report(run_dir: Path, report: RunReport) -> list[Path]:
         elif path.exists():
             path.unlink()
     md_path = run_dir / MARKDOWN_FILE
-    md_path.write_text(render_markdown(report, charts), encoding="utf-8")
+    with writing(md_path):
+        md_path.write_text(render_markdown(report, charts), encoding="utf-8")
     written.insert(1, md_path)
     log.info("run report written to %s", run_dir)
     return written

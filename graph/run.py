@@ -238,8 +238,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _refused(exc)
     config = checked.config
     print(_mode_line(config, model is None, model), flush=True)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / SETTINGS_FILE).write_text(json.dumps(settings, indent=2) + "\n", encoding="utf-8")
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / SETTINGS_FILE).write_text(json.dumps(settings, indent=2) + "\n", encoding="utf-8")
+    except OSError as exc:
+        return _refused(InputError("--out", f"cannot write the run folder {run_dir}: {exc.strerror or exc}"))
     print(f"run {run_id}: {run_dir}" + (f" (state in PostgreSQL at {checkpoint.where(url)})" if url else ""),
           flush=True)
     host = Host(operator_from(settings, out), sandbox=sandbox, clock_start=time.time(), prepared=checked,
@@ -286,6 +289,15 @@ def _run(args: argparse.Namespace, host: Host, thread: RunnableConfig, settings:
         except SimCoderError as exc:
             print(f"error: {exc}", file=sys.stderr)
             _partial(app, thread, host, run_dir, run_id, "failed", f"the run stopped: {exc}")
+            return EXIT_CODES["failed"]
+        except OSError as exc:
+            where = exc.filename or run_dir
+            print(f"error: cannot write {where}: {exc.strerror or exc}", file=sys.stderr)
+            try:
+                _partial(app, thread, host, run_dir, run_id, "failed", f"the run stopped: cannot write {where}: "
+                                                                       f"{exc.strerror or exc}")
+            except OSError as again:
+                print(f"error: the report could not be written either: {again.strerror or again}", file=sys.stderr)
             return EXIT_CODES["failed"]
         except Exception as exc:
             if not llm.is_transient(exc):

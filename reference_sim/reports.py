@@ -7,7 +7,8 @@ SCALE-Sim's ``run_name``).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -100,6 +101,17 @@ def _line(index: int, values: Sequence[int | float]) -> str:
     return f"{index}, " + ", ".join(str(v) for v in values) + ",\n"
 
 
+@contextlib.contextmanager
+def writing(path: Path) -> Iterator[None]:
+    """Name ``path`` in an ``OSError`` raised while it is written (a full disk says which file)."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.filename is not None:
+            raise
+        raise OSError(exc.errno, exc.strerror or str(exc), str(path)) from None
+
+
 def write_reports(results: Sequence[LayerResult], directory: Path) -> list[Path]:
     """Write the three SCALE-Sim reports into ``directory``; returns their paths."""
     directory.mkdir(parents=True, exist_ok=True)
@@ -111,7 +123,7 @@ def write_reports(results: Sequence[LayerResult], directory: Path) -> list[Path]
     paths = []
     for name, (header, values) in rows.items():
         path = directory / name
-        with path.open("w") as out:
+        with writing(path), path.open("w") as out:
             out.write(header + "\n")
             for result, row in zip(results, values):
                 out.write(_line(result.index, row))
@@ -126,9 +138,11 @@ def write_traces(traces: TraceSet, directory: Path, *, csv: bool = True, binary:
     if csv:
         for key, filename in TRACE_FILES.items():
             fmt = "%i" if key.endswith("_sram") else "%s"
-            np.savetxt(directory / filename, arrays[key], fmt=fmt, delimiter=",")
+            with writing(directory / filename):
+                np.savetxt(directory / filename, arrays[key], fmt=fmt, delimiter=",")
     if binary:
-        np.savez_compressed(directory / BINARY_TRACE_FILE, **arrays)  # type: ignore[arg-type]
+        with writing(directory / BINARY_TRACE_FILE):
+            np.savez_compressed(directory / BINARY_TRACE_FILE, **arrays)  # type: ignore[arg-type]
 
 
 def read_binary_traces(path: Path) -> TraceSet:

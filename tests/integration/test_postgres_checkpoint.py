@@ -180,7 +180,8 @@ def test_the_verifier_graph_served_by_langgraph_dev_keeps_its_thread_in_postgres
         server = subprocess.Popen(
             [str(LANGGRAPH_CLI), "dev", "--config", str(tmp_path / "langgraph.postgres.json"), "--host", "127.0.0.1",
              "--port", str(port), "--no-browser", "--no-reload", "--allow-blocking"],
-            cwd=tmp_path, env={**os.environ, **OFFLINE_ENV, "SIMCODER_CHECKPOINT": postgres.url},
+            cwd=tmp_path, env={**os.environ, **OFFLINE_ENV, "SIMCODER_CHECKPOINT": postgres.url,
+                               "SIMCODER_PATH_ROOTS": str(tmp_path)},
             stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         deadline = time.monotonic() + 120

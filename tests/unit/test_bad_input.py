@@ -209,3 +209,16 @@ def test_outputs_never_overwrite_inputs(tmp_path: Path, capsys: pytest.CaptureFi
     assert main([a.format(**names) for a in argv]) == 2
     assert _one_error_line(capsys.readouterr().err).startswith(expected.format(**names))
     assert sorted((p.name, p.read_bytes()) for p in tmp_path.iterdir()) == before
+
+
+def test_a_full_disk_names_the_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    full = Path("/dev/full")
+    if not full.exists():
+        pytest.skip("no /dev/full on this machine")
+    report = tmp_path / "out" / "t" / "COMPUTE_REPORT.csv"
+    report.parent.mkdir(parents=True)
+    report.symlink_to(full)
+    code, err = _run(tmp_path, capsys)
+    assert code == 1
+    line = _one_error_line(err)
+    assert line.startswith(f"error: cannot write {report}: No space left on device"), line

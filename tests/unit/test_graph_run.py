@@ -260,3 +260,35 @@ def test_a_second_resume_of_a_run_in_use_is_refused(spec: Path, tmp_path: Path, 
         holder.wait()
     assert cli.main(["--resume", folder.name, "--out", str(tmp_path / "runs")]) == 0, "a dead holder's lock is stale"
     assert not (folder / "run.lock").exists()
+
+
+@pytest.mark.parametrize("out", ["a-file", "/proc/simcoder-runs"])
+def test_an_output_folder_that_cannot_be_written_is_one_line(spec: Path, tmp_path: Path, out: str,
+                                                             monkeypatch: pytest.MonkeyPatch,
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    inject(monkeypatch, None)
+    target = tmp_path / out if not out.startswith("/") else Path(out)
+    if out == "a-file":
+        target.write_text("the user's own file")
+    assert cli.main(["--arch", str(spec), "--out", str(target)]) == cli.EXIT_BAD_INPUT
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: --out: cannot write the run folder") and len(err.splitlines()) == 1, err
+    if out == "a-file":
+        assert target.read_text() == "the user's own file"
+
+
+def test_a_full_disk_during_the_run_is_one_line_not_a_traceback(spec: Path, tmp_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch,
+                                                                capsys: pytest.CaptureFixture[str]) -> None:
+    if not Path("/dev/full").exists():
+        pytest.skip("no /dev/full on this machine")
+    inject(monkeypatch, None)
+    monkeypatch.setattr(intake, "new_run_id", lambda: "full-disk")
+    folder = tmp_path / "runs" / "full-disk"
+    folder.mkdir(parents=True)
+    (folder / "report.md").symlink_to("/dev/full")
+    assert cli.main(["--arch", str(spec), "--out", str(tmp_path / "runs"), "-q"]) == cli.EXIT_CODES["failed"]
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    lines = [line for line in err.splitlines() if line.startswith("error:")]
+    assert lines[0] == f"error: cannot write {folder / 'report.md'}: No space left on device", lines
