@@ -29,7 +29,7 @@ from agents.summary import final_status, one_line
 from graph import checkpoint
 from graph.graph import build_builder, report_of
 from graph.host import Host
-from reference_sim.errors import InputError, SimCoderError
+from reference_sim.errors import InputError, SimCoderError, SimulationError
 from sandbox.base import Sandbox, SandboxUnavailable
 
 logger = logging.getLogger("graph.run")
@@ -234,7 +234,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         checked, model, sandbox = preflight(settings, out, run_id)
         if url is not None:
             checkpoint.save_settings(url, run_id, settings)
-    except (InputError, planner.PlanError, llm.ModelConfigError, SandboxUnavailable) as exc:
+    except (InputError, planner.PlanError, llm.ModelConfigError, SandboxUnavailable, SimulationError) as exc:
         return _refused(exc)
     config = checked.config
     print(_mode_line(config, model is None, model), flush=True)

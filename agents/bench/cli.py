@@ -90,6 +90,7 @@ def _model_factory(config: llm.ModelConfig, sample: int) -> BaseChatModel:
 def run_tasks(args: argparse.Namespace, *, model_factory: ModelFactory = _model_factory,
               runner: hidden.Runner | None = None) -> int:
     """``tasks``: the pass@k benchmark (or, with ``--report-only``, its tables from saved results)."""
+    strategy = parse_strategy(args.strategy)
     suite = load_suite()
     tasks = suite.select(args.tasks)
     bad = [k for k in args.k if k > args.samples]
@@ -106,7 +107,6 @@ def run_tasks(args: argparse.Namespace, *, model_factory: ModelFactory = _model_
         raise passk.BenchError("no model: pass --model NAME (and --base-url URL for a local server), "
                                "or set OPENAI_MODEL")
     config = dataclasses.replace(config, temperature=args.temperature)
-    strategy = parse_strategy(args.strategy)
     settings = passk.Settings(strategy=strategy, model=config.model, samples=args.samples, repair=args.repair,
                               attempts=args.attempts, temperature=args.temperature)
     executor = make_executor(args.executor, jobs=max(1, args.jobs), ray_address=args.ray_address, chunksize=1)
