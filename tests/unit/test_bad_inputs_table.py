@@ -28,29 +28,11 @@ from graph.verifier_graph import VerifierHost, build_verifier_graph
 from reference_sim.cli import main as reference_main
 from reference_sim.errors import InputError, SimCoderError
 from tests import fakes
+from tests.unit.test_bad_input import GOOD_CFG as CFG
+from tests.unit.test_bad_input import GOOD_TOPO as TOPO
+from tests.unit.test_bad_input import HEADER
 
 REPO = Path(__file__).resolve().parents[2]
-CFG = """[general]
-run_name = t
-
-[architecture_presets]
-ArrayHeight:    4
-ArrayWidth:     4
-IfmapSramSzkB:   1
-FilterSramSzkB:  1
-OfmapSramSzkB:   1
-IfmapOffset:    0
-FilterOffset:   10000000
-OfmapOffset:    20000000
-Bandwidth : 2
-Dataflow : os
-MemoryBanks:   1
-
-[run_presets]
-InterfaceBandwidth: USER
-"""
-HEADER = "Layer name, IFMAP Height, IFMAP Width, Filter Height, Filter Width, Channels, Num Filter, Strides,\n"
-TOPO = HEADER + "conv1, 6, 6, 3, 3, 2, 4, 1,\n"
 GEMM = "Layer, M, N, K,\ng1, 4, 5, 6,\n"
 SPEC = (REPO / "scale_sim.yaml").read_text()
 
