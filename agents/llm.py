@@ -634,11 +634,12 @@ ANSWER_TRIES = 3
 ANSWER_RETRY_S = 1.0
 
 
-def _not_a_completion(exc: BaseException) -> bool:
-    """True for what the client raises when a 200 answer is not a chat completion (HTML, garbage, an empty body,
-    JSON without ``choices``): a plain ``ValueError``/``TypeError``/``IndexError``/``KeyError``."""
-    return isinstance(exc, (ValueError, TypeError, IndexError, KeyError)) and not isinstance(
-        exc, (openai.APIError, ModelError, SimCoderError))
+def _not_a_completion(exc: BaseException, model: BaseChatModel) -> bool:
+    """True for what an OpenAI chat model raises when a 200 answer is not a chat completion (HTML, garbage, an
+    empty body, JSON without ``choices``): a plain ``ValueError``/``TypeError``/``IndexError``/``KeyError``.
+    Other chat models' errors are theirs and propagate unchanged."""
+    return isinstance(model, BaseChatOpenAI) and isinstance(exc, (ValueError, TypeError, IndexError, KeyError)) \
+        and not isinstance(exc, (openai.APIError, ModelError, SimCoderError))
 
 
 def ask(model: BaseChatModel, messages: Sequence[BaseMessage], *, timeout_s: float | None = None,
@@ -675,7 +676,7 @@ def ask(model: BaseChatModel, messages: Sequence[BaseMessage], *, timeout_s: flo
                 reply = model.invoke(list(messages), **kwargs)
                 break
             except Exception as exc:
-                if _not_a_completion(exc):
+                if _not_a_completion(exc, model):
                     if attempt + 1 < ANSWER_TRIES:
                         log.warning("%s answered with something that is not a chat completion (%s); asking again",
                                     _model_where(model), type(exc).__name__)
