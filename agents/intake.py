@@ -25,11 +25,11 @@ from agents.run_config import (
     count_layers,
     new_run_dir,
     resolve,
-    run_name_problem,
 )
 from agents.spec import AgentSpec, parse_agent_spec
 from reference_sim import engine
 from reference_sim.errors import InputError
+from reference_sim.reports import folder_name_problem
 from reference_sim.spec import ArchitectureVariant, LoadedSpec
 
 DEFAULT_SPEC = Path(__file__).resolve().parents[1] / "scale_sim.yaml"
@@ -122,7 +122,7 @@ def prepare(values: Mapping[str, Any] | CallerRequest, operator: OperatorSetting
     if request.spec_yaml is not None and request.spec_path is not None:
         raise ConfigError("spec_yaml", "give spec_path or spec_yaml, not both", source=where)
     run_id = request.run_id or new_run_id()
-    problem = run_name_problem(run_id)
+    problem = folder_name_problem(run_id)
     if problem is not None:
         raise ConfigError("run_id", problem, source=where)
     run_dir = new_run_dir(request, operator, run_id)

@@ -21,16 +21,16 @@ import math
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from agents.spec import AgentSpec, Budget, ModelSettings
 from reference_sim.errors import InputError
-from reference_sim.reports import folder_name_problem
 
 Who = Literal["operator", "caller"]
+FieldsT = TypeVar("FieldsT", bound=BaseModel)
 Strategy = Literal["zero_shot", "icl", "cot", "icl_cot"]
 Granularity = Literal["module", "function"]
 Role = Literal["mapping", "network", "memory"]
@@ -175,10 +175,11 @@ def _first_error(exc: ValidationError, where: str) -> ConfigError:
     return ConfigError(loc, message + (f" (and {more} more)" if more else ""), source=where)
 
 
-def caller_request(values: Mapping[str, Any] | None, *, where: str = REQUEST) -> CallerRequest:
-    """A caller's fields validated: an operator-only field is refused naming it, as is a value of the wrong type."""
+def checked_fields(values: Mapping[str, Any] | None, schema: type[FieldsT], *, where: str = REQUEST) -> FieldsT:
+    """A caller's fields validated against ``schema``: a field the operator sets is refused naming it, as is an
+    unknown field and a value of the wrong type (``None`` values count as not given)."""
     data = dict(values or {})
-    fields = set(CallerRequest.model_fields)
+    fields = set(schema.model_fields)
     for name in data:
         if name in fields:
             continue
@@ -188,9 +189,14 @@ def caller_request(values: Mapping[str, Any] | None, *, where: str = REQUEST) ->
             raise ConfigError(name, f"a caller may not set this ({operator_only})", source=where)
         raise ConfigError(name, f"unknown field (a caller may set: {', '.join(sorted(fields))})", source=where)
     try:
-        return CallerRequest.model_validate({k: v for k, v in data.items() if v is not None})
+        return schema.model_validate({k: v for k, v in data.items() if v is not None})
     except ValidationError as exc:
         raise _first_error(exc, where) from None
+
+
+def caller_request(values: Mapping[str, Any] | None, *, where: str = REQUEST) -> CallerRequest:
+    """A run's request from a caller's fields (:func:`checked_fields`)."""
+    return checked_fields(values, CallerRequest, where=where)
 
 
 class Maxima(BaseModel):
@@ -321,11 +327,6 @@ def new_run_dir(request: CallerRequest, operator: OperatorSettings, default_name
         if path.exists() or path.is_symlink():
             raise ConfigError("run_dir", "already exists; a run always makes a new folder")
     return path.resolve()
-
-
-def run_name_problem(run_id: str) -> str | None:
-    """Why ``run_id`` cannot name a run folder, or ``None``."""
-    return folder_name_problem(run_id)
 
 
 # --------------------------------------------------------------------------- resolution

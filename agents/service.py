@@ -15,16 +15,11 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict
 
 from agents import checks, summary, user_reference, verifier
 from agents.planner import ROLES
-from agents.run_config import (
-    OPERATOR_ONLY_HINTS,
-    ConfigError,
-    OperatorSettings,
-    caller_path,
-)
+from agents.run_config import ConfigError, OperatorSettings, caller_path, checked_fields
 from reference_sim import engine
 from reference_sim.errors import InputError
 from reference_sim.spec import Spec, parse_spec
@@ -47,19 +42,8 @@ class VerifyRequest(BaseModel):
 
 
 def parse_request(values: Mapping[str, Any]) -> VerifyRequest:
-    """The request's fields checked: an operator-only field is refused naming it, as is a wrong type."""
-    known = set(VerifyRequest.model_fields)
-    for name in values:
-        if name not in known:
-            hint = OPERATOR_ONLY_HINTS.get(name)
-            raise ConfigError(name, f"a caller may not set this ({hint})" if hint else
-                              f"unknown field (a caller may set: {', '.join(sorted(known))})", source=REQUEST)
-    try:
-        return VerifyRequest.model_validate({k: v for k, v in values.items() if v is not None})
-    except ValidationError as exc:
-        error = exc.errors()[0]
-        where = ".".join(str(p) for p in error["loc"]) or "request"
-        raise ConfigError(where, error["msg"], source=REQUEST) from None
+    """The request's fields checked (:func:`agents.run_config.checked_fields`)."""
+    return checked_fields(values, VerifyRequest, where=REQUEST)
 
 
 def candidate_modules(folder: str | None, modules: Mapping[str, str] | None, operator: OperatorSettings,

@@ -162,12 +162,11 @@ class Workflow:
     def coder_ask(self, state: CoderState, runtime: Runtime[Any]) -> dict[str, Any]:
         """One model answer (retried on transient errors by the node's policy)."""
         spent = state.get("tokens_before", 0) + tokens_spent(state.get("tokens") or {})
-        capped = self.host.config(state).cap_reached(
-            spent, time.time() - state.get("run_started_at", time.time()))
+        config = self.host.config(state)
+        capped = config.cap_reached(spent, time.time() - state.get("run_started_at", time.time()))
         if capped is not None:
             return {"failure": capped, "done": True}
         model = self.model(state)
-        config = self.host.config(state)
         try:
             answer = llm.ask(model, convert_to_messages(transcripts.messages(config.run_dir, state["conversation"])),
                              deadline=state.get("run_started_at", time.time()) + config.max_wall_s)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import numpy as np
 
@@ -15,6 +16,7 @@ from reference_sim.compare import values_equal
 from reference_sim.contract import TraceSet
 from reference_sim.engine import LayerResult
 from reference_sim.reports import REPORT_FILES, TRACE_FILES
+from sandbox.base import Sandbox
 
 
 def read_report(path: Path) -> tuple[list[str], list[list[float]]]:
@@ -129,3 +131,15 @@ def write_folder(folder: Path, files: dict[str, str]) -> Path:
     for name, text in files.items():
         (folder / name).write_text(text)
     return folder
+
+
+def docker_sandbox(prefix: str, **limits: Any) -> Sandbox:
+    """A Docker sandbox whose containers are named ``prefix...`` (2 CPUs), or the test skips (fails in CI)."""
+    from sandbox import SandboxConfig, SandboxUnavailable, make_sandbox
+    from tests.conftest import require
+
+    try:
+        return make_sandbox(SandboxConfig(name_prefix=prefix, cpus=2.0, **limits), kind="docker")
+    except SandboxUnavailable as exc:
+        require(False, f"no Docker sandbox: {exc}")
+        raise

@@ -15,9 +15,8 @@ import pytest
 from agents import checks, user_reference, verifier
 from agents.mutants import MUTANTS, build, candidate_files
 from reference_sim import engine
-from sandbox import Outcome, Sandbox, SandboxConfig, SandboxUnavailable, make_sandbox
-from tests.conftest import require
-from tests.helpers import write_folder
+from sandbox import Outcome, Sandbox
+from tests.helpers import docker_sandbox, write_folder
 
 pytestmark = pytest.mark.integration
 
@@ -29,12 +28,7 @@ MUTANT = next(m for m in MUTANTS if m.id == "mem-total-plus1")
 
 @pytest.fixture(scope="module")
 def docker() -> Iterator[Sandbox]:
-    try:
-        sandbox = make_sandbox(SandboxConfig(name_prefix=PREFIX, cpus=2.0, timeout_s=120), kind="docker")
-    except SandboxUnavailable as exc:
-        require(False, f"no Docker sandbox: {exc}")
-        raise
-    yield sandbox
+    yield docker_sandbox(PREFIX, timeout_s=120)
     from sandbox.docker_sandbox import connect
 
     left = connect().containers.list(all=True, filters={"name": PREFIX})

@@ -17,9 +17,9 @@ import pytest
 
 from agents import verifier
 from agents.mutants import MUTANTS, candidate_files
-from sandbox import Outcome, Sandbox, SandboxConfig, SandboxUnavailable, make_sandbox
-from tests.conftest import record_checked, require
-from tests.helpers import write_folder
+from sandbox import Outcome, Sandbox
+from tests.conftest import record_checked
+from tests.helpers import docker_sandbox, write_folder
 
 pytestmark = pytest.mark.integration
 
@@ -27,11 +27,7 @@ PREFIX = f"simcoder-sbx-verif-{uuid.uuid4().hex[:6]}-"
 
 
 def _docker(**limits: Any) -> Sandbox:
-    try:
-        return make_sandbox(SandboxConfig(name_prefix=PREFIX, cpus=2.0, **limits), kind="docker")
-    except SandboxUnavailable as exc:
-        require(False, f"no Docker sandbox: {exc}")
-        raise
+    return docker_sandbox(PREFIX, **limits)
 
 
 @pytest.fixture(scope="module")

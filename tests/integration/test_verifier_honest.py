@@ -18,9 +18,8 @@ import pytest
 
 from agents import verifier
 from agents.mutants import candidate_files
-from sandbox import Outcome, Sandbox, SandboxConfig, SandboxUnavailable, make_sandbox
-from tests.conftest import require
-from tests.helpers import write_folder
+from sandbox import Outcome, Sandbox
+from tests.helpers import docker_sandbox, write_folder
 
 pytestmark = pytest.mark.integration
 
@@ -30,12 +29,7 @@ SUITE = verifier.default_suite()[:2]
 
 @pytest.fixture(scope="module")
 def docker() -> Iterator[Sandbox]:
-    try:
-        sandbox = make_sandbox(SandboxConfig(name_prefix=PREFIX, cpus=2.0, timeout_s=120), kind="docker")
-    except SandboxUnavailable as exc:
-        require(False, f"no Docker sandbox: {exc}")
-        raise
-    yield sandbox
+    yield docker_sandbox(PREFIX, timeout_s=120)
 
 
 def _folder(tmp_path: Path, files: dict[str, str]) -> Path:
