@@ -99,6 +99,7 @@ def static_problem(role: str, code: str, *, required: Sequence[str] = ()) -> str
     """
     try:
         tree = rules.parse(code, f"{role}.py")
+        compile(code, f"{role}.py", "exec", dont_inherit=True)
     except SyntaxError as exc:
         return f"{role}.py line {exc.lineno}: the code does not parse: {exc.msg}"
     if required:

@@ -20,11 +20,12 @@ from langchain_core.messages import BaseMessage
 from agents import checks, prompts, skeleton, verifier
 from agents.extract import ExtractionError, extract_code, top_level_names
 from agents.planner import ENTRY_POINTS, ModuleTask
+from agents.run_config import RunConfig
 
 logger = logging.getLogger(__name__)
 
 Mode = Literal["write", "repair"]
-ReviewStatus = Literal["accepted", "no_code", "invalid", "refused", "crashed", "wrong"]
+ReviewStatus = Literal["accepted", "no_code", "truncated", "invalid", "refused", "crashed", "wrong"]
 
 
 @dataclass(frozen=True)
@@ -34,6 +35,34 @@ class Review:
     status: ReviewStatus
     code: str | None
     problem: str
+
+
+@dataclass(frozen=True)
+class Sampling:
+    """How one answer is sampled: a retry never repeats the first answer's temperature 0 or its seed."""
+
+    temperature: float
+    seed: int | None
+
+
+def sampling(config: RunConfig, attempt: int) -> Sampling:
+    """The temperature and seed of answer number ``attempt`` (from 1) of a module or unit."""
+    if attempt <= 1:
+        return Sampling(config.temperature, config.seed)
+    return Sampling(max(config.temperature, config.retry_temperature),
+                    None if config.seed is None else config.seed + attempt - 1)
+
+
+TRUNCATED = ("your answer was cut off at the length limit after {tokens} tokens, before it ended. Answer again, "
+             "shorter: only the code asked for in one ```python block, with no explanation before or after it.")
+"""What the model is told after an answer cut off at the length limit."""
+
+
+def truncated_review(output_tokens: int) -> Review:
+    """The review of an answer the endpoint cut off at its length limit (``output_tokens`` long): nothing of
+    it is taken."""
+    return Review("truncated", None, TRUNCATED.format(tokens=output_tokens))
+
 
 
 def current_unit(task: ModuleTask, unit_index: int) -> str | None:

@@ -49,6 +49,7 @@ from langchain_openai import ChatOpenAI
 from langchain_openai.chat_models.base import BaseChatOpenAI
 from pydantic import SecretStr
 
+from agents import cancel
 from agents.spec import ModelSettings
 from reference_sim.errors import SimCoderError
 
@@ -62,6 +63,8 @@ DEFAULT_MAX_RETRIES = 3
 """Retries of the openai client itself (exponential backoff on 408/409/429/5xx, connection errors, timeouts)."""
 DEFAULT_TIMEOUT_S = 120.0
 DEFAULT_MAX_ANSWER_BYTES = 1024 * 1024
+DEFAULT_MAX_ANSWER_TOKENS = 4096
+"""Tokens one answer may have (sent as ``max_tokens``); an answer cut there ends with ``finish_reason: length``."""
 """The most HTTP body one answer may have (the JSON around the text included)."""
 MAX_ANSWER_CHARS = 256 * 1024
 """The most characters an answer's text may have."""
@@ -112,12 +115,15 @@ class ModelConfig:
     seed: int | None
     deadline_s: float = DEFAULT_TIMEOUT_S
     max_answer_bytes: int = DEFAULT_MAX_ANSWER_BYTES
+    max_answer_tokens: int = DEFAULT_MAX_ANSWER_TOKENS
 
     def __post_init__(self) -> None:
         if not (math.isfinite(self.deadline_s) and self.deadline_s > 0):
             raise ModelConfigError(f"model deadline_s must be a positive number of seconds, got {self.deadline_s!r}")
         if self.max_answer_bytes <= 0:
             raise ModelConfigError(f"model max_answer_bytes must be positive, got {self.max_answer_bytes!r}")
+        if self.max_answer_tokens <= 0:
+            raise ModelConfigError(f"model max_answer_tokens must be positive, got {self.max_answer_tokens!r}")
 
     @property
     def base_url_host(self) -> str | None:
@@ -135,7 +141,7 @@ class ModelConfig:
         return (f"ModelConfig(model={self.model!r}, base_url_host={self.base_url_host!r}, "
                 f"api_key_env={self.api_key_env!r}, temperature={self.temperature!r}, timeout_s={self.timeout_s!r}, "
                 f"max_retries={self.max_retries!r}, seed={self.seed!r}, deadline_s={self.deadline_s!r}, "
-                f"max_answer_bytes={self.max_answer_bytes!r})")
+                f"max_answer_bytes={self.max_answer_bytes!r}, max_answer_tokens={self.max_answer_tokens!r})")
 
     __str__ = __repr__
 
@@ -217,6 +223,7 @@ def resolve_model_config(settings: ModelSettings | None, *, model: str | None = 
         max_retries=max_retries,
         seed=seed if seed is not None else (settings.seed if settings else None),
         deadline_s=timeout_s,
+        max_answer_tokens=settings.max_answer_tokens if settings else DEFAULT_MAX_ANSWER_TOKENS,
     )
     api_key(config, env)  # fail now, not at the first call, when no key is set for a remote endpoint
     return config
@@ -449,7 +456,8 @@ class DeadlineTransport(httpx_lib.BaseTransport):
             return WallCapReached(f"the run's wall-time cap was reached while {self.model} at {self.host} was "
                                   f"answering (call cancelled after {elapsed:.1f} s)")
         return ModelDeadlineError(f"model call to {self.model} at {self.host} took longer than its deadline of "
-                                  f"{self.deadline_s:g} s (cut off)")
+                                  f"{self.deadline_s:g} s (cut off; a slow model needs a longer model.timeout_s "
+                                  "in the spec, or --model-timeout-s)")
 
     def _cut(self) -> _Cut:
         call = _CALL.get()
@@ -504,6 +512,10 @@ def make_chat_model(config: ModelConfig, env: Mapping[str, str] | None = None, *
     }
     if config.seed is not None:
         kwargs["seed"] = config.seed
+    if config.base_url is None or config.base_url_host == OPENAI_HOST:
+        kwargs["max_tokens"] = config.max_answer_tokens
+    else:
+        kwargs["extra_body"] = {"max_tokens": config.max_answer_tokens}
     log.debug("chat model %s", config)
     return ChatOpenAI(**kwargs)
 
@@ -566,6 +578,13 @@ class Answer:
     output_tokens: int
     seconds: float
     estimated: bool = False
+    finish_reason: str | None = None
+    """Why the model stopped, as it said (``stop``; ``length`` when cut at ``max_tokens``); ``None``: not said."""
+
+    @property
+    def truncated(self) -> bool:
+        """The answer was cut off at the length limit before the model ended it."""
+        return self.finish_reason == "length"
 
 
 def content_text(content: str | list[str | dict[str, Any]]) -> str:
@@ -643,7 +662,7 @@ def _not_a_completion(exc: BaseException, model: BaseChatModel) -> bool:
 
 
 def ask(model: BaseChatModel, messages: Sequence[BaseMessage], *, timeout_s: float | None = None,
-        deadline: float | None = None) -> Answer:
+        deadline: float | None = None, temperature: float | None = None, seed: int | None = None) -> Answer:
     """Send ``messages`` to ``model`` once and return its :class:`Answer`.
 
     The text is the answer's string content, or the ``text`` blocks of list content; reasoning that a
@@ -651,7 +670,8 @@ def ask(model: BaseChatModel, messages: Sequence[BaseMessage], *, timeout_s: flo
     message's ``usage_metadata``; when a model reports none (langchain's fake chat models, some local
     servers) they are *estimated* as ``len(text) // 4`` of the prompt and of the answer, and
     ``Answer.estimated`` is set.  ``timeout_s`` overrides the HTTP timeout of an OpenAI chat model for
-    this call (other chat models take no timeout; it is ignored for them).
+    this call (other chat models take no timeout; it is ignored for them); so do ``temperature`` and ``seed``
+    (a retry asks with another temperature or seed so that it can answer differently).
 
     ``deadline`` is the run's wall cap (absolute ``time.time()``).  The call runs inside
     :func:`call_deadline`, so a model from :func:`make_chat_model` is cut at ``ModelConfig.deadline_s``
@@ -664,8 +684,9 @@ def ask(model: BaseChatModel, messages: Sequence[BaseMessage], *, timeout_s: flo
     other API errors raise :class:`ModelCallError` with a one-line message that never holds the key.
     """
     kwargs: dict[str, Any] = {}
-    if timeout_s is not None and isinstance(model, BaseChatOpenAI):
-        kwargs["timeout"] = timeout_s
+    if isinstance(model, BaseChatOpenAI):
+        given = {"timeout": timeout_s, "temperature": temperature, "seed": seed}
+        kwargs.update({k: v for k, v in given.items() if v is not None})
     if deadline is not None and deadline <= time.time():
         raise WallCapReached(f"the run's wall-time cap was reached before {_model_where(model)} was asked "
                              "(call not made)")
@@ -673,7 +694,8 @@ def ask(model: BaseChatModel, messages: Sequence[BaseMessage], *, timeout_s: flo
     with call_deadline(deadline):
         for attempt in range(ANSWER_TRIES):
             try:
-                reply = model.invoke(list(messages), **kwargs)
+                reply = cancel.interruptible(lambda: model.invoke(list(messages), **kwargs),
+                                             f"the answer of {_model_where(model)}")
                 break
             except Exception as exc:
                 if _not_a_completion(exc, model):
@@ -694,8 +716,11 @@ def ask(model: BaseChatModel, messages: Sequence[BaseMessage], *, timeout_s: flo
     if len(text) > MAX_ANSWER_CHARS:
         raise ModelAnswerTooLarge(f"the answer of {_model_where(model)} is over {MAX_ANSWER_CHARS} characters "
                                   "(cut off)")
+    finish = (getattr(reply, "response_metadata", None) or {}).get("finish_reason")
+    finish_reason = str(finish) if finish else None
     usage = getattr(reply, "usage_metadata", None)
     if usage:
-        return Answer(text, int(usage.get("input_tokens", 0)), int(usage.get("output_tokens", 0)), seconds)
+        return Answer(text, int(usage.get("input_tokens", 0)), int(usage.get("output_tokens", 0)), seconds,
+                      finish_reason=finish_reason)
     prompt = sum(len(content_text(m.content)) for m in messages)
-    return Answer(text, prompt // 4, _estimate_tokens(text), seconds, estimated=True)
+    return Answer(text, prompt // 4, _estimate_tokens(text), seconds, estimated=True, finish_reason=finish_reason)

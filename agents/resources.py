@@ -45,7 +45,8 @@ def model_config(config: RunConfig, env: Mapping[str, str] | None = None) -> llm
     made = llm.ModelConfig(model=config.model, base_url=config.base_url, api_key_env=key_env,
                            temperature=config.temperature, timeout_s=config.model_deadline_s,
                            max_retries=llm.DEFAULT_MAX_RETRIES, seed=config.seed,
-                           deadline_s=config.model_deadline_s, max_answer_bytes=config.max_answer_bytes)
+                           deadline_s=config.model_deadline_s, max_answer_bytes=config.max_answer_bytes,
+                           max_answer_tokens=config.max_answer_tokens)
     llm.api_key(made, env)
     return made
 

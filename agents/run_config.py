@@ -68,6 +68,10 @@ class RunConfig(BaseModel):
                                      ("mapping", "network", "memory"))
     seed: int | None = _by("caller", "sampling seed sent to endpoints that take one")
     temperature: float = _by("caller", "sampling temperature", 0.0, ge=0.0, le=2.0)
+    retry_temperature: float = _by("caller", "sampling temperature of a retry (at least temperature)", 0.7, ge=0.0,
+                                   le=2.0)
+    max_answer_tokens: int = _by("caller", "tokens one answer may have (sent as max_tokens)", 4096, gt=0,
+                                 le=131_072)
     human_review: bool = _by("caller", "pause before each repair for a person", False)
     optimise: bool = _by("caller", "ask for a faster slowest module once verified", False)
     attempts_per_module: int = _by("caller", "answers per module or unit (capped by the operator)", 3, gt=0)
@@ -412,6 +416,8 @@ def resolve(spec: AgentSpec, spec_path: Path, run_dir: Path, operator: OperatorS
         generate=tuple(r for r in order if r in generate),
         seed=request.seed if request.seed is not None else model_settings.seed,
         temperature=model_settings.temperature,
+        retry_temperature=max(model_settings.retry_temperature, model_settings.temperature),
+        max_answer_tokens=model_settings.max_answer_tokens,
         human_review=bool(request.human_review),
         optimise=bool(optimise) and not template,
         spec_path=str(spec_path), run_dir=str(run_dir),

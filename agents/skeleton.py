@@ -193,11 +193,34 @@ def skeleton_file(role: str) -> Path:
     return SKELETON_DIR / f"{role}.py"
 
 
+HEADER_FUTURE = frozenset({"annotations"})
+"""The ``__future__`` features every skeleton header imports (the only optional one in Python 3.11)."""
+_MANDATORY_FUTURE = frozenset({"nested_scopes", "generators", "division", "absolute_import", "with_statement",
+                               "print_function", "unicode_literals", "generator_stop"})
+
+
+def without_future_imports(code: str) -> str:
+    """``code`` without its top-level ``from __future__ import`` statements of features the header already
+    imports: such a statement is only legal at the top of a file, and a unit is spliced below the header."""
+    try:
+        body = parse(code).body
+    except SyntaxError:
+        return code
+    lines = code.splitlines(keepends=True)
+    drop: set[int] = set()
+    for node in body:
+        if (isinstance(node, ast.ImportFrom) and node.module == "__future__"
+                and {alias.name for alias in node.names} <= HEADER_FUTURE | _MANDATORY_FUTURE):
+            drop.update(range(node.lineno - 1, node.end_lineno or node.lineno))
+    return "".join(line for i, line in enumerate(lines) if i not in drop) if drop else code
+
+
 def assemble(role: str, written: Mapping[str, str], *, fill_from_reference: bool = False) -> str:
     """A module from the skeleton's header and the ``written`` units.
 
     Units not in ``written`` come from the literal reference when ``fill_from_reference`` is set
-    (checking one unit on its own); otherwise a missing unit is an error.
+    (checking one unit on its own); otherwise a missing unit is an error.  A unit's own
+    ``from __future__ import annotations`` is dropped: the header has it, and it is legal only there.
     """
     sk = skeleton(role)
     unknown = sorted(set(written) - set(sk.names))
@@ -206,7 +229,7 @@ def assemble(role: str, written: Mapping[str, str], *, fill_from_reference: bool
     parts = [sk.header.rstrip()]
     for unit in sk.units:
         if unit.name in written:
-            parts.append(written[unit.name].strip("\n"))
+            parts.append(without_future_imports(written[unit.name]).strip("\n"))
         elif fill_from_reference:
             parts.append(unit.reference)
         else:

@@ -41,6 +41,10 @@ class ModelSettings(_Strict):
     """The total time one model call may take, seconds (the client's retries included)."""
     seed: int | None = None
     """Sent to endpoints that take one (OpenAI, vLLM); recorded in every report."""
+    retry_temperature: float = Field(default=0.7, ge=0.0, le=2.0)
+    """The temperature of a retry (at least ``temperature``): at 0 a model repeats its answer byte for byte."""
+    max_answer_tokens: PositiveInt = Field(default=4096, le=131_072)
+    """Tokens one answer may have, sent as ``max_tokens``; an answer cut there is reported as truncated."""
 
 
 class Budget(_Strict):

@@ -167,18 +167,23 @@ class Workflow:
         if capped is not None:
             return {"failure": capped, "done": True}
         model = self.model(state)
+        node = "repairer" if state.get("mode") == "repair" else "coder"
+        unit = state.get("repair_unit") or coder.current_unit(state["task"], state.get("unit_index", 0))
+        attempt = state.get("attempt", 0) + 1
+        sampling = coder.sampling(config, attempt)
+        _emit(runtime, event="asking", module=state["task"]["role"], unit=unit, attempt=attempt, node=node,
+              temperature=sampling.temperature)
         try:
             answer = llm.ask(model, convert_to_messages(transcripts.messages(config.run_dir, state["conversation"])),
-                             deadline=state.get("run_started_at", time.time()) + config.max_wall_s)
+                             deadline=state.get("run_started_at", time.time()) + config.max_wall_s,
+                             temperature=sampling.temperature, seed=sampling.seed)
         except llm.WallCapReached as exc:
             return {"failure": f"wall-time cap reached ({config.max_wall_s:.0f} s): {exc}", "done": True}
         except llm.ModelCallError as exc:
             return {"failure": f"model call failed: {exc}", "done": True}
-        node = "repairer" if state.get("mode") == "repair" else "coder"
-        unit = state.get("repair_unit") or coder.current_unit(state["task"], state.get("unit_index", 0))
         what = ".".join(p for p in (state["task"]["role"], unit) if p)
-        saved = transcripts.save(config.run_dir, answer.text, what=f"{what}-{node}-{state.get('attempt', 0) + 1}")
-        return {"answer": saved["file"], "attempt": state.get("attempt", 0) + 1,
+        saved = transcripts.save(config.run_dir, answer.text, what=f"{what}-{node}-{attempt}")
+        return {"answer": saved["file"], "attempt": attempt, "truncated": answer.truncated,
                 "conversation": [*state["conversation"], saved],
                 "tokens": {node: {"calls": 1, "input_tokens": answer.input_tokens,
                                   "output_tokens": answer.output_tokens}},
@@ -190,7 +195,8 @@ class Workflow:
         res = self.res(state)
         unit = state.get("repair_unit") or coder.current_unit(task, state.get("unit_index", 0))
         answer = transcripts.text_of(self.host.config(state).run_dir, {"file": state["answer"]})
-        found = coder.review(task, answer, unit=unit, executor_for=res.executor_for, suite=res.suite)
+        found = coder.truncated_review((state.get("last_tokens") or [0, 0])[1]) if state.get("truncated") \
+            else coder.review(task, answer, unit=unit, executor_for=res.executor_for, suite=res.suite)
         attempt = state.get("attempt", 1)
         tokens = state.get("last_tokens") or [0, 0]
         record = {"module": task["role"], "attempt": attempt, "kind": state.get("mode", "write"), "unit": unit,

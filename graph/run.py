@@ -21,7 +21,7 @@ from typing import Any
 
 from langchain_core.runnables import RunnableConfig
 
-from agents import intake, llm, planner, resources
+from agents import cancel, intake, llm, planner, resources
 from agents.report import write_report
 from agents.run_config import NO_MAXIMA, CallerRequest, OperatorSettings, RunConfig
 from agents.run_lock import run_lock
@@ -75,6 +75,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint", metavar="URL",
                    help="keep the run's state in PostgreSQL (postgres://USER:PASSWORD@HOST:PORT/DB) so another "
                         f"machine can resume it (default: {checkpoint.CHECKPOINT_ENV}, else SQLite in the run folder)")
+    p.add_argument("--model-timeout-s", type=float, metavar="S",
+                   help="total time one model call may take, seconds (default: the spec's model.timeout_s, 120); "
+                        "a slow local model may need 600 or more")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
     p.add_argument("-v", "--verbose", action="store_true", help="log details to stderr")
     return p
@@ -82,7 +85,7 @@ def parser() -> argparse.ArgumentParser:
 
 def check_limits(values: dict[str, Any]) -> None:
     """The budget and cap flags: positive and finite (repair rounds: not negative)."""
-    for name in ("max_attempts", "max_tokens", "max_wall_s", "max_sandboxes"):
+    for name in ("max_attempts", "max_tokens", "max_wall_s", "max_sandboxes", "model_timeout_s"):
         value = values.get(name)
         if value is not None and not (math.isfinite(value) and value > 0):
             raise InputError(f"--{name.replace('_', '-')}", "must be a positive finite number")
@@ -101,7 +104,7 @@ def settings_from(args: argparse.Namespace) -> dict[str, Any]:
             "reference": str(Path(args.reference).resolve()) if args.reference else None,
             "max_attempts": args.max_attempts, "repair_rounds": args.repair_rounds, "max_tokens": args.max_tokens,
             "max_wall_s": args.max_wall_s, "max_sandboxes": args.max_sandboxes, "sandbox": args.sandbox,
-            "optimise": args.optimise}
+            "optimise": args.optimise, "model_timeout_s": args.model_timeout_s}
 
 
 RESUME_FIXED = {"arch": "--arch", "strategy": "--strategy", "granularity": "--granularity",
@@ -109,7 +112,8 @@ RESUME_FIXED = {"arch": "--arch", "strategy": "--strategy", "granularity": "--gr
 """Settings that shaped the plan: a resumed run keeps them."""
 RESUME_FLAGS = {"model": "model", "base_url": "base_url", "seed": "seed", "max_attempts": "max_attempts",
                 "repair_rounds": "repair_rounds", "max_tokens": "max_tokens", "max_wall_s": "max_wall_s",
-                "max_sandboxes": "max_sandboxes", "sandbox": "sandbox", "optimise": "optimise"}
+                "max_sandboxes": "max_sandboxes", "sandbox": "sandbox", "optimise": "optimise",
+                "model_timeout_s": "model_timeout_s"}
 """Settings a resumed run may change (a new endpoint, more budget)."""
 
 
@@ -132,7 +136,8 @@ def operator_from(settings: dict[str, Any], out: Path, env: Mapping[str, str] | 
         remote=False, sandbox=settings["sandbox"] or "default",
         model=settings["model"] or env.get(llm.ENV_MODEL, "").strip() or None,
         base_url=settings["base_url"] or env.get(llm.ENV_BASE_URL, "").strip() or None,
-        reference_dir=settings["reference"], run_root=str(out), maxima=NO_MAXIMA)
+        reference_dir=settings["reference"], run_root=str(out), maxima=NO_MAXIMA,
+        model_deadline_s=settings.get("model_timeout_s"))
 
 
 def request_from(settings: dict[str, Any], run_id: str) -> CallerRequest:
@@ -151,6 +156,10 @@ def _progress(event: dict[str, Any], start: float) -> str | None:
     if kind == "plan":
         keep = f"; kept from the reference: {', '.join(event['keep'])}" if event.get("keep") else ""
         return f"{at} plan: write {', '.join(event['generate']) or 'nothing'} ({event['granularity']}){keep}"
+    if kind == "asking":
+        unit = f".{event['unit']}" if event.get("unit") else ""
+        again = f" (answer {event['attempt']}, temperature {event['temperature']:g})" if event["attempt"] > 1 else ""
+        return f"{at} {event['module']}{unit}: asking the model{again}"
     if kind == "attempt":
         unit = f".{event['unit']}" if event.get("unit") else ""
         why = f": {event['message']}" if event.get("message") else ""
@@ -277,10 +286,11 @@ def _run(args: argparse.Namespace, host: Host, thread: RunnableConfig, settings:
             return EXIT_CODES.get(status, 1)
         inputs: Any = None if args.resume else request_from(settings, run_id).model_dump(exclude_none=True)
         try:
-            for _namespace, event in app.stream(inputs, thread, stream_mode="custom", subgraphs=True):
-                line = _progress(event, start) if isinstance(event, dict) else None
-                if line and not args.quiet:
-                    print(line, file=sys.stderr, flush=True)
+            with cancel.cancellable():
+                for _namespace, event in app.stream(inputs, thread, stream_mode="custom", subgraphs=True):
+                    line = _progress(event, start) if isinstance(event, dict) else None
+                    if line and not args.quiet:
+                        print(line, file=sys.stderr, flush=True)
         except KeyboardInterrupt:
             return _cancelled(app, thread, host, run_dir, run_id)
         except (InputError, planner.PlanError, llm.ModelConfigError, SandboxUnavailable) as exc:

@@ -197,6 +197,8 @@ class CoderState(CoderOutput, total=False):
     """The run's wall-clock start (for the wall-time cap)."""
     answer: str
     """The model's last answer."""
+    truncated: bool
+    """The last answer was cut off at the length limit (``finish_reason: length``)."""
     failure: str
     """Why the branch gave up."""
     done: bool

@@ -8,10 +8,11 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+import httpx
 import yaml
 from langchain_core.callbacks import CallbackManagerForLLMRun
 from langchain_core.language_models import BaseChatModel
-from langchain_core.messages import AIMessage, BaseMessage
+from langchain_core.messages import AIMessage, BaseMessage, convert_to_messages
 from langchain_core.outputs import ChatGeneration, ChatResult
 from pydantic import ConfigDict, PrivateAttr
 
@@ -86,6 +87,42 @@ class ScriptedChatModel(BaseChatModel):
         if isinstance(answer, BaseException):
             raise answer
         return ChatResult(generations=[ChatGeneration(message=AIMessage(content=answer))])
+
+
+class OpenAIEndpoint:
+    """A real ``ChatOpenAI`` whose HTTP requests a test function answers in this process (no socket).
+
+    ``respond`` gets the :class:`Request` and returns the answer's text, or ``(text, finish_reason)``;
+    every request's JSON body is kept in ``bodies``.
+    """
+
+    def __init__(self, respond: Callable[[Request], str | tuple[str, str]], **config: Any) -> None:
+        from agents import llm
+
+        self.respond = respond
+        self.bodies: list[dict[str, Any]] = []
+        self.calls: list[Request] = []
+        self._lock = threading.Lock()
+        settings: dict[str, Any] = {"model": "m", "base_url": "http://127.0.0.1:9/v1", "api_key_env": "OPENAI_API_KEY",
+                                    "temperature": 0.0, "timeout_s": 30.0, "max_retries": 0, "seed": None,
+                                    "deadline_s": 60.0, **config}
+        self.model = llm.make_chat_model(llm.ModelConfig(**settings), {}, transport=httpx.MockTransport(self._answer))
+
+    def _answer(self, http: httpx.Request) -> httpx.Response:
+        import json
+
+        body = json.loads(http.content)
+        request = Request(convert_to_messages(body["messages"]))
+        with self._lock:
+            self.bodies.append(body)
+            self.calls.append(request)
+        found = self.respond(request)
+        text, finish = (found, "stop") if isinstance(found, str) else found
+        return httpx.Response(200, json={
+            "id": "c", "object": "chat.completion", "created": 0, "model": body["model"],
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": finish}],
+            "usage": {"prompt_tokens": 10, "completion_tokens": len(text) // 4,
+                      "total_tokens": 10 + len(text) // 4}})
 
 
 def small_spec(tmp_path: Path, *, variants: int = 4, final_check: str = "small_net", **extra: Any) -> Path:

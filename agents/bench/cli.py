@@ -11,6 +11,7 @@ import argparse
 import dataclasses
 import json
 import logging
+import math
 import re
 import sys
 from collections.abc import Callable, Sequence
@@ -32,6 +33,26 @@ logger = logging.getLogger(__name__)
 DEFAULT_OUT = Path("bench-results")
 DEFAULT_TIMEOUT_S = 120.0
 ModelFactory = Callable[[llm.ModelConfig, int], BaseChatModel]
+
+
+def _positive(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"takes a positive number of seconds, got {text!r}")
+    return value
+
+
+def _count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"takes a positive whole number, got {text!r}")
+    return value
 
 
 def _ks(text: str) -> list[int]:
@@ -56,6 +77,11 @@ def add_tasks_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--attempts", type=int, default=3, metavar="N", help="answers per sample with --repair (default 3)")
     p.add_argument("--tasks", metavar="PATTERNS", help="only tasks whose id contains one of these (comma-separated)")
     p.add_argument("--jobs", type=int, default=2, metavar="N", help="samples at once (default 2)")
+    p.add_argument("--model-timeout-s", type=_positive, default=llm.DEFAULT_TIMEOUT_S, metavar="S",
+                   help=f"total time one model call may take, seconds (default {llm.DEFAULT_TIMEOUT_S:g}; a slow "
+                        "local model may need 600 or more)")
+    p.add_argument("--max-answer-tokens", type=_count, default=llm.DEFAULT_MAX_ANSWER_TOKENS, metavar="N",
+                   help=f"tokens one answer may have, sent as max_tokens (default {llm.DEFAULT_MAX_ANSWER_TOKENS})")
     p.add_argument("--timeout-s", type=float, default=DEFAULT_TIMEOUT_S,
                    help=f"per-task sandbox time limit (default {DEFAULT_TIMEOUT_S:.0f} s)")
     p.add_argument("--sandbox", choices=("docker", "process"), default="docker",
@@ -106,9 +132,11 @@ def run_tasks(args: argparse.Namespace, *, model_factory: ModelFactory = _model_
     if config is None:
         raise passk.BenchError("no model: pass --model NAME (and --base-url URL for a local server), "
                                "or set OPENAI_MODEL")
-    config = dataclasses.replace(config, temperature=args.temperature)
+    config = dataclasses.replace(config, temperature=args.temperature, timeout_s=args.model_timeout_s,
+                                 deadline_s=args.model_timeout_s, max_answer_tokens=args.max_answer_tokens)
     settings = passk.Settings(strategy=strategy, model=config.model, samples=args.samples, repair=args.repair,
-                              attempts=args.attempts, temperature=args.temperature)
+                              attempts=args.attempts, temperature=args.temperature,
+                              base_url_host=config.base_url_host, model_timeout_s=args.model_timeout_s)
     executor = make_executor(args.executor, jobs=max(1, args.jobs), ray_address=args.ray_address, chunksize=1)
     store = passk.Store(args.out or _default_out(config.model, strategy, args.repair))
     store.open(settings)
@@ -137,7 +165,7 @@ def run_tasks(args: argparse.Namespace, *, model_factory: ModelFactory = _model_
 
 
 def _write(store: passk.Store, tasks: Sequence[BenchTask], settings: passk.Settings, ks: list[int]) -> int:
-    table = passk.build_table(store.load(), tasks, settings, ks)
+    table = passk.build_table(passk.current(store.load()), tasks, settings, ks)
     md, js = passk.write_table(store.folder, table)
     sys.stdout.write(passk.table_markdown(table))
     logger.info("wrote %s and %s", md, js)

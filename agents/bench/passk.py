@@ -46,6 +46,8 @@ logger = logging.getLogger(__name__)
 
 RESULTS_FORMAT = "simcoder-bench-sample/1"
 SETTINGS_FORMAT = "simcoder-bench-run/1"
+RESUMABLE_CHANGES = frozenset({"model_timeout_s"})
+"""Settings a resumed run may change (a longer timeout for the samples whose call timed out)."""
 TABLE_FORMAT = "simcoder-bench-table/1"
 RESULTS_FILE = "results.jsonl"
 SETTINGS_FILE = "settings.json"
@@ -74,9 +76,17 @@ class Settings:
     repair: bool
     attempts: int
     temperature: float | None = None
+    base_url_host: str | None = None
+    """The endpoint's ``host:port`` (``None``: OpenAI's default), never its path or credentials."""
+    model_timeout_s: float | None = None
+    """The total time one model call may take; a resume may change it (it is not compared)."""
 
     def as_json(self) -> dict[str, Any]:
         return {"format": SETTINGS_FORMAT, **asdict(self)}
+
+    def defining(self) -> dict[str, Any]:
+        """What a resumed run must match."""
+        return {k: v for k, v in self.as_json().items() if k not in RESUMABLE_CHANGES}
 
 
 @dataclass(frozen=True)
@@ -106,6 +116,19 @@ class Sample:
         return cls(**fields)
 
 
+ASKED_AGAIN = frozenset({"model_error"})
+"""Failures that are the endpoint's, not the model's answer: a resumed run asks for those samples again."""
+
+
+def current(samples: Sequence[Sample]) -> list[Sample]:
+    """The last record of each (task, digest, sample), in the order first seen (a sample asked again on a
+    resume is appended after its earlier record)."""
+    latest: dict[tuple[str, str, int], Sample] = {}
+    for sample in samples:
+        latest[(sample.task, sample.digest, sample.sample)] = sample
+    return list(latest.values())
+
+
 class Store:
     """The output folder: ``settings.json`` and the append-only ``results.jsonl``."""
 
@@ -123,12 +146,12 @@ class Store:
         path = self.folder / SETTINGS_FILE
         if path.is_file():
             old = json.loads(path.read_text(encoding="utf-8"))
-            if old != settings.as_json():
-                changed = sorted(k for k in settings.as_json() if old.get(k) != settings.as_json()[k])
+            wanted = settings.defining()
+            if {k: old.get(k) for k in wanted} != wanted:
+                changed = sorted(k for k in wanted if old.get(k) != wanted[k])
                 raise BenchError(f"{self.folder} holds a benchmark run with other settings ({', '.join(changed)}); "
                                  "use another --out, or the same settings to resume it")
-        else:
-            path.write_text(json.dumps(settings.as_json(), indent=2) + "\n", encoding="utf-8")
+        path.write_text(json.dumps(settings.as_json(), indent=2) + "\n", encoding="utf-8")
         self._drop_torn_line()
 
     def _drop_torn_line(self) -> None:
@@ -208,6 +231,11 @@ def required_names(task: BenchTask) -> list[str]:
     return list(task.names) if task.names else [ENTRY_POINTS[task.role]]
 
 
+def truncated(answer: llm.Answer) -> hidden.Judgement:
+    """An answer cut off at the length limit: not judged as code (it would be a syntax error)."""
+    return hidden.Judgement(False, "truncated", detail=coder.truncated_review(answer.output_tokens).problem)
+
+
 def extract(task: BenchTask, answer: str) -> str | hidden.Judgement:
     """The code in an answer, or the failed judgement (``no_code``, ``syntax``, ``interface``)."""
     try:
@@ -245,13 +273,16 @@ class _Tally:
     history: list[tuple[str, str]] = field(default_factory=list)
 
 
-def _ask(context: Context, sample: int, messages: Sequence[BaseMessage], tally: _Tally) -> str:
-    answer = llm.ask(context.model_for(sample), messages, timeout_s=context.model_timeout_s)
+def _ask(context: Context, sample: int, messages: Sequence[BaseMessage], tally: _Tally) -> llm.Answer:
+    start = time.perf_counter()
+    tally.attempts += 1
+    try:
+        answer = llm.ask(context.model_for(sample), messages, timeout_s=context.model_timeout_s)
+    finally:
+        tally.model_seconds += time.perf_counter() - start
     tally.input_tokens += answer.input_tokens
     tally.output_tokens += answer.output_tokens
-    tally.model_seconds += answer.seconds
-    tally.attempts += 1
-    return answer.text
+    return answer
 
 
 def _attempts(context: Context, task: BenchTask, sample: int, tally: _Tally) -> str | hidden.Judgement:
@@ -261,10 +292,10 @@ def _attempts(context: Context, task: BenchTask, sample: int, tally: _Tally) -> 
     last: str | hidden.Judgement = hidden.Judgement(False, "no_code", detail="no answer")
     while tally.attempts < budget:
         answer = _ask(context, sample, messages, tally)
-        found = extract(task, answer)
+        found = truncated(answer) if answer.truncated else extract(task, answer.text)
         if isinstance(found, hidden.Judgement):
             last = found
-            messages = [*messages, AIMessage(content=answer), prompts.retry_message(found.detail)]
+            messages = [*messages, AIMessage(content=answer.text), prompts.retry_message(found.detail)]
             continue
         last = found
         if not context.settings.repair or tally.attempts >= budget:
@@ -363,11 +394,14 @@ def run(context: Context, tasks: Sequence[BenchTask], store: Store, *, jobs: int
     """
     digests = {t.id: t.digest for t in tasks}
     by_id = {t.id: t for t in tasks}
-    kept = [s for s in store.load() if digests.get(s.task) == s.digest and s.sample < context.settings.samples]
+    on_record = [s for s in current(store.load())
+                 if digests.get(s.task) == s.digest and s.sample < context.settings.samples]
+    kept = [s for s in on_record if s.failure not in ASKED_AGAIN]
     done = {(s.task, s.sample) for s in kept}
     todo = [Job(t.id, t.digest, i) for t in tasks for i in range(context.settings.samples) if (t.id, i) not in done]
-    if done:
-        logger.info("resuming: %d of %d samples are on record; %d to run", len(done), len(done) + len(todo), len(todo))
+    if on_record:
+        logger.info("resuming: %d of %d samples are on record; %d to run (%d whose model call failed, asked again)",
+                    len(done), len(done) + len(todo), len(todo), len(on_record) - len(kept))
 
     def local(job: Job) -> dict[str, Any]:
         return run_sample(context, by_id[job.task], job.sample).as_json()

@@ -181,7 +181,7 @@ def test_hanging_endpoint_is_cut_at_its_deadline(tmp_path: Path) -> None:
     assert len(requests) == 1
     message = str(caught.value)
     assert message == (f"model call to fake-coder at {_host(server)} took longer than its deadline of 3 s "
-                       "(cut off)")
+                       "(cut off; a slow model needs a longer model.timeout_s in the spec, or --model-timeout-s)")
     assert not is_transient(caught.value)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import time
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +13,7 @@ import pytest
 from agents.bench import cli, hidden, mutation, passk, probes
 from agents.bench.suite import BenchTask, load_suite, suite_problems
 from agents.planner import STRATEGIES
+from tests import fakes
 from tests.fakes import Request, ScriptedChatModel, fenced
 
 SUITE = load_suite()
@@ -256,6 +258,50 @@ def test_an_interrupted_run_resumes_and_report_only_rebuilds_the_same_table(tmp_
     assert cli.main(["tasks", "--report-only", "--out", str(tmp_path / "run"), "--k", "1,2",
                      "--tasks", ",".join(CHOSEN)]) == 0
     assert table() == first
+
+
+def test_a_sample_whose_model_call_failed_is_asked_again_on_resume_with_its_time_counted(tmp_path: Path) -> None:
+    from agents.llm import ModelDeadlineError
+
+    deadlines: set[float] = set()
+
+    def slow_then_fine(fails: bool) -> cli.ModelFactory:
+        def make(config: Any, sample: int) -> ScriptedChatModel:
+            deadlines.add(config.deadline_s)
+            def respond(request: Request) -> str | BaseException:
+                t = _which(request)
+                if fails and t.id == "spec._fields" and sample == 0:
+                    time.sleep(0.3)
+                    return ModelDeadlineError("m at 127.0.0.1:9 did not answer within 0.3 s")
+                return fenced(t.solution)
+            return ScriptedChatModel(respond=respond)
+        return make
+
+    assert cli.main([*_args(tmp_path), "--model-timeout-s", "0.3"], model_factory=slow_then_fine(True),
+                    runner=RUNNER) == 0
+    first = passk.current(passk.Store(tmp_path / "run").load())
+    timed_out = [s for s in first if s.failure == "model_error"]
+    assert [(s.task, s.sample) for s in timed_out] == [("spec._fields", 0)]
+    assert timed_out[0].model_seconds >= 0.3
+    saved = json.loads((tmp_path / "run" / passk.SETTINGS_FILE).read_text())
+    assert (saved["base_url_host"], saved["model_timeout_s"]) == ("127.0.0.1:9", 0.3)
+    assert deadlines == {0.3}
+
+    assert cli.main([*_args(tmp_path), "--model-timeout-s", "900"], model_factory=slow_then_fine(False),
+                    runner=RUNNER) == 0
+    again = {(s.task, s.sample): s for s in passk.current(passk.Store(tmp_path / "run").load())}
+    assert again[("spec._fields", 0)].passed and len(again) == 9
+    table = json.loads((tmp_path / "run" / "table1.json").read_text())
+    assert "model_error" not in table["failures"]
+
+
+def test_an_answer_cut_off_at_the_length_limit_is_a_truncated_sample(tmp_path: Path) -> None:
+    endpoint = fakes.OpenAIEndpoint(lambda r: ("```python\ndef _fields(", "length"))
+    settings = passk.Settings("zero_shot", "m", 1, False, 1)
+    context = passk.Context(SUITE, settings, "zero_shot", lambda i: endpoint.model, RUNNER)
+    sample = passk.run_sample(context, task("spec._fields"), 0)
+    assert (sample.passed, sample.failure) == (False, "truncated")
+    assert "cut off at the length limit" in sample.detail
 
 
 def test_other_settings_in_the_same_folder_are_refused(tmp_path: Path) -> None:

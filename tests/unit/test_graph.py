@@ -387,3 +387,31 @@ def test_an_answer_reference_cannot_leave_the_run_folder(tmp_path: Path) -> None
     assert transcripts.text_of(tmp_path, entry) == "text" and "/" not in entry["file"].split("/", 1)[1]
     with pytest.raises(transcripts.TranscriptError, match="outside"):
         transcripts.text_of(tmp_path, {"role": "assistant", "file": "answers/../../secret"})
+
+
+def test_a_retry_asks_with_another_temperature_and_seed_and_every_call_caps_the_answer(spec: Path,
+                                                                                        tmp_path: Path) -> None:
+    def respond(r: Request) -> str:
+        return fakes.reference_answer(r.module) if r.retry else "I would fold the layer onto the array."
+
+    endpoint = fakes.OpenAIEndpoint(respond)
+    out = run(spec, tmp_path, endpoint.model, generate=["mapping"], seed=5)
+    assert out["status"] == "verified"
+    assert [(b["temperature"], b["seed"]) for b in endpoint.bodies] == [(0.0, 5), (0.7, 6)]
+    assert all(b["max_tokens"] == 4096 and "max_completion_tokens" not in b for b in endpoint.bodies)
+
+
+def test_an_answer_cut_off_at_the_length_limit_is_truncated_and_the_model_told_to_be_shorter(
+        spec: Path, tmp_path: Path) -> None:
+    def respond(r: Request) -> str | tuple[str, str]:
+        if r.retry:
+            return fakes.reference_answer(r.module)
+        return "```python\ndef map_layer(layer, hardware):\n    rows = hard", "length"
+
+    endpoint = fakes.OpenAIEndpoint(respond, max_answer_tokens=300)
+    out = run(spec, tmp_path, endpoint.model, generate=["mapping"])
+    assert out["status"] == "verified"
+    assert [a["status"] for a in answers(out["report"], "mapping")] == ["truncated", "accepted"]
+    told = endpoint.calls[1].last
+    assert "cut off at the length limit after 14 tokens" in told and "shorter" in told
+    assert endpoint.bodies[0]["max_tokens"] == 300

@@ -7,12 +7,16 @@ both); the integration tests drive the same CLI through a real HTTP model server
 from __future__ import annotations
 
 import json
+import os
+import signal
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from agents import intake
+from agents import cancel, intake
 from agents.llm import ModelConfig
 from graph import run as cli
 from tests import fakes
@@ -102,7 +106,9 @@ def test_budget_exhausted_exits_4(spec: Path, tmp_path: Path, monkeypatch: pytes
     assert code == cli.EXIT_CODES["budget_exhausted"] == 4
     report = json.loads((only_run(tmp_path / "runs") / "report.json").read_text())
     assert report["status"] == "budget_exhausted"
-    assert "repair round 1: mapping" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "repair round 1: mapping" in err
+    assert err.index("mapping: asking the model") < err.index("mapping: answer 1 accepted")
 
 
 def test_ctrl_c_leaves_a_cancelled_report_and_resume_finishes_without_redoing(
@@ -130,6 +136,51 @@ def test_ctrl_c_leaves_a_cancelled_report_and_resume_finishes_without_redoing(
     assert json.loads((folder / "report.json").read_text())["status"] == "verified"
     assert cli.main(["--resume", folder.name, "--out", str(tmp_path / "runs")]) == 0
     assert "already ended" in capsys.readouterr().out
+
+
+def test_ctrl_c_while_three_coders_wait_for_a_slow_model_returns_at_once_and_resume_asks_again(
+        spec: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    release = threading.Event()
+    waiting = threading.Semaphore(0)
+
+    def slow(r: Request) -> str:
+        waiting.release()
+        release.wait(120)
+        return fakes.reference_answer(r.module)
+
+    model = ScriptedChatModel(respond=slow)
+    inject(monkeypatch, model)
+
+    def interrupt_when_all_wait() -> None:
+        for _ in range(3):
+            waiting.acquire(timeout=60)
+        os.kill(os.getpid(), signal.SIGINT)
+
+    threading.Thread(target=interrupt_when_all_wait, daemon=True).start()
+    started = time.monotonic()
+    try:
+        code = cli.main(["--arch", str(spec), "--out", str(tmp_path / "runs"), "--no-optimise"])
+    finally:
+        release.set()
+    assert code == cli.EXIT_CODES["cancelled"]
+    assert time.monotonic() - started < 60, "Ctrl-C waited for the calls in flight"
+    folder = only_run(tmp_path / "runs")
+    assert json.loads((folder / "report.json").read_text())["status"] == "cancelled"
+    capsys.readouterr()
+
+    resumed = ScriptedChatModel(respond=lambda r: fakes.reference_answer(r.module))
+    inject(monkeypatch, resumed)
+    assert cli.main(["--resume", folder.name, "--out", str(tmp_path / "runs")]) == 0
+    assert sorted(c.module for c in resumed.calls) == ["mapping", "memory", "network"]
+    assert "already ended" not in capsys.readouterr().out
+
+
+def test_a_model_call_waits_for_no_one_once_the_run_is_cancelling() -> None:
+    with cancel.cancellable():
+        cancel._CANCELLING.set()
+        with pytest.raises(cancel.Cancelled, match="was not started"):
+            cancel.interruptible(lambda: 1, "the answer")
+    assert not cancel.cancelling()
 
 
 def test_resume_of_an_unknown_run_is_bad_input(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -223,3 +223,17 @@ def test_the_parse_lock_serialises_parsing() -> None:
     for t in threads:
         t.join()
     assert errors == []
+
+
+def test_a_unit_answer_with_its_own_future_import_assembles_and_passes() -> None:
+    reference = skeleton.skeleton("mapping").unit("_tilings").reference
+    answer = "from __future__ import annotations\n\nimport math\n\n\n" + reference
+    module = skeleton.assemble("mapping", {"_tilings": answer}, fill_from_reference=True)
+    compile(module, "mapping.py", "exec", dont_inherit=True)
+    assert checks.unit_problem("mapping", "_tilings", answer, fakes.in_process, verifier.default_suite()) is None
+
+
+def test_a_module_that_does_not_compile_is_a_static_problem_with_its_line() -> None:
+    late = "import math\nfrom __future__ import annotations\n\n\ndef map_layer(layer, hardware):\n    return 1\n"
+    problem = checks.static_problem("mapping", late)
+    assert problem is not None and "mapping.py line 2" in problem and "__future__" in problem
