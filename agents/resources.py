@@ -15,6 +15,7 @@ from pathlib import Path
 from langchain_core.language_models import BaseChatModel
 
 from agents import checks, llm, user_reference, verifier
+from agents import window as context_window
 from agents.planner import Plan
 from agents.run_config import RunConfig
 from sandbox.base import Sandbox
@@ -69,6 +70,8 @@ class Resources:
     executor_for: checks.ExecutorFactory
     chat_model: BaseChatModel | None
     sandbox_note: str
+    window: context_window.Window | None = None
+    """The model's context window, when known (the server's, else the configured one)."""
 
 
 def make_sandbox_for(kind: SandboxKind, timeout_s: float, memory_mib: int = 3072) -> Sandbox:
@@ -103,8 +106,10 @@ def resources(plan: Plan, config: RunConfig, *, sandbox: Sandbox | None = None,
     if plan["reference"] != "built-in":
         suite, final_check = user_reference.expected_suites(plan["reference"], executor_for, suite, final_check)
     model_obj = chat_model
+    window = context_window.configured(config.context_tokens)
     if model_obj is None and not plan["template"]:
         found = model_config(config)
         if found is not None:
             model_obj = llm.make_chat_model(found)
-    return Resources(suite, final_check, executor_for, model_obj, note)
+            window = context_window.resolve(found.base_url, found.model, config.context_tokens)
+    return Resources(suite, final_check, executor_for, model_obj, note, window)

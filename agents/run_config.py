@@ -72,6 +72,8 @@ class RunConfig(BaseModel):
                                    le=2.0)
     max_answer_tokens: int = _by("caller", "tokens one answer may have (sent as max_tokens)", 4096, gt=0,
                                  le=131_072)
+    context_tokens: int | None = _by("caller", "the model's context window when its server does not say (the spec's, "
+                                               "else the operator's --context-tokens)", None, gt=0)
     human_review: bool = _by("caller", "pause before each repair for a person", False)
     optimise: bool = _by("caller", "ask for a faster slowest module once verified", False)
     attempts_per_module: int = _by("caller", "answers per module or unit (capped by the operator)", 3, gt=0)
@@ -242,6 +244,8 @@ class OperatorSettings(BaseModel):
     maxima: Maxima = Maxima()
     model_deadline_s: float | None = None
     """Total time one model call may take; ``None``: the spec's ``model.timeout_s``."""
+    context_tokens: int | None = None
+    """The model's context window when neither its server nor the spec says it."""
     max_answer_bytes: int = DEFAULT_MAX_ANSWER_BYTES
     max_spec_bytes: int = DEFAULT_MAX_SPEC_BYTES
     max_layers: int = DEFAULT_MAX_LAYERS
@@ -418,6 +422,7 @@ def resolve(spec: AgentSpec, spec_path: Path, run_dir: Path, operator: OperatorS
         temperature=model_settings.temperature,
         retry_temperature=max(model_settings.retry_temperature, model_settings.temperature),
         max_answer_tokens=model_settings.max_answer_tokens,
+        context_tokens=model_settings.context_tokens or operator.context_tokens,
         human_review=bool(request.human_review),
         optimise=bool(optimise) and not template,
         spec_path=str(spec_path), run_dir=str(run_dir),

@@ -45,6 +45,8 @@ class ModelSettings(_Strict):
     """The temperature of a retry (at least ``temperature``): at 0 a model repeats its answer byte for byte."""
     max_answer_tokens: PositiveInt = Field(default=4096, le=131_072)
     """Tokens one answer may have, sent as ``max_tokens``; an answer cut there is reported as truncated."""
+    context_tokens: PositiveInt | None = Field(default=None, le=10_000_000)
+    """The model's context window, when the server does not say it (llama.cpp's ``/props`` does)."""
 
 
 class Budget(_Strict):

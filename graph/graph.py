@@ -173,9 +173,13 @@ class Workflow:
         sampling = coder.sampling(config, attempt)
         _emit(runtime, event="asking", module=state["task"]["role"], unit=unit, attempt=attempt, node=node,
               temperature=sampling.temperature)
+        messages = convert_to_messages(transcripts.messages(config.run_dir, state["conversation"]))
+        window = self.res(state).window
+        too_big = window.problem(messages, config.max_answer_tokens) if window is not None else None
+        if too_big is not None:
+            return {"failure": f"model call not made: {too_big}", "done": True}
         try:
-            answer = llm.ask(model, convert_to_messages(transcripts.messages(config.run_dir, state["conversation"])),
-                             deadline=state.get("run_started_at", time.time()) + config.max_wall_s,
+            answer = llm.ask(model, messages, deadline=state.get("run_started_at", time.time()) + config.max_wall_s,
                              temperature=sampling.temperature, seed=sampling.seed)
         except llm.WallCapReached as exc:
             return {"failure": f"wall-time cap reached ({config.max_wall_s:.0f} s): {exc}", "done": True}

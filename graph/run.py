@@ -78,6 +78,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--model-timeout-s", type=float, metavar="S",
                    help="total time one model call may take, seconds (default: the spec's model.timeout_s, 120); "
                         "a slow local model may need 600 or more")
+    p.add_argument("--context-tokens", type=int, metavar="N",
+                   help="the model's context window when its server does not say it (llama.cpp's /props does; "
+                        "default: the spec's model.context_tokens)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
     p.add_argument("-v", "--verbose", action="store_true", help="log details to stderr")
     return p
@@ -85,7 +88,7 @@ def parser() -> argparse.ArgumentParser:
 
 def check_limits(values: dict[str, Any]) -> None:
     """The budget and cap flags: positive and finite (repair rounds: not negative)."""
-    for name in ("max_attempts", "max_tokens", "max_wall_s", "max_sandboxes", "model_timeout_s"):
+    for name in ("max_attempts", "max_tokens", "max_wall_s", "max_sandboxes", "model_timeout_s", "context_tokens"):
         value = values.get(name)
         if value is not None and not (math.isfinite(value) and value > 0):
             raise InputError(f"--{name.replace('_', '-')}", "must be a positive finite number")
@@ -104,7 +107,8 @@ def settings_from(args: argparse.Namespace) -> dict[str, Any]:
             "reference": str(Path(args.reference).resolve()) if args.reference else None,
             "max_attempts": args.max_attempts, "repair_rounds": args.repair_rounds, "max_tokens": args.max_tokens,
             "max_wall_s": args.max_wall_s, "max_sandboxes": args.max_sandboxes, "sandbox": args.sandbox,
-            "optimise": args.optimise, "model_timeout_s": args.model_timeout_s}
+            "optimise": args.optimise, "model_timeout_s": args.model_timeout_s,
+            "context_tokens": args.context_tokens}
 
 
 RESUME_FIXED = {"arch": "--arch", "strategy": "--strategy", "granularity": "--granularity",
@@ -113,7 +117,7 @@ RESUME_FIXED = {"arch": "--arch", "strategy": "--strategy", "granularity": "--gr
 RESUME_FLAGS = {"model": "model", "base_url": "base_url", "seed": "seed", "max_attempts": "max_attempts",
                 "repair_rounds": "repair_rounds", "max_tokens": "max_tokens", "max_wall_s": "max_wall_s",
                 "max_sandboxes": "max_sandboxes", "sandbox": "sandbox", "optimise": "optimise",
-                "model_timeout_s": "model_timeout_s"}
+                "model_timeout_s": "model_timeout_s", "context_tokens": "context_tokens"}
 """Settings a resumed run may change (a new endpoint, more budget)."""
 
 
@@ -137,7 +141,7 @@ def operator_from(settings: dict[str, Any], out: Path, env: Mapping[str, str] | 
         model=settings["model"] or env.get(llm.ENV_MODEL, "").strip() or None,
         base_url=settings["base_url"] or env.get(llm.ENV_BASE_URL, "").strip() or None,
         reference_dir=settings["reference"], run_root=str(out), maxima=NO_MAXIMA,
-        model_deadline_s=settings.get("model_timeout_s"))
+        model_deadline_s=settings.get("model_timeout_s"), context_tokens=settings.get("context_tokens"))
 
 
 def request_from(settings: dict[str, Any], run_id: str) -> CallerRequest:

@@ -20,6 +20,7 @@ from pathlib import Path
 from langchain_core.language_models import BaseChatModel
 
 from agents import llm, resources
+from agents import window as context_window
 from agents.planner import STRATEGIES, parse_strategy
 from reference_sim.errors import SimCoderError
 from reference_sim.executors import EXECUTORS, make_executor
@@ -82,6 +83,8 @@ def add_tasks_arguments(p: argparse.ArgumentParser) -> None:
                         "local model may need 600 or more)")
     p.add_argument("--max-answer-tokens", type=_count, default=llm.DEFAULT_MAX_ANSWER_TOKENS, metavar="N",
                    help=f"tokens one answer may have, sent as max_tokens (default {llm.DEFAULT_MAX_ANSWER_TOKENS})")
+    p.add_argument("--context-tokens", type=_count, metavar="N",
+                   help="the model's context window when its server does not say it (llama.cpp's /props does)")
     p.add_argument("--timeout-s", type=float, default=DEFAULT_TIMEOUT_S,
                    help=f"per-task sandbox time limit (default {DEFAULT_TIMEOUT_S:.0f} s)")
     p.add_argument("--sandbox", choices=("docker", "process"), default="docker",
@@ -149,8 +152,12 @@ def run_tasks(args: argparse.Namespace, *, model_factory: ModelFactory = _model_
         runner = hidden.Runner(sandbox, args.timeout_s)
     elif worker is not None and args.sandbox == "process":
         logger.warning("%s", resources.PROCESS_WARNING)
+    window = context_window.resolve(config.base_url, config.model, args.context_tokens)
+    if window is not None:
+        logger.info("context window: %d tokens (%s)", window.tokens, window.source)
     context = passk.Context(suite, settings, strategy, lambda i: model_factory(config, i), runner or hidden.Runner(),
-                            model_timeout_s=config.timeout_s)
+                            model_timeout_s=config.timeout_s, window=window,
+                            max_answer_tokens=config.max_answer_tokens)
 
     def progress(sample: passk.Sample, done: int, total: int) -> None:
         verdict = "passed" if sample.passed else f"{sample.failure}{f' ({sample.stage})' if sample.stage else ''}"

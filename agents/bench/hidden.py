@@ -23,7 +23,7 @@ from . import probes
 from .suite import BenchTask, Suite
 
 FAILURE_CLASSES: tuple[str, ...] = ("no_code", "syntax", "refused_import", "interface", "crash", "timeout",
-                                    "wrong", "truncated", "model_error")
+                                    "wrong", "truncated", "too_long", "model_error")
 """Why a sample failed (``wrong`` carries the stage where the output first differed)."""
 
 

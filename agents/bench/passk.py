@@ -35,6 +35,7 @@ from langchain_core.messages import AIMessage, BaseMessage
 from agents import coder, llm, prompts, resources, skeleton
 from agents.extract import ExtractionError, extract_code
 from agents.planner import ENTRY_POINTS, INTERFACES, ModuleTask, UnitTask
+from agents.window import Window
 from reference_sim.errors import SimCoderError
 from reference_sim.executors import Executor, JobFailed, LocalExecutor
 from sandbox.factory import SandboxKind
@@ -260,6 +261,9 @@ class Context:
     """The chat model for sample ``i`` (a seed or temperature per sample, or one model for all)."""
     runner: hidden.Runner
     model_timeout_s: float | None = None
+    window: Window | None = None
+    """The model's context window, when known: a prompt that does not fit is not sent."""
+    max_answer_tokens: int = llm.DEFAULT_MAX_ANSWER_TOKENS
     judge: hidden.JudgeFunction = hidden.judge
     visible: hidden.JudgeFunction = hidden.visible_feedback
 
@@ -291,6 +295,9 @@ def _attempts(context: Context, task: BenchTask, sample: int, tally: _Tally) -> 
     budget = context.settings.attempts if context.settings.repair else 1
     last: str | hidden.Judgement = hidden.Judgement(False, "no_code", detail="no answer")
     while tally.attempts < budget:
+        too_long = context.window.problem(messages, context.max_answer_tokens) if context.window else None
+        if too_long is not None:
+            return hidden.Judgement(False, "too_long", detail=too_long)
         answer = _ask(context, sample, messages, tally)
         found = truncated(answer) if answer.truncated else extract(task, answer.text)
         if isinstance(found, hidden.Judgement):

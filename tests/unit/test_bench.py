@@ -381,3 +381,15 @@ def test_list_shows_every_selected_task(capsys: pytest.CaptureFixture[str]) -> N
     assert {r["id"] for r in rows} == {t.id for t in SUITE.tasks if "spec.parse_topology" in t.id}
     assert all(r["kind"] == "probe" and r["module"] == "spec" for r in rows)
     assert cli.main(["list", "--tasks", "no-such-task"]) == 2
+
+
+def test_a_prompt_over_the_window_is_a_too_long_sample_and_not_sent() -> None:
+    from agents.window import Window
+
+    model = ScriptedChatModel(respond=lambda r: fenced(_which(r).solution))
+    settings = passk.Settings("zero_shot", "m", 1, False, 1)
+    context = passk.Context(SUITE, settings, "zero_shot", lambda i: model, RUNNER,
+                            window=Window(1000, "the server's /props"))
+    sample = passk.run_sample(context, task("spec._fields"), 0)
+    assert (sample.passed, sample.failure) == (False, "too_long") and model.calls == []
+    assert "context window of 1000 tokens (the server's /props)" in sample.detail

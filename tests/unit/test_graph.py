@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from agents import checks, skeleton, verifier
 from agents import optimiser as optimiser_module
@@ -415,3 +416,15 @@ def test_an_answer_cut_off_at_the_length_limit_is_truncated_and_the_model_told_t
     told = endpoint.calls[1].last
     assert "cut off at the length limit after 14 tokens" in told and "shorter" in told
     assert endpoint.bodies[0]["max_tokens"] == 300
+
+
+def test_a_prompt_over_the_models_window_is_refused_before_the_call(spec: Path, tmp_path: Path) -> None:
+    model = ScriptedChatModel(respond=lambda r: fakes.reference_answer(r.module))
+    small = tmp_path / "small-window.yaml"
+    data = yaml.safe_load(spec.read_text())
+    data["model"] = {"context_tokens": 3000}
+    small.write_text(yaml.safe_dump(data), encoding="utf-8")
+    out = run(small, tmp_path, model, generate=["mapping"])
+    assert out["status"] == "failed" and model.calls == []
+    said = " ".join(out["report"]["notes"])
+    assert "do not fit the model's context window of 3000 tokens (model.context_tokens" in said

@@ -422,8 +422,8 @@ def test_transport_refuses_a_request_past_the_deadline() -> None:
     with call_deadline(started=clock.now - 10.0), pytest.raises(ModelDeadlineError) as caught:
         _limited(inner, clock).post(URL)
     assert inner.requests == []
-    assert str(caught.value) == ("model call to m at llm.example.com took longer than its deadline of 10 s "
-                                 "(cut off; a slow model needs a longer model.timeout_s in the spec, or --model-timeout-s)")
+    assert str(caught.value) == ("model call to m at llm.example.com took longer than its deadline of 10 s (cut off; "
+                                 "a slow model needs a longer model.timeout_s in the spec, or --model-timeout-s)")
     with call_deadline(started=clock.now - 9.0):
         assert _limited(inner, clock).post(URL).status_code == 200
 
