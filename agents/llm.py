@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import urlsplit
 
 import openai
+from langchain_core.caches import BaseCache
 from langchain_core.exceptions import (
     ModelAPIError,
     ModelConnectionError,
@@ -490,12 +491,14 @@ def _env_proxy(base_url: str | None) -> str | None:
 
 
 def make_chat_model(config: ModelConfig, env: Mapping[str, str] | None = None, *,
-                    transport: httpx_lib.BaseTransport | None = None) -> ChatOpenAI:
+                    transport: httpx_lib.BaseTransport | None = None, cache: BaseCache | None = None) -> ChatOpenAI:
     """A ``ChatOpenAI`` for ``config``; its openai client retries 408/409/429/5xx and timeouts ``max_retries`` times.
 
     Its HTTP client sends through a :class:`DeadlineTransport` around ``transport`` (by default an
     ``HTTPTransport``, through the environment's proxy if one applies).  Only the sync path (``invoke``,
-    ``stream``) is bounded; the async client is langchain's default.
+    ``stream``) is bounded; the async client is langchain's default.  With ``cache`` (e.g. an
+    :class:`agents.answer_cache.AnswerCache`) an answer already given to the same prompt and parameters
+    is taken from it.
     """
     inner = transport if transport is not None else httpx_lib.HTTPTransport(proxy=_env_proxy(config.base_url))
     limited = DeadlineTransport(inner, model=config.model, host=config.base_url_host or OPENAI_HOST,
@@ -512,6 +515,8 @@ def make_chat_model(config: ModelConfig, env: Mapping[str, str] | None = None, *
     }
     if config.seed is not None:
         kwargs["seed"] = config.seed
+    if cache is not None:
+        kwargs["cache"] = cache
     if config.base_url is None or config.base_url_host == OPENAI_HOST:
         kwargs["max_tokens"] = config.max_answer_tokens
     else:
@@ -578,6 +583,8 @@ class Answer:
     output_tokens: int
     seconds: float
     estimated: bool = False
+    cached: bool = False
+    """Taken from the answer cache: no call was made and the tokens are 0."""
     finish_reason: str | None = None
     """Why the model stopped, as it said (``stop``; ``length`` when cut at ``max_tokens``); ``None``: not said."""
 
@@ -716,8 +723,11 @@ def ask(model: BaseChatModel, messages: Sequence[BaseMessage], *, timeout_s: flo
     if len(text) > MAX_ANSWER_CHARS:
         raise ModelAnswerTooLarge(f"the answer of {_model_where(model)} is over {MAX_ANSWER_CHARS} characters "
                                   "(cut off)")
-    finish = (getattr(reply, "response_metadata", None) or {}).get("finish_reason")
+    metadata = getattr(reply, "response_metadata", None) or {}
+    finish = metadata.get("finish_reason")
     finish_reason = str(finish) if finish else None
+    if metadata.get("cache_hit") is True:
+        return Answer(text, 0, 0, seconds, cached=True, finish_reason=finish_reason)
     usage = getattr(reply, "usage_metadata", None)
     if usage:
         return Answer(text, int(usage.get("input_tokens", 0)), int(usage.get("output_tokens", 0)), seconds,

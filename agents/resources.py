@@ -16,6 +16,7 @@ from langchain_core.language_models import BaseChatModel
 
 from agents import checks, llm, user_reference, verifier
 from agents import window as context_window
+from agents.answer_cache import CACHE_FILE, AnswerCache
 from agents.planner import Plan
 from agents.run_config import RunConfig
 from sandbox.base import Sandbox
@@ -110,6 +111,7 @@ def resources(plan: Plan, config: RunConfig, *, sandbox: Sandbox | None = None,
     if model_obj is None and not plan["template"]:
         found = model_config(config)
         if found is not None:
-            model_obj = llm.make_chat_model(found)
+            cache = AnswerCache(Path(config.run_dir) / CACHE_FILE) if config.model_cache else None
+            model_obj = llm.make_chat_model(found, cache=cache)
             window = context_window.resolve(found.base_url, found.model, config.context_tokens)
     return Resources(suite, final_check, executor_for, model_obj, note, window)

@@ -76,6 +76,7 @@ class RunConfig(BaseModel):
                                                "else the operator's --context-tokens)", None, gt=0)
     human_review: bool = _by("caller", "pause before each repair for a person", False)
     optimise: bool = _by("caller", "ask for a faster slowest module once verified", False)
+    model_cache: bool = _by("caller", "keep answers in the run folder so a resume pays for none twice", True)
     attempts_per_module: int = _by("caller", "answers per module or unit (capped by the operator)", 3, gt=0)
     repair_rounds: int = _by("caller", "verify-repair rounds (capped by the operator)", 5, ge=0)
     max_tokens: int = _by("caller", "model tokens the run may spend (capped by the operator)", 2_000_000, gt=0)
@@ -157,6 +158,7 @@ class CallerRequest(BaseModel):
     max_sandboxes: int | None = Field(default=None, gt=0)
     optimise: bool | None = None
     human_review: bool | None = None
+    model_cache: bool | None = None
 
 
 OPERATOR_ONLY_HINTS: dict[str, str] = {
@@ -424,6 +426,7 @@ def resolve(spec: AgentSpec, spec_path: Path, run_dir: Path, operator: OperatorS
         max_answer_tokens=model_settings.max_answer_tokens,
         context_tokens=model_settings.context_tokens or operator.context_tokens,
         human_review=bool(request.human_review),
+        model_cache=request.model_cache is not False,
         optimise=bool(optimise) and not template,
         spec_path=str(spec_path), run_dir=str(run_dir),
         model=name, base_url=url,

@@ -81,6 +81,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--context-tokens", type=int, metavar="N",
                    help="the model's context window when its server does not say it (llama.cpp's /props does; "
                         "default: the spec's model.context_tokens)")
+    p.add_argument("--no-cache", action="store_true",
+                   help="ask the model every time (default: answers are kept in the run folder's model-cache.sqlite, "
+                        "so a resumed run pays for no answer twice)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
     p.add_argument("-v", "--verbose", action="store_true", help="log details to stderr")
     return p
@@ -108,7 +111,7 @@ def settings_from(args: argparse.Namespace) -> dict[str, Any]:
             "max_attempts": args.max_attempts, "repair_rounds": args.repair_rounds, "max_tokens": args.max_tokens,
             "max_wall_s": args.max_wall_s, "max_sandboxes": args.max_sandboxes, "sandbox": args.sandbox,
             "optimise": args.optimise, "model_timeout_s": args.model_timeout_s,
-            "context_tokens": args.context_tokens}
+            "context_tokens": args.context_tokens, "model_cache": not args.no_cache}
 
 
 RESUME_FIXED = {"arch": "--arch", "strategy": "--strategy", "granularity": "--granularity",
@@ -128,6 +131,8 @@ def resumed_settings(saved: dict[str, Any], args: argparse.Namespace) -> dict[st
         raise InputError("--resume", f"{', '.join(fixed)} cannot change on resume (they shaped the plan); "
                                      "start a new run instead")
     given = {key: getattr(args, attr) for key, attr in RESUME_FLAGS.items() if getattr(args, attr) is not None}
+    if args.no_cache:
+        given["model_cache"] = False
     check_limits(given)
     return {**saved, **given}
 
@@ -151,7 +156,7 @@ def request_from(settings: dict[str, Any], run_id: str) -> CallerRequest:
         granularity=settings["granularity"], generate=settings["generate"], seed=settings["seed"],
         attempts_per_module=settings["max_attempts"], repair_rounds=settings["repair_rounds"],
         max_tokens=settings["max_tokens"], max_wall_s=settings["max_wall_s"], max_sandboxes=settings["max_sandboxes"],
-        optimise=settings["optimise"])
+        optimise=settings["optimise"], model_cache=settings.get("model_cache", True))
 
 
 def _progress(event: dict[str, Any], start: float) -> str | None:

@@ -99,6 +99,8 @@ class InputState(TypedDict, total=False):
     """Whether the optimiser runs once verified."""
     human_review: bool
     """Whether a person reviews each repair (``interrupt()``)."""
+    model_cache: bool
+    """Whether answers are kept in the run folder (``model-cache.sqlite``) so a resume pays for none twice."""
 
 
 REQUEST_FIELDS: tuple[str, ...] = tuple(InputState.__annotations__)

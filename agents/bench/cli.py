@@ -17,10 +17,12 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from langchain_core.caches import BaseCache
 from langchain_core.language_models import BaseChatModel
 
 from agents import llm, resources
 from agents import window as context_window
+from agents.answer_cache import CACHE_FILE, AnswerCache
 from agents.planner import STRATEGIES, parse_strategy
 from reference_sim.errors import SimCoderError
 from reference_sim.executors import EXECUTORS, make_executor
@@ -83,6 +85,9 @@ def add_tasks_arguments(p: argparse.ArgumentParser) -> None:
                         "local model may need 600 or more)")
     p.add_argument("--max-answer-tokens", type=_count, default=llm.DEFAULT_MAX_ANSWER_TOKENS, metavar="N",
                    help=f"tokens one answer may have, sent as max_tokens (default {llm.DEFAULT_MAX_ANSWER_TOKENS})")
+    p.add_argument("--no-cache", action="store_true",
+                   help="ask the model every time (default: answers are kept in --out's model-cache.sqlite, keyed by "
+                        "prompt, seed and sampling settings, so a re-run pays for no answer twice)")
     p.add_argument("--context-tokens", type=_count, metavar="N",
                    help="the model's context window when its server does not say it (llama.cpp's /props does)")
     p.add_argument("--timeout-s", type=float, default=DEFAULT_TIMEOUT_S,
@@ -112,11 +117,14 @@ def _default_out(model: str, strategy: str, repair: bool) -> Path:
     return DEFAULT_OUT / f"tasks-{safe}-{strategy}{'-repair' if repair else ''}"
 
 
-def _model_factory(config: llm.ModelConfig, sample: int) -> BaseChatModel:
-    return llm.make_chat_model(dataclasses.replace(config, seed=sample))
+def _cached_models(cache: BaseCache | None) -> ModelFactory:
+    """Sample ``i``'s chat model: the run's, seeded with ``i``, answering from ``cache`` what it answered before."""
+    def make(config: llm.ModelConfig, sample: int) -> BaseChatModel:
+        return llm.make_chat_model(dataclasses.replace(config, seed=sample), cache=cache)
+    return make
 
 
-def run_tasks(args: argparse.Namespace, *, model_factory: ModelFactory = _model_factory,
+def run_tasks(args: argparse.Namespace, *, model_factory: ModelFactory | None = None,
               runner: hidden.Runner | None = None) -> int:
     """``tasks``: the pass@k benchmark (or, with ``--report-only``, its tables from saved results)."""
     strategy = parse_strategy(args.strategy)
@@ -143,6 +151,9 @@ def run_tasks(args: argparse.Namespace, *, model_factory: ModelFactory = _model_
     executor = make_executor(args.executor, jobs=max(1, args.jobs), ray_address=args.ray_address, chunksize=1)
     store = passk.Store(args.out or _default_out(config.model, strategy, args.repair))
     store.open(settings)
+    if model_factory is None:
+        model_factory = _cached_models(None if args.no_cache else AnswerCache(store.folder / CACHE_FILE))
+    models = model_factory
     worker = None if executor.name == "local" else passk.WorkerSpec(settings, config, args.sandbox, args.timeout_s)
     if runner is None and worker is None:
         sandbox = resources.make_sandbox_for(args.sandbox, args.timeout_s)
@@ -155,7 +166,7 @@ def run_tasks(args: argparse.Namespace, *, model_factory: ModelFactory = _model_
     window = context_window.resolve(config.base_url, config.model, args.context_tokens)
     if window is not None:
         logger.info("context window: %d tokens (%s)", window.tokens, window.source)
-    context = passk.Context(suite, settings, strategy, lambda i: model_factory(config, i), runner or hidden.Runner(),
+    context = passk.Context(suite, settings, strategy, lambda i: models(config, i), runner or hidden.Runner(),
                             model_timeout_s=config.timeout_s, window=window,
                             max_answer_tokens=config.max_answer_tokens)
 
@@ -230,7 +241,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None, *, model_factory: ModelFactory = _model_factory,
+def main(argv: Sequence[str] | None = None, *, model_factory: ModelFactory | None = None,
          runner: hidden.Runner | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
     for noisy in ("httpx", "openai", "httpcore"):

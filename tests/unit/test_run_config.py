@@ -31,7 +31,7 @@ from tests import fakes
 
 WHO: dict[str, str] = {
     "strategy": "caller", "granularity": "caller", "generate": "caller", "seed": "caller", "temperature": "caller",
-    "retry_temperature": "caller", "max_answer_tokens": "caller",
+    "retry_temperature": "caller", "max_answer_tokens": "caller", "context_tokens": "caller", "model_cache": "caller",
     "human_review": "caller", "optimise": "caller", "attempts_per_module": "caller", "repair_rounds": "caller",
     "max_tokens": "caller", "max_wall_s": "caller", "max_sandboxes": "caller", "spec_path": "caller",
     "run_dir": "caller",
