@@ -1,0 +1,88 @@
+"""The judge passes the built-ins, rejects mutants saying which check fired, and diagnoses failures."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import replace
+
+import pytest
+
+from features.api import FeatureRun, Params
+from features.builtin import BUILTINS
+from features.catalogue import load_catalogue
+from features.judge import judge
+from features.mutants import MUTANTS, Mutant, MutantError
+from reference_sim import Hardware, Layer
+
+CATALOGUE = load_catalogue()
+
+
+@pytest.mark.parametrize("feature", ["energy", "batch"])
+def test_judge_passes_the_builtin_with_every_level(feature: str) -> None:
+    verdict = judge(CATALOGUE[feature], BUILTINS[feature])
+    checks = len(CATALOGUE[feature].definition.checks)
+    assert verdict.passed and verdict.failure is None
+    assert verdict.evidence == f"exact, oracle, properties {checks}/{checks}"
+
+
+@pytest.mark.parametrize("feature", ["energy", "batch"])
+def test_every_mutant_applies_and_is_at_least_twelve(feature: str) -> None:
+    assert len(MUTANTS[feature]) >= 12
+    for mutant in MUTANTS[feature]:
+        assert callable(mutant.build())
+
+
+def _mutant(feature: str, name: str) -> Mutant:
+    return next(m for m in MUTANTS[feature] if m.name == name)
+
+
+@pytest.mark.parametrize(("feature", "name", "check"), [
+    ("energy", "wrong_pj_column", "energy_is_counts_times_table"),
+    ("energy", "forgot_idle", "energy_counts_match_run"),
+    ("energy", "layer_id_from_one", "energy_table_complete"),
+    ("energy", "table_changes_timing", "energy_leaves_timing"),
+    ("batch", "image_offset_off_by_one", "ofmap_words_covered"),
+    ("batch", "never_stack", "gemm_batch_is_tall_gemm"),
+    ("batch", "stop_not_moved", "start_stop_match_traces"),
+    ("batch", "util_one_image", "macs_done_once"),
+])
+def test_judge_rejects_a_mutant_of_each_kind(feature: str, name: str, check: str) -> None:
+    impl = _mutant(feature, name).build()
+    full = judge(CATALOGUE[feature], impl)
+    assert not full.passed and full.failure is not None and full.failure.check == "oracle"
+    assert full.evidence == "exact"
+    alone = judge(CATALOGUE[feature], impl, use_exact=False, use_oracle=False)
+    assert alone.failure is not None and alone.failure.check == check
+    assert alone.failure.blamed_module == feature
+
+
+def test_a_mutant_that_no_longer_applies_is_refused() -> None:
+    with pytest.raises(MutantError, match="matches 0 places"):
+        Mutant("batch", "gone", "", "no such text", "x").build()
+
+
+def test_a_neutral_setting_that_differs_fails_exact_with_the_module_blamed() -> None:
+    def slow(layers: Sequence[Layer], hardware: Hardware, params: Params, *, traces: bool = False) -> FeatureRun:
+        run = BUILTINS["batch"](layers, hardware, params, traces=traces)
+        return FeatureRun([replace(r, stall_cycles=r.stall_cycles + 1) for r in run.results])
+
+    verdict = judge(CATALOGUE["batch"], slow)
+    assert not verdict.passed and verdict.levels == ()
+    assert verdict.failure is not None and verdict.failure.check == "exact"
+    assert verdict.failure.layer == 0 and verdict.failure.blamed_module == "memory"
+    assert "stall_cycles" in verdict.failure.expected
+
+
+def test_a_crash_is_a_failure_not_an_exception() -> None:
+    def crash(layers: Sequence[Layer], hardware: Hardware, params: Params, *, traces: bool = False) -> FeatureRun:
+        raise ZeroDivisionError("boom")
+
+    verdict = judge(CATALOGUE["energy"], crash)
+    assert verdict.failure is not None and verdict.failure.actual == "ZeroDivisionError: boom"
+
+
+def test_all_failures_lists_every_check_that_fired() -> None:
+    impl = _mutant("batch", "one_image_fewer").build()
+    verdict = judge(CATALOGUE["batch"], impl, use_exact=False, use_oracle=False, all_failures=True)
+    assert {"macs_done_once", "ofmap_words_covered", "cycles_at_least_ideal"} <= set(verdict.fired)
+    assert verdict.properties_passed < verdict.properties_total
