@@ -37,6 +37,7 @@ from urllib.parse import urlsplit
 
 import openai
 from langchain_core.caches import BaseCache
+from langchain_core.callbacks import BaseCallbackHandler
 from langchain_core.exceptions import (
     ModelAPIError,
     ModelConnectionError,
@@ -254,6 +255,8 @@ if TYPE_CHECKING:
     import httpx as httpx_lib
 else:
     httpx_lib = _http_module()
+HTTPX = httpx_lib
+"""The httpx library the openai client uses: a fake transport must answer with its types."""
 
 _CLIENT_BACKOFF_FIRST_S = 0.5
 _CLIENT_BACKOFF_MAX_S = 8.0
@@ -668,8 +671,29 @@ def _not_a_completion(exc: BaseException, model: BaseChatModel) -> bool:
         and not isinstance(exc, (openai.APIError, ModelError, SimCoderError))
 
 
+PROGRESS_EVERY_S = 5.0
+"""How often a streamed answer reports its progress, seconds."""
+
+
+class _Progress(BaseCallbackHandler):
+    """Counts a streamed answer's tokens and reports them every :data:`PROGRESS_EVERY_S` seconds."""
+
+    def __init__(self, report: Callable[[int, float], None]) -> None:
+        self.report = report
+        self.tokens = 0
+        self.start = self.last = time.monotonic()
+
+    def on_llm_new_token(self, token: str | list[str | dict[str, Any]], **kwargs: Any) -> None:
+        self.tokens += 1
+        now = time.monotonic()
+        if now - self.last >= PROGRESS_EVERY_S:
+            self.last = now
+            self.report(self.tokens, now - self.start)
+
+
 def ask(model: BaseChatModel, messages: Sequence[BaseMessage], *, timeout_s: float | None = None,
-        deadline: float | None = None, temperature: float | None = None, seed: int | None = None) -> Answer:
+        deadline: float | None = None, temperature: float | None = None, seed: int | None = None,
+        on_progress: Callable[[int, float], None] | None = None) -> Answer:
     """Send ``messages`` to ``model`` once and return its :class:`Answer`.
 
     The text is the answer's string content, or the ``text`` blocks of list content; reasoning that a
@@ -678,7 +702,9 @@ def ask(model: BaseChatModel, messages: Sequence[BaseMessage], *, timeout_s: flo
     servers) they are *estimated* as ``len(text) // 4`` of the prompt and of the answer, and
     ``Answer.estimated`` is set.  ``timeout_s`` overrides the HTTP timeout of an OpenAI chat model for
     this call (other chat models take no timeout; it is ignored for them); so do ``temperature`` and ``seed``
-    (a retry asks with another temperature or seed so that it can answer differently).
+    (a retry asks with another temperature or seed so that it can answer differently).  An OpenAI chat
+    model's answer is streamed (usage included), so an answer that takes minutes shows its progress:
+    ``on_progress(tokens_so_far, seconds)`` every :data:`PROGRESS_EVERY_S` seconds.
 
     ``deadline`` is the run's wall cap (absolute ``time.time()``).  The call runs inside
     :func:`call_deadline`, so a model from :func:`make_chat_model` is cut at ``ModelConfig.deadline_s``
@@ -694,6 +720,9 @@ def ask(model: BaseChatModel, messages: Sequence[BaseMessage], *, timeout_s: flo
     if isinstance(model, BaseChatOpenAI):
         given = {"timeout": timeout_s, "temperature": temperature, "seed": seed}
         kwargs.update({k: v for k, v in given.items() if v is not None})
+        kwargs.update(stream=True, stream_usage=True)
+        if on_progress is not None:
+            kwargs["config"] = {"callbacks": [_Progress(on_progress)]}
     if deadline is not None and deadline <= time.time():
         raise WallCapReached(f"the run's wall-time cap was reached before {_model_where(model)} was asked "
                              "(call not made)")

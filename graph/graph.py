@@ -178,9 +178,13 @@ class Workflow:
         too_big = window.problem(messages, config.max_answer_tokens) if window is not None else None
         if too_big is not None:
             return {"failure": f"model call not made: {too_big}", "done": True}
+        def progress(tokens: int, seconds: float) -> None:
+            _emit(runtime, event="streaming", module=state["task"]["role"], unit=unit, attempt=attempt, tokens=tokens,
+                  seconds=round(seconds, 1))
+
         try:
             answer = llm.ask(model, messages, deadline=state.get("run_started_at", time.time()) + config.max_wall_s,
-                             temperature=sampling.temperature, seed=sampling.seed)
+                             temperature=sampling.temperature, seed=sampling.seed, on_progress=progress)
         except llm.WallCapReached as exc:
             return {"failure": f"wall-time cap reached ({config.max_wall_s:.0f} s): {exc}", "done": True}
         except llm.ModelCallError as exc:

@@ -169,6 +169,10 @@ def _progress(event: dict[str, Any], start: float) -> str | None:
         unit = f".{event['unit']}" if event.get("unit") else ""
         again = f" (answer {event['attempt']}, temperature {event['temperature']:g})" if event["attempt"] > 1 else ""
         return f"{at} {event['module']}{unit}: asking the model{again}"
+    if kind == "streaming":
+        unit = f".{event['unit']}" if event.get("unit") else ""
+        rate = event["tokens"] / event["seconds"] if event.get("seconds") else 0.0
+        return f"{at} {event['module']}{unit}: {event['tokens']} tokens so far ({rate:.1f} tokens/s)"
     if kind == "attempt":
         unit = f".{event['unit']}" if event.get("unit") else ""
         why = f": {event['message']}" if event.get("message") else ""

@@ -2,10 +2,13 @@
 
 Run as ``python tests/fake_openai_server.py --script SCRIPT.json --port-file PORTFILE [--log LOG.jsonl]``.
 It binds 127.0.0.1 on a free port, writes the port to PORTFILE and serves ``POST /v1/chat/completions``
-(non-streaming) and ``GET /v1/models``.  The script is a JSON list of steps, consumed one per chat request:
+(as one JSON body, or as server-sent events when the request says ``"stream": true``) and ``GET /v1/models``.
+The script is a JSON list of steps, consumed one per chat request:
 
 * ``{"content": "..."}`` -- answer with this text (optional ``"usage": {"prompt_tokens": n, "completion_tokens": m}``,
-  else both are estimated as characters // 4);
+  else both are estimated as characters // 4; optional ``"finish_reason"``, default ``stop``); streamed, the text
+  comes in chunks of :data:`STREAM_CHUNK_CHARS` characters, then the finish reason, then (when the request's
+  ``stream_options.include_usage`` is set) the usage;
 * ``{"status": 429, "body": {...}}`` -- answer with this HTTP status and JSON body (optional ``"headers"``);
 * ``{"raw": "...", "content_type": "text/html"}`` -- answer 200 with these bytes as they are (``raw_hex``: bytes
   given in hex), e.g. an HTML page, garbage or an empty body;
@@ -53,6 +56,8 @@ from typing import Any
 FORBIDDEN_PORT = 2024
 MAX_HOLD_S = 120.0
 """The longest a hang or a drip lasts."""
+STREAM_CHUNK_CHARS = 40
+"""Characters per streamed chunk."""
 MAX_HUGE_BYTES = 1 << 30
 """The largest huge answer."""
 HUGE_CHUNK = 64 * 1024
@@ -119,6 +124,15 @@ class _Handler(BaseHTTPRequestHandler):
         with contextlib.suppress(BrokenPipeError, ConnectionResetError):  # the client gave up (its timeout)
             self.wfile.write(data)
 
+    def _send_events(self, events: list[dict[str, Any]]) -> None:
+        data = b"".join(b"data: " + json.dumps(e).encode() + b"\n\n" for e in events) + b"data: [DONE]\n\n"
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+            self.wfile.write(data)
+
     def _send_raw(self, data: bytes, content_type: str) -> None:
         self.send_response(200)
         self.send_header("Content-Type", content_type)
@@ -173,9 +187,12 @@ class _Handler(BaseHTTPRequestHandler):
         self.state.outcome({"step": index, "mode": "drip", "bytes": sent, "client_closed": closed,
                             "seconds": round(time.monotonic() - start, 3)})
 
-    def _huge(self, index: int, size: int, model: str) -> None:
+    def _huge(self, index: int, size: int, model: str, stream: bool) -> None:
         start = time.monotonic()
         size = max(0, min(size, MAX_HUGE_BYTES))
+        if stream:
+            self._huge_events(index, size, model, start)
+            return
         head = json.dumps({"id": f"chatcmpl-fake-{index}", "object": "chat.completion", "created": int(time.time()),
                            "model": model, "choices": [{"index": 0, "message": {"role": "assistant", "content": ""},
                                                         "finish_reason": "stop", "logprobs": None}],
@@ -201,6 +218,39 @@ class _Handler(BaseHTTPRequestHandler):
             else:
                 self.wfile.write(suffix)
                 sent += len(suffix)
+        except (BrokenPipeError, ConnectionResetError):
+            closed = True
+        self.state.outcome({"step": index, "mode": "huge", "bytes": sent, "client_closed": closed,
+                            "seconds": round(time.monotonic() - start, 3)})
+
+    def _huge_events(self, index: int, size: int, model: str, start: float) -> None:
+        """A huge answer as server-sent events of :data:`HUGE_CHUNK` characters each."""
+        base = {"id": f"chatcmpl-fake-{index}", "object": "chat.completion.chunk", "created": int(time.time()),
+                "model": model}
+        head = json.dumps({**base, "choices": [{"index": 0, "delta": {"content": ""}, "finish_reason": None}]})
+        cut = head.index('"content": ""') + len('"content": "')
+        prefix, suffix = b"data: " + head[:cut].encode(), head[cut:].encode() + b"\n\n"
+        tail = b"".join(b"data: " + json.dumps(e).encode() + b"\n\n" for e in (
+            {**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]},
+            {**base, "choices": [], "usage": {"prompt_tokens": 1, "completion_tokens": size // 4,
+                                              "total_tokens": 1 + size // 4}})) + b"data: [DONE]\n\n"
+        events = (size + HUGE_CHUNK - 1) // HUGE_CHUNK
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.send_header("Content-Length", str(events * (len(prefix) + len(suffix)) + size + len(tail)))
+        self.end_headers()
+        self.close_connection = True
+        sent, closed, chunk = 0, False, b"x" * HUGE_CHUNK
+        try:
+            for offset in range(0, size, HUGE_CHUNK):
+                if self.state.stop.is_set():
+                    break
+                event = prefix + chunk[:min(HUGE_CHUNK, size - offset)] + suffix
+                self.wfile.write(event)
+                sent += len(event)
+            else:
+                self.wfile.write(tail)
+                sent += len(tail)
         except (BrokenPipeError, ConnectionResetError):
             closed = True
         self.state.outcome({"step": index, "mode": "huge", "bytes": sent, "client_closed": closed,
@@ -240,9 +290,6 @@ class _Handler(BaseHTTPRequestHandler):
                       "authorization": bool(self.headers.get("Authorization")),
                       "accept_encoding": self.headers.get("Accept-Encoding"), "step": index,
                       "matched": matched, "time": time.time()})
-        if body.get("stream"):
-            self._fail("the fake server does not stream; call without stream=True", 400)
-            return
         if step is None:
             self._fail(f"script exhausted: {len(state.script)} step(s) served, request {index + 1} has none")
             return
@@ -257,7 +304,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._drip(index, float(step["drip_s"]), float(step.get("drip_max_s", MAX_HOLD_S)))
             return
         if "huge_bytes" in step:
-            self._huge(index, int(step["huge_bytes"]), body.get("model") or state.model)
+            self._huge(index, int(step["huge_bytes"]), body.get("model") or state.model, bool(body.get("stream")))
             return
         if step.get("delay_s"):
             time.sleep(float(step["delay_s"]))
@@ -274,13 +321,23 @@ class _Handler(BaseHTTPRequestHandler):
         prompt = sum(len(_text(m.get("content"))) for m in messages) // 4
         usage = {"prompt_tokens": prompt, "completion_tokens": len(content) // 4, **step.get("usage", {})}
         usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]
+        finish = str(step.get("finish_reason", "stop"))
+        head = {"id": f"chatcmpl-fake-{index}", "created": int(time.time()), "model": body.get("model") or state.model}
+        if body.get("stream"):
+            pieces = [content[i:i + STREAM_CHUNK_CHARS] for i in range(0, len(content), STREAM_CHUNK_CHARS)]
+            events = [{**head, "object": "chat.completion.chunk",
+                       "choices": [{"index": 0, "delta": {"role": "assistant", "content": piece},
+                                    "finish_reason": None}]} for piece in pieces]
+            events.append({**head, "object": "chat.completion.chunk",
+                           "choices": [{"index": 0, "delta": {}, "finish_reason": finish}]})
+            if (body.get("stream_options") or {}).get("include_usage"):
+                events.append({**head, "object": "chat.completion.chunk", "choices": [], "usage": usage})
+            self._send_events(events)
+            return
         self._send(200, {
-            "id": f"chatcmpl-fake-{index}",
-            "object": "chat.completion",
-            "created": int(time.time()),
-            "model": body.get("model") or state.model,
+            **head, "object": "chat.completion",
             "choices": [{"index": 0, "message": {"role": "assistant", "content": content},
-                         "finish_reason": "stop", "logprobs": None}],
+                         "finish_reason": finish, "logprobs": None}],
             "usage": usage,
         }, step.get("headers"))
 

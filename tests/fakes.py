@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import re
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-import httpx
 import yaml
 from langchain_core.callbacks import CallbackManagerForLLMRun
 from langchain_core.language_models import BaseChatModel
@@ -16,7 +16,7 @@ from langchain_core.messages import AIMessage, BaseMessage, convert_to_messages
 from langchain_core.outputs import ChatGeneration, ChatResult
 from pydantic import ConfigDict, PrivateAttr
 
-from agents import checks, mutants, skeleton, verifier
+from agents import checks, llm, mutants, skeleton, verifier
 from agents.mutants import MUTANTS
 
 REPO = Path(__file__).resolve().parents[1]
@@ -89,6 +89,19 @@ class ScriptedChatModel(BaseChatModel):
         return ChatResult(generations=[ChatGeneration(message=AIMessage(content=answer))])
 
 
+def sse_completion(text: str, finish_reason: str = "stop", prompt_tokens: int = 10,
+                   completion_tokens: int | None = None, chunk_chars: int = 16) -> bytes:
+    """An OpenAI chat completion as server-sent events: the text in chunks, the finish reason, the usage."""
+    head = {"id": "c", "object": "chat.completion.chunk", "created": 0, "model": "m"}
+    events = [{**head, "choices": [{"index": 0, "delta": {"role": "assistant", "content": text[i:i + chunk_chars]},
+                                    "finish_reason": None}]} for i in range(0, len(text), chunk_chars)]
+    events.append({**head, "choices": [{"index": 0, "delta": {}, "finish_reason": finish_reason}]})
+    out = len(text) // 4 if completion_tokens is None else completion_tokens
+    events.append({**head, "choices": [], "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": out,
+                                                    "total_tokens": prompt_tokens + out}})
+    return b"".join(b"data: " + json.dumps(e).encode() + b"\n\n" for e in events) + b"data: [DONE]\n\n"
+
+
 class OpenAIEndpoint:
     """A real ``ChatOpenAI`` whose HTTP requests a test function answers in this process (no socket).
 
@@ -97,8 +110,6 @@ class OpenAIEndpoint:
     """
 
     def __init__(self, respond: Callable[[Request], str | tuple[str, str]], **config: Any) -> None:
-        from agents import llm
-
         self.respond = respond
         self.bodies: list[dict[str, Any]] = []
         self.calls: list[Request] = []
@@ -106,11 +117,10 @@ class OpenAIEndpoint:
         settings: dict[str, Any] = {"model": "m", "base_url": "http://127.0.0.1:9/v1", "api_key_env": "OPENAI_API_KEY",
                                     "temperature": 0.0, "timeout_s": 30.0, "max_retries": 0, "seed": None,
                                     "deadline_s": 60.0, **config}
-        self.model = llm.make_chat_model(llm.ModelConfig(**settings), {}, transport=httpx.MockTransport(self._answer))
+        self.model = llm.make_chat_model(llm.ModelConfig(**settings), {},
+                                         transport=llm.HTTPX.MockTransport(self._answer))
 
-    def _answer(self, http: httpx.Request) -> httpx.Response:
-        import json
-
+    def _answer(self, http: Any) -> Any:
         body = json.loads(http.content)
         request = Request(convert_to_messages(body["messages"]))
         with self._lock:
@@ -118,7 +128,10 @@ class OpenAIEndpoint:
             self.calls.append(request)
         found = self.respond(request)
         text, finish = (found, "stop") if isinstance(found, str) else found
-        return httpx.Response(200, json={
+        if body.get("stream"):
+            return llm.HTTPX.Response(200, headers={"Content-Type": "text/event-stream"},
+                                          content=sse_completion(text, finish))
+        return llm.HTTPX.Response(200, json={
             "id": "c", "object": "chat.completion", "created": 0, "model": body["model"],
             "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": finish}],
             "usage": {"prompt_tokens": 10, "completion_tokens": len(text) // 4,

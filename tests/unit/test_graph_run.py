@@ -343,3 +343,12 @@ def test_a_full_disk_during_the_run_is_one_line_not_a_traceback(spec: Path, tmp_
     assert "Traceback" not in err
     lines = [line for line in err.splitlines() if line.startswith("error:")]
     assert lines[0] == f"error: cannot write {folder / 'report.md'}: No space left on device", lines
+
+
+def test_progress_lines_for_a_call_and_its_streamed_answer() -> None:
+    assert cli._progress({"event": "asking", "module": "mapping", "unit": "_tilings", "attempt": 2,
+                          "temperature": 0.7}, time.time()).endswith("mapping._tilings: asking the model "
+                                                                     "(answer 2, temperature 0.7)")
+    line = cli._progress({"event": "streaming", "module": "memory", "unit": None, "attempt": 1, "tokens": 120,
+                          "seconds": 20.0}, time.time())
+    assert line is not None and line.endswith("memory: 120 tokens so far (6.0 tokens/s)")

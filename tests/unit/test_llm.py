@@ -39,6 +39,7 @@ from agents.llm import (
 )
 from agents.spec import ModelSettings
 from reference_sim.errors import SimCoderError
+from tests import fakes
 
 KEY = "sk-unit-test-0123456789abcdef"
 REMOTE = "https://llm.example.com/v1"
@@ -560,16 +561,10 @@ def test_client_backoff_bound() -> None:
     assert llm.client_backoff_s(10) == 8.0
 
 
-def _completion(text: str) -> bytes:
-    return json.dumps({"id": "c1", "object": "chat.completion", "created": 0, "model": "m",
-                       "choices": [{"index": 0, "message": {"role": "assistant", "content": text},
-                                    "finish_reason": "stop"}],
-                       "usage": {"prompt_tokens": 5, "completion_tokens": 2, "total_tokens": 7}}).encode()
-
-
 def test_chat_model_calls_through_the_deadline_transport() -> None:
-    inner = _Inner(lambda request: HTTP.Response(200, headers={"Content-Type": "application/json"},
-                                                 stream=_Chunks([_completion("hello")])))
+    inner = _Inner(lambda request: HTTP.Response(200, headers={"Content-Type": "text/event-stream"},
+                                                 stream=_Chunks([fakes.sse_completion("hello", completion_tokens=2,
+                                                                                      prompt_tokens=5)])))
     model = make_chat_model(_config(timeout_s=30.0, deadline_s=60.0), {"OPENAI_API_KEY": KEY}, transport=inner)
     answer = ask(model, _messages(), deadline=time.time() + 5.0)
     assert (answer.text, answer.input_tokens, answer.output_tokens) == ("hello", 5, 2)
@@ -579,8 +574,8 @@ def test_chat_model_calls_through_the_deadline_transport() -> None:
 
 
 def test_chat_model_answer_over_the_byte_cap() -> None:
-    inner = _Inner(lambda request: HTTP.Response(200, headers={"Content-Type": "application/json"},
-                                                 stream=_Chunks([_completion("z" * 5000)])))
+    inner = _Inner(lambda request: HTTP.Response(200, headers={"Content-Type": "text/event-stream"},
+                                                 stream=_Chunks([fakes.sse_completion("z" * 5000)])))
     model = make_chat_model(_config(max_answer_bytes=4096), {"OPENAI_API_KEY": KEY}, transport=inner)
     with pytest.raises(ModelAnswerTooLarge, match=re.escape("the answer of m at llm.example.com is over 4096 bytes")):
         ask(model, _messages())
@@ -598,3 +593,16 @@ def test_environment_proxy_is_kept(monkeypatch: pytest.MonkeyPatch) -> None:
     assert llm._env_proxy("http://127.0.0.1:8000/v1") is None
     monkeypatch.setenv("NO_PROXY", "llm.example.com")
     assert llm._env_proxy(REMOTE) is None
+
+
+def test_an_openai_answer_is_streamed_with_its_usage_and_its_progress_reported(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(llm, "PROGRESS_EVERY_S", 0.0)
+    endpoint = fakes.OpenAIEndpoint(lambda r: "def map_layer(layer, hardware):\n    return None\n")
+    seen: list[tuple[int, float]] = []
+    answer = ask(endpoint.model, _messages(), on_progress=lambda tokens, seconds: seen.append((tokens, seconds)))
+    assert answer.text == "def map_layer(layer, hardware):\n    return None\n"
+    assert (answer.input_tokens, answer.output_tokens, answer.estimated) == (10, 12, False)
+    body = endpoint.bodies[0]
+    assert body["stream"] is True and body["stream_options"] == {"include_usage": True}
+    assert [tokens for tokens, _ in seen] == list(range(1, len(seen) + 1)) and len(seen) >= 3
