@@ -2,7 +2,7 @@
 
 One coder run writes one module (``module`` granularity) or its units one at a time (``function``
 granularity); a repair run is the same loop started from the verifier's evidence.  Each model answer
-goes through :func:`review`: extract the code, check it on the host (:func:`agents.checks.static_problem`,
+goes through :func:`review`: extract the code, check it on the host (:func:`judge.checks.static_problem`,
 never running it), then in the sandbox (a local run of the module, or at ``function`` granularity
 the unit's own check against the reference).  A failed review is fed back to the model until the
 attempt budget is spent.
@@ -17,9 +17,10 @@ from typing import Any, Literal
 
 from langchain_core.messages import BaseMessage
 
-from agents import checks, prompts, skeleton, verifier
+from agents import prompts, skeleton
 from agents.extract import ExtractionError, extract_code, top_level_names
 from agents.planner import ENTRY_POINTS, ModuleTask
+from judge import checks, verifier
 
 logger = logging.getLogger(__name__)
 

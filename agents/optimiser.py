@@ -12,8 +12,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from agents import checks, verifier
 from agents.planner import ROLES
+from judge import checks, verifier
 from sandbox.base import Outcome
 
 REPEATS = 3

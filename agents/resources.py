@@ -14,9 +14,10 @@ from pathlib import Path
 
 from langchain_core.language_models import BaseChatModel
 
-from agents import checks, llm, user_reference, verifier
+from agents import llm
 from agents.planner import Plan
 from agents.run_config import RunConfig
+from judge import checks, user_reference, verifier
 from sandbox.base import Sandbox
 from sandbox.config import SandboxConfig
 from sandbox.factory import SandboxKind, make_sandbox

@@ -4,7 +4,7 @@ Pure functions behind ``graph/verifier_graph.py``: check a caller's request (:fu
 every field typed, every path inside the operator's roots, sizes bounded, nothing written before it
 is valid), read the candidate (a folder such as a run's standalone package, or module sources given
 inline), pick the workloads, verify in the sandbox and answer with plain data (the verdict, the stage
-evidence, the diagnosis).  A user's reference runs in the sandbox (:mod:`agents.user_reference`).
+evidence, the diagnosis).  A user's reference runs in the sandbox (:mod:`judge.user_reference`).
 """
 
 from __future__ import annotations
@@ -17,9 +17,10 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from agents import checks, summary, user_reference, verifier
+from agents import summary
 from agents.planner import ROLES
 from agents.run_config import ConfigError, OperatorSettings, caller_path, checked_fields
+from judge import checks, user_reference, verifier
 from reference_sim import engine
 from reference_sim.errors import InputError
 from reference_sim.spec import Spec, parse_spec

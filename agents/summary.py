@@ -14,7 +14,6 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from agents import verifier
 from agents.report import (
     AttemptRecord,
     LayerCycles,
@@ -29,6 +28,7 @@ from agents.report import (
     WorkloadRecord,
     package_versions,
 )
+from judge import verifier
 from reference_sim import engine
 
 logger = logging.getLogger(__name__)

@@ -47,11 +47,11 @@ import numpy as np
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.processes import run_process, stop_children_on_sigterm
 from reference_sim import Hardware, read_config, read_topology, simulate
 from reference_sim.compare import compare_reports, read_cells
 from reference_sim.reports import write_traces
 from reference_sim.sweep import grid, sweep
+from taskbench.processes import run_process, stop_children_on_sigterm
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 TARGET_TOTAL_RATIO = 1000.0

@@ -2,7 +2,7 @@
 
     python benchmarks/bench_verifier.py [--runs 10] [--json PATH] [--spec scale_sim.yaml]
 
-* **verification**: :func:`agents.verifier.verify` of the reference as a candidate folder on the spec's
+* **verification**: :func:`judge.verifier.verify` of the reference as a candidate folder on the spec's
   verification suite (edge_cases x its variants) with traces and without: static check, job files,
   one container running the harness over every workload twice, manifest and arrays read back,
   reports and traces diffed against the reference (computed on the host once and cached).
@@ -33,8 +33,8 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from agents import verifier  # noqa: E402
-from agents.mutants import MUTANTS, candidate_files  # noqa: E402
+from judge import verifier  # noqa: E402
+from judge.mutants import MUTANTS, candidate_files  # noqa: E402
 from sandbox import CANDIDATE_MOUNT, Sandbox, SandboxConfig, SandboxUnavailable, make_sandbox  # noqa: E402
 
 GOAL_S = 1.0

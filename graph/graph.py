@@ -32,7 +32,7 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.runtime import Runtime
 from langgraph.types import RetryPolicy, Send, interrupt
 
-from agents import checks, coder, intake, llm, optimiser, planner, prompts, resources, summary, transcripts, verifier
+from agents import coder, intake, llm, optimiser, planner, prompts, resources, summary, transcripts
 from agents.package import package_name_for, write_package
 from agents.report import RuntimeRecord, write_report
 from agents.run_config import OperatorSettings, RunConfig
@@ -47,6 +47,7 @@ from graph.state import (
     RunState,
     tokens_spent,
 )
+from judge import checks, verifier
 
 logger = logging.getLogger(__name__)
 

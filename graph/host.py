@@ -17,10 +17,11 @@ from typing import Any
 
 from langchain_core.language_models import BaseChatModel
 
-from agents import resources, verifier
+from agents import resources
 from agents.intake import Intake
 from agents.planner import Plan
 from agents.run_config import ConfigError, OperatorSettings, RunConfig
+from judge import verifier
 from sandbox.base import Sandbox
 
 KEPT_RUNS = 16

@@ -21,9 +21,10 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.runtime import Runtime
 from typing_extensions import TypedDict
 
-from agents import resources, service, verifier
+from agents import resources, service
 from agents.run_config import OperatorSettings
 from graph.host import request_of
+from judge import verifier
 from sandbox.base import Sandbox
 
 

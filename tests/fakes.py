@@ -15,8 +15,9 @@ from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.outputs import ChatGeneration, ChatResult
 from pydantic import ConfigDict, PrivateAttr
 
-from agents import checks, mutants, skeleton, verifier
-from agents.mutants import MUTANTS
+from agents import skeleton
+from judge import checks, mutants, verifier
+from judge.mutants import MUTANTS
 
 REPO = Path(__file__).resolve().parents[1]
 _MODULE = re.compile(r"## The module: `(\w+)\.py`")

@@ -27,7 +27,7 @@ import pytest
 import yaml
 from langgraph_sdk import get_sync_client
 
-from agents import checks
+from judge import checks
 from tests import fakes
 from tests.conftest import require
 from tests.fake_openai_server import FakeOpenAIServer

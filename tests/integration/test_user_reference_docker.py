@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from agents import checks, user_reference, verifier
-from agents.mutants import MUTANTS, build, candidate_files
+from judge import checks, user_reference, verifier
+from judge.mutants import MUTANTS, build, candidate_files
 from reference_sim import engine
 from sandbox import Outcome, Sandbox
 from tests.helpers import docker_sandbox, write_folder

@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
-from agents import verifier
-from agents.mutants import MUTANTS, candidate_files
+from judge import verifier
+from judge.mutants import MUTANTS, candidate_files
 from sandbox import Outcome, Sandbox
 from tests.conftest import record_checked
 from tests.helpers import docker_sandbox, write_folder

@@ -16,8 +16,8 @@ from typing import Any
 
 import pytest
 
-from agents import verifier
-from agents.mutants import candidate_files
+from judge import verifier
+from judge.mutants import candidate_files
 from sandbox import Outcome, Sandbox
 from tests.helpers import docker_sandbox, write_folder
 

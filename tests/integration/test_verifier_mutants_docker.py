@@ -1,7 +1,7 @@
 """The verifier's power test through the real Docker sandbox: every mutant, as a candidate folder.
 
-Each mutant of :mod:`agents.mutants` is written as a folder (the reference's modules with the seeded
-edit, and a copy of the contract) and verified with :class:`agents.verifier.SandboxExecutor`:
+Each mutant of :mod:`judge.mutants` is written as a folder (the reference's modules with the seeded
+edit, and a copy of the contract) and verified with :class:`judge.verifier.SandboxExecutor`:
 rejected, blame exactly the mutated modules, each with per-stage evidence.  The table is printed.
 """
 
@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from agents import verifier
-from agents.mutants import MUTANTS, candidate_files
+from judge import verifier
+from judge.mutants import MUTANTS, candidate_files
 from sandbox import SandboxConfig, SandboxUnavailable, make_sandbox
 from tests.conftest import require
 from tests.helpers import mutant_table, show, write_folder

@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from agents.bench import cli, hidden, mutation, passk, probes
-from agents.bench.suite import BenchTask, load_suite, suite_problems
 from agents.planner import STRATEGIES
+from taskbench import cli, hidden, mutation, passk, probes
+from taskbench.suite import BenchTask, load_suite, suite_problems
 from tests.fakes import Request, ScriptedChatModel, fenced
 
 SUITE = load_suite()
@@ -40,7 +40,7 @@ def test_suite_problems_names_a_duplicate_and_a_leaked_solution(monkeypatch: pyt
     assert any("share a signature and description" in p for p in suite_problems(small))
     (tmp_path / "example.md").write_text(f"#### Example\n\n```python\n{task('spec._fields').solution}\n```\n")
     (tmp_path / "toy.py").write_text("# a toy module\n\n" + task("spec.folder_name_problem").solution)
-    monkeypatch.setattr("agents.bench.suite.PROMPT_EXAMPLES", (tmp_path,))
+    monkeypatch.setattr("taskbench.suite.PROMPT_EXAMPLES", (tmp_path,))
     leaked = [p for p in suite_problems(SUITE) if "ICL example" in p]
     assert any("spec._fields:" in p for p in leaked) and any("spec.folder_name_problem:" in p for p in leaked)
 

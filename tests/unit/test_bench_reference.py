@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from benchmarks import bench_reference as bench
-from benchmarks.processes import ProcessRun
 from reference_sim import compare
+from taskbench.processes import ProcessRun
 
 COMPUTE = """LayerID, Total Cycles, Stall Cycles, Overall Util %, Mapping Efficiency %, Compute Util %,
 0, 138061, 0, 0.7809048174357711, 0.78125, 0.7808991612463966,

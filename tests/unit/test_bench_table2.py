@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
-from agents.bench import table2
-from agents.mutants import candidate_files
 from agents.package import write_package
+from judge.mutants import candidate_files
+from taskbench import table2
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 HEADER = "Layer name, IFMAP Height, IFMAP Width, Filter Height, Filter Width, Channels, Num Filter, Strides,"

@@ -13,11 +13,12 @@ from typing import Any
 
 import pytest
 
-from agents import checks, skeleton, verifier
 from agents import optimiser as optimiser_module
+from agents import skeleton
 from agents.planner import PlanError
 from graph.graph import build_builder
 from graph.host import Host
+from judge import checks, verifier
 from tests import fakes
 from tests.fakes import Request, ScriptedChatModel
 
@@ -288,7 +289,7 @@ def test_a_spec_beyond_the_reference_is_refused_unless_given_a_reference(spec: P
 def test_verification_uses_the_users_reference(spec: Path, tmp_path: Path) -> None:
     own = tmp_path / "own_reference"
     own.mkdir()
-    from agents.mutants import MUTANTS, candidate_files
+    from judge.mutants import MUTANTS, candidate_files
 
     files = candidate_files(next(m for m in MUTANTS if m.id == MUTANT))
     for name, text in files.items():

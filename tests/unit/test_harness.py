@@ -16,9 +16,9 @@ from typing import Any
 import numpy as np
 import pytest
 
-from agents import verifier as vf
-from agents.harness import harness, wire
-from agents.mutants import candidate_files
+from judge import verifier as vf
+from judge.harness import harness, wire
+from judge.mutants import candidate_files
 from reference_sim import contract
 from tests.helpers import write_folder
 

@@ -11,13 +11,14 @@ from pathlib import Path
 
 import pytest
 
-from agents import checks, skeleton
-from agents.bench import hidden
-from agents.bench.suite import load_suite
-from agents.harness import probe, rules
-from agents.mutants import MUTANTS, Mutant, candidate_files
+from agents import skeleton
 from agents.planner import ROLES
+from judge import checks
+from judge.harness import probe, rules
+from judge.mutants import MUTANTS, Mutant, candidate_files
 from reference_sim import contract, mapping, memory, memory_literal, network
+from taskbench import hidden
+from taskbench.suite import load_suite
 
 REPO = Path(__file__).resolve().parents[2]
 

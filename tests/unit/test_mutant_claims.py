@@ -18,8 +18,8 @@ from types import ModuleType
 
 import pytest
 
-from agents import verifier
-from agents.mutants import MUTANTS, Mutant, build
+from judge import verifier
+from judge.mutants import MUTANTS, Mutant, build
 from reference_sim import engine
 from reference_sim.contract import Hardware
 from reference_sim.engine import LayerResult

@@ -11,7 +11,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from agents.mutants import MUTANTS, candidate_files
 from agents.package import (
     MANIFEST_FILE,
     REFERENCE_DIR,
@@ -20,6 +19,7 @@ from agents.package import (
     package_name_for,
     write_package,
 )
+from judge.mutants import MUTANTS, candidate_files
 from reference_sim.errors import SimCoderError
 from reference_sim.reports import REPORT_FILES
 

@@ -10,8 +10,9 @@ from typing import Any
 import numpy as np
 import pytest
 
-from agents import checks, coder, optimiser, planner, skeleton, verifier
-from agents.harness import rules
+from agents import coder, optimiser, planner, skeleton
+from judge import checks, verifier
+from judge.harness import rules
 from reference_sim.errors import InputError
 from sandbox.base import Outcome
 from tests import fakes

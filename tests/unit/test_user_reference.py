@@ -16,9 +16,10 @@ from typing import Any
 import numpy as np
 import pytest
 
-from agents import checks, optimiser, planner, summary, user_reference
-from agents import verifier as vf
-from agents.mutants import MUTANTS, build, candidate_files
+from agents import optimiser, planner, summary
+from judge import checks, user_reference
+from judge import verifier as vf
+from judge.mutants import MUTANTS, build, candidate_files
 from reference_sim import engine
 from sandbox.base import Outcome
 from tests import fakes

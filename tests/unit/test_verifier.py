@@ -1,4 +1,4 @@
-"""agents/verifier.py without Docker: verdicts on every path, per-stage blame, diagnosis, bad output.
+"""judge/verifier.py without Docker: verdicts on every path, per-stage blame, diagnosis, bad output.
 
 The sandbox is faked by :class:`FakeSandbox`, which runs the staged harness as a real child process
 (``python -I inputs/boot.py``), so the job files, the harness and the manifest are the real ones.
@@ -18,9 +18,9 @@ from typing import Any
 import numpy as np
 import pytest
 
-from agents import verifier as vf
-from agents.harness import harness, rules
-from agents.mutants import MUTANTS, build, candidate_files
+from judge import verifier as vf
+from judge.harness import harness, rules
+from judge.mutants import MUTANTS, build, candidate_files
 from reference_sim import contract
 from sandbox.base import INPUTS_MOUNT, Outcome, RunResult
 from tests.helpers import write_folder

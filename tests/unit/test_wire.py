@@ -8,8 +8,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from agents import verifier as vf
-from agents.harness import wire
+from judge import verifier as vf
+from judge.harness import wire
 from reference_sim import contract
 
 

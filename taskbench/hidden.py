@@ -15,8 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from agents import checks, skeleton, verifier
-from agents.harness import probe, rules
+from agents import skeleton
+from judge import checks, verifier
+from judge.harness import probe, rules
 from sandbox.base import Outcome, Sandbox
 
 from . import probes

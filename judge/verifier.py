@@ -1,11 +1,11 @@
 """The verifier: an honest judge of a candidate simulator, and evidence a repairer can act on.
 
 Pure functions, no LangGraph.  Nothing of the reference enters the candidate's sandbox: the
-container gets the candidate folder, the contract, the harness (:mod:`agents.harness`) and the
+container gets the candidate folder, the contract, the harness (:mod:`judge.harness`) and the
 job's inputs; expected results are the built-in reference's, computed here on the host, or a user's
-reference's, from its own sandbox run (:mod:`agents.user_reference`).  The flow of :func:`verify`:
+reference's, from its own sandbox run (:mod:`judge.user_reference`).  The flow of :func:`verify`:
 
-1. **static check** of the candidate's sources (:func:`agents.harness.rules.check_folder`: parsed,
+1. **static check** of the candidate's sources (:func:`judge.harness.rules.check_folder`: parsed,
    never run): a refused import or name ends the verification as ``forbidden``, naming file and line;
 2. **end to end**, in one sandbox run: the candidate's own pipeline on every suite workload with
    traces (reports and all six traces compared), again without traces (the report-only paths a
@@ -42,7 +42,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from agents.harness import harness, rules, wire
+from judge.harness import harness, rules, wire
 from reference_sim import contract as reference_contract
 from reference_sim import engine
 from reference_sim.compare import first_figure_difference, first_trace_difference, values_equal
@@ -103,7 +103,7 @@ class Workload:
     layers: tuple[Layer, ...]
     reference: engine.Modules | Path = engine.REFERENCE
     """What says what is expected: modules computed here on the host (the built-in reference), or the folder of a
-    user's own reference under the same contract, which runs only in the sandbox (:mod:`agents.user_reference`)."""
+    user's own reference under the same contract, which runs only in the sandbox (:mod:`judge.user_reference`)."""
     expected: tuple[ReferenceLayer, ...] | None = field(default=None, compare=False, hash=False, repr=False)
     """The user's reference's results with traces, from its sandbox run (``None``: not attached)."""
     expected_untraced: tuple[ReferenceLayer, ...] | None = field(default=None, compare=False, hash=False,
@@ -203,7 +203,7 @@ def reference_run(workload: Workload, traces: bool = True) -> tuple[ReferenceLay
 def _not_run(workload: Workload, traces: bool) -> UserReferenceError:
     return UserReferenceError(
         f"the user's reference in {workload.reference} has no expected results {'with' if traces else 'without'}"
-        f" traces for {workload.id}: they come from its sandbox run (agents.user_reference.expected_suites)")
+        f" traces for {workload.id}: they come from its sandbox run (judge.user_reference.expected_suites)")
 
 
 def require_expected(suite: Sequence[Workload], final_check: Sequence[Workload] = ()) -> None:

@@ -5,7 +5,7 @@ folder holding ``mapping.py``, ``network.py`` and ``memory.py`` under the contra
 never imported here: :func:`check_reference_folder` parses it with the candidate's rules, and
 :func:`expected_suites` runs it as a candidate (one job, end to end with traces and without) through
 the executor the run uses for candidates, decodes every stage's output per layer and attaches the
-results to the workloads, where :func:`agents.verifier.reference_run` finds them.
+results to the workloads, where :func:`judge.verifier.reference_run` finds them.
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from agents import verifier
-from agents.harness import harness, rules
+from judge import verifier
+from judge.harness import harness, rules
 from sandbox.base import Outcome
 
 logger = logging.getLogger(__name__)
@@ -93,7 +93,7 @@ def _layers(folder: Path, task: verifier.Task, run: verifier.TaskRun) -> tuple[v
 def _reference_layers(folder: Path, workload: verifier.Workload, traced: tuple[verifier.StageOutputs, ...] | None,
                       untraced: tuple[verifier.StageOutputs, ...]) -> tuple[tuple[verifier.ReferenceLayer, ...] | None,
                                                                           tuple[verifier.ReferenceLayer, ...]]:
-    """The :class:`~agents.verifier.ReferenceLayer` tuples :func:`~agents.verifier.reference_run` returns."""
+    """The :class:`~judge.verifier.ReferenceLayer` tuples :func:`~judge.verifier.reference_run` returns."""
     plain: list[verifier.ReferenceLayer] = []
     full: list[verifier.ReferenceLayer] = []
     for i, out in enumerate(untraced):

@@ -2,7 +2,7 @@
 
 Each (task, sample) is one job: prompt the model the way the product's coder does (stage tasks:
 the coder's own prompt for the unit or module; probe tasks: ``prompts/bench/``), extract the code,
-judge it (:func:`agents.bench.hidden.judge`).  With ``repair`` the feedback loop runs first: the
+judge it (:func:`taskbench.hidden.judge`).  With ``repair`` the feedback loop runs first: the
 visible part of the checks, the repairer's prompt with the diagnosis, up to ``attempts`` answers;
 the hidden tests judge the last code.  A crash or timeout anywhere is a failed sample.
 

@@ -28,9 +28,10 @@ from typing import Any
 
 import numpy as np
 
-from agents import skeleton, verifier
-from agents.harness import rules
+from agents import skeleton
 from agents.planner import ENTRY_POINTS, ROLES
+from judge import verifier
+from judge.harness import rules
 from reference_sim import contract, engine
 from sandbox.base import Outcome, Sandbox
 
@@ -220,7 +221,7 @@ def stage_evidence(role: str, module_code: str, executor_for: ExecutorFactory,
                    suite: Sequence[verifier.Workload]) -> verifier.StageEvidence | str | None:
     """``role``'s module on the reference's inputs to its stage over ``suite``, compared with the reference.
 
-    ``None`` when it matches everywhere; the first :class:`~agents.verifier.StageEvidence` where it
+    ``None`` when it matches everywhere; the first :class:`~judge.verifier.StageEvidence` where it
     differs; a string when the run itself failed.
     """
     tasks: list[verifier.Task] = []
