@@ -17,10 +17,10 @@ from typing import Any, Literal
 
 from langchain_core.messages import BaseMessage
 
-from agents import prompts, skeleton
+from agents import prompts, skeleton, unit_checks
 from agents.extract import ExtractionError, extract_code, top_level_names
 from agents.planner import ENTRY_POINTS, ModuleTask
-from judge import checks, verifier
+from judge import checks, executors, suites
 
 logger = logging.getLogger(__name__)
 
@@ -58,8 +58,8 @@ def opening_messages(task: ModuleTask, strategy: str, *, mode: Mode, unit: str |
                                   description=task["description"], architecture=task["architecture"], **unit_args)
 
 
-def review(task: ModuleTask, answer: str, *, unit: str | None, executor_for: checks.ExecutorFactory,
-           suite: Sequence[verifier.Workload]) -> Review:
+def review(task: ModuleTask, answer: str, *, unit: str | None, executor_for: executors.ExecutorFactory,
+           suite: Sequence[suites.Workload]) -> Review:
     """Extract, check statically, then run: the answer's code, or why it cannot be taken."""
     role = task["role"]
     required = [unit] if unit is not None else [ENTRY_POINTS[role]]
@@ -74,7 +74,7 @@ def review(task: ModuleTask, answer: str, *, unit: str | None, executor_for: che
         status: ReviewStatus = "refused" if problem.startswith("the verifier refuses") else "invalid"
         return Review(status, None, problem)
     if unit is not None:
-        problem = checks.unit_problem(role, unit, code, executor_for, suite)
+        problem = unit_checks.unit_problem(role, unit, code, executor_for, suite)
         return Review("wrong", None, problem) if problem is not None else Review("accepted", code, "")
     problem = checks.local_problem(role, code, executor_for, suite)
     return Review("crashed", None, problem) if problem is not None else Review("accepted", code, "")

@@ -40,8 +40,8 @@ from typing import Any
 import numpy as np
 
 from agents import skeleton
+from judge.executors import SHIPPED_CONTRACT, InProcessExecutor
 from judge.harness import harness, probe, wire
-from judge.verifier import SHIPPED_CONTRACT, InProcessExecutor
 from reference_sim import contract as reference_contract
 from reference_sim import mapping as reference_mapping
 from reference_sim import network as reference_network

@@ -34,7 +34,7 @@ from agents import skeleton
 from agents.planner import INTERFACES
 from agents.spec import load_agent_spec
 from judge.harness.rules import parse
-from judge.verifier import Workload
+from judge.suites import Workload
 from reference_sim.contract import Hardware, Layer
 from reference_sim.errors import InputError, SimCoderError
 

@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from judge import verifier
+from judge import executors, verifier
 from judge.mutants import DOUBLE_MUTANTS, MUTANTS, ROLES, SINGLE_MUTANTS, build
 from tests.helpers import mutant_table, show
 
@@ -32,7 +32,7 @@ def test_every_mutant_is_rejected_and_blamed_exactly(request: pytest.FixtureRequ
     results = []
     for mutant in MUTANTS:
         start = time.perf_counter()
-        result = verifier.verify(verifier.InProcessExecutor(build(mutant)))
+        result = verifier.verify(executors.InProcessExecutor(build(mutant)))
         results.append((mutant, result, time.perf_counter() - start))
     lines, wrong = mutant_table(results)
     show(request, lines)
