@@ -38,16 +38,18 @@ from judge.suites import Workload
 from reference_sim.contract import Hardware, Layer
 from reference_sim.errors import InputError, SimCoderError
 
+from .subject import stubbed_host
+
 TASKS_DIR = Path(__file__).resolve().parent / "tasks"
 ARCHITECTURES_FILE = TASKS_DIR / "architectures.yaml"
 MODULE_FILES: tuple[str, ...] = ("mapping", "network", "memory", "spec")
 LEVELS: tuple[str, ...] = ("function", "class", "module")
 MIN_TASKS = 138
 MIN_PER_GROUP = 15
-PROMPT_EXAMPLES = (Path(__file__).resolve().parents[2] / "prompts" / "examples",
-                   Path(__file__).resolve().parents[2] / "prompts" / "bench")
+PROMPT_EXAMPLES = (Path(__file__).resolve().parents[1] / "prompts" / "examples",
+                   Path(__file__).resolve().parents[1] / "prompts" / "bench")
 """Where in-context examples live (no task's solution may appear in one)."""
-PRODUCT_SPEC = Path(__file__).resolve().parents[2] / "scale_sim.yaml"
+PRODUCT_SPEC = Path(__file__).resolve().parents[1] / "scale_sim.yaml"
 
 Level = Literal["function", "class", "module"]
 Kind = Literal["stage", "probe"]
@@ -230,8 +232,6 @@ def _unit_nodes(code: str) -> dict[str, ast.stmt]:
 
 
 def _probe_tasks(path: Path, module: str, group: dict[str, Any], families: dict[str, Family]) -> list[BenchTask]:
-    from taskbench import probes
-
     source = str(group["source"])
     host = tuple(group.get("host_units") or ())
     targets = list(group.get("targets") or [group["unit"]])
@@ -242,7 +242,7 @@ def _probe_tasks(path: Path, module: str, group: dict[str, Any], families: dict[
         if name not in nodes:
             raise InputError(path, f"{source} defines no {name!r}", field=f"{group.get('id', targets[0])}")
     solution = "\n\n\n".join(skeleton.unit_source(text, n) for n in targets)
-    stubs = probes.stubbed_host(source, host, targets)
+    stubs = stubbed_host(source, host, targets)
     if "from .errors import" in stubs:
         stubs += ("\n\n# The module's `.errors`, as given:\n"
                   + "\n".join("# " + line for line in _host_source("reference_sim.errors").splitlines()))

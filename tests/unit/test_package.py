@@ -111,7 +111,7 @@ def _reports(folder: Path) -> dict[str, str]:
 
 def test_the_isolated_interpreter_sees_numpy_and_nothing_of_ours(tmp_path: Path, package: Path) -> None:
     probe = ("import numpy\n"
-             "for name in ('reference_sim', 'agents', 'pydantic', 'yaml'):\n"
+             "for name in ('reference_sim', 'agents', 'judge', 'taskbench', 'pydantic', 'yaml'):\n"
              "    try:\n"
              "        __import__(name)\n"
              "    except ImportError:\n"
