@@ -244,7 +244,7 @@ class Sandboxes:
     def executor(self, folder: Path) -> Executor:
         """An executor over ``folder`` whose runs wait for a free slot."""
         return _SlotExecutor(SandboxExecutor(self.sandbox, folder, timeout_s=self.timeout_s,
-                                                      workdir=self.workdir), self._slots)
+                                             workdir=self.workdir), self._slots)
 
 
 class _SlotExecutor:

@@ -92,7 +92,7 @@ def _layers(folder: Path, task: jobs.Task, run: jobs.TaskRun) -> tuple[jobs.Stag
 
 def _reference_layers(folder: Path, workload: suites.Workload, traced: tuple[jobs.StageOutputs, ...] | None,
                       untraced: tuple[jobs.StageOutputs, ...]) -> tuple[tuple[suites.ReferenceLayer, ...] | None,
-                                                                          tuple[suites.ReferenceLayer, ...]]:
+                                                                        tuple[suites.ReferenceLayer, ...]]:
     """The :class:`~judge.suites.ReferenceLayer` tuples :func:`~judge.reference_runs.reference_run` returns."""
     plain: list[suites.ReferenceLayer] = []
     full: list[suites.ReferenceLayer] = []
@@ -109,12 +109,12 @@ def _reference_layers(folder: Path, workload: suites.Workload, traced: tuple[job
                                          f"{workload.id} layer {i}: {type(exc).__name__}: {_one_line(str(exc))}"
                                          ) from None
         plain.append(suites.ReferenceLayer(out.layer, out.mapping, out.schedule, out.memory, out.memory,
-                                             figures[0]))
+                                           figures[0]))
         if traced is not None:
             memory = traced[i].memory
             assert memory is not None
             full.append(suites.ReferenceLayer(out.layer, out.mapping, out.schedule, memory, out.memory,
-                                                figures[1]))
+                                              figures[1]))
     return (tuple(full) if traced is not None else None), tuple(plain)
 
 

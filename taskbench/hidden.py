@@ -53,15 +53,15 @@ class Runner:
         if self.sandbox is None:
             return executors.InProcessExecutor(folder)
         return executors.SandboxExecutor(self.sandbox, folder, timeout_s=self.timeout_s, workdir=self.workdir,
-                                        workers=1)
+                                         workers=1)
 
     def run_probes(self, code: str, job: dict[str, Any], arrays: dict[str, Any]) -> dict[str, Any] | Judgement:
         with probes.subject_folder(code, self.workdir) as folder:
             if self.sandbox is None:
                 return probes.run_in_process(folder, job, arrays)
             result, out, cleanup = executors.run_staged(self.sandbox, folder, job, arrays, timeout_s=self.timeout_s,
-                                                       workdir=self.workdir, job_file=probe.PROBE_FILE,
-                                                       program="probe")
+                                                        workdir=self.workdir, job_file=probe.PROBE_FILE,
+                                                        program="probe")
             try:
                 if result.outcome is Outcome.TIMED_OUT:
                     return Judgement(False, "timeout", "probe", result.message)

@@ -45,7 +45,7 @@ def test_a_users_reference_gives_its_expected_results_from_docker(docker: Sandbo
     host = engine.Modules(**build(MUTANT))
     for workload, traced in [*((w, True) for w in suite), *((w, False) for w in (*suite, *final))]:
         want = reference_runs.reference_run(dataclasses.replace(workload, reference=host, expected=None,
-                                                          expected_untraced=None), traced)
+                                                                expected_untraced=None), traced)
         for w, h in zip(want, reference_runs.reference_run(workload, traced), strict=True):
             assert w.figures == h.figures
             assert compare.first_field_difference(w.memory, h.memory, "MemoryResult") is None

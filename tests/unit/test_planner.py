@@ -159,7 +159,7 @@ def test_unit_check_compares_with_the_reference() -> None:
     problem = unit_checks.unit_problem("mapping", "map_layer", wrong, fakes.in_process, suites.default_suite())
     assert problem is not None and "LayerMapping.col_folds" in problem
     assert unit_checks.unit_problem("mapping", "map_layer", skeleton.skeleton("mapping").unit("map_layer").reference,
-                               fakes.in_process, suites.default_suite()) is None
+                                    fakes.in_process, suites.default_suite()) is None
 
 
 class _CountingSandbox:
