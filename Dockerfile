@@ -6,8 +6,9 @@
 #                    simulatorcoder-base:bookworm and builds this file with --build-arg BASE=...)
 #
 # Nothing is copied in: the candidate and its inputs are bind-mounted read-only at run time by
-# sandbox.docker_sandbox.DockerSandbox.  The verifier puts its harness and the contract into the
-# inputs; nothing of the repository (and so nothing of the reference simulator) is in the image.
+# sandbox.docker_sandbox.DockerSandbox.  The verifier (judge/executors.py) puts its harness
+# (judge/harness/) and the contract into the inputs; nothing of the repository (and so nothing of the
+# reference simulator) is in the image.
 ARG BASE=python:3.11-slim
 FROM ${BASE}
 LABEL org.simulatorcoder.role="sandbox"

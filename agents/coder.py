@@ -2,7 +2,7 @@
 
 One coder run writes one module (``module`` granularity) or its units one at a time (``function``
 granularity); a repair run is the same loop started from the verifier's evidence.  Each model answer
-goes through :func:`review`: extract the code, check it on the host (:func:`agents.checks.static_problem`,
+goes through :func:`review`: extract the code, check it on the host (:func:`judge.checks.static_problem`,
 never running it), then in the sandbox (a local run of the module, or at ``function`` granularity
 the unit's own check against the reference).  A failed review is fed back to the model until the
 attempt budget is spent.
@@ -17,10 +17,11 @@ from typing import Any, Literal
 
 from langchain_core.messages import BaseMessage
 
-from agents import checks, prompts, skeleton, verifier
+from agents import prompts, skeleton, unit_checks
 from agents.extract import ExtractionError, extract_code, top_level_names
 from agents.planner import ENTRY_POINTS, ModuleTask
 from agents.run_config import RunConfig
+from judge import checks, executors, suites
 
 logger = logging.getLogger(__name__)
 
@@ -86,8 +87,8 @@ def opening_messages(task: ModuleTask, strategy: str, *, mode: Mode, unit: str |
                                   description=task["description"], architecture=task["architecture"], **unit_args)
 
 
-def review(task: ModuleTask, answer: str, *, unit: str | None, executor_for: checks.ExecutorFactory,
-           suite: Sequence[verifier.Workload]) -> Review:
+def review(task: ModuleTask, answer: str, *, unit: str | None, executor_for: executors.ExecutorFactory,
+           suite: Sequence[suites.Workload]) -> Review:
     """Extract, check statically, then run: the answer's code, or why it cannot be taken."""
     role = task["role"]
     required = [unit] if unit is not None else [ENTRY_POINTS[role]]
@@ -102,7 +103,7 @@ def review(task: ModuleTask, answer: str, *, unit: str | None, executor_for: che
         status: ReviewStatus = "refused" if problem.startswith("the verifier refuses") else "invalid"
         return Review(status, None, problem)
     if unit is not None:
-        problem = checks.unit_problem(role, unit, code, executor_for, suite)
+        problem = unit_checks.unit_problem(role, unit, code, executor_for, suite)
         return Review("wrong", None, problem) if problem is not None else Review("accepted", code, "")
     problem = checks.local_problem(role, code, executor_for, suite)
     return Review("crashed", None, problem) if problem is not None else Review("accepted", code, "")

@@ -14,7 +14,7 @@ import textwrap
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from agents.harness.rules import parse
+from judge.harness.rules import parse
 from reference_sim.errors import SimCoderError
 
 PYTHON_TAGS = frozenset({"", "python", "py", "python3", "py3", "ipython", "pycon"})

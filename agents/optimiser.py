@@ -12,8 +12,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from agents import checks, verifier
 from agents.planner import ROLES
+from judge import checks, executors, jobs, suites, verdict, verifier
 from sandbox.base import Outcome
 
 REPEATS = 3
@@ -43,8 +43,8 @@ class Profile:
                 f"reference's inputs to its stage, traces off): " + "; ".join(parts) + ".")
 
 
-def _run_seconds(executor: verifier.Executor, tasks: Sequence[verifier.Task]) -> list[float]:
-    execution = executor.run(*verifier.make_job(tasks))
+def _run_seconds(executor: executors.Executor, tasks: Sequence[jobs.Task]) -> list[float]:
+    execution = executor.run(*jobs.make_job(tasks))
     try:
         if execution.outcome is not Outcome.PASSED or execution.manifest is None:
             raise MeasureError(f"the timing run ended {execution.outcome.value}: {execution.message}")
@@ -57,10 +57,10 @@ def _run_seconds(executor: verifier.Executor, tasks: Sequence[verifier.Task]) ->
         execution.close()
 
 
-def profile(modules: Mapping[str, str], executor_for: checks.ExecutorFactory,
-            final_check: Sequence[verifier.Workload]) -> Profile:
+def profile(modules: Mapping[str, str], executor_for: executors.ExecutorFactory,
+            final_check: Sequence[suites.Workload]) -> Profile:
     """Each module of the candidate timed on the final check."""
-    tasks = [verifier.Task(f"profile-{role}/{w.id}", w, role, role, False) for role in ROLES for w in final_check]
+    tasks = [jobs.Task(f"profile-{role}/{w.id}", w, role, role, False) for role in ROLES for w in final_check]
     with checks.scratch_candidate(modules) as folder:
         seconds = _run_seconds(executor_for(folder), tasks)
     per_role = {role: 0.0 for role in ROLES}
@@ -69,13 +69,13 @@ def profile(modules: Mapping[str, str], executor_for: checks.ExecutorFactory,
     return Profile(per_role, tuple(w.id for w in final_check), sum(len(w.layers) for w in final_check))
 
 
-def measure(modules: Mapping[str, str] | Path, executor_for: checks.ExecutorFactory,
-            final_check: Sequence[verifier.Workload], repeats: int = REPEATS) -> float:
+def measure(modules: Mapping[str, str] | Path, executor_for: executors.ExecutorFactory,
+            final_check: Sequence[suites.Workload], repeats: int = REPEATS) -> float:
     """Median over ``repeats`` runs of the candidate's whole pipeline on the final check, seconds.
 
     ``modules`` are module sources, or a folder (a user's reference) timed as it is once it passes the rules.
     """
-    tasks = [verifier.Task(f"time/{w.id}", w, "mapping", "memory", False) for w in final_check]
+    tasks = [jobs.Task(f"time/{w.id}", w, "mapping", "memory", False) for w in final_check]
     if isinstance(modules, Path):
         found = verifier.static_check(modules)
         if found is not None:
@@ -85,11 +85,11 @@ def measure(modules: Mapping[str, str] | Path, executor_for: checks.ExecutorFact
         return _median(executor_for(folder), tasks, repeats)
 
 
-def _median(executor: verifier.Executor, tasks: Sequence[verifier.Task], repeats: int) -> float:
+def _median(executor: executors.Executor, tasks: Sequence[jobs.Task], repeats: int) -> float:
     return statistics.median(sum(_run_seconds(executor, tasks)) for _ in range(repeats))
 
 
-def decide(before_s: float, after_s: float | None, verification: verifier.Verification | None) -> tuple[bool, str]:
+def decide(before_s: float, after_s: float | None, verification: verdict.Verification | None) -> tuple[bool, str]:
     """Accept only a rewrite that verifies and is measured faster."""
     if verification is None or not verification.passed:
         why = verification.diagnosis.splitlines()[0] if verification is not None else "it was not checked"

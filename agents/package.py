@@ -29,7 +29,7 @@ from pathlib import Path
 from string import Template
 
 import reference_sim
-from agents.harness.rules import parse
+from judge.harness.rules import parse
 from reference_sim.errors import SimCoderError
 
 log = logging.getLogger(__name__)

@@ -15,8 +15,9 @@ from typing import Literal, cast
 import yaml
 from typing_extensions import TypedDict
 
-from agents import skeleton, user_reference
+from agents import skeleton
 from agents.spec import AgentSpec, load_agent_spec
+from judge import user_reference
 from reference_sim.errors import InputError, SimCoderError
 from reference_sim.spec import LoadedSpec, Spec
 
@@ -128,7 +129,7 @@ def check_reference(folder: str | Path) -> Path:
     present, each defining the contract's function, every source within the candidate's rules.
 
     Parsed, never imported: the reference is code like a candidate's and runs only in the sandbox, where its
-    expected results come from (:func:`agents.user_reference.expected_suites`).
+    expected results come from (:func:`judge.user_reference.expected_suites`).
     """
     try:
         return user_reference.check_reference_folder(folder)

@@ -26,9 +26,9 @@ from pathlib import Path
 
 from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
 
-from agents.harness import rules
-from agents.harness.harness import FUNCTIONS, STAGES
-from agents.harness.rules import parse
+from judge.harness import rules
+from judge.harness.harness import FUNCTIONS, STAGES
+from judge.harness.rules import parse
 from reference_sim.errors import SimCoderError
 
 PROMPTS_DIR = Path(__file__).resolve().parents[1] / "prompts"

@@ -14,11 +14,12 @@ from pathlib import Path
 
 from langchain_core.language_models import BaseChatModel
 
-from agents import checks, llm, user_reference, verifier
+from agents import llm
 from agents import window as context_window
 from agents.answer_cache import CACHE_FILE, AnswerCache
 from agents.planner import Plan
 from agents.run_config import RunConfig
+from judge import executors, suites, user_reference
 from sandbox.base import Sandbox
 from sandbox.config import SandboxConfig
 from sandbox.factory import SandboxKind, make_sandbox
@@ -66,9 +67,9 @@ def sandbox_kind(choice: str, template: bool) -> SandboxKind:
 class Resources:
     """One run's suite, final check, candidate runner and chat model."""
 
-    suite: verifier.Suite
-    final_check: verifier.Suite
-    executor_for: checks.ExecutorFactory
+    suite: suites.Suite
+    final_check: suites.Suite
+    executor_for: executors.ExecutorFactory
     chat_model: BaseChatModel | None
     sandbox_note: str
     window: context_window.Window | None = None
@@ -89,21 +90,21 @@ def sandbox_note(sandbox: Sandbox, kind: SandboxKind) -> str:
 
 def resources(plan: Plan, config: RunConfig, *, sandbox: Sandbox | None = None,
               chat_model: BaseChatModel | None = None,
-              executor_factory: Callable[[Path], verifier.Executor] | None = None) -> Resources:
+              executor_factory: Callable[[Path], executors.Executor] | None = None) -> Resources:
     """One run's resources: the suite (a user's reference's expected results from its sandbox run), the sandbox
     pool (``sandbox`` when one was made already, e.g. by the CLI's preflight) and the chat model."""
     note = ""
     if executor_factory is not None:
-        executor_for: checks.ExecutorFactory = executor_factory
+        executor_for: executors.ExecutorFactory = executor_factory
     else:
         kind = sandbox_kind(config.sandbox, plan["template"])
         made = sandbox if sandbox is not None else make_sandbox_for(kind, config.sandbox_timeout_s,
                                                                     config.sandbox_memory_mib)
         note = sandbox_note(made, kind)
-        pool = checks.Sandboxes(lambda: made, config.max_sandboxes, timeout_s=config.sandbox_timeout_s)
+        pool = executors.Sandboxes(lambda: made, config.max_sandboxes, timeout_s=config.sandbox_timeout_s)
         executor_for = pool.executor
-    suite = verifier.load_suite(plan["spec_path"])
-    final_check = verifier.load_final_check(plan["spec_path"])
+    suite = suites.load_suite(plan["spec_path"])
+    final_check = suites.load_final_check(plan["spec_path"])
     if plan["reference"] != "built-in":
         suite, final_check = user_reference.expected_suites(plan["reference"], executor_for, suite, final_check)
     model_obj = chat_model

@@ -4,7 +4,7 @@ Pure functions behind ``graph/verifier_graph.py``: check a caller's request (:fu
 every field typed, every path inside the operator's roots, sizes bounded, nothing written before it
 is valid), read the candidate (a folder such as a run's standalone package, or module sources given
 inline), pick the workloads, verify in the sandbox and answer with plain data (the verdict, the stage
-evidence, the diagnosis).  A user's reference runs in the sandbox (:mod:`agents.user_reference`).
+evidence, the diagnosis).  A user's reference runs in the sandbox (:mod:`judge.user_reference`).
 """
 
 from __future__ import annotations
@@ -17,9 +17,10 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from agents import checks, summary, user_reference, verifier
+from agents import summary
 from agents.planner import ROLES
 from agents.run_config import ConfigError, OperatorSettings, caller_path, checked_fields
+from judge import checks, executors, suites, user_reference, verifier
 from reference_sim import engine
 from reference_sim.errors import InputError
 from reference_sim.spec import Spec, parse_spec
@@ -85,8 +86,8 @@ def _spec_text(request: VerifyRequest, operator: OperatorSettings) -> tuple[str 
                               source=REQUEST)
         spec = parse_spec(request.spec_yaml, "spec_yaml")
         _check_topologies(spec, None, operator)
-        return request.spec_yaml, verifier.DEFAULT_SPEC
-    path = caller_path("spec_path", request.spec_path, operator) if request.spec_path else verifier.DEFAULT_SPEC
+        return request.spec_yaml, suites.DEFAULT_SPEC
+    path = caller_path("spec_path", request.spec_path, operator) if request.spec_path else suites.DEFAULT_SPEC
     if not path.is_file():
         raise ConfigError("spec_path", "no such file", source=REQUEST)
     if path.stat().st_size > limit:
@@ -124,7 +125,7 @@ def spec_file(text: str | None, path: Path) -> Iterator[Path]:
         yield written
 
 
-def _pick(suite: verifier.Suite, names: Sequence[str] | None, kind: str) -> verifier.Suite:
+def _pick(suite: suites.Suite, names: Sequence[str] | None, kind: str) -> suites.Suite:
     if names is None:
         return suite
     chosen = tuple(w for w in suite if w.id.split("@")[0] in names or w.id in names)
@@ -137,16 +138,16 @@ def _pick(suite: verifier.Suite, names: Sequence[str] | None, kind: str) -> veri
 
 
 def workloads(spec: Path, names: Sequence[str] | None,
-              final_check: Sequence[str] | None) -> tuple[verifier.Suite, verifier.Suite]:
+              final_check: Sequence[str] | None) -> tuple[suites.Suite, suites.Suite]:
     """The suite and the final check: the spec's, or only the named ones (``edge_cases`` or ``edge_cases@spec``)."""
-    suite = _pick(verifier.load_suite(spec), names, "workloads")
-    final = _pick(verifier.load_final_check(spec), final_check, "final_check")
+    suite = _pick(suites.load_suite(spec), names, "workloads")
+    final = _pick(suites.load_final_check(spec), final_check, "final_check")
     if not suite and not final:
         raise ConfigError("workloads", "no workload to verify on", source=REQUEST)
     return suite, final
 
 
-def check_work(suite: verifier.Suite, final: verifier.Suite, operator: OperatorSettings) -> None:
+def check_work(suite: suites.Suite, final: suites.Suite, operator: OperatorSettings) -> None:
     """The layers to verify: at most ``max_layers`` distinct ones, each within the work limit (before any run)."""
     distinct = {(w.id.split("@")[0], i) for w in (*suite, *final) for i in range(len(w.layers))}
     if len(distinct) > operator.max_layers:
@@ -158,8 +159,8 @@ def check_work(suite: verifier.Suite, final: verifier.Suite, operator: OperatorS
                 engine.check_work(layer, workload.hardware, index=index, traces=traces, where=workload.id)
 
 
-def verify_modules(modules: Mapping[str, str], executor_for: checks.ExecutorFactory, suite: verifier.Suite,
-                   final: verifier.Suite) -> dict[str, Any]:
+def verify_modules(modules: Mapping[str, str], executor_for: executors.ExecutorFactory, suite: suites.Suite,
+                   final: suites.Suite) -> dict[str, Any]:
     """Verify the candidate; the verdict as plain data (``agents.summary.verification_record`` plus ``passed``)."""
     with checks.scratch_candidate(modules) as folder:
         result = verifier.verify(executor_for(folder), suite, final_check=final)
@@ -168,7 +169,7 @@ def verify_modules(modules: Mapping[str, str], executor_for: checks.ExecutorFact
 
 
 def verify_request(values: Mapping[str, Any], operator: OperatorSettings,
-                   executor_for: checks.ExecutorFactory) -> dict[str, Any]:
+                   executor_for: executors.ExecutorFactory) -> dict[str, Any]:
     """Check a caller's request against the operator's settings, then verify (see the module's docstring)."""
     request = parse_request(values)
     modules = candidate_modules(request.candidate_dir, request.modules, operator)

@@ -23,7 +23,7 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from agents.harness.rules import parse
+from judge.harness.rules import parse
 from reference_sim.errors import SimCoderError
 
 REPO_ROOT = Path(__file__).resolve().parents[1]

@@ -14,7 +14,6 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from agents import verifier
 from agents.report import (
     AttemptRecord,
     LayerCycles,
@@ -29,12 +28,13 @@ from agents.report import (
     WorkloadRecord,
     package_versions,
 )
+from judge import verdict
 from reference_sim import engine
 
 logger = logging.getLogger(__name__)
 
 
-def verification_record(result: verifier.Verification) -> dict[str, Any]:
+def verification_record(result: verdict.Verification) -> dict[str, Any]:
     """The verification as plain data: :class:`VerificationRecord`'s fields plus ``layers`` (per-layer cycles)."""
     stages = [StageRecord(stage=e.stage, workload=e.workload, field=e.field or "(error)",
                           expected=e.expected, actual=e.actual or e.error)

@@ -29,10 +29,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from agents.bench.suite import load_suite
 from reference_sim import Hardware, Layer
 from reference_sim.executors import RayExecutor
 from reference_sim.sweep import grid, sweep
+from taskbench.suite import load_suite
 from tests.fake_openai_server import FakeOpenAIServer
 from tests.fakes import fenced
 from tests.ray_cluster import LoopbackCluster

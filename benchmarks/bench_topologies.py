@@ -37,9 +37,9 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.bench_reference import REPO_ROOT, default_shared, format_table, machine
-from benchmarks.processes import ProcessRun, run_process, stop_children_on_sigterm
 from reference_sim.errors import InputError
 from reference_sim.scalesim_io import read_config, read_topology
+from taskbench.processes import ProcessRun, run_process, stop_children_on_sigterm
 
 CONFIGS = ("scale.cfg", "eyeriss.cfg")
 MODES = ("CALC", "USER")

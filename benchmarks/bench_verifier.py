@@ -2,7 +2,7 @@
 
     python benchmarks/bench_verifier.py [--runs 10] [--json PATH] [--spec scale_sim.yaml]
 
-* **verification**: :func:`agents.verifier.verify` of the reference as a candidate folder on the spec's
+* **verification**: :func:`judge.verifier.verify` of the reference as a candidate folder on the spec's
   verification suite (edge_cases x its variants) with traces and without: static check, job files,
   one container running the harness over every workload twice, manifest and arrays read back,
   reports and traces diffed against the reference (computed on the host once and cached).
@@ -33,8 +33,8 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from agents import verifier  # noqa: E402
-from agents.mutants import MUTANTS, candidate_files  # noqa: E402
+from judge import executors, reference_runs, suites, verifier  # noqa: E402
+from judge.mutants import MUTANTS, candidate_files  # noqa: E402
 from sandbox import CANDIDATE_MOUNT, Sandbox, SandboxConfig, SandboxUnavailable, make_sandbox  # noqa: E402
 
 GOAL_S = 1.0
@@ -44,7 +44,7 @@ BLAME_MUTANT = "net-os-ifmap-no-skew"
 class _TimedExecutor:
     """An executor that records how long each job's sandbox run took."""
 
-    def __init__(self, inner: verifier.Executor) -> None:
+    def __init__(self, inner: executors.Executor) -> None:
         self.inner = inner
         self.run_seconds: list[float] = []
 
@@ -52,7 +52,7 @@ class _TimedExecutor:
     def candidate_dir(self) -> Path | None:
         return self.inner.candidate_dir
 
-    def run(self, job: dict[str, Any], arrays: dict[str, Any]) -> verifier.Execution:
+    def run(self, job: dict[str, Any], arrays: dict[str, Any]) -> executors.Execution:
         start = time.perf_counter()
         try:
             return self.inner.run(job, arrays)
@@ -74,13 +74,13 @@ def _write(folder: Path, files: dict[str, str]) -> Path:
     return folder
 
 
-def _verification(sandbox: Sandbox, folder: Path, suite: verifier.Suite, final_check: verifier.Suite, runs: int,
+def _verification(sandbox: Sandbox, folder: Path, suite: suites.Suite, final_check: suites.Suite, runs: int,
                   work: Path) -> dict[str, Any]:
     totals: list[float] = []
     sandbox_runs: list[float] = []
     outcomes: set[str] = set()
     for i in range(runs + 1):
-        timed = _TimedExecutor(verifier.SandboxExecutor(sandbox, folder, workdir=work))
+        timed = _TimedExecutor(executors.SandboxExecutor(sandbox, folder, workdir=work))
         start = time.perf_counter()
         result = verifier.verify(timed, suite, final_check=final_check)
         elapsed = time.perf_counter() - start
@@ -95,12 +95,12 @@ def _verification(sandbox: Sandbox, folder: Path, suite: verifier.Suite, final_c
     return figures
 
 
-def _blame(sandbox: Sandbox, folder: Path, suite: verifier.Suite, runs: int, work: Path) -> dict[str, Any]:
+def _blame(sandbox: Sandbox, folder: Path, suite: suites.Suite, runs: int, work: Path) -> dict[str, Any]:
     verify_s: list[float] = []
     blame_s: list[float] = []
     blamed: set[str] = set()
     for i in range(runs + 1):
-        result = verifier.verify(verifier.SandboxExecutor(sandbox, folder, workdir=work), suite, final_check=())
+        result = verifier.verify(executors.SandboxExecutor(sandbox, folder, workdir=work), suite, final_check=())
         blamed.add("+".join(result.blamed) or "-")
         if i > 0 and result.blame is not None:
             verify_s.append(result.seconds)
@@ -123,12 +123,12 @@ def _round_trip(sandbox: Sandbox, work: Path, runs: int) -> dict[str, Any]:
     return _stats(times)
 
 
-def _in_process(suite: verifier.Suite, runs: int) -> dict[str, float]:
-    modules = verifier.reference_modules()
+def _in_process(suite: suites.Suite, runs: int) -> dict[str, float]:
+    modules = reference_runs.reference_modules()
     times = []
     for _ in range(runs):
         start = time.perf_counter()
-        verifier.verify(verifier.InProcessExecutor(modules), suite, final_check=())
+        verifier.verify(executors.InProcessExecutor(modules), suite, final_check=())
         times.append(time.perf_counter() - start)
     return _stats(times)
 
@@ -137,23 +137,23 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=10, help="timed runs of each kind (default 10)")
     parser.add_argument("--json", type=Path, help="also write the figures to this JSON file")
-    parser.add_argument("--spec", type=Path, default=verifier.DEFAULT_SPEC, help="spec with the verification suite")
+    parser.add_argument("--spec", type=Path, default=suites.DEFAULT_SPEC, help="spec with the verification suite")
     parser.add_argument("--cpus", type=float, default=2.0, help="CPUs of the sandbox container (default 2)")
     args = parser.parse_args(argv)
     if args.runs < 1:
         parser.error("--runs must be at least 1")
     logging.basicConfig(level=logging.ERROR, format="%(levelname)s %(name)s: %(message)s")
-    suite = verifier.load_suite(args.spec)
+    suite = suites.load_suite(args.spec)
     try:
         sandbox = make_sandbox(SandboxConfig(timeout_s=60, cpus=args.cpus), kind="docker")
     except SandboxUnavailable as exc:
         print(f"Docker sandbox unavailable: {exc}")
         return 1
-    final_check = verifier.load_final_check(args.spec)
+    final_check = suites.load_final_check(args.spec)
     for workload in suite:
-        verifier.reference_run(workload, True)
+        reference_runs.reference_run(workload, True)
     for workload in final_check:
-        verifier.reference_run(workload, False)
+        reference_runs.reference_run(workload, False)
     mutant = next(m for m in MUTANTS if m.id == BLAME_MUTANT)
     figures: dict[str, Any] = {"runs": args.runs, "goal_median_s": GOAL_S, "cpus": args.cpus,
                                "workloads": len(suite), "layers": sum(len(w.layers) for w in suite)}

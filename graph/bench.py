@@ -1,8 +1,8 @@
-"""``python -m graph.bench``: the benchmark's command line (logic in :mod:`agents.bench`)."""
+"""``python -m graph.bench``: the benchmark's command line (logic in :mod:`taskbench`)."""
 
 from __future__ import annotations
 
-from agents.bench.cli import main
+from taskbench.cli import main
 
 if __name__ == "__main__":
     raise SystemExit(main())

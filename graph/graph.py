@@ -32,7 +32,7 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.runtime import Runtime
 from langgraph.types import RetryPolicy, Send, interrupt
 
-from agents import checks, coder, intake, llm, optimiser, planner, prompts, resources, summary, transcripts, verifier
+from agents import coder, intake, llm, optimiser, planner, prompts, resources, summary, transcripts, unit_checks
 from agents.package import package_name_for, write_package
 from agents.report import RuntimeRecord, write_report
 from agents.run_config import OperatorSettings, RunConfig
@@ -47,6 +47,7 @@ from graph.state import (
     RunState,
     tokens_spent,
 )
+from judge import checks, reference_runs, verdict, verifier
 
 logger = logging.getLogger(__name__)
 
@@ -141,7 +142,7 @@ class Workflow:
         """Open the conversation for the current module or unit (template mode: emit the built-in code)."""
         task = state["task"]
         if state["plan"]["template"]:
-            code = checks.template_code(task["role"], task["granularity"])
+            code = unit_checks.template_code(task["role"], task["granularity"])
             return {"written": code, "done": True,
                     "attempts": [{"module": task["role"], "attempt": 1, "kind": "write", "unit": None,
                                   "status": "template", "message": "the built-in verified module", "input_tokens": 0,
@@ -285,8 +286,9 @@ class Workflow:
             notes.append(res.sandbox_note)
         if made["reference"] != "built-in":
             notes.append(f"verified against the user's own reference in {made['reference']}")
-        kept = {role: ModuleRecord(role=role, source="reference", status="kept", code=checks.reference_code(role),
-                                   units={}, attempts=0, history=[], message="") for role in made["keep"]}
+        kept = {role: ModuleRecord(role=role, source="reference", status="kept",
+                                   code=reference_runs.reference_code(role), units={}, attempts=0, history=[],
+                                   message="") for role in made["keep"]}
         _emit(runtime, event="plan", generate=made["generate"], keep=made["keep"], template=made["template"],
               granularity=made["granularity"])
         return {"plan": made, "config": config.model_dump(mode="json"), "started_at": started,
@@ -354,7 +356,7 @@ class Workflow:
             record = state["modules"][repair["role"]]
             if state["plan"]["granularity"] == "function" and record["units"]:
                 res = self.res(state)
-                unit, why = checks.blamed_unit(repair["role"], record["units"], res.executor_for, res.suite)
+                unit, why = unit_checks.blamed_unit(repair["role"], record["units"], res.executor_for, res.suite)
                 repair["unit"] = unit
                 repair["diagnosis"] = f"{repair['diagnosis']}\nUnit check of {unit}: {why}"[:1600]
             _emit(runtime, event="repair", module=repair["role"], unit=repair.get("unit"),
@@ -435,7 +437,7 @@ class Workflow:
                              executor_for=res.executor_for, suite=res.suite)
         modules = {r: m["code"] for r, m in state["modules"].items()}
         after: float | None = None
-        result: verifier.Verification | None = None
+        result: verdict.Verification | None = None
         if found.code is None:
             accepted, message = False, f"refused: {found.problem[:300]}"
         else:

@@ -17,10 +17,11 @@ from typing import Any
 
 from langchain_core.language_models import BaseChatModel
 
-from agents import resources, verifier
+from agents import resources
 from agents.intake import Intake
 from agents.planner import Plan
 from agents.run_config import ConfigError, OperatorSettings, RunConfig
+from judge import executors
 from sandbox.base import Sandbox
 
 KEPT_RUNS = 16
@@ -34,7 +35,7 @@ class Host:
     operator: OperatorSettings
     chat_model: BaseChatModel | None = None
     """A chat model to use instead of one built from the settings (tests, embedding graphs)."""
-    executor_factory: Callable[[Path], verifier.Executor] | None = None
+    executor_factory: Callable[[Path], executors.Executor] | None = None
     """Runs candidates instead of a sandbox (unit tests with trusted code only)."""
     sandbox: Sandbox | None = None
     """A sandbox made already (the CLI's preflight)."""

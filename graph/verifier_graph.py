@@ -21,9 +21,10 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.runtime import Runtime
 from typing_extensions import TypedDict
 
-from agents import resources, service, verifier
+from agents import resources, service
 from agents.run_config import OperatorSettings
 from graph.host import request_of
+from judge import executors
 from sandbox.base import Sandbox
 
 
@@ -32,12 +33,12 @@ class VerifierHost:
     """The operator's settings and the candidate runner of a verifier graph."""
 
     operator: OperatorSettings
-    executor_factory: Callable[[Path], verifier.Executor] | None = None
+    executor_factory: Callable[[Path], executors.Executor] | None = None
     """Runs candidates instead of a sandbox (unit tests with trusted code only)."""
     _sandbox: Sandbox | None = field(default=None, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
-    def executor_for(self) -> Callable[[Path], verifier.Executor]:
+    def executor_for(self) -> Callable[[Path], executors.Executor]:
         if self.executor_factory is not None:
             return self.executor_factory
         with self._lock:
@@ -47,7 +48,7 @@ class VerifierHost:
                                                            self.operator.sandbox_memory_mib)
             sandbox = self._sandbox
         timeout = self.operator.sandbox_timeout_s
-        return lambda folder: verifier.SandboxExecutor(sandbox, Path(folder), timeout_s=timeout)
+        return lambda folder: executors.SandboxExecutor(sandbox, Path(folder), timeout_s=timeout)
 
 
 class VerifyInput(TypedDict, total=False):

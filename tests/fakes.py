@@ -16,8 +16,9 @@ from langchain_core.messages import AIMessage, BaseMessage, convert_to_messages
 from langchain_core.outputs import ChatGeneration, ChatResult
 from pydantic import ConfigDict, PrivateAttr
 
-from agents import checks, llm, mutants, skeleton, verifier
-from agents.mutants import MUTANTS
+from agents import llm, skeleton
+from judge import executors, mutants, reference_runs
+from judge.mutants import MUTANTS
 
 REPO = Path(__file__).resolve().parents[1]
 _MODULE = re.compile(r"## The module: `(\w+)\.py`")
@@ -30,7 +31,7 @@ def fenced(code: str, before: str = "Here is the module.") -> str:
 
 
 def reference_answer(role: str) -> str:
-    return fenced(checks.reference_code(role))
+    return fenced(reference_runs.reference_code(role))
 
 
 def mutant_answer(mutant_id: str, role: str) -> str:
@@ -153,9 +154,9 @@ def small_spec(tmp_path: Path, *, variants: int = 4, final_check: str = "small_n
     return path
 
 
-def in_process(folder: Path) -> verifier.Executor:
+def in_process(folder: Path) -> executors.Executor:
     """The unit tests' sandbox: trusted code run in this process."""
-    return verifier.InProcessExecutor(folder)
+    return executors.InProcessExecutor(folder)
 
 
 def local_host(model: Any = None, **operator: Any) -> Any:

@@ -9,8 +9,8 @@ from typing import Any
 
 import numpy as np
 
-from agents.mutants import Mutant, mutate_module
-from agents.verifier import Verification
+from judge.mutants import Mutant, mutate_module
+from judge.verdict import Verification
 from reference_sim.compare import first_trace_difference as trace_difference
 from reference_sim.compare import values_equal
 from reference_sim.contract import TraceSet

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from agents.bench.suite import load_suite
+from taskbench.suite import load_suite
 from tests.fake_openai_server import FakeOpenAIServer
 from tests.fakes import fenced
 

@@ -19,7 +19,7 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.pregel.remote import RemoteGraph
 from langgraph_sdk import get_sync_client
 
-from agents import mutants
+from judge import mutants
 from tests import fakes
 from tests.conftest import require
 from tests.fake_openai_server import FakeOpenAIServer

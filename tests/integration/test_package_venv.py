@@ -22,8 +22,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from agents.mutants import candidate_files
 from agents.package import write_package
+from judge.mutants import candidate_files
 from reference_sim.reports import REPORT_FILES
 
 pytestmark = pytest.mark.integration

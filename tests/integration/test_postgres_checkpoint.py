@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from agents import mutants
+from judge import mutants
 from tests import fakes
 from tests.conftest import require
 from tests.fake_openai_server import FakeOpenAIServer

@@ -19,10 +19,10 @@ from typing import Any
 
 import pytest
 
-from agents.bench.suite import load_suite
 from reference_sim import Hardware, Layer
 from reference_sim.executors import RayExecutor
 from reference_sim.sweep import grid, sweep
+from taskbench.suite import load_suite
 from tests.conftest import require
 from tests.fake_openai_server import FakeOpenAIServer
 from tests.fakes import fenced

@@ -27,7 +27,7 @@ import pytest
 import yaml
 from langgraph_sdk import get_sync_client
 
-from agents import checks
+from judge import reference_runs
 from tests import fakes
 from tests.conftest import require
 from tests.fake_openai_server import FakeOpenAIServer
@@ -175,7 +175,7 @@ def refused(out: dict[str, Any], field: str) -> str:
 
 
 def candidate_with_payload(folder: Path, marker: Path) -> dict[str, str]:
-    modules = {role: checks.reference_code(role) for role in ("mapping", "network", "memory")}
+    modules = {role: reference_runs.reference_code(role) for role in ("mapping", "network", "memory")}
     modules["mapping"] += MARKER_PAYLOAD.format(marker=str(marker))
     folder.mkdir(parents=True, exist_ok=True)
     for role, text in modules.items():
@@ -229,11 +229,11 @@ def test_a_reference_folder_runs_only_in_the_sandbox(server: LangGraphDevServer,
     candidate_with_payload(outside, marker)
     inside = root / "caller-reference"
     candidate_with_payload(inside, marker)
-    (inside / "network.py").write_text(checks.reference_code("network") + f"\nopen({str(marker)!r}, 'w')\n")
+    (inside / "network.py").write_text(reference_runs.reference_code("network") + f"\nopen({str(marker)!r}, 'w')\n")
     candidate = root / "plain"
     for role in ("mapping", "network", "memory"):
         candidate.mkdir(exist_ok=True)
-        (candidate / f"{role}.py").write_text(checks.reference_code(role))
+        (candidate / f"{role}.py").write_text(reference_runs.reference_code(role))
     far = run(server, "verifier", {"candidate_dir": str(candidate), "reference_dir": str(outside)})
     refused(far, "reference_dir")
     near = run(server, "verifier", {"candidate_dir": str(candidate), "reference_dir": str(inside),
@@ -332,7 +332,7 @@ def test_a_slow_endpoint_is_cut_off_while_the_verifier_answers(server: LangGraph
     candidate = root / "plain-verifier"
     candidate.mkdir(exist_ok=True)
     for role in ("mapping", "network", "memory"):
-        (candidate / f"{role}.py").write_text(checks.reference_code(role))
+        (candidate / f"{role}.py").write_text(reference_runs.reference_code(role))
     started = time.monotonic()
     verdict = run(server, "verifier", {"candidate_dir": str(candidate), "workloads": ["edge_cases@spec"],
                                        "final_check": []})

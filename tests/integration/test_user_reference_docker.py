@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from agents import checks, user_reference, verifier
-from agents.mutants import MUTANTS, build, candidate_files
+from judge import compare, executors, reference_runs, suites, user_reference, verifier
+from judge.mutants import MUTANTS, build, candidate_files
 from reference_sim import engine
 from sandbox import Outcome, Sandbox
 from tests.helpers import docker_sandbox, write_folder
@@ -21,8 +21,8 @@ from tests.helpers import docker_sandbox, write_folder
 pytestmark = pytest.mark.integration
 
 PREFIX = f"simcoder-sbx-uref-{uuid.uuid4().hex[:6]}-"
-SUITE = tuple(verifier.Workload(w.id, w.hardware, w.layers[:3]) for w in verifier.load_suite()[:2])
-FINAL = tuple(verifier.Workload(w.id, w.hardware, w.layers[:2]) for w in verifier.load_final_check()[:1])
+SUITE = tuple(suites.Workload(w.id, w.hardware, w.layers[:3]) for w in suites.load_suite()[:2])
+FINAL = tuple(suites.Workload(w.id, w.hardware, w.layers[:2]) for w in suites.load_final_check()[:1])
 MUTANT = next(m for m in MUTANTS if m.id == "mem-total-plus1")
 
 
@@ -39,16 +39,16 @@ def test_a_users_reference_gives_its_expected_results_from_docker(docker: Sandbo
     own = write_folder(tmp_path / "own_reference", candidate_files(MUTANT))
     work = tmp_path / "work"
     work.mkdir()
-    pool = checks.Sandboxes(lambda: docker, 2, timeout_s=120, workdir=work)
+    pool = executors.Sandboxes(lambda: docker, 2, timeout_s=120, workdir=work)
     suite, final = user_reference.expected_suites(own, pool.executor, SUITE, FINAL)
     assert list(work.iterdir()) == [], "the reference's run folders were removed"
     host = engine.Modules(**build(MUTANT))
     for workload, traced in [*((w, True) for w in suite), *((w, False) for w in (*suite, *final))]:
-        want = verifier.reference_run(dataclasses.replace(workload, reference=host, expected=None,
-                                                          expected_untraced=None), traced)
-        for w, h in zip(want, verifier.reference_run(workload, traced), strict=True):
+        want = reference_runs.reference_run(dataclasses.replace(workload, reference=host, expected=None,
+                                                                expected_untraced=None), traced)
+        for w, h in zip(want, reference_runs.reference_run(workload, traced), strict=True):
             assert w.figures == h.figures
-            assert verifier.first_field_difference(w.memory, h.memory, "MemoryResult") is None
+            assert compare.first_field_difference(w.memory, h.memory, "MemoryResult") is None
     builtin = verifier.verify(pool.executor(write_folder(tmp_path / "builtin", candidate_files())), suite,
                               final_check=final)
     assert builtin.outcome is Outcome.WRONG_RESULT and builtin.blamed == ("memory",), builtin.diagnosis
@@ -61,7 +61,7 @@ def test_a_crashing_users_reference_in_docker_is_named(docker: Sandbox, tmp_path
     files = candidate_files()
     files["memory.py"] += "\n\ndef simulate(mapping, network, hardware, *, traces=False):\n    raise ValueError('no')\n"
     own = write_folder(tmp_path / "own_reference", files).resolve()
-    executor_for = checks.Sandboxes(lambda: docker, 1, timeout_s=120).executor
+    executor_for = executors.Sandboxes(lambda: docker, 1, timeout_s=120).executor
     with pytest.raises(user_reference.UserReferenceError,
                        match=rf"^the user's reference in {own} crashed on workload {SUITE[0].id} \(traces on\): "
                              r"the memory module raised: ValueError: no"):

@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
-from agents import verifier
-from agents.mutants import MUTANTS, candidate_files
+from judge import compare, diagnosis, executors, jobs, suites, verdict, verifier
+from judge.mutants import MUTANTS, candidate_files
 from sandbox import Outcome, Sandbox
 from tests.conftest import record_checked
 from tests.helpers import docker_sandbox, write_folder
@@ -44,10 +44,10 @@ def _folder(tmp_path: Path, files: dict[str, str], name: str = "candidate") -> P
     return write_folder(tmp_path / name, files)
 
 
-def _verify(sandbox: Sandbox, folder: Path, tmp_path: Path, **kwargs: Any) -> verifier.Verification:
+def _verify(sandbox: Sandbox, folder: Path, tmp_path: Path, **kwargs: Any) -> verdict.Verification:
     work = tmp_path / "work"
     work.mkdir(exist_ok=True)
-    result = verifier.verify(verifier.SandboxExecutor(sandbox, folder, workdir=work, **kwargs))
+    result = verifier.verify(executors.SandboxExecutor(sandbox, folder, workdir=work, **kwargs))
     assert list(work.iterdir()) == [], "the executor left its run folders behind"
     return result
 
@@ -66,7 +66,7 @@ def test_mutant_is_rejected_and_blamed(docker: Sandbox, tmp_path: Path, mutant_i
     assert result.blamed == mutant.modules, result.diagnosis
     assert result.divergence is not None and result.divergence.kind == "trace"
     assert result.blame is not None and result.blame.outcome is Outcome.PASSED
-    assert ", ".join(mutant.modules) in result.diagnosis and len(result.diagnosis) <= verifier.DIAGNOSIS_CHARS
+    assert ", ".join(mutant.modules) in result.diagnosis and len(result.diagnosis) <= diagnosis.DIAGNOSIS_CHARS
 
 
 def _hostile(tmp_path: Path, role: str, code: str) -> Path:
@@ -133,18 +133,18 @@ def test_golden_cases_pass_inside_the_image(scalesim_data: Path, tmp_path: Path)
         kind = json.loads((golden / case / "case.json").read_text())["layer"]["kind"]
         hardware = read_config(golden / case / "scale.cfg").hardware
         layers = tuple(read_topology(golden / case / "topology.csv", kind))
-        workload = verifier.Workload(case, hardware, layers)
-        tasks.append(verifier.Task(f"golden/{case}", workload, "mapping", "memory", False))
-    job, arrays = verifier.make_job(tasks)
+        workload = suites.Workload(case, hardware, layers)
+        tasks.append(jobs.Task(f"golden/{case}", workload, "mapping", "memory", False))
+    job, arrays = jobs.make_job(tasks)
     sandbox = _docker(timeout_s=300, memory_mib=1024)
-    executor = verifier.SandboxExecutor(sandbox, _folder(tmp_path, candidate_files()), workdir=tmp_path)
+    executor = executors.SandboxExecutor(sandbox, _folder(tmp_path, candidate_files()), workdir=tmp_path)
     execution = executor.run(job, arrays)
     try:
         assert execution.outcome is Outcome.PASSED, (execution.message, execution.stderr_tail)
         assert execution.manifest is not None and execution.manifest["numpy"].startswith("1.24")
         for index, task in enumerate(tasks):
-            run = verifier.read_task(execution, index, task)
-            _, divergence = verifier.compare_pipeline(task, run, "untraced")
+            run = jobs.read_task(execution, index, task)
+            _, divergence = compare.compare_pipeline(task, run, "untraced")
             assert divergence is None, divergence.describe()
             record_checked("golden cases inside the sandbox image", task.workload.id)
     finally:

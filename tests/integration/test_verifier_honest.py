@@ -16,15 +16,15 @@ from typing import Any
 
 import pytest
 
-from agents import verifier
-from agents.mutants import candidate_files
+from judge import executors, jobs, suites, verifier
+from judge.mutants import candidate_files
 from sandbox import Outcome, Sandbox
 from tests.helpers import docker_sandbox, write_folder
 
 pytestmark = pytest.mark.integration
 
 PREFIX = f"simcoder-sbx-honest-{uuid.uuid4().hex[:6]}-"
-SUITE = verifier.default_suite()[:2]
+SUITE = suites.default_suite()[:2]
 
 
 @pytest.fixture(scope="module")
@@ -63,7 +63,7 @@ BORROWERS: dict[str, tuple[dict[str, str], str]] = {
 @pytest.mark.parametrize("kind", sorted(BORROWERS))
 def test_borrowing_candidates_are_forbidden(docker: Sandbox, tmp_path: Path, kind: str) -> None:
     files, what = BORROWERS[kind]
-    result = verifier.verify(verifier.SandboxExecutor(docker, _folder(tmp_path, files), workdir=tmp_path), SUITE,
+    result = verifier.verify(executors.SandboxExecutor(docker, _folder(tmp_path, files), workdir=tmp_path), SUITE,
                              final_check=())
     assert result.outcome is Outcome.FORBIDDEN, result.diagnosis
     assert result.refusals and result.refusals[0].startswith("mapping.py:"), result.refusals
@@ -72,9 +72,9 @@ def test_borrowing_candidates_are_forbidden(docker: Sandbox, tmp_path: Path, kin
 
 
 def _run_past_the_static_check(sandbox: Sandbox, folder: Path, tmp_path: Path) -> dict[str, Any]:
-    tasks = [verifier.Task(f"traced/{w.id}", w, "mapping", "memory", True) for w in SUITE]
-    job, arrays = verifier.make_job(tasks)
-    execution = verifier.SandboxExecutor(sandbox, folder, workdir=tmp_path).run(job, arrays)
+    tasks = [jobs.Task(f"traced/{w.id}", w, "mapping", "memory", True) for w in SUITE]
+    job, arrays = jobs.make_job(tasks)
+    execution = executors.SandboxExecutor(sandbox, folder, workdir=tmp_path).run(job, arrays)
     try:
         assert execution.outcome is Outcome.PASSED, execution.message
         assert execution.manifest is not None
@@ -101,7 +101,7 @@ def test_the_runtime_guard_catches_what_the_static_check_cannot_see(docker: Sand
         "\nimport numpy as _numpy\n"
         "_os = getattr(getattr(_numpy, '_pytest' + 'tester'), 'o' + 's')\n"
         "_seen = getattr(_os, 'list' + 'dir')('/sandbox/inputs')\n")
-    result = verifier.verify(verifier.SandboxExecutor(docker, _folder(tmp_path, files), workdir=tmp_path), SUITE,
+    result = verifier.verify(executors.SandboxExecutor(docker, _folder(tmp_path, files), workdir=tmp_path), SUITE,
                              final_check=())
     assert result.outcome is Outcome.FORBIDDEN, result.diagnosis
     assert any("os.listdir" in r for r in result.refusals), result.refusals
@@ -118,7 +118,7 @@ def test_reading_the_jobs_inputs_is_refused_at_run_time(docker: Sandbox, tmp_pat
         "    except Exception:\n"
         "        pass\n"
         "    return _original(layer, hardware)\n")
-    result = verifier.verify(verifier.SandboxExecutor(docker, _folder(tmp_path, files), workdir=tmp_path), SUITE,
+    result = verifier.verify(executors.SandboxExecutor(docker, _folder(tmp_path, files), workdir=tmp_path), SUITE,
                              final_check=())
     assert result.outcome is Outcome.FORBIDDEN, result.diagnosis
     assert any("open" in r and "/sandbox/inputs" in r for r in result.refusals), result.refusals
@@ -128,8 +128,8 @@ def test_no_reference_code_anywhere_in_the_container(docker: Sandbox, tmp_path: 
     """A plain command in the verifier's container layout: no reference module on any path or disk."""
     folder = _folder(tmp_path, candidate_files())
     inputs, out = tmp_path / "inputs", tmp_path / "out"
-    job, arrays = verifier.make_job([verifier.Task("t", SUITE[0], "mapping", "memory", False)])
-    verifier.stage_inputs(inputs, job, arrays)
+    job, arrays = jobs.make_job([jobs.Task("t", SUITE[0], "mapping", "memory", False)])
+    executors.stage_inputs(inputs, job, arrays)
     probe = (
         "import importlib.util, os, sys\n"
         "assert importlib.util.find_spec('reference_sim') is None\n"

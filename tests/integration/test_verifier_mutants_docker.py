@@ -1,7 +1,7 @@
 """The verifier's power test through the real Docker sandbox: every mutant, as a candidate folder.
 
-Each mutant of :mod:`agents.mutants` is written as a folder (the reference's modules with the seeded
-edit, and a copy of the contract) and verified with :class:`agents.verifier.SandboxExecutor`:
+Each mutant of :mod:`judge.mutants` is written as a folder (the reference's modules with the seeded
+edit, and a copy of the contract) and verified with :class:`judge.executors.SandboxExecutor`:
 rejected, blame exactly the mutated modules, each with per-stage evidence.  The table is printed.
 """
 
@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from agents import verifier
-from agents.mutants import MUTANTS, candidate_files
+from judge import executors, verifier
+from judge.mutants import MUTANTS, candidate_files
 from sandbox import SandboxConfig, SandboxUnavailable, make_sandbox
 from tests.conftest import require
 from tests.helpers import mutant_table, show, write_folder
@@ -33,7 +33,7 @@ def test_every_mutant_is_rejected_and_blamed_through_docker(request: pytest.Fixt
     for mutant in MUTANTS:
         folder = write_folder(tmp_path / mutant.id, candidate_files(mutant))
         start = time.perf_counter()
-        result = verifier.verify(verifier.SandboxExecutor(sandbox, folder, workdir=tmp_path))
+        result = verifier.verify(executors.SandboxExecutor(sandbox, folder, workdir=tmp_path))
         results.append((mutant, result, time.perf_counter() - start))
     lines, wrong = mutant_table(results)
     show(request, lines)

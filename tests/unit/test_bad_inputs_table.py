@@ -19,7 +19,6 @@ from typing import Any
 import pytest
 import yaml
 
-from agents.bench import cli as bench_cli
 from agents.run_config import OperatorSettings
 from graph import run as run_cli
 from graph.graph import build_graph
@@ -27,6 +26,7 @@ from graph.host import Host
 from graph.verifier_graph import VerifierHost, build_verifier_graph
 from reference_sim.cli import main as reference_main
 from reference_sim.errors import InputError, SimCoderError
+from taskbench import cli as bench_cli
 from tests import fakes
 from tests.unit.test_bad_input import GOOD_CFG as CFG
 from tests.unit.test_bad_input import GOOD_TOPO as TOPO

@@ -9,7 +9,7 @@ import sys
 import time
 from pathlib import Path
 
-from benchmarks.processes import run_process
+from taskbench.processes import run_process
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SPAWNS_A_GRANDCHILD = (
@@ -72,7 +72,7 @@ def test_a_terminated_benchmark_leaves_no_child_running(tmp_path: Path) -> None:
     pid_file = tmp_path / "grandchild.pid"
     driver = (
         "import sys\n"
-        "from benchmarks.processes import run_process, stop_children_on_sigterm\n"
+        "from taskbench.processes import run_process, stop_children_on_sigterm\n"
         "stop_children_on_sigterm()\n"
         f"run_process([sys.executable, '-c', {SPAWNS_A_GRANDCHILD!r}, {str(pid_file)!r}])\n"
     )

@@ -12,8 +12,9 @@ from pathlib import Path
 import pytest
 
 from benchmarks import bench_reference as bench
-from benchmarks.processes import ProcessRun
 from reference_sim import compare
+from taskbench import scalesim
+from taskbench.processes import ProcessRun
 
 COMPUTE = """LayerID, Total Cycles, Stall Cycles, Overall Util %, Mapping Efficiency %, Compute Util %,
 0, 138061, 0, 0.7809048174357711, 0.78125, 0.7808991612463966,
@@ -68,12 +69,12 @@ def test_compare_reports_on_a_golden_case(scalesim_data: Path, tmp_path: Path) -
 
 
 def test_read_cycles_and_cycles_difference(tmp_path: Path) -> None:
-    got = bench.read_cycles(write(tmp_path, "COMPUTE_REPORT.csv", COMPUTE))
+    got = scalesim.read_cycles(write(tmp_path, "COMPUTE_REPORT.csv", COMPUTE))
     assert got == [(138061, 0), (125, 7)]
-    assert bench.cycles_difference(got, [138061, 125], [0, 7]) is None
-    assert bench.cycles_difference(got, [138061, 125], [0, 0]) == (
+    assert scalesim.cycles_difference(got, [138061, 125], [0, 7]) is None
+    assert scalesim.cycles_difference(got, [138061, 125], [0, 0]) == (
         "layer 1: expected 125 cycles / 0 stalls, got 125 / 7")
-    assert bench.cycles_difference(got, [1], [0]) == "1 layers expected, got 2"
+    assert scalesim.cycles_difference(got, [1], [0]) == "1 layers expected, got 2"
 
 
 def test_format_table() -> None:
@@ -118,7 +119,7 @@ def test_machine_and_cache_locations(monkeypatch: pytest.MonkeyPatch, tmp_path: 
     info = bench.machine()
     assert {"cpu", "cores", "python", "numpy"} <= set(info)
     monkeypatch.setenv("SIMCODER_CACHE", str(tmp_path))
-    assert bench.scalesim_venv() == tmp_path / "scalesim-2.0.2-venv"
+    assert scalesim.scalesim_venv() == tmp_path / "scalesim-2.0.2-venv"
     monkeypatch.setenv("SIMCODER_SHARED", str(tmp_path / "shared"))
     assert bench.default_shared() == tmp_path / "shared"
 
@@ -140,23 +141,23 @@ def test_quick_benchmark_runs(scalesim_data: Path, tmp_path: Path) -> None:
     assert figures["traces"]["rows"] > 0
     assert figures["sweep"]["rows"] == figures["sweep"]["configurations"] * figures["sweep"]["layers"]
     variants = {(v["network"], v["dataflow"], v["bandwidth"]): v for v in figures["variants"]}
-    assert set(variants) == {(n, d, bench.bandwidth_label(w)) for n, d, w in bench.QUICK_VARIANTS}
+    assert set(variants) == {(n, d, scalesim.bandwidth_label(w)) for n, d, w in bench.QUICK_VARIANTS}
     assert variants[("NCF", "os", "USER:10")]["reports_equal"] is True
     assert variants[("AlphaGoZero", "os", "USER:10")]["ratio"] > 0
     assert variants[("NCF", "ws", "CALC")]["reports_equal"] is None
 
 
 def test_variant_config_changes_only_dataflow_and_bandwidth(scalesim_data: Path, tmp_path: Path) -> None:
-    user = bench.read_config(bench.variant_config(scalesim_data, tmp_path, "os", 10))
+    user = bench.read_config(scalesim.variant_config(scalesim_data, tmp_path, "os", 10))
     recorded = bench.read_config(scalesim_data / "user_bw10" / "os_user10.cfg")
     assert user.hardware == recorded.hardware and user.run_name == recorded.run_name
-    seven = bench.read_config(bench.variant_config(scalesim_data, tmp_path, "ws", 7)).hardware
+    seven = bench.read_config(scalesim.variant_config(scalesim_data, tmp_path, "ws", 7)).hardware
     assert (seven.dataflow, seven.bandwidth_mode, seven.dram_words_per_cycle) == ("ws", "USER", 7)
-    calc = bench.read_config(bench.variant_config(scalesim_data, tmp_path, "is", None)).hardware
+    calc = bench.read_config(scalesim.variant_config(scalesim_data, tmp_path, "is", None)).hardware
     assert calc == replace(bench.read_config(scalesim_data / "configs" / "scale.cfg").hardware, dataflow="is")
-    assert bench.recorded_scalesim(scalesim_data, "NCF", "os", 10) == (scalesim_data / "user_bw10" / "NCF", 103.7)
-    assert bench.recorded_scalesim(scalesim_data, "NCF", "ws", 10) is None
-    assert bench.recorded_scalesim(scalesim_data, "ResNet50", "os", 10) is None
+    assert scalesim.recorded_scalesim(scalesim_data, "NCF", "os", 10) == (scalesim_data / "user_bw10" / "NCF", 103.7)
+    assert scalesim.recorded_scalesim(scalesim_data, "NCF", "ws", 10) is None
+    assert scalesim.recorded_scalesim(scalesim_data, "ResNet50", "os", 10) is None
 
 
 def variant(network: str, dataflow: str, bandwidth: str, seconds: float, scalesim: float | None,
@@ -208,9 +209,9 @@ def test_side_by_side_times_ours_as_the_median_and_stops_scalesim_from_it(
         timeouts.append(timeout)
         return ProcessRun(2.0, 2048, 1, "scalesim: no such file")
 
-    monkeypatch.setattr(bench, "ensure_scalesim", lambda venv: Path("/fake/python"))
-    monkeypatch.setattr(bench, "run_process", fake_run)
-    result = bench.side_by_side("NCF", "ws", None, scalesim_data, tmp_path, stop_ratio=310, repeat=3)
+    monkeypatch.setattr(scalesim, "ensure_scalesim", lambda venv: Path("/fake/python"))
+    monkeypatch.setattr(scalesim, "run_process", fake_run)
+    result = scalesim.side_by_side("NCF", "ws", None, scalesim_data, tmp_path, stop_ratio=310, repeat=3)
     assert (result["ours_seconds"], result["ours_runs"]) == (0.3, 3)
     assert timeouts == [pytest.approx(310 * 0.3)]
     assert result["problems"] == ["SCALE-Sim: exit code 1: scalesim: no such file"]
@@ -282,30 +283,30 @@ Stall cycles: 7
 
 
 def test_printed_layers_are_the_finished_ones() -> None:
-    layers = bench.printed_layers(PRINTED)
+    layers = scalesim.printed_layers(PRINTED)
     assert len(layers) == 1
     assert layers[0]["Compute cycles"] == "138061" and layers[0]["Average OFMAP DRAM BW"] == "8.000"
     finished = PRINTED + "Overall utilization: 1.60%\nMapping efficiency: 3.12%\nAverage IFMAP DRAM BW: 0.500 " \
         "words/cycle\nAverage Filter DRAM BW: 0.250 words/cycle\nAverage OFMAP DRAM BW: 0.000 words/cycle\n"
-    assert len(bench.printed_layers(finished)) == 2
+    assert len(scalesim.printed_layers(finished)) == 2
 
 
 def test_printed_difference_checks_the_finished_layers(tmp_path: Path) -> None:
     write(tmp_path, "COMPUTE_REPORT.csv", COMPUTE)
     write(tmp_path, "BANDWIDTH_REPORT.csv", BANDWIDTH)
-    assert bench.printed_difference(PRINTED, tmp_path) == (1, None)
-    assert bench.printed_difference("no layer finished yet\n", tmp_path) == (0, None)
+    assert scalesim.printed_difference(PRINTED, tmp_path) == (1, None)
+    assert scalesim.printed_difference("no layer finished yet\n", tmp_path) == (0, None)
     float_cycles = PRINTED.replace("Compute cycles: 138061", "Compute cycles: 138061.0")
-    assert bench.printed_difference(float_cycles, tmp_path) == (1, None)
+    assert scalesim.printed_difference(float_cycles, tmp_path) == (1, None)
     for line, shown in (("Stall cycles: 0", "Stall cycles: 1"),
                         ("Mapping efficiency: 0.78%", "Mapping efficiency: 0.79%"),
                         ("Average OFMAP DRAM BW: 8.000", "Average OFMAP DRAM BW: 8.001")):
-        count, difference = bench.printed_difference(PRINTED.replace(line, shown), tmp_path)
+        count, difference = scalesim.printed_difference(PRINTED.replace(line, shown), tmp_path)
         name, value = shown.split(": ")
         assert count == 1 and difference is not None
         assert difference.startswith(f"layer 0: {name}: SCALE-Sim printed {value}"), difference
     three = PRINTED.split("\nRunning Layer 1")[0] * 3
-    assert bench.printed_difference(three, tmp_path)[1] == "SCALE-Sim printed 3 layers, our reports have 2"
+    assert scalesim.printed_difference(three, tmp_path)[1] == "SCALE-Sim printed 3 layers, our reports have 2"
 
 
 def test_compile_bytecode_writes_the_cache_and_names_a_broken_folder(tmp_path: Path) -> None:

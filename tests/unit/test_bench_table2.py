@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
-from agents.bench import table2
-from agents.mutants import candidate_files
 from agents.package import write_package
+from judge.mutants import candidate_files
+from taskbench import scalesim, table2
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 HEADER = "Layer name, IFMAP Height, IFMAP Width, Filter Height, Filter Width, Channels, Num Filter, Strides,"
@@ -191,13 +191,11 @@ def test_scalesim_side_by_side_with_a_fake_runner(fake_dir: Path, tmp_path: Path
 def test_scalesim_that_cannot_be_installed_is_one_line(fake_dir: Path, tmp_path: Path,
                                                        monkeypatch: pytest.MonkeyPatch,
                                                        capsys: pytest.CaptureFixture[str]) -> None:
-    import benchmarks.bench_reference as bench
-
     def no_network(venv: Path) -> Path:
         raise subprocess.CalledProcessError(1, ["pip", "install", "scalesim==2.0.2"])
 
-    monkeypatch.setattr(bench, "ensure_scalesim", no_network)
-    monkeypatch.setattr(bench, "scalesim_venv", lambda: tmp_path / "venv")
+    monkeypatch.setattr(scalesim, "ensure_scalesim", no_network)
+    monkeypatch.setattr(scalesim, "scalesim_venv", lambda: tmp_path / "venv")
     assert table2.main(_args("--scalesim-dir", str(fake_dir), "--out", str(tmp_path / "out"), "--scalesim")) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: --scalesim: SCALE-Sim 2.0.2 could not be installed")

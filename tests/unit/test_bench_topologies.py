@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from benchmarks import bench_topologies as bench
-from benchmarks.processes import ProcessRun
 from reference_sim.scalesim_io import read_config
+from taskbench.processes import ProcessRun
 
 
 def test_gemm_topologies_are_told_by_their_header(tmp_path: Path) -> None:

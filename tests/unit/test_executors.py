@@ -10,12 +10,12 @@ from typing import Any, TypeVar
 
 import pytest
 
-from agents.bench import cli, passk
-from agents.bench.suite import load_suite
 from reference_sim import Hardware, Layer, SimulationError
 from reference_sim import cli as reference_cli
 from reference_sim.executors import ExecutorError, JobFailed, LocalExecutor, make_executor
 from reference_sim.sweep import grid, sweep
+from taskbench import cli, passk
+from taskbench.suite import load_suite
 from tests.fakes import ScriptedChatModel, fenced
 
 T = TypeVar("T")

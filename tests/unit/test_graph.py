@@ -14,11 +14,12 @@ from typing import Any
 import pytest
 import yaml
 
-from agents import checks, skeleton, verifier
 from agents import optimiser as optimiser_module
+from agents import skeleton
 from agents.planner import PlanError
 from graph.graph import build_builder
 from graph.host import Host
+from judge import checks, executors, reference_runs, suites, verifier
 from tests import fakes
 from tests.fakes import Request, ScriptedChatModel
 
@@ -77,10 +78,10 @@ def test_known_mutant_is_repaired_from_the_evidence(spec: Path, tmp_path: Path) 
     report = out["report"]
     assert [a["kind"] for a in answers(report, "mapping")] == ["write", "repair"]
     assert report["modules"][0] == {"module": "mapping", "source": "generated", "attempts": 2, "status": "repaired"}
-    final = verifier.verify(verifier.InProcessExecutor(tmp_path / "run" / "candidate"),
-                            verifier.load_suite(spec), final_check=verifier.load_final_check(spec))
+    final = verifier.verify(executors.InProcessExecutor(tmp_path / "run" / "candidate"),
+                            suites.load_suite(spec), final_check=suites.load_final_check(spec))
     assert final.passed
-    assert (Path(out["package_path"]) / "mapping.py").read_text() == checks.reference_code("mapping")
+    assert (Path(out["package_path"]) / "mapping.py").read_text() == reference_runs.reference_code("mapping")
 
 
 def test_wrong_until_the_budget_runs_out(spec: Path, tmp_path: Path) -> None:
@@ -240,7 +241,7 @@ def test_the_optimiser_accepts_a_faster_module(spec: Path, tmp_path: Path, monke
     assert optimiser["accepted"] is True and optimiser["module"] == "memory"
     assert (optimiser["before_s"], optimiser["after_s"]) == (2.0, 0.5)
     assert out["report"]["runtime"]["candidate_s"] == 0.5, "the optimiser's timing is reused"
-    assert (tmp_path / "run" / "candidate" / "memory.py").read_text() == checks.reference_code("memory")
+    assert (tmp_path / "run" / "candidate" / "memory.py").read_text() == reference_runs.reference_code("memory")
     assert [m["status"] for m in out["report"]["modules"] if m["module"] == "memory"] == ["optimised"]
 
 
@@ -278,7 +279,7 @@ def test_a_spec_beyond_the_reference_is_refused_unless_given_a_reference(spec: P
     own = tmp_path / "own_reference"
     own.mkdir()
     for role in ("mapping", "network", "memory"):
-        (own / f"{role}.py").write_text(checks.reference_code(role))
+        (own / f"{role}.py").write_text(reference_runs.reference_code(role))
     shutil.copy(checks.CONTRACT_SOURCE_FILE, own / "contract.py")
     out = run(beyond, tmp_path, None, reference_dir=str(own))
     assert out["status"] == "verified"
@@ -289,7 +290,7 @@ def test_a_spec_beyond_the_reference_is_refused_unless_given_a_reference(spec: P
 def test_verification_uses_the_users_reference(spec: Path, tmp_path: Path) -> None:
     own = tmp_path / "own_reference"
     own.mkdir()
-    from agents.mutants import MUTANTS, candidate_files
+    from judge.mutants import MUTANTS, candidate_files
 
     files = candidate_files(next(m for m in MUTANTS if m.id == MUTANT))
     for name, text in files.items():

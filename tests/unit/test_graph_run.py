@@ -241,7 +241,7 @@ def test_the_preflight_sandbox_is_the_one_the_run_uses(spec: Path, tmp_path: Pat
 def test_both_clis_take_one_spelling_of_a_strategy(given: str, says: str, tmp_path: Path,
                                                     capsys: pytest.CaptureFixture[str],
                                                     caplog: pytest.LogCaptureFixture) -> None:
-    from agents.bench import cli as bench
+    from taskbench import cli as bench
 
     assert cli.main(["--strategy", given, "--out", str(tmp_path)]) == cli.EXIT_BAD_INPUT
     err = capsys.readouterr().err.strip()

@@ -16,27 +16,28 @@ from typing import Any
 import numpy as np
 import pytest
 
-from agents import verifier as vf
-from agents.harness import harness, wire
-from agents.mutants import candidate_files
+from judge import compare, executors, jobs, reference_runs, suites
+from judge.harness import harness, wire
+from judge.mutants import candidate_files
 from reference_sim import contract
 from tests.helpers import write_folder
 
-WORKLOADS = tuple(vf.Workload(w.id, w.hardware, w.layers[:2]) for w in vf.load_suite()[:2])
+WORKLOADS = tuple(suites.Workload(w.id, w.hardware, w.layers[:2]) for w in suites.load_suite()[:2])
 
 
 def _folder(tmp_path: Path, files: dict[str, str], name: str = "cand") -> Path:
     return write_folder(tmp_path / name, files)
 
 
-def _tasks(start: str = "mapping", stop: str = "memory", traces: bool = True) -> list[vf.Task]:
-    return [vf.Task(f"{start}-{stop}/{w.id}", w, start, stop, traces) for w in WORKLOADS]
+def _tasks(start: str = "mapping", stop: str = "memory", traces: bool = True) -> list[jobs.Task]:
+    return [jobs.Task(f"{start}-{stop}/{w.id}", w, start, stop, traces) for w in WORKLOADS]
 
 
-def _run(folder: Path | None, tasks: list[vf.Task], modules: dict[str, Any] | None = None,
+def _run(folder: Path | None, tasks: list[jobs.Task], modules: dict[str, Any] | None = None,
          workers: int = 1) -> tuple[list[dict[str, Any]], dict[int, dict[str, np.ndarray]]]:
-    job, arrays = vf.make_job(tasks, workers)
-    candidate = harness.Candidate(folder, modules=modules, contract=contract, shipped=vf.SHIPPED_CONTRACT[0].parent)
+    job, arrays = jobs.make_job(tasks, workers)
+    candidate = harness.Candidate(folder, modules=modules, contract=contract,
+                                  shipped=executors.SHIPPED_CONTRACT[0].parent)
     out: dict[int, dict[str, np.ndarray]] = {}
 
     def keep(i: int, result: harness.TaskResult) -> None:
@@ -50,12 +51,12 @@ def test_reference_copy_outputs_every_stage_exactly(tmp_path: Path) -> None:
     assert [e["status"] for e in entries] == ["ok", "ok"]
     for i, workload in enumerate(WORKLOADS):
         decoder = wire.Decoder(contract, arrays[i])
-        for layer, ref in zip(entries[i]["layers"], vf.reference_run(workload, True)):
+        for layer, ref in zip(entries[i]["layers"], reference_runs.reference_run(workload, True)):
             for key, type_name, expected in (("mapping", "LayerMapping", ref.mapping),
                                              ("schedule", "NetworkSchedule", ref.schedule),
                                              ("memory", "MemoryResult", ref.memory)):
                 got = decoder.decode(type_name, layer[key])
-                assert vf.first_field_difference(expected, got, type_name) is None, key
+                assert compare.first_field_difference(expected, got, type_name) is None, key
 
 
 @pytest.mark.parametrize("carry_contract", [True, False])
@@ -76,7 +77,7 @@ def test_per_stage_tasks_get_the_reference_inputs(tmp_path: Path) -> None:
     assert [e["status"] for e in entries] == ["ok", "ok"]
     assert set(entries[0]["layers"][0]) == {"index", "memory"}
     got = wire.Decoder(contract, arrays[0]).decode("MemoryResult", entries[0]["layers"][0]["memory"])
-    assert got == vf.reference_run(WORKLOADS[0], False)[0].memory_untraced and got.traces is None
+    assert got == reference_runs.reference_run(WORKLOADS[0], False)[0].memory_untraced and got.traces is None
 
 
 def test_import_error_is_reported_with_module_and_traceback(tmp_path: Path) -> None:
@@ -145,7 +146,7 @@ def test_forked_workers_give_the_same_results_in_order(tmp_path: Path) -> None:
 
 def test_a_worker_that_dies_leaves_its_tasks_as_errors() -> None:
     parent = os.getpid()
-    reference = vf.reference_modules()
+    reference = reference_runs.reference_modules()
 
     class DiesInChild:
         @staticmethod
@@ -163,20 +164,20 @@ def test_a_worker_that_dies_leaves_its_tasks_as_errors() -> None:
 # --------------------------------------------------------------------------- the entry point and the guard
 
 
-def _main(tmp_path: Path, files: dict[str, str], tasks: list[vf.Task] | None = None,
+def _main(tmp_path: Path, files: dict[str, str], tasks: list[jobs.Task] | None = None,
           job: dict[str, Any] | None = None, boot: str | None = None,
           make_out: bool = True) -> tuple[subprocess.CompletedProcess[str], Path]:
     folder = _folder(tmp_path, files)
     inputs, out = tmp_path / "inputs", tmp_path / "out"
-    made, arrays = vf.make_job(tasks or _tasks()[:1])
-    vf.stage_inputs(inputs, job if job is not None else made, arrays)
+    made, arrays = jobs.make_job(tasks or _tasks()[:1])
+    executors.stage_inputs(inputs, job if job is not None else made, arrays)
     if boot is not None:
-        (inputs / vf.BOOT_FILE).write_text(boot)
+        (inputs / executors.BOOT_FILE).write_text(boot)
     if make_out:
         out.mkdir()
     env = {"SIMCODER_CANDIDATE": str(folder), "SIMCODER_INPUTS": str(inputs), "SIMCODER_OUT": str(out),
            "PATH": os.environ.get("PATH", "")}
-    done = subprocess.run([sys.executable, "-I", str(inputs / vf.BOOT_FILE), str(tmp_path / "marker")], env=env,
+    done = subprocess.run([sys.executable, "-I", str(inputs / executors.BOOT_FILE), str(tmp_path / "marker")], env=env,
                           cwd=out if make_out else tmp_path, capture_output=True, text=True, timeout=120)
     return done, out
 

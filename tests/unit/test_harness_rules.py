@@ -11,13 +11,14 @@ from pathlib import Path
 
 import pytest
 
-from agents import checks, skeleton
-from agents.bench import hidden
-from agents.bench.suite import load_suite
-from agents.harness import probe, rules
-from agents.mutants import MUTANTS, Mutant, candidate_files
+from agents import skeleton, unit_checks
 from agents.planner import ROLES
+from judge import checks
+from judge.harness import probe, rules
+from judge.mutants import MUTANTS, Mutant, candidate_files
 from reference_sim import contract, mapping, memory, memory_literal, network
+from taskbench import hidden
+from taskbench.suite import load_suite
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -47,7 +48,7 @@ def test_every_mutant_passes(tmp_path: Path, mutant: Mutant) -> None:
 @pytest.mark.parametrize("granularity", ["module", "function"])
 def test_template_answers_and_skeletons_pass(role: str, granularity: str) -> None:
     own = frozenset({*ROLES, *rules.CONTRACT_MODULES})
-    for unit, code in checks.template_code(role, granularity).items():
+    for unit, code in unit_checks.template_code(role, granularity).items():
         module = code if granularity == "module" else skeleton.assemble(role, {unit: code}, fill_from_reference=True)
         assert rules.check_source(module, f"{role}.py", own) == [], unit
     skeleton_file = REPO / "prompts" / "skeletons" / f"{role}.py"

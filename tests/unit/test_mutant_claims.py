@@ -18,8 +18,8 @@ from types import ModuleType
 
 import pytest
 
-from agents import verifier
-from agents.mutants import MUTANTS, Mutant, build
+from judge import suites
+from judge.mutants import MUTANTS, Mutant, build
 from reference_sim import engine
 from reference_sim.contract import Hardware
 from reference_sim.engine import LayerResult
@@ -43,18 +43,18 @@ def is_power_of_two_hardware(hardware: Hardware) -> bool:
 
 
 @functools.cache
-def _final_check() -> tuple[verifier.Workload, ...]:
+def _final_check() -> tuple[suites.Workload, ...]:
     """The spec's ``final_check`` workloads on the spec's own hardware (run with traces off)."""
-    loaded = load_spec(verifier.DEFAULT_SPEC)
+    loaded = load_spec(suites.DEFAULT_SPEC)
     verification = loaded.spec.verification
     assert verification is not None
     hardware = loaded.spec.hardware()
-    return tuple(verifier.Workload(f"{name}@final_check", hardware, tuple(loaded.workload(name)))
+    return tuple(suites.Workload(f"{name}@final_check", hardware, tuple(loaded.workload(name)))
                  for name in verification.final_check)
 
 
 @functools.cache
-def _reference(workload: verifier.Workload, traces: bool) -> list[LayerResult]:
+def _reference(workload: suites.Workload, traces: bool) -> list[LayerResult]:
     return engine.simulate(workload.layers, workload.hardware, engine.REFERENCE, traces=traces)
 
 
@@ -65,7 +65,7 @@ def _modules(mutant_id: str) -> engine.Modules:
     return engine.Modules(**built)
 
 
-def _difference(mutant: Mutant, workload: verifier.Workload, traces: bool) -> str | None:
+def _difference(mutant: Mutant, workload: suites.Workload, traces: bool) -> str | None:
     """The first difference from the reference (an exception counts as one), ``None`` when equal."""
     try:
         got = engine.simulate(workload.layers, workload.hardware, _modules(mutant.id), traces=traces)
@@ -77,8 +77,8 @@ def _difference(mutant: Mutant, workload: verifier.Workload, traces: bool) -> st
     return first_result_difference(f"{workload.id} traces={traces}", expected, got)
 
 
-def _suite() -> verifier.Suite:
-    return verifier.default_suite()
+def _suite() -> suites.Suite:
+    return suites.default_suite()
 
 
 def _tagged(tag: str) -> list[Mutant]:

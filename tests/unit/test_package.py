@@ -11,7 +11,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from agents.mutants import MUTANTS, candidate_files
 from agents.package import (
     MANIFEST_FILE,
     REFERENCE_DIR,
@@ -20,6 +19,7 @@ from agents.package import (
     package_name_for,
     write_package,
 )
+from judge.mutants import MUTANTS, candidate_files
 from reference_sim.errors import SimCoderError
 from reference_sim.reports import REPORT_FILES
 
@@ -111,7 +111,7 @@ def _reports(folder: Path) -> dict[str, str]:
 
 def test_the_isolated_interpreter_sees_numpy_and_nothing_of_ours(tmp_path: Path, package: Path) -> None:
     probe = ("import numpy\n"
-             "for name in ('reference_sim', 'agents', 'pydantic', 'yaml'):\n"
+             "for name in ('reference_sim', 'agents', 'judge', 'taskbench', 'pydantic', 'yaml'):\n"
              "    try:\n"
              "        __import__(name)\n"
              "    except ImportError:\n"

@@ -10,8 +10,9 @@ from typing import Any
 import numpy as np
 import pytest
 
-from agents import checks, coder, optimiser, planner, skeleton, verifier
-from agents.harness import rules
+from agents import coder, optimiser, planner, skeleton, unit_checks
+from judge import checks, executors, reference_runs, suites, verifier
+from judge.harness import rules
 from reference_sim.errors import InputError
 from sandbox.base import Outcome
 from tests import fakes
@@ -75,7 +76,7 @@ def test_features_beyond_the_reference_are_named(tmp_path: Path, edit: tuple[str
 
 
 def test_a_reference_folder_must_hold_the_three_modules(tmp_path: Path) -> None:
-    (tmp_path / "mapping.py").write_text(checks.reference_code("mapping"))
+    (tmp_path / "mapping.py").write_text(reference_runs.reference_code("mapping"))
     with pytest.raises(planner.PlanError, match=r"missing network\.py, memory\.py") as info:
         planner.check_reference(tmp_path)
     assert str(tmp_path) in str(info.value) and "\n" not in str(info.value)
@@ -87,14 +88,14 @@ def test_a_reference_folder_must_hold_the_three_modules(tmp_path: Path) -> None:
 
 def test_a_reference_folder_is_checked_never_imported(tmp_path: Path) -> None:
     for role in ("mapping", "network"):
-        (tmp_path / f"{role}.py").write_text(checks.reference_code(role))
+        (tmp_path / f"{role}.py").write_text(reference_runs.reference_code(role))
     (tmp_path / "memory.py").write_text("raise RuntimeError('imported on the host')\n\n\n"
                                         "def simulate(mapping, network, hardware, *, traces=False):\n"
                                         "    return None\n")
     assert planner.check_reference(tmp_path) == tmp_path.resolve()
     assert planner.plan_run(SPEC, reference_dir=tmp_path)["reference"] == str(tmp_path.resolve())
-    (tmp_path / "memory.py").write_text(checks.reference_code("memory") + "\nimport os\n")
-    line = len(checks.reference_code("memory").splitlines()) + 2
+    (tmp_path / "memory.py").write_text(reference_runs.reference_code("memory") + "\nimport os\n")
+    line = len(reference_runs.reference_code("memory").splitlines()) + 2
     with pytest.raises(planner.PlanError, match=rf"^the reference in {tmp_path}.*: memory\.py:{line}: import os "
                                                 r"\([^()]+\)$"):
         planner.plan_run(SPEC, reference_dir=tmp_path)
@@ -111,7 +112,7 @@ def test_skeleton_files_are_derived_from_the_literal_modules(role: str) -> None:
 
 def test_a_skeleton_with_the_literal_units_matches_the_reference() -> None:
     module = skeleton.assemble("memory", {}, fill_from_reference=True)
-    suite = verifier.default_suite()[:3]
+    suite = suites.default_suite()[:3]
     assert checks.stage_evidence("memory", module, fakes.in_process, suite) is None
     with pytest.raises(skeleton.SkeletonError, match="lacks unit '_sram_words'"):
         skeleton.assemble("memory", {"simulate": "def simulate(): ..."})
@@ -141,24 +142,24 @@ def test_static_problems(role: str, code: str, problem: str) -> None:
 
 def test_the_reference_modules_pass_the_static_check() -> None:
     for role in planner.ROLES:
-        assert checks.static_problem(role, checks.reference_code(role)) is None
+        assert checks.static_problem(role, reference_runs.reference_code(role)) is None
 
 
 def test_local_check_reports_a_crash() -> None:
     crash = "def map_layer(layer, hardware):\n    raise ValueError('fold count unknown')\n"
-    problem = checks.local_problem("mapping", crash, fakes.in_process, verifier.default_suite())
+    problem = checks.local_problem("mapping", crash, fakes.in_process, suites.default_suite())
     assert problem is not None and "fold count unknown" in problem and "edge_cases@spec[:3]" in problem
-    assert checks.local_problem("mapping", checks.reference_code("mapping"), fakes.in_process,
-                                verifier.default_suite()) is None
+    assert checks.local_problem("mapping", reference_runs.reference_code("mapping"), fakes.in_process,
+                                suites.default_suite()) is None
 
 
 def test_unit_check_compares_with_the_reference() -> None:
     wrong = skeleton.skeleton("mapping").unit("map_layer").reference.replace(
         "col_folds = math.ceil(spatial_cols / cols)", "col_folds = math.ceil(spatial_cols / cols) + 1")
-    problem = checks.unit_problem("mapping", "map_layer", wrong, fakes.in_process, verifier.default_suite())
+    problem = unit_checks.unit_problem("mapping", "map_layer", wrong, fakes.in_process, suites.default_suite())
     assert problem is not None and "LayerMapping.col_folds" in problem
-    assert checks.unit_problem("mapping", "map_layer", skeleton.skeleton("mapping").unit("map_layer").reference,
-                               fakes.in_process, verifier.default_suite()) is None
+    assert unit_checks.unit_problem("mapping", "map_layer", skeleton.skeleton("mapping").unit("map_layer").reference,
+                                    fakes.in_process, suites.default_suite()) is None
 
 
 class _CountingSandbox:
@@ -176,21 +177,21 @@ class _SlowExecutor:
     def candidate_dir(self) -> Path | None:
         return None
 
-    def run(self, job: dict[str, Any], arrays: dict[str, np.ndarray]) -> verifier.Execution:
+    def run(self, job: dict[str, Any], arrays: dict[str, np.ndarray]) -> executors.Execution:
         with self.box.lock:
             self.box.active += 1
             self.box.peak = max(self.box.peak, self.box.active)
         time.sleep(0.05)
         with self.box.lock:
             self.box.active -= 1
-        return verifier.Execution(Outcome.PASSED, "ok", 0.05)
+        return executors.Execution(Outcome.PASSED, "ok", 0.05)
 
 
 def test_sandbox_runs_are_capped() -> None:
     box = _CountingSandbox()
     slots = threading.BoundedSemaphore(2)
-    executors = [checks._SlotExecutor(_SlowExecutor(box), slots) for _ in range(6)]  # type: ignore[arg-type]
-    threads = [threading.Thread(target=e.run, args=({}, {})) for e in executors]
+    capped = [executors._SlotExecutor(_SlowExecutor(box), slots) for _ in range(6)]  # type: ignore[arg-type]
+    threads = [threading.Thread(target=e.run, args=({}, {})) for e in capped]
     for t in threads:
         t.start()
     for t in threads:
@@ -199,15 +200,15 @@ def test_sandbox_runs_are_capped() -> None:
 
 
 def test_optimiser_decision() -> None:
-    passed = verifier.verify(verifier.InProcessExecutor(verifier.reference_modules()), verifier.default_suite()[:1],
-                             final_check=())
+    passed = verifier.verify(executors.InProcessExecutor(reference_runs.reference_modules()),
+                             suites.default_suite()[:1], final_check=())
     assert optimiser.decide(1.0, 0.5, passed) == (True, "accepted: 1.0000 s -> 0.5000 s (median of 3), 2.00x")
     assert optimiser.decide(1.0, 1.2, passed)[0] is False
     assert "does not verify" in optimiser.decide(1.0, 0.1, None)[1]
 
 
 def test_the_parse_lock_serialises_parsing() -> None:
-    source = checks.reference_code("memory")
+    source = reference_runs.reference_code("memory")
     errors: list[BaseException] = []
 
     def work() -> None:
@@ -230,7 +231,7 @@ def test_a_unit_answer_with_its_own_future_import_assembles_and_passes() -> None
     answer = "from __future__ import annotations\n\nimport math\n\n\n" + reference
     module = skeleton.assemble("mapping", {"_tilings": answer}, fill_from_reference=True)
     compile(module, "mapping.py", "exec", dont_inherit=True)
-    assert checks.unit_problem("mapping", "_tilings", answer, fakes.in_process, verifier.default_suite()) is None
+    assert unit_checks.unit_problem("mapping", "_tilings", answer, fakes.in_process, suites.default_suite()) is None
 
 
 def test_a_module_that_does_not_compile_is_a_static_problem_with_its_line() -> None:

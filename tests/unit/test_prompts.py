@@ -12,8 +12,8 @@ import yaml
 from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
 
 from agents import prompts as pr
-from agents.harness.harness import FUNCTIONS
 from agents.spec import load_agent_spec as load_spec
+from judge.harness.harness import FUNCTIONS
 
 REPO = Path(__file__).resolve().parents[2]
 SPEC = load_spec(REPO / "scale_sim.yaml").spec

@@ -9,10 +9,10 @@ import pytest
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.graph import END, START, StateGraph
 
-from agents import mutants
 from agents.run_config import NO_MAXIMA, OperatorSettings
 from graph.graph import build_graph
 from graph.verifier_graph import VerifierHost, build_verifier_graph
+from judge import mutants
 from reference_sim.errors import InputError
 from tests import fakes
 

@@ -1,4 +1,4 @@
-"""agents/verifier.py without Docker: verdicts on every path, per-stage blame, diagnosis, bad output.
+"""judge/verifier.py without Docker: verdicts on every path, per-stage blame, diagnosis, bad output.
 
 The sandbox is faked by :class:`FakeSandbox`, which runs the staged harness as a real child process
 (``python -I inputs/boot.py``), so the job files, the harness and the manifest are the real ones.
@@ -18,16 +18,17 @@ from typing import Any
 import numpy as np
 import pytest
 
-from agents import verifier as vf
-from agents.harness import harness, rules
-from agents.mutants import MUTANTS, build, candidate_files
+from judge import compare, diagnosis, executors, reference_runs, suites
+from judge import verifier as vf
+from judge.harness import harness, rules
+from judge.mutants import MUTANTS, build, candidate_files
 from reference_sim import contract
 from sandbox.base import INPUTS_MOUNT, Outcome, RunResult
 from tests.helpers import write_folder
 
-SUITE: tuple[vf.Workload, ...] = tuple(vf.Workload(w.id, w.hardware, w.layers[:3]) for w in vf.load_suite())
-REFERENCE_MODULES = vf.reference_modules()
-NO_FINAL: tuple[vf.Workload, ...] = ()
+SUITE: tuple[suites.Workload, ...] = tuple(suites.Workload(w.id, w.hardware, w.layers[:3]) for w in suites.load_suite())
+REFERENCE_MODULES = reference_runs.reference_modules()
+NO_FINAL: tuple[suites.Workload, ...] = ()
 
 
 def _mutant(mutant_id: str) -> dict[str, Any]:
@@ -39,7 +40,7 @@ def _write(files: dict[str, str], tmp: Path) -> Path:
 
 
 def test_default_suite_covers_dataflows_bandwidths_and_non_powers_of_two() -> None:
-    suite = vf.default_suite()
+    suite = suites.default_suite()
     assert len(suite) >= 10 and all(len(w.layers) == 9 for w in suite)
     assert {w.hardware.dataflow for w in suite} == {"os", "ws", "is"}
     assert {w.hardware.bandwidth_mode for w in suite} == {"CALC", "USER"}
@@ -52,11 +53,11 @@ def test_default_suite_covers_dataflows_bandwidths_and_non_powers_of_two() -> No
     assert any(not pot(h.dram_words_per_cycle) for h in user)
     assert any(not pot(k) for w in suite for k in (w.hardware.ifmap_sram_kib, w.hardware.filter_sram_kib,
                                                   w.hardware.ofmap_sram_kib))
-    assert [w.id for w in vf.default_final_check()] == ["alexnet_conv1_2@final_check"]
+    assert [w.id for w in suites.default_final_check()] == ["alexnet_conv1_2@final_check"]
 
 
 def test_reference_passes_in_process_on_every_path() -> None:
-    result = vf.verify(vf.InProcessExecutor(REFERENCE_MODULES), SUITE, final_check=vf.default_final_check())
+    result = vf.verify(executors.InProcessExecutor(REFERENCE_MODULES), SUITE, final_check=suites.default_final_check())
     assert result.passed, result.diagnosis
     assert result.divergence is None and result.blame is None
     assert len(result.cycle_errors) == 3 * len(SUITE) + 2 and result.total_cycle_error == 0.0
@@ -64,12 +65,13 @@ def test_reference_passes_in_process_on_every_path() -> None:
 
 
 def test_reference_folder_passes_in_process(tmp_path: Path) -> None:
-    result = vf.verify(vf.InProcessExecutor(_write(candidate_files(), tmp_path)), SUITE[:2], final_check=NO_FINAL)
+    result = vf.verify(executors.InProcessExecutor(_write(candidate_files(), tmp_path)), SUITE[:2],
+                       final_check=NO_FINAL)
     assert result.passed, result.diagnosis
 
 
 def test_network_mutant_stage_evidence_divergence_and_diagnosis() -> None:
-    result = vf.verify(vf.InProcessExecutor(_mutant("net-os-ifmap-no-skew")), SUITE, final_check=NO_FINAL)
+    result = vf.verify(executors.InProcessExecutor(_mutant("net-os-ifmap-no-skew")), SUITE, final_check=NO_FINAL)
     assert result.outcome is Outcome.WRONG_RESULT
     div = result.divergence
     assert div is not None
@@ -81,7 +83,7 @@ def test_network_mutant_stage_evidence_divergence_and_diagnosis() -> None:
     assert (stage.stage, stage.field, stage.expected, stage.actual) == (
         "network", "NetworkSchedule.timing.ifmap.skew", "True", "False")
     text = result.diagnosis
-    assert len(text) <= vf.DIAGNOSIS_CHARS
+    assert len(text) <= diagnosis.DIAGNOSIS_CHARS
     assert text.index("Stage evidence: network(reference mapping)") < text.index("End to end")
     for needle in ("Blamed: network", "NetworkSchedule.timing.ifmap.skew: expected True, got False", "ifmap_sram",
                    "edge_cases@spec"):
@@ -89,7 +91,7 @@ def test_network_mutant_stage_evidence_divergence_and_diagnosis() -> None:
 
 
 def test_report_only_mapping_fault_is_a_figure_and_a_field() -> None:
-    result = vf.verify(vf.InProcessExecutor(_mutant("map-compute-util-fill")), SUITE, final_check=NO_FINAL)
+    result = vf.verify(executors.InProcessExecutor(_mutant("map-compute-util-fill")), SUITE, final_check=NO_FINAL)
     assert result.divergence is not None and result.divergence.kind == "figure"
     assert result.divergence.figure == "compute_util_pct"
     assert result.blamed == ("mapping",)
@@ -112,7 +114,7 @@ def _memory_changed(when: Any, **change: Any) -> dict[str, Any]:
 
 def test_a_fault_only_on_the_traces_off_path_is_caught_there() -> None:
     modules = _memory_changed(lambda mapping, traces: not traces, stall_cycles=1)
-    result = vf.verify(vf.InProcessExecutor(modules), SUITE[:1], final_check=NO_FINAL)
+    result = vf.verify(executors.InProcessExecutor(modules), SUITE[:1], final_check=NO_FINAL)
     assert result.outcome is Outcome.WRONG_RESULT
     assert result.divergence is not None and result.divergence.path == "untraced"
     assert result.divergence.figure == "stall_cycles"
@@ -124,8 +126,8 @@ def test_a_fault_only_on_the_traces_off_path_is_caught_there() -> None:
 
 def test_final_check_is_verified_by_report_figures() -> None:
     modules = _memory_changed(lambda mapping, traces: mapping.layer.ifmap_h >= 100, total_cycles=7)
-    assert vf.verify(vf.InProcessExecutor(modules), SUITE[:2], final_check=NO_FINAL).passed
-    result = vf.verify(vf.InProcessExecutor(modules), SUITE[:2], final_check=vf.default_final_check())
+    assert vf.verify(executors.InProcessExecutor(modules), SUITE[:2], final_check=NO_FINAL).passed
+    result = vf.verify(executors.InProcessExecutor(modules), SUITE[:2], final_check=suites.default_final_check())
     assert result.divergence is not None and result.divergence.path == "final_check"
     assert result.divergence.figure == "total_cycles"
     assert result.failing_workloads == ("alexnet_conv1_2@final_check",)
@@ -133,7 +135,8 @@ def test_final_check_is_verified_by_report_figures() -> None:
 
 
 def test_cycle_errors_per_layer_and_total() -> None:
-    result = vf.verify(vf.InProcessExecutor(_mutant("mem-total-plus1")), SUITE, final_check=NO_FINAL, blame=False)
+    result = vf.verify(executors.InProcessExecutor(_mutant("mem-total-plus1")), SUITE, final_check=NO_FINAL,
+                       blame=False)
     assert result.blame is None
     assert all(e.actual == e.expected + 1 for e in result.cycle_errors)
     total_expected = sum(e.expected for e in result.cycle_errors)
@@ -141,7 +144,7 @@ def test_cycle_errors_per_layer_and_total() -> None:
 
 
 def test_two_faulty_modules_are_both_named_with_substitution_evidence() -> None:
-    result = vf.verify(vf.InProcessExecutor(_mutant("two-os-fold+drain")), SUITE, final_check=NO_FINAL)
+    result = vf.verify(executors.InProcessExecutor(_mutant("two-os-fold+drain")), SUITE, final_check=NO_FINAL)
     assert result.blamed == ("network", "memory")
     assert result.blame is not None
     assert [s.stage for s in result.blame.stages] == ["network", "memory"]
@@ -149,14 +152,14 @@ def test_two_faulty_modules_are_both_named_with_substitution_evidence() -> None:
 
 
 def test_single_faults_carry_no_substitution_notes() -> None:
-    result = vf.verify(vf.InProcessExecutor(_mutant("mem-hit-latency")), SUITE, final_check=NO_FINAL)
+    result = vf.verify(executors.InProcessExecutor(_mutant("mem-hit-latency")), SUITE, final_check=NO_FINAL)
     assert result.blamed == ("memory",) and result.blame is not None and result.blame.evidence == ()
 
 
 def test_crashing_candidate_is_crashed_and_blamed_on_the_failing_stage(tmp_path: Path) -> None:
     files = candidate_files()
     files["memory.py"] = files["memory.py"].replace("def simulate(\n", "def _unused(\n", 1)
-    result = vf.verify(vf.InProcessExecutor(_write(files, tmp_path)), SUITE[:1], final_check=NO_FINAL)
+    result = vf.verify(executors.InProcessExecutor(_write(files, tmp_path)), SUITE[:1], final_check=NO_FINAL)
     assert result.outcome is Outcome.CRASHED
     assert result.divergence is not None and result.divergence.kind == "error"
     assert result.divergence.module == "memory"
@@ -167,7 +170,7 @@ def test_crashing_candidate_is_crashed_and_blamed_on_the_failing_stage(tmp_path:
 def test_a_candidate_that_does_not_import_is_not_run_again_for_blame(tmp_path: Path) -> None:
     files = candidate_files()
     files["network.py"] = "raise RuntimeError('no network today')\n"
-    executor = CountingExecutor(vf.InProcessExecutor(_write(files, tmp_path)))
+    executor = CountingExecutor(executors.InProcessExecutor(_write(files, tmp_path)))
     result = vf.verify(executor, SUITE[:2], final_check=NO_FINAL)
     assert result.outcome is Outcome.CRASHED
     assert result.blamed == ("network",)
@@ -178,7 +181,7 @@ def test_a_candidate_that_does_not_import_is_not_run_again_for_blame(tmp_path: P
 def test_forbidden_sources_are_refused_before_anything_runs(tmp_path: Path) -> None:
     files = candidate_files()
     files["memory.py"] = "from reference_sim.memory import simulate\n"
-    executor = CountingExecutor(vf.InProcessExecutor(_write(files, tmp_path)))
+    executor = CountingExecutor(executors.InProcessExecutor(_write(files, tmp_path)))
     result = vf.verify(executor, SUITE[:1], final_check=NO_FINAL)
     assert result.outcome is Outcome.FORBIDDEN
     assert executor.runs == 0
@@ -189,12 +192,12 @@ def test_forbidden_sources_are_refused_before_anything_runs(tmp_path: Path) -> N
 def test_syntax_errors_are_crashes_named_by_file_and_line(tmp_path: Path) -> None:
     files = candidate_files()
     files["network.py"] = "def schedule(:\n"
-    result = vf.verify(vf.InProcessExecutor(_write(files, tmp_path)), SUITE[:1], final_check=NO_FINAL)
+    result = vf.verify(executors.InProcessExecutor(_write(files, tmp_path)), SUITE[:1], final_check=NO_FINAL)
     assert result.outcome is Outcome.CRASHED and "network.py:1" in result.message
 
 
 class CountingExecutor:
-    def __init__(self, inner: vf.Executor) -> None:
+    def __init__(self, inner: executors.Executor) -> None:
         self.inner = inner
         self.runs = 0
 
@@ -202,7 +205,7 @@ class CountingExecutor:
     def candidate_dir(self) -> Path | None:
         return self.inner.candidate_dir
 
-    def run(self, job: dict[str, Any], arrays: dict[str, np.ndarray]) -> vf.Execution:
+    def run(self, job: dict[str, Any], arrays: dict[str, np.ndarray]) -> executors.Execution:
         self.runs += 1
         return self.inner.run(job, arrays)
 
@@ -221,7 +224,7 @@ class CountingExecutor:
     ],
 )
 def test_first_field_difference(expected: Any, actual: Any, found: Any) -> None:
-    assert vf.first_field_difference(expected, actual, "P") == found
+    assert compare.first_field_difference(expected, actual, "P") == found
 
 
 # --------------------------------------------------------------------------- SandboxExecutor on a fake sandbox
@@ -257,16 +260,16 @@ class FakeSandbox:
                          output_dir, (), f"fake {self.outcome.value}")
 
 
-def _executor(fake: FakeSandbox, files: dict[str, str], tmp_path: Path) -> vf.SandboxExecutor:
+def _executor(fake: FakeSandbox, files: dict[str, str], tmp_path: Path) -> executors.SandboxExecutor:
     (tmp_path / "w").mkdir()
-    return vf.SandboxExecutor(fake, _write(files, tmp_path / "c"), workdir=tmp_path / "w", workers=2)
+    return executors.SandboxExecutor(fake, _write(files, tmp_path / "c"), workdir=tmp_path / "w", workers=2)
 
 
 def test_sandbox_executor_round_trip_passes_and_cleans_up(tmp_path: Path) -> None:
     fake = FakeSandbox()
     result = vf.verify(_executor(fake, candidate_files(), tmp_path), SUITE[:2], final_check=NO_FINAL)
     assert result.passed, result.diagnosis
-    assert fake.commands == [list(vf.HARNESS_COMMAND)]
+    assert fake.commands == [list(executors.HARNESS_COMMAND)]
     assert list((tmp_path / "w").iterdir()) == []
     assert result.stdout_tail == "out\n" and result.stderr_tail.startswith("boom")
 
@@ -275,7 +278,7 @@ def test_the_sandbox_gets_the_harness_the_contract_and_the_job_only(tmp_path: Pa
     fake = FakeSandbox()
     vf.verify(_executor(fake, candidate_files(), tmp_path), SUITE[:1], final_check=NO_FINAL)
     package = harness.HARNESS_PACKAGE
-    assert fake.inputs[0] == {harness.JOB_FILE, harness.INPUT_ARRAYS_FILE, vf.BOOT_FILE, package,
+    assert fake.inputs[0] == {harness.JOB_FILE, harness.INPUT_ARRAYS_FILE, executors.BOOT_FILE, package,
                               *(f"{package}/{name}" for name in ("__init__.py", "harness.py", "probe.py", "rules.py",
                                                                  "wire.py", "contract.py", "errors.py"))}
 
@@ -290,8 +293,8 @@ def test_sandbox_executor_blames_in_one_more_run(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("outcome", [Outcome.TIMED_OUT, Outcome.OUT_OF_MEMORY, Outcome.CRASHED, Outcome.BAD_OUTPUT])
 def test_sandbox_outcomes_pass_through(tmp_path: Path, outcome: Outcome) -> None:
-    result = vf.verify(vf.SandboxExecutor(FakeSandbox(outcome), _write(candidate_files(), tmp_path), workdir=tmp_path),
-                       SUITE[:1], final_check=NO_FINAL)
+    result = vf.verify(executors.SandboxExecutor(FakeSandbox(outcome), _write(candidate_files(), tmp_path),
+                                                 workdir=tmp_path), SUITE[:1], final_check=NO_FINAL)
     assert result.outcome is outcome and not result.passed
     assert f"fake {outcome.value}" in result.diagnosis and "boom" in result.diagnosis
     assert result.stderr_tail == "boom\n"
@@ -302,7 +305,7 @@ def _garbage_manifest(out: Path) -> None:
 
 
 def _huge_manifest(out: Path) -> None:
-    (out / harness.MANIFEST_FILE).write_text(" " * (vf.MANIFEST_LIMIT_BYTES + 1))
+    (out / harness.MANIFEST_FILE).write_text(" " * (executors.MANIFEST_LIMIT_BYTES + 1))
 
 
 def _bad_npz(out: Path) -> None:

@@ -1,7 +1,7 @@
 """The verifier's power test, in-process: every seeded mutant is rejected and blamed, with stage evidence.
 
-Runs :func:`agents.verifier.verify` (traces on, off, and the final check) on scale_sim.yaml's suite
-for every mutant of :mod:`agents.mutants`; blame must name exactly the mutated modules, each with
+Runs :func:`judge.verifier.verify` (traces on, off, and the final check) on scale_sim.yaml's suite
+for every mutant of :mod:`judge.mutants`; blame must name exactly the mutated modules, each with
 its per-stage evidence.  The table is printed; the same test through Docker is
 ``tests/integration/test_verifier_mutants_docker.py``.
 """
@@ -12,8 +12,8 @@ import time
 
 import pytest
 
-from agents import verifier
-from agents.mutants import DOUBLE_MUTANTS, MUTANTS, ROLES, SINGLE_MUTANTS, build
+from judge import executors, verifier
+from judge.mutants import DOUBLE_MUTANTS, MUTANTS, ROLES, SINGLE_MUTANTS, build
 from tests.helpers import mutant_table, show
 
 
@@ -32,7 +32,7 @@ def test_every_mutant_is_rejected_and_blamed_exactly(request: pytest.FixtureRequ
     results = []
     for mutant in MUTANTS:
         start = time.perf_counter()
-        result = verifier.verify(verifier.InProcessExecutor(build(mutant)))
+        result = verifier.verify(executors.InProcessExecutor(build(mutant)))
         results.append((mutant, result, time.perf_counter() - start))
     lines, wrong = mutant_table(results)
     show(request, lines)

@@ -8,8 +8,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from agents import verifier as vf
-from agents.harness import wire
+from judge import compare, reference_runs, suites
+from judge.harness import wire
 from reference_sim import contract
 
 
@@ -27,21 +27,21 @@ def _round_trip(type_name: str, value: Any) -> Any:
 
 def test_reference_outputs_round_trip_on_the_whole_suite() -> None:
     checked = 0
-    for workload in vf.default_suite():
-        for ref in vf.reference_run(workload, True):
+    for workload in suites.default_suite():
+        for ref in reference_runs.reference_run(workload, True):
             for type_name, value in (("Layer", ref.layer), ("LayerMapping", ref.mapping),
                                      ("NetworkSchedule", ref.schedule), ("MemoryResult", ref.memory),
                                      ("MemoryResult", ref.memory_untraced)):
                 back = _round_trip(type_name, value)
                 assert type(back) is type(value)
-                assert vf.first_field_difference(value, back, type_name) is None
+                assert compare.first_field_difference(value, back, type_name) is None
                 checked += 1
         assert _round_trip("Hardware", workload.hardware) == workload.hardware
     assert checked >= 400
 
 
 def _mapping_data() -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-    ref = vf.reference_run(vf.default_suite()[0], False)[0]
+    ref = reference_runs.reference_run(suites.default_suite()[0], False)[0]
     encoder = wire.Encoder()
     return encoder.encode("LayerMapping", ref.mapping), encoder.arrays
 
@@ -79,7 +79,7 @@ def test_object_arrays_are_refused() -> None:
     (float("nan"), "expected an integer"),
 ])
 def test_encoding_checks_what_a_module_returned(value: Any, message: str) -> None:
-    ref = vf.reference_run(vf.default_suite()[0], False)[0]
+    ref = reference_runs.reference_run(suites.default_suite()[0], False)[0]
     bad = dataclasses.replace(ref.schedule, fold_cycles=value)
     with pytest.raises(wire.WireError, match=message) as caught:
         wire.Encoder().encode("NetworkSchedule", bad)
@@ -87,7 +87,7 @@ def test_encoding_checks_what_a_module_returned(value: Any, message: str) -> Non
 
 
 def test_encoding_accepts_look_alikes_with_the_contract_fields() -> None:
-    ref = vf.reference_run(vf.default_suite()[0], False)[0]
+    ref = reference_runs.reference_run(suites.default_suite()[0], False)[0]
 
     class LookAlike:
         def __init__(self) -> None:

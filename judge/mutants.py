@@ -3,7 +3,7 @@
 Each mutant is a textual replacement in the reference source of one module (or two), made in-process:
 the modified source is executed as a new module with ``__package__ = "reference_sim"`` (so its
 relative imports resolve to the reference's contract) and registered in ``sys.modules``.  No module
-files are copied.  ``tests/unit/test_verifier_mutants.py`` runs :func:`agents.verifier.verify` on
+files are copied.  ``tests/unit/test_verifier_mutants.py`` runs :func:`judge.verifier.verify` on
 every mutant and checks it is rejected and the right module is blamed.
 """
 

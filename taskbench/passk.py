@@ -2,7 +2,7 @@
 
 Each (task, sample) is one job: prompt the model the way the product's coder does (stage tasks:
 the coder's own prompt for the unit or module; probe tasks: ``prompts/bench/``), extract the code,
-judge it (:func:`agents.bench.hidden.judge`).  With ``repair`` the feedback loop runs first: the
+judge it (:func:`taskbench.hidden.judge`).  With ``repair`` the feedback loop runs first: the
 visible part of the checks, the repairer's prompt with the diagnosis, up to ``attempts`` answers;
 the hidden tests judge the last code.  A crash or timeout anywhere is a failed sample.
 
@@ -107,6 +107,9 @@ class Sample:
     output_tokens: int = 0
     seconds: float = 0.0
     model_seconds: float = 0.0
+    transcript: str = ""
+    """The sample's transcript (every call's messages and answer), relative to the output folder; empty when
+    none was kept."""
 
     def as_json(self) -> dict[str, Any]:
         return {"format": RESULTS_FORMAT, **asdict(self)}
@@ -263,6 +266,8 @@ class Context:
     model_timeout_s: float | None = None
     window: Window | None = None
     """The model's context window, when known: a prompt that does not fit is not sent."""
+    transcripts: Path | None = None
+    """Where each sample's transcript is written (``<out>/transcripts``); ``None``: not kept."""
     max_answer_tokens: int = llm.DEFAULT_MAX_ANSWER_TOKENS
     judge: hidden.JudgeFunction = hidden.judge
     visible: hidden.JudgeFunction = hidden.visible_feedback
@@ -275,15 +280,23 @@ class _Tally:
     model_seconds: float = 0.0
     attempts: int = 0
     history: list[tuple[str, str]] = field(default_factory=list)
+    calls: list[dict[str, Any]] = field(default_factory=list)
 
 
 def _ask(context: Context, sample: int, messages: Sequence[BaseMessage], tally: _Tally) -> llm.Answer:
     start = time.perf_counter()
     tally.attempts += 1
+    call: dict[str, Any] = {"messages": [{"role": m.type, "content": str(m.content)} for m in messages]}
+    tally.calls.append(call)
     try:
         answer = llm.ask(context.model_for(sample), messages, timeout_s=context.model_timeout_s)
+    except Exception as exc:
+        call["error"] = f"{type(exc).__name__}: {str(exc)[:300]}"
+        raise
     finally:
         tally.model_seconds += time.perf_counter() - start
+    call.update(answer=answer.text, finish_reason=answer.finish_reason, cached=answer.cached,
+                input_tokens=answer.input_tokens, output_tokens=answer.output_tokens)
     tally.input_tokens += answer.input_tokens
     tally.output_tokens += answer.output_tokens
     return answer
@@ -332,9 +345,28 @@ def run_sample(context: Context, task: BenchTask, sample: int) -> Sample:
         else:
             logger.exception("task %s sample %d: the benchmark's own error", task.id, sample)
             verdict = hidden.Judgement(False, "crash", "harness", f"{type(exc).__name__}: {str(exc)[:300]}")
+    kept = save_transcript(context.transcripts, task, sample, tally.calls, verdict)
     return Sample(task.id, task.digest, sample, verdict.passed, verdict.failure, verdict.stage, verdict.detail[:1000],
                   max(1, tally.attempts), tally.input_tokens, tally.output_tokens,
-                  round(time.perf_counter() - start, 3), round(tally.model_seconds, 3))
+                  round(time.perf_counter() - start, 3), round(tally.model_seconds, 3), kept)
+
+
+TRANSCRIPTS_DIR = "transcripts"
+TRANSCRIPT_FORMAT = "simcoder-bench-transcript/1"
+
+
+def save_transcript(folder: Path | None, task: BenchTask, sample: int, calls: list[dict[str, Any]],
+                    verdict: hidden.Judgement) -> str:
+    """Write one sample's calls and verdict to ``folder/<task>.s<sample>.json``; its path relative to the output
+    folder (empty when ``folder`` is ``None``, e.g. on a remote worker)."""
+    if folder is None:
+        return ""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{task.id}.s{sample}.json"
+    record = {"format": TRANSCRIPT_FORMAT, "task": task.id, "sample": sample, "passed": verdict.passed,
+              "failure": verdict.failure, "detail": verdict.detail[:1000], "calls": calls}
+    path.write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
+    return f"{TRANSCRIPTS_DIR}/{path.name}"
 
 
 @dataclass(frozen=True)

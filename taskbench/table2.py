@@ -41,12 +41,13 @@ import numpy as np
 from agents.package import MANIFEST_FILE, PACKAGE_FORMAT, is_package
 from reference_sim import InputError, SimulationError, read_config, read_topology, simulate
 from reference_sim.compare import read_cells
+from taskbench import scalesim
 
 log = logging.getLogger(__name__)
 
 FORMAT = "simcoder-table2/1"
 """The ``format`` of ``table2.json``."""
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_OUT = Path("bench-results") / "table2"
 DEFAULT_TIMEOUT = 1800.0
 FILES = ("table2.md", "table2.json", "runtime.png")
@@ -175,7 +176,7 @@ class Run:
 
 @dataclass(frozen=True)
 class ScaleSimRun:
-    """SCALE-Sim run side by side with the reference CLI (``benchmarks.bench_reference.side_by_side``)."""
+    """SCALE-Sim run side by side with the reference CLI (:func:`taskbench.scalesim.side_by_side`)."""
 
     seconds: float | None
     reference_seconds: float | None
@@ -510,35 +511,21 @@ def run_candidate(package: Path, network: Network, config: Path, work: Path, tim
     return Run(cycles, seconds)
 
 
-def _repo_on_path() -> None:
-    """``benchmarks/`` is not installed: make the checkout's importable when running from elsewhere."""
-    if (REPO_ROOT / "benchmarks" / "bench_reference.py").is_file() and str(REPO_ROOT) not in sys.path:
-        sys.path.append(str(REPO_ROOT))
-
-
 def prepare_scalesim() -> Path:
-    """SCALE-Sim 2.0.2's python (installed on first use by ``benchmarks.bench_reference``)."""
-    _repo_on_path()
-    try:
-        from benchmarks.bench_reference import SCALESIM_VERSION, ensure_scalesim, scalesim_venv
-    except ImportError as exc:
-        raise Table2Error(f"--scalesim needs benchmarks/bench_reference.py of the repository checkout: {exc}") from None
-
-    venv = scalesim_venv()
+    """SCALE-Sim 2.0.2's python (installed on first use by :mod:`taskbench.scalesim`)."""
+    venv = scalesim.scalesim_venv()
     try:
         with contextlib.redirect_stdout(sys.stderr):
-            return ensure_scalesim(venv)
+            return scalesim.ensure_scalesim(venv)
     except (OSError, subprocess.SubprocessError, RuntimeError) as exc:
-        raise Table2Error(f"--scalesim: SCALE-Sim {SCALESIM_VERSION} could not be installed into {venv} "
+        raise Table2Error(f"--scalesim: SCALE-Sim {scalesim.SCALESIM_VERSION} could not be installed into {venv} "
                           f"(needs the network on first use): {exc}") from None
 
 
 def side_by_side_run(name: str, data: Path, work: Path) -> dict[str, Any]:
-    """``benchmarks.bench_reference.side_by_side`` with its chatter sent to stderr."""
-    from benchmarks.bench_reference import side_by_side
-
+    """:func:`taskbench.scalesim.side_by_side` with its chatter sent to stderr."""
     with contextlib.redirect_stdout(sys.stderr):
-        return side_by_side(name, "os", None, data, work)
+        return scalesim.side_by_side(name, "os", None, data, work)
 
 
 def run_scalesim(network: Network, data: Path, work: Path) -> ScaleSimRun:

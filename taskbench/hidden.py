@@ -15,8 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from agents import checks, skeleton, verifier
-from agents.harness import probe, rules
+from agents import skeleton
+from judge import checks, compare, executors
+from judge.harness import probe, rules
 from sandbox.base import Outcome, Sandbox
 
 from . import probes
@@ -48,19 +49,19 @@ class Runner:
     timeout_s: float | None = None
     workdir: Path | None = None
 
-    def executor_for(self, folder: Path) -> verifier.Executor:
+    def executor_for(self, folder: Path) -> executors.Executor:
         if self.sandbox is None:
-            return verifier.InProcessExecutor(folder)
-        return verifier.SandboxExecutor(self.sandbox, folder, timeout_s=self.timeout_s, workdir=self.workdir,
-                                        workers=1)
+            return executors.InProcessExecutor(folder)
+        return executors.SandboxExecutor(self.sandbox, folder, timeout_s=self.timeout_s, workdir=self.workdir,
+                                         workers=1)
 
     def run_probes(self, code: str, job: dict[str, Any], arrays: dict[str, Any]) -> dict[str, Any] | Judgement:
         with probes.subject_folder(code, self.workdir) as folder:
             if self.sandbox is None:
                 return probes.run_in_process(folder, job, arrays)
-            result, out, cleanup = verifier.run_staged(self.sandbox, folder, job, arrays, timeout_s=self.timeout_s,
-                                                       workdir=self.workdir, job_file=probe.PROBE_FILE,
-                                                       program="probe")
+            result, out, cleanup = executors.run_staged(self.sandbox, folder, job, arrays, timeout_s=self.timeout_s,
+                                                        workdir=self.workdir, job_file=probe.PROBE_FILE,
+                                                        program="probe")
             try:
                 if result.outcome is Outcome.TIMED_OUT:
                     return Judgement(False, "timeout", "probe", result.message)
@@ -107,7 +108,7 @@ def static_judgement(task: BenchTask, code: str, module: str) -> Judgement | Non
     return None
 
 
-def _stage_judgement(found: verifier.StageEvidence | str | None) -> Judgement:
+def _stage_judgement(found: compare.StageEvidence | str | None) -> Judgement:
     if found is None:
         return PASSED
     if isinstance(found, str):

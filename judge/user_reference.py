@@ -5,7 +5,7 @@ folder holding ``mapping.py``, ``network.py`` and ``memory.py`` under the contra
 never imported here: :func:`check_reference_folder` parses it with the candidate's rules, and
 :func:`expected_suites` runs it as a candidate (one job, end to end with traces and without) through
 the executor the run uses for candidates, decodes every stage's output per layer and attaches the
-results to the workloads, where :func:`agents.verifier.reference_run` finds them.
+results to the workloads, where :func:`judge.reference_runs.reference_run` finds them.
 """
 
 from __future__ import annotations
@@ -17,14 +17,14 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from agents import verifier
-from agents.harness import harness, rules
+from judge import compare, executors, jobs, reference_runs, suites
+from judge.harness import harness, rules
 from sandbox.base import Outcome
 
 logger = logging.getLogger(__name__)
 
-ExecutorFactory = Callable[[Path], verifier.Executor]
-UserReferenceError = verifier.UserReferenceError
+ExecutorFactory = Callable[[Path], executors.Executor]
+UserReferenceError = reference_runs.UserReferenceError
 TRACED, UNTRACED = "expected-traced", "expected-untraced"
 
 
@@ -63,15 +63,15 @@ def check_reference_folder(folder: str | Path) -> Path:
     return path
 
 
-def _tasks(suite: Sequence[verifier.Workload], final_check: Sequence[verifier.Workload]) -> list[verifier.Task]:
-    tasks: list[verifier.Task] = []
+def _tasks(suite: Sequence[suites.Workload], final_check: Sequence[suites.Workload]) -> list[jobs.Task]:
+    tasks: list[jobs.Task] = []
     for w in suite:
-        tasks += [verifier.Task(f"{TRACED}/{w.id}", w, "mapping", "memory", True),
-                  verifier.Task(f"{UNTRACED}/{w.id}", w, "mapping", "memory", False)]
-    return tasks + [verifier.Task(f"{UNTRACED}/{w.id}", w, "mapping", "memory", False) for w in final_check]
+        tasks += [jobs.Task(f"{TRACED}/{w.id}", w, "mapping", "memory", True),
+                  jobs.Task(f"{UNTRACED}/{w.id}", w, "mapping", "memory", False)]
+    return tasks + [jobs.Task(f"{UNTRACED}/{w.id}", w, "mapping", "memory", False) for w in final_check]
 
 
-def _layers(folder: Path, task: verifier.Task, run: verifier.TaskRun) -> tuple[verifier.StageOutputs, ...]:
+def _layers(folder: Path, task: jobs.Task, run: jobs.TaskRun) -> tuple[jobs.StageOutputs, ...]:
     """The run's outputs of every layer, or the one-line reason the reference gave none."""
     where = f"on workload {task.workload.id} ({'traces on' if task.traces else 'traces off'})"
     if run.refused:
@@ -79,7 +79,7 @@ def _layers(folder: Path, task: verifier.Task, run: verifier.TaskRun) -> tuple[v
                                  f"{where}: {_one_line(run.refused[0])}")
     if run.error is not None:
         raise UserReferenceError(f"the user's reference in {folder} crashed {where}: the "
-                                 f"{run.error.get('module')} module {_one_line(verifier.error_text(run.error))}")
+                                 f"{run.error.get('module')} module {_one_line(compare.error_text(run.error))}")
     layers = run.layers
     if len(layers) != len(task.workload.layers) or any(
             out.mapping is None or out.schedule is None or out.memory is None for out in layers):
@@ -90,12 +90,12 @@ def _layers(folder: Path, task: verifier.Task, run: verifier.TaskRun) -> tuple[v
     return layers
 
 
-def _reference_layers(folder: Path, workload: verifier.Workload, traced: tuple[verifier.StageOutputs, ...] | None,
-                      untraced: tuple[verifier.StageOutputs, ...]) -> tuple[tuple[verifier.ReferenceLayer, ...] | None,
-                                                                          tuple[verifier.ReferenceLayer, ...]]:
-    """The :class:`~agents.verifier.ReferenceLayer` tuples :func:`~agents.verifier.reference_run` returns."""
-    plain: list[verifier.ReferenceLayer] = []
-    full: list[verifier.ReferenceLayer] = []
+def _reference_layers(folder: Path, workload: suites.Workload, traced: tuple[jobs.StageOutputs, ...] | None,
+                      untraced: tuple[jobs.StageOutputs, ...]) -> tuple[tuple[suites.ReferenceLayer, ...] | None,
+                                                                        tuple[suites.ReferenceLayer, ...]]:
+    """The :class:`~judge.suites.ReferenceLayer` tuples :func:`~judge.reference_runs.reference_run` returns."""
+    plain: list[suites.ReferenceLayer] = []
+    full: list[suites.ReferenceLayer] = []
     for i, out in enumerate(untraced):
         assert out.mapping is not None and out.schedule is not None and out.memory is not None
         memories = [out.memory] if traced is None else [out.memory, traced[i].memory]
@@ -103,23 +103,23 @@ def _reference_layers(folder: Path, workload: verifier.Workload, traced: tuple[v
         for memory in memories:
             assert memory is not None
             try:
-                figures.append(verifier.figures_of(out.layer, workload.hardware, out.mapping, memory))
+                figures.append(reference_runs.figures_of(out.layer, workload.hardware, out.mapping, memory))
             except (ArithmeticError, KeyError, TypeError, ValueError) as exc:
                 raise UserReferenceError(f"the user's reference in {folder} gives no report figures on workload "
                                          f"{workload.id} layer {i}: {type(exc).__name__}: {_one_line(str(exc))}"
                                          ) from None
-        plain.append(verifier.ReferenceLayer(out.layer, out.mapping, out.schedule, out.memory, out.memory,
-                                             figures[0]))
+        plain.append(suites.ReferenceLayer(out.layer, out.mapping, out.schedule, out.memory, out.memory,
+                                           figures[0]))
         if traced is not None:
             memory = traced[i].memory
             assert memory is not None
-            full.append(verifier.ReferenceLayer(out.layer, out.mapping, out.schedule, memory, out.memory,
-                                                figures[1]))
+            full.append(suites.ReferenceLayer(out.layer, out.mapping, out.schedule, memory, out.memory,
+                                              figures[1]))
     return (tuple(full) if traced is not None else None), tuple(plain)
 
 
-def expected_suites(folder: str | Path, executor_for: ExecutorFactory, suite: Sequence[verifier.Workload],
-                    final_check: Sequence[verifier.Workload] = ()) -> tuple[verifier.Suite, verifier.Suite]:
+def expected_suites(folder: str | Path, executor_for: ExecutorFactory, suite: Sequence[suites.Workload],
+                    final_check: Sequence[suites.Workload] = ()) -> tuple[suites.Suite, suites.Suite]:
     """``suite`` and ``final_check`` with the user's reference's expected results attached.
 
     The folder is checked (:func:`check_reference_folder`), then run as a candidate by ``executor_for(folder)``
@@ -133,8 +133,8 @@ def expected_suites(folder: str | Path, executor_for: ExecutorFactory, suite: Se
     if not tasks:
         return (), ()
     start = time.perf_counter()
-    execution = executor_for(path).run(*verifier.make_job(tasks))
-    outputs: dict[str, tuple[verifier.StageOutputs, ...]] = {}
+    execution = executor_for(path).run(*jobs.make_job(tasks))
+    outputs: dict[str, tuple[jobs.StageOutputs, ...]] = {}
     try:
         if execution.outcome is not Outcome.PASSED or execution.manifest is None:
             tail = f" (stderr: {_one_line(execution.stderr_tail[-300:])})" if execution.stderr_tail else ""
@@ -142,15 +142,15 @@ def expected_suites(folder: str | Path, executor_for: ExecutorFactory, suite: Se
                                      f"({execution.outcome.value}): {_one_line(execution.message)}{tail}")
         for index, task in enumerate(tasks):
             try:
-                run = verifier.read_task(execution, index, task)
-            except verifier.BadOutputError as exc:
+                run = jobs.read_task(execution, index, task)
+            except executors.BadOutputError as exc:
                 raise UserReferenceError(f"the user's reference in {path} gave output the verifier cannot read "
                                          f"on workload {task.workload.id}: {_one_line(str(exc))}") from None
             outputs[task.id] = _layers(path, task, run)
     finally:
         execution.close()
 
-    def attach(w: verifier.Workload, traced: bool) -> verifier.Workload:
+    def attach(w: suites.Workload, traced: bool) -> suites.Workload:
         full, plain = _reference_layers(path, w, outputs[f"{TRACED}/{w.id}"] if traced else None,
                                         outputs[f"{UNTRACED}/{w.id}"])
         return dataclasses.replace(w, reference=path, expected=full, expected_untraced=plain)
@@ -161,7 +161,7 @@ def expected_suites(folder: str | Path, executor_for: ExecutorFactory, suite: Se
     return result
 
 
-def expected_suite(suite: Sequence[verifier.Workload], folder: str | Path,
-                   executor_for: ExecutorFactory) -> verifier.Suite:
+def expected_suite(suite: Sequence[suites.Workload], folder: str | Path,
+                   executor_for: ExecutorFactory) -> suites.Suite:
     """``suite`` with the user's reference's results attached, traces on and off (see :func:`expected_suites`)."""
     return expected_suites(folder, executor_for, suite)[0]

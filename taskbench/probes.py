@@ -1,9 +1,6 @@
 """Probe tasks on the host: the module a probe task's answer goes into, its probes, and the comparison.
 
-The probed module (``subject.py``) is the task's reference module reduced to its header and host
-units, with the task's units replaced by the answer; relative imports of modules other than the
-contract and its errors are inlined (their functions' source, their constants' values), so the
-module runs in the sandbox beside the contract alone.
+The probed module (``subject.py``) is built by :mod:`taskbench.subject`.
 
 Probe generators (a task's ``probes: {generator: ..., ...}``) turn a few parameters into calls:
 
@@ -24,10 +21,7 @@ each over every case of the ``families`` and every layer of the suite.
 
 from __future__ import annotations
 
-import ast
 import hashlib
-import importlib
-import inspect
 import json
 import logging
 import shutil
@@ -39,14 +33,14 @@ from typing import Any
 
 import numpy as np
 
-from agents import skeleton
-from agents.harness import harness, probe, wire
-from agents.verifier import SHIPPED_CONTRACT, InProcessExecutor
+from judge.executors import SHIPPED_CONTRACT, InProcessExecutor
+from judge.harness import harness, probe, wire
 from reference_sim import contract as reference_contract
 from reference_sim import mapping as reference_mapping
 from reference_sim import network as reference_network
 from reference_sim.compare import values_equal
 
+from .subject import probed_module
 from .suite import BenchTask, Suite
 
 RESULTS_LIMIT_BYTES = 16 * 1024 * 1024
@@ -56,42 +50,12 @@ class ProbeError(ValueError):
     """A probe task's data cannot be turned into probes (names the task)."""
 
 
-def _used_names(nodes: Sequence[ast.stmt]) -> set[str]:
-    return {n.id for node in nodes for n in ast.walk(node) if isinstance(n, ast.Name)}
-
-
-def _module(source: str, host: Sequence[str], replaced: Mapping[str, str]) -> str:
-    statements = skeleton.top_level(inspect.getsource(importlib.import_module(source)))
-    kept = [n for n, _ in statements if not isinstance(n, ast.ImportFrom | ast.Import) and (
-        not isinstance(n, ast.FunctionDef | ast.ClassDef) or not host or n.name in host)]
-    used = _used_names(kept)
-    parts: list[str] = []
-    for node, segment in statements:
-        if isinstance(node, ast.FunctionDef | ast.ClassDef):
-            if node.name in replaced:
-                parts.append(replaced[node.name].strip("\n"))
-            elif not host or node.name in host:
-                parts.append(segment)
-        elif isinstance(node, ast.ImportFrom) and (inlined := skeleton.inlined_import(node, keep=used)) is not None:
-            if inlined:
-                parts.append(inlined)
-        else:
-            parts.append(segment)
-    return "\n\n\n".join(parts) + "\n"
-
-
-def stubbed_host(source: str, host: Sequence[str], targets: Sequence[str]) -> str:
-    """What a probe task's model sees: the probed module with the task's units as signature and docstring."""
-    text = inspect.getsource(importlib.import_module(source))
-    return _module(source, host, {name: skeleton.stub_of(text, name) for name in targets})
-
-
 def subject_module(task: BenchTask, code: str | None = None) -> str:
     """The probed module with the answer ``code`` in place of the task's units (``None``: the reference's)."""
     if code is None:
-        return _module(task.source, task.host_units, {})
+        return probed_module(task.source, task.host_units, {})
     first, *rest = task.names
-    return _module(task.source, task.host_units, {first: code, **dict.fromkeys(rest, "")})
+    return probed_module(task.source, task.host_units, {first: code, **dict.fromkeys(rest, "")})
 
 
 # --------------------------------------------------------------------------- probe generation

@@ -1,4 +1,4 @@
-"""The benchmark's task suite: tasks read from the data files under ``agents/bench/tasks/``.
+"""The benchmark's task suite: tasks read from the data files under ``taskbench/tasks/``.
 
 A task asks a model for one unit (``function`` or ``class`` level) or one whole module
 (``module`` level) of a simulator and judges the answer with *hidden tests* the model never sees:
@@ -7,9 +7,9 @@ A task asks a model for one unit (``function`` or ``class`` level) or one whole 
   skeleton, or the module.  The answer is spliced into the literal reference module (the other
   units as given) and that module's stage runs on the reference's inputs over every hardware case
   of the task's architecture family; its outputs are compared field by field with the reference's
-  (:func:`agents.checks.stage_evidence`).
+  (:func:`judge.checks.stage_evidence`).
 * **probe** tasks (spec and topology handling, contract helpers) are judged by calls with given
-  arguments (:mod:`agents.bench.probes`), their results compared with the reference solution's.
+  arguments (:mod:`taskbench.probes`), their results compared with the reference solution's.
 
 The data files say, per group of tasks, the unit, level, description and families (stage) or the
 source module, host units and probe generator (probe); one task per family.  A task's reference
@@ -31,12 +31,14 @@ from typing import Any, Literal
 import yaml
 
 from agents import skeleton
-from agents.harness.rules import parse
 from agents.planner import INTERFACES
 from agents.spec import load_agent_spec
-from agents.verifier import Workload
+from judge.harness.rules import parse
+from judge.suites import Workload
 from reference_sim.contract import Hardware, Layer
 from reference_sim.errors import InputError, SimCoderError
+
+from .subject import stubbed_host
 
 TASKS_DIR = Path(__file__).resolve().parent / "tasks"
 ARCHITECTURES_FILE = TASKS_DIR / "architectures.yaml"
@@ -44,10 +46,10 @@ MODULE_FILES: tuple[str, ...] = ("mapping", "network", "memory", "spec")
 LEVELS: tuple[str, ...] = ("function", "class", "module")
 MIN_TASKS = 138
 MIN_PER_GROUP = 15
-PROMPT_EXAMPLES = (Path(__file__).resolve().parents[2] / "prompts" / "examples",
-                   Path(__file__).resolve().parents[2] / "prompts" / "bench")
+PROMPT_EXAMPLES = (Path(__file__).resolve().parents[1] / "prompts" / "examples",
+                   Path(__file__).resolve().parents[1] / "prompts" / "bench")
 """Where in-context examples live (no task's solution may appear in one)."""
-PRODUCT_SPEC = Path(__file__).resolve().parents[2] / "scale_sim.yaml"
+PRODUCT_SPEC = Path(__file__).resolve().parents[1] / "scale_sim.yaml"
 
 Level = Literal["function", "class", "module"]
 Kind = Literal["stage", "probe"]
@@ -92,7 +94,7 @@ class BenchTask:
     host_units: tuple[str, ...] = ()
     """Probe tasks: the units of ``source`` the probed module holds (empty: all of it)."""
     probes: dict[str, Any] = field(default_factory=dict)
-    """Probe tasks: the generator and its parameters (:mod:`agents.bench.probes`)."""
+    """Probe tasks: the generator and its parameters (:mod:`taskbench.probes`)."""
     names: tuple[str, ...] = ()
     """The top-level names the answer must define."""
 
@@ -230,8 +232,6 @@ def _unit_nodes(code: str) -> dict[str, ast.stmt]:
 
 
 def _probe_tasks(path: Path, module: str, group: dict[str, Any], families: dict[str, Family]) -> list[BenchTask]:
-    from agents.bench import probes
-
     source = str(group["source"])
     host = tuple(group.get("host_units") or ())
     targets = list(group.get("targets") or [group["unit"]])
@@ -242,7 +242,7 @@ def _probe_tasks(path: Path, module: str, group: dict[str, Any], families: dict[
         if name not in nodes:
             raise InputError(path, f"{source} defines no {name!r}", field=f"{group.get('id', targets[0])}")
     solution = "\n\n\n".join(skeleton.unit_source(text, n) for n in targets)
-    stubs = probes.stubbed_host(source, host, targets)
+    stubs = stubbed_host(source, host, targets)
     if "from .errors import" in stubs:
         stubs += ("\n\n# The module's `.errors`, as given:\n"
                   + "\n".join("# " + line for line in _host_source("reference_sim.errors").splitlines()))

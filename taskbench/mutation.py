@@ -28,7 +28,7 @@ from multiprocessing.connection import Connection
 from types import FrameType
 from typing import Any
 
-from agents.harness.rules import parse
+from judge.harness.rules import parse
 
 from . import hidden
 from .pool import bounded_map

@@ -168,7 +168,8 @@ def run_tasks(args: argparse.Namespace, *, model_factory: ModelFactory | None = 
         logger.info("context window: %d tokens (%s)", window.tokens, window.source)
     context = passk.Context(suite, settings, strategy, lambda i: models(config, i), runner or hidden.Runner(),
                             model_timeout_s=config.timeout_s, window=window,
-                            max_answer_tokens=config.max_answer_tokens)
+                            max_answer_tokens=config.max_answer_tokens,
+                            transcripts=store.folder / passk.TRANSCRIPTS_DIR)
 
     def progress(sample: passk.Sample, done: int, total: int) -> None:
         verdict = "passed" if sample.passed else f"{sample.failure}{f' ({sample.stage})' if sample.stage else ''}"
@@ -244,7 +245,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None, *, model_factory: ModelFactory | None = None,
          runner: hidden.Runner | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
-    for noisy in ("httpx", "openai", "httpcore"):
+    for noisy in ("httpx", "httpx2", "openai", "httpcore"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     args = build_parser().parse_args(argv)
     try:
