@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
-from agents.bench import cli, hidden, mutation, passk, probes
-from agents.bench.suite import BenchTask, load_suite, suite_problems
 from agents.planner import STRATEGIES
+from taskbench import cli, hidden, mutation, passk, probes
+from taskbench.suite import BenchTask, load_suite, suite_problems
 from tests import fakes
 from tests.fakes import Request, ScriptedChatModel, fenced
 
@@ -42,7 +42,7 @@ def test_suite_problems_names_a_duplicate_and_a_leaked_solution(monkeypatch: pyt
     assert any("share a signature and description" in p for p in suite_problems(small))
     (tmp_path / "example.md").write_text(f"#### Example\n\n```python\n{task('spec._fields').solution}\n```\n")
     (tmp_path / "toy.py").write_text("# a toy module\n\n" + task("spec.folder_name_problem").solution)
-    monkeypatch.setattr("agents.bench.suite.PROMPT_EXAMPLES", (tmp_path,))
+    monkeypatch.setattr("taskbench.suite.PROMPT_EXAMPLES", (tmp_path,))
     leaked = [p for p in suite_problems(SUITE) if "ICL example" in p]
     assert any("spec._fields:" in p for p in leaked) and any("spec.folder_name_problem:" in p for p in leaked)
 
@@ -109,6 +109,13 @@ def test_a_probe_answer_that_raises_where_the_reference_raises_a_value_error_mus
     verdict = hidden.judge(SUITE, t, wrong, RUNNER)
     assert (verdict.failure, verdict.stage) == ("wrong", "probe")
     assert "expected ValueError, got RuntimeError" in verdict.detail
+
+
+@pytest.mark.parametrize("task_id", ["spec._fields", "mapping._tilings.os-rect"])
+def test_an_answer_with_its_own_future_import_passes(task_id: str) -> None:
+    t = task(task_id)
+    verdict = hidden.judge(SUITE, t, "from __future__ import annotations\n\n" + t.solution, RUNNER)
+    assert verdict.passed, verdict
 
 
 def test_an_input_error_must_name_the_line_the_reference_names() -> None:
@@ -393,3 +400,15 @@ def test_a_prompt_over_the_window_is_a_too_long_sample_and_not_sent() -> None:
     sample = passk.run_sample(context, task("spec._fields"), 0)
     assert (sample.passed, sample.failure) == (False, "too_long") and model.calls == []
     assert "context window of 1000 tokens (the server's /props)" in sample.detail
+
+
+def test_every_sample_keeps_its_transcript(tmp_path: Path) -> None:
+    assert cli.main(_args(tmp_path), model_factory=_factory([]), runner=RUNNER) == 0
+    samples = passk.current(passk.Store(tmp_path / "run").load())
+    assert len(samples) == 9
+    for sample in samples:
+        kept = json.loads((tmp_path / "run" / sample.transcript).read_text())
+        assert (kept["task"], kept["sample"], kept["passed"], kept["failure"]) == (
+            sample.task, sample.sample, sample.passed, sample.failure)
+        assert len(kept["calls"]) == sample.attempts
+        assert kept["calls"][0]["messages"][0]["role"] == "system" and kept["calls"][0]["answer"]
