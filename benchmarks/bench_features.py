@@ -8,9 +8,11 @@ Per feature: the built-in's verdict, then every seeded mutant (:mod:`features.mu
 in full (exact, oracle, properties; the first check that fires is reported) and by the properties
 alone (every property that fires).  Mutants that only the exact or oracle level catches, and mutants
 nothing catches, are listed as known limits.  Speed: the built-in's time over the reference's on the
-Table-2 networks (``configs/scale.cfg``), per image for batch, both measured in this run (best of
-``--repeat``).  The exit code is 1 when a feature's rejection is under 90 % or a built-in fails its
-judge, 2 when the reference data is missing.
+Table-2 networks (``configs/scale.cfg``), per image for batch (B = ``--images``), per core for cores (C = 2),
+both measured in this run, network by network (the reference before and after the features; best of
+``--repeat`` runs each, default 1 to keep the whole bench near 5 minutes on a 2-core machine).  The exit code
+is 1 when a feature's rejection is under 90 % or a built-in fails its judge, 2 when the reference data is
+missing.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ if __package__ in (None, ""):
 
 from features.builtin import BUILTINS
 from features.catalogue import load_catalogue
-from features.judge import judge
+from features.judge import RunCache, judge
 from features.mutants import MUTANTS
 from reference_sim import Hardware, Layer, read_config, read_topology, simulate
 
@@ -76,8 +78,9 @@ def judge_feature(name: str, seed: int) -> FeatureReport:
     for mutant in MUTANTS[name]:
         start = time.perf_counter()
         impl = mutant.build()
-        full = judge(feature, impl, seed=seed)
-        props = judge(feature, impl, seed=seed, use_exact=False, use_oracle=False, all_failures=True)
+        runs: RunCache = {}
+        full = judge(feature, impl, seed=seed, runs=runs)
+        props = judge(feature, impl, seed=seed, use_exact=False, use_oracle=False, all_failures=True, runs=runs)
         report.mutants.append(MutantRow(mutant.name, mutant.fault, not full.passed,
                                         full.failure.check if full.failure else "-", list(props.fired),
                                         time.perf_counter() - start))
@@ -93,31 +96,36 @@ def _best(repeat: int, work: Callable[[], object]) -> float:
     return min(times)
 
 
-def speed(name: str, networks: dict[str, list[Layer]], hardware: Hardware, repeat: int,
-          images: int) -> dict[str, float]:
-    """Per network: feature seconds / reference seconds (batch: per image); the reference is timed before and
-    after the feature and its best time counts (later runs find caches warm)."""
+def speeds(names: list[str], networks: dict[str, list[Layer]], hardware: Hardware, repeat: int,
+           images: int) -> dict[str, dict[str, float]]:
+    """Per feature and network: feature seconds / reference seconds (batch: per image; cores: per core, each core
+    simulating its own array and SRAMs).  Per network the reference is timed, then
+    every feature, then the reference again; its best time counts (later runs find caches warm)."""
     catalogue = load_catalogue()
-    params = {p.name: p.judge_values()[0] for p in catalogue[name].definition.parameters}
-    per_image = 1
-    if name == "batch":
-        params["batch_images"] = images
-        per_image = images
-    ratios: dict[str, float] = {}
-    total_feature = total_reference = 0.0
+    settings = {}
+    for name in names:
+        params = {p.name: p.judge_values()[0] for p in catalogue[name].definition.parameters}
+        if name == "batch":
+            params["batch_images"] = images
+        settings[name] = params
+    per_image = {name: int(settings[name].get("batch_images", settings[name].get("cores", 1))) for name in names}
+    seconds: dict[str, dict[str, float]] = {name: {} for name in names}
+    reference: dict[str, float] = {}
     for network, layers in networks.items():
         before = _best(repeat, lambda layers=layers: simulate(layers, hardware))  # type: ignore[misc]
-        feature = _best(repeat, lambda layers=layers: BUILTINS[name](layers, hardware, params))  # type: ignore[misc]
-        reference = min(before, _best(repeat, lambda layers=layers: simulate(layers, hardware)))  # type: ignore[misc]
-        ratios[network] = feature / per_image / reference
-        total_feature += feature / per_image
-        total_reference += reference
-    ratios["all"] = total_feature / total_reference
+        for name in names:
+            seconds[name][network] = _best(
+                repeat, lambda layers=layers, name=name: BUILTINS[name](layers, hardware, settings[name]))  # type: ignore[misc]
+        reference[network] = min(before, _best(repeat, lambda layers=layers: simulate(layers, hardware)))  # type: ignore[misc]
+    ratios: dict[str, dict[str, float]] = {}
+    for name in names:
+        ratios[name] = {network: seconds[name][network] / per_image[name] / reference[network] for network in networks}
+        ratios[name]["all"] = sum(seconds[name].values()) / per_image[name] / sum(reference.values())
     return ratios
 
 
 def print_report(report: FeatureReport) -> None:
-    print(f"\n== {report.feature}: built-in {report.builtin_verdict}")
+    print(f"\n== {report.feature}: built-in {report.builtin_verdict}", flush=True)
     print(f"{'mutant':<30} {'rejected':>8}  {'first check':<30} properties alone")
     for m in report.mutants:
         print(f"{m.name:<30} {'yes' if m.rejected else 'NO':>8}  {m.check:<30} {', '.join(m.properties_fired) or '-'}")
@@ -127,10 +135,15 @@ def print_report(report: FeatureReport) -> None:
     survivors = [m.name for m in report.mutants if not m.rejected]
     print(f"known limits: caught only by exact/oracle: {', '.join(only_strong) or 'none'}; "
           f"caught by nothing: {', '.join(survivors) or 'none'}")
+    sys.stdout.flush()
+
+
+def print_speed(report: FeatureReport) -> None:
     if report.speed:
         cells = ", ".join(f"{k} {v:.2f}x" for k, v in report.speed.items())
         met = "met" if max(report.speed.values()) <= TARGET_SPEED_RATIO else "NOT met"
-        print(f"speed vs reference{' per image' if report.feature == 'batch' else ''}: {cells} "
+        unit = {"batch": " per image", "cores": " per core"}.get(report.feature, "")
+        print(f"speed vs reference{unit}: {cells} "
               f"(target <= {TARGET_SPEED_RATIO}x: {met})")
 
 
@@ -140,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="the shared folder holding scalesim/ (default $SIMCODER_SHARED or ../shared)")
     parser.add_argument("--quick", action="store_true", help="speed on NCF and AlphaGoZero only")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--repeat", type=int, default=2, help="timed runs per network; the best counts")
+    parser.add_argument("--repeat", type=int, default=1, help="timed runs per network; the best counts")
     parser.add_argument("--images", type=int, default=2, help="batch images for the speed run")
     parser.add_argument("--features", nargs="*", default=sorted(MUTANTS), help="features to measure")
     parser.add_argument("--json", type=Path, default=None, help="also write every figure here")
@@ -155,12 +168,18 @@ def main(argv: list[str] | None = None) -> int:
     names = QUICK_NETWORKS if args.quick else NETWORKS
     networks = {n: read_topology(data / "table2" / f"{n}.csv") for n in names}
 
+    started = time.perf_counter()
     reports = []
     for name in args.features:
-        report = judge_feature(name, args.seed)
-        report.speed = speed(name, networks, hardware, args.repeat, args.images)
-        print_report(report)
-        reports.append(report)
+        reports.append(judge_feature(name, args.seed))
+        print_report(reports[-1])
+    print(f"\njudged in {time.perf_counter() - started:.0f} s; speed on {', '.join(networks)}")
+    ratios = speeds([r.feature for r in reports], networks, hardware, args.repeat, args.images)
+    for report in reports:
+        report.speed = ratios[report.feature]
+        print(f"{report.feature}: ", end="")
+        print_speed(report)
+    print(f"\nbench runtime {time.perf_counter() - started:.0f} s")
     if args.json is not None:
         document: dict[str, Any] = {r.feature: {**asdict(r), "rejection": r.rejection} for r in reports}
         args.json.write_text(json.dumps(document, indent=2))

@@ -70,7 +70,7 @@ class ParameterDef(_Strict):
 
 
 class ReportDef(_Strict):
-    """A report table the feature writes, one row per layer."""
+    """A report table the feature writes, one row per layer (``CORES_REPORT.csv``: per core of each layer)."""
 
     file: Annotated[str, StringConstraints(pattern=r"^[A-Z][A-Z0-9_]*\.csv$")]
     columns: list[SnakeName] = Field(min_length=1)

@@ -79,9 +79,9 @@ def _oracle(case: Case) -> FeatureRun:
 class _Runner:
     """Runs the implementation once per case, turning a crash into a failure."""
 
-    def __init__(self, impl: FeatureImpl):
+    def __init__(self, impl: FeatureImpl, runs: dict[tuple[object, ...], FeatureRun | PropertyFailure] | None = None):
         self.impl = impl
-        self.runs: dict[tuple[object, ...], FeatureRun | PropertyFailure] = {}
+        self.runs = {} if runs is None else runs
 
     def __call__(self, case: Case, check: str) -> FeatureRun | PropertyFailure:
         key = _key(case, True)
@@ -124,12 +124,19 @@ def _tables_failure(check: str, case: Case, expected: dict[str, list[TableRow]],
     return None
 
 
+RunCache = dict[tuple[object, ...], "FeatureRun | PropertyFailure"]
+"""The implementation's runs by case, shareable between judge calls of one implementation."""
+
+
 def judge(feature: Feature | FeatureDef, impl: FeatureImpl, *, seed: int = 0, use_exact: bool = True,
-          use_oracle: bool = True, use_properties: bool = True, all_failures: bool = False) -> Verdict:
+          use_oracle: bool = True, use_properties: bool = True, all_failures: bool = False,
+          runs: RunCache | None = None) -> Verdict:
     """Judge ``impl`` for ``feature``.  Stops at the first failure unless ``all_failures`` (then every
-    property still runs, and :attr:`Verdict.fired` lists each check that failed)."""
+    property still runs, and :attr:`Verdict.fired` lists each check that failed).  ``runs`` keeps the
+    implementation's runs for a later call on the same implementation (a crash is kept as the failure of the
+    check that first met it)."""
     definition = feature.definition if isinstance(feature, Feature) else feature
-    run = _Runner(impl)
+    run = _Runner(impl, runs)
     levels: list[str] = []
     fired: list[str] = []
     first: PropertyFailure | None = None

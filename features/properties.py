@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, replace
-from typing import Literal
+from collections.abc import Sequence
+from dataclasses import replace
 
 import numpy as np
 
@@ -23,6 +22,21 @@ from reference_sim.engine import LayerResult
 
 from .api import Case, FeatureRun, TableRow
 from .compare import REL_TOL, result_difference
+from .properties_banks import BANKS_PROPERTIES
+from .properties_cores import CORES_PROPERTIES
+from .properties_sparsity import SPARSITY_PROPERTIES
+from .property_base import FEATURE as FEATURE
+from .property_base import Family as Family
+from .property_base import PairCheck, Property
+from .property_base import PropertyFailure as PropertyFailure
+from .property_base import close as _close
+from .property_base import count_check as _count_check
+from .property_base import fail as _fail
+from .property_base import layers as _layers
+from .property_base import operand_set as _operand_set
+from .property_base import pes as _pes
+from .property_base import set_mismatch as _set_mismatch
+from .property_base import trace_addresses as _trace_addresses
 from .semantics import (
     BATCH_PARAM,
     ENERGY_COUNT_COLUMNS,
@@ -34,82 +48,9 @@ from .semantics import (
     stacked_layer,
 )
 
-FEATURE = "feature"
-"""Blame placeholder: the judged feature's own code (replaced by the feature's name)."""
-Family = Literal["conservation", "bounds", "monotonicity", "metamorphic"]
-
-
-@dataclass(frozen=True)
-class PropertyFailure:
-    """A failed check, diagnosed like a trace divergence."""
-
-    check: str
-    workload: str
-    layer: int | None
-    expected: str
-    actual: str
-    blamed_module: str
-
-    def line(self) -> str:
-        where = f"layer {self.layer}" if self.layer is not None else "workload"
-        return (f"{self.check}: {self.workload} {where}: expected {self.expected}, got {self.actual} "
-                f"(blame {self.blamed_module})")
-
-
-SingleCheck = Callable[[Case, FeatureRun], "PropertyFailure | None"]
-PairCheck = Callable[[Case, FeatureRun, Case, FeatureRun], "PropertyFailure | None"]
-Vary = Callable[[Case, random.Random], "Case | None"]
-
-
-@dataclass(frozen=True)
-class Property:
-    name: str
-    family: Family
-    statement: str
-    single: SingleCheck | None = None
-    pair: PairCheck | None = None
-    vary: Vary | None = None
-    needs_traces: bool = False
-
-
-def _fail(name: str, case: Case, layer: int | None, expected: object, actual: object, blame: str) -> PropertyFailure:
-    return PropertyFailure(name, case.workload, layer, str(expected), str(actual),
-                           case.feature if blame == FEATURE else blame)
-
 
 def images(case: Case) -> int:
     return int(case.params.get(BATCH_PARAM, 1))
-
-
-def _close(a: float, b: float) -> bool:
-    return math.isclose(a, b, rel_tol=REL_TOL, abs_tol=1e-6)
-
-
-def _pes(hardware: Hardware) -> int:
-    return hardware.array_rows * hardware.array_cols
-
-
-def _layers(case: Case, run: FeatureRun) -> Iterator[tuple[int, Layer, LayerResult]]:
-    yield from zip(range(len(case.layers)), case.layers, run.results)
-
-
-def _count_check(name: str, case: Case, run: FeatureRun) -> PropertyFailure | None:
-    if len(run.results) != len(case.layers):
-        return _fail(name, case, None, f"{len(case.layers)} layer results", len(run.results), FEATURE)
-    return None
-
-
-def _trace_addresses(trace: np.ndarray) -> np.ndarray:
-    cells = np.asarray(trace)[:, 1:].astype(np.int64).reshape(-1)
-    return np.unique(cells[cells != NO_REQUEST])
-
-
-def _operand_set(layer: Layer, hardware: Hardware, name: OperandName) -> np.ndarray:
-    """Distinct addresses one image's operand holds (the reference mapping's operand matrix)."""
-    matrix = reference_mapping.map_layer(layer, hardware).operand(name)
-    rows, cols = matrix.shape
-    cells = np.asarray(matrix.addresses(np.arange(rows)[:, None], np.arange(cols)[None, :])).reshape(-1)
-    return np.unique(cells[cells != NO_REQUEST])
 
 
 def expected_addresses(layer: Layer, hardware: Hardware, name: OperandName, count: int) -> np.ndarray:
@@ -119,16 +60,6 @@ def expected_addresses(layer: Layer, hardware: Hardware, name: OperandName, coun
         return one
     step = image_words(layer) if name == "ifmap" else ofmap_words(layer)
     return np.unique((one[None, :] + step * np.arange(count)[:, None]).reshape(-1))
-
-
-def _set_mismatch(want: np.ndarray, got: np.ndarray) -> tuple[str, str] | None:
-    if want.size == got.size and np.array_equal(want, got):
-        return None
-    missing = np.setdiff1d(want, got)
-    extra = np.setdiff1d(got, want)
-    detail = (f"missing {missing.size} (first {int(missing[0])})" if missing.size else "") + (
-        f"{', ' if missing.size else ''}extra {extra.size} (first {int(extra[0])})" if extra.size else "")
-    return f"{want.size} distinct addresses", detail or f"{got.size} distinct addresses"
 
 
 # --------------------------------------------------------------------------- conservation
@@ -666,4 +597,5 @@ PROPERTIES: dict[str, Property] = _all([
     Property("energy_leaves_timing", "metamorphic",
              "An energy table changes no figure and no trace of the run (equal to the run with an all-zero table).",
              pair=energy_leaves_timing, vary=_neutral_table),
+    *CORES_PROPERTIES, *SPARSITY_PROPERTIES, *BANKS_PROPERTIES,
 ])

@@ -44,16 +44,18 @@ def workload(rng: random.Random) -> tuple[Layer, ...]:
 
 def variants(rng: random.Random) -> list[Variant]:
     """Six architectures: each dataflow under CALC and under USER bandwidth (a 1 KiB ifmap SRAM and 1-3 words
-    per cycle, so the large layer stalls)."""
+    per cycle, so the large layer stalls); the input-stationary CALC one has 2-byte words."""
     out = []
     dataflows: tuple[Dataflow, ...] = ("os", "ws", "is")
     for dataflow in dataflows:
         for mode in ("CALC", "USER"):
             rows, cols = rng.choice([(4, 4), (4, 8), (8, 4)])
             kib = [1 if mode == "USER" else rng.choice([1, 2, 64]), rng.choice([1, 2, 64]), rng.choice([1, 2, 64])]
+            word_bytes = 2 if (dataflow, mode) == ("is", "CALC") else 1
             hw = Hardware(rows, cols, dataflow, kib[0], kib[1], kib[2], bandwidth_mode=mode,
-                          dram_words_per_cycle=rng.choice([1, 2, 3]))
-            out.append(Variant(f"{dataflow}-{mode.lower()}-{rows}x{cols}-{kib[0]}.{kib[1]}.{kib[2]}kib", hw))
+                          dram_words_per_cycle=rng.choice([1, 2, 3]), word_bytes=word_bytes)
+            out.append(Variant(f"{dataflow}-{mode.lower()}-{rows}x{cols}-{kib[0]}.{kib[1]}.{kib[2]}kib"
+                               f"{'-2byte' if word_bytes == 2 else ''}", hw))
     return out
 
 

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from ..api import FeatureImpl
-from . import batch, energy
+from . import batch, cores, energy, memory_banks, sparsity
 
-BUILTINS: dict[str, FeatureImpl] = {"energy": energy.run, "batch": batch.run}
+BUILTINS: dict[str, FeatureImpl] = {"energy": energy.run, "batch": batch.run, "cores": cores.run,
+                                    "sparsity": sparsity.run, "memory_banks": memory_banks.run}
 
 __all__ = ["BUILTINS"]

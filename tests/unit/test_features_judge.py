@@ -17,15 +17,16 @@ from reference_sim import Hardware, Layer
 CATALOGUE = load_catalogue()
 
 
-@pytest.mark.parametrize("feature", ["energy", "batch"])
+@pytest.mark.parametrize("feature", ["energy", "batch", "cores", "sparsity", "memory_banks"])
 def test_judge_passes_the_builtin_with_every_level(feature: str) -> None:
     verdict = judge(CATALOGUE[feature], BUILTINS[feature])
     checks = len(CATALOGUE[feature].definition.checks)
     assert verdict.passed and verdict.failure is None
-    assert verdict.evidence == f"exact, oracle, properties {checks}/{checks}"
+    oracle = "oracle, " if CATALOGUE[feature].definition.oracle else ""
+    assert verdict.evidence == f"exact, {oracle}properties {checks}/{checks}"
 
 
-@pytest.mark.parametrize("feature", ["energy", "batch"])
+@pytest.mark.parametrize("feature", ["energy", "batch", "cores", "sparsity", "memory_banks"])
 def test_every_mutant_applies_and_is_at_least_twelve(feature: str) -> None:
     assert len(MUTANTS[feature]) >= 12
     for mutant in MUTANTS[feature]:
@@ -54,6 +55,28 @@ def test_judge_rejects_a_mutant_of_each_kind(feature: str, name: str, check: str
     alone = judge(CATALOGUE[feature], impl, use_exact=False, use_oracle=False)
     assert alone.failure is not None and alone.failure.check == check
     assert alone.failure.blamed_module == feature
+
+
+@pytest.mark.parametrize(("feature", "name", "check"), [
+    ("cores", "ofmap_global_columns", "cores_ofmap_written_once"),
+    ("cores", "cycles_summed", "cores_layer_is_slowest_core"),
+    ("sparsity", "metadata_packed_per_layer", "sparse_report_counts"),
+    ("sparsity", "gemm_dense", "macs_done_once"),
+])
+def test_properties_alone_reject_new_feature_mutants(feature: str, name: str, check: str) -> None:
+    impl = _mutant(feature, name).build()
+    alone = judge(CATALOGUE[feature], impl, use_exact=False, use_oracle=False)
+    assert alone.failure is not None and alone.failure.check == check
+    assert alone.failure.blamed_module == feature
+
+
+@pytest.mark.parametrize(("name", "check"), [
+    ("own_row_not_delayed", "bank_conflicts_from_traces"), ("read_bandwidths_swapped", "interface_dram_rate"),
+    ("ofmap_bandwidth_global", "interfaces_are_reference_ports"),
+])
+def test_banks_without_oracle_reject_by_properties(name: str, check: str) -> None:
+    verdict = judge(CATALOGUE["memory_banks"], _mutant("memory_banks", name).build())
+    assert not verdict.passed and verdict.failure is not None and verdict.failure.check == check
 
 
 def test_a_mutant_that_no_longer_applies_is_refused() -> None:

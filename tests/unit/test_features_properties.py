@@ -14,7 +14,7 @@ from features.api import Case, FeatureRun
 from features.builtin import BUILTINS
 from features.catalogue import load_catalogue
 from features.properties import PROPERTIES
-from features.semantics import ENERGY_REPORT
+from features.semantics import CORES_REPORT, ENERGY_REPORT, SPARSITY_REPORT
 from reference_sim import Hardware, Layer, LayerResult, TraceSet
 
 LAYERS = (Layer("conv3x3", 7, 6, 3, 3, 2, 3, 1, 1), Layer("gemm", 5, 6, 1, 6, 1, 4, 1, 1))
@@ -25,9 +25,16 @@ def _hardware(mode: str) -> Hardware:
     return Hardware(4, 4, "ws", 1, 1, 1, bandwidth_mode=mode, dram_words_per_cycle=1)  # type: ignore[arg-type]
 
 
+PARAMS: dict[str, dict[str, float]] = {
+    "batch": {"batch_images": 2}, "energy": ENERGY, "cores": {"cores": 2, "split_axis": 0},
+    "sparsity": {"kept_weights": 1, "group_weights": 4},
+    "memory_banks": {"sram_banks": 2, "sram_bank_ports": 1, "ifmap_dram_words_per_cycle": 2,
+                     "filter_dram_words_per_cycle": 1, "ofmap_dram_words_per_cycle": 3},
+}
+
+
 def _case(feature: str, mode: str) -> Case:
-    params = {"batch_images": 2} if feature == "batch" else ENERGY
-    return Case(feature, f"{feature}-{mode}", LAYERS, _hardware(mode), params)
+    return Case(feature, f"{feature}-{mode}", LAYERS, _hardware(mode), PARAMS[feature])
 
 
 @cache
@@ -58,6 +65,16 @@ def with_row(run: FeatureRun, index: int, **changes: float) -> FeatureRun:
     rows = [dict(r) for r in run.tables[ENERGY_REPORT]]
     rows[index].update(changes)
     return FeatureRun(run.results, {ENERGY_REPORT: rows})
+
+
+def with_table_row(run: FeatureRun, table: str, index: int, **changes: float) -> FeatureRun:
+    rows = [dict(r) for r in run.tables[table]]
+    rows[index].update(changes)
+    return FeatureRun(run.results, {**run.tables, table: rows})
+
+
+def _wider(trace: np.ndarray) -> np.ndarray:
+    return np.concatenate([trace, np.zeros((trace.shape[0], 5))], axis=1)
 
 
 def without_column(run: FeatureRun, column: str) -> FeatureRun:
@@ -107,6 +124,16 @@ SINGLE: dict[str, tuple[str, str, Callable[[FeatureRun], FeatureRun]]] = {
         r, 0, sram_start_stop={**_r(r).sram_start_stop, "ifmap": (_r(r).sram_start_stop["ifmap"][0],
                                                                    _r(r).sram_start_stop["ifmap"][1] + 1)})),
     "energy_non_negative": ("energy", "USER", lambda r: with_row(r, 0, idle_pe_cycles=-1.0)),
+    "cores_macs_conserved": ("cores", "CALC", lambda r: with_result(r, 0, overall_util_pct=_r(r).overall_util_pct / 2)),
+    "cores_ofmap_written_once": ("cores", "CALC",
+                                 lambda r: with_trace(r, 0, "ofmap_sram", _set_cell(lambda v: v + 10**6))),
+    "cores_layer_is_slowest_core": ("cores", "USER",
+                                    lambda r: with_result(r, 1, total_cycles=_r(r, 1).total_cycles + 1)),
+    "cores_at_least_ideal": ("cores", "CALC", lambda r: with_table_row(r, CORES_REPORT, 0, total_cycles=1.0,
+                                                                      stall_cycles=0.0)),
+    "cores_user_bandwidth_shared": ("cores", "USER", lambda r: with_trace(r, 0, "ifmap_dram", _wider)),
+    "sparse_report_counts": ("sparsity", "CALC", lambda r: with_table_row(r, SPARSITY_REPORT, 1, metadata_words=0.5)),
+    "interface_dram_rate": ("memory_banks", "USER", lambda r: with_trace(r, 0, "filter_dram", _wider)),
 }
 
 PAIR: dict[str, tuple[str, str, Callable[[FeatureRun], FeatureRun]]] = {
@@ -119,6 +146,16 @@ PAIR: dict[str, tuple[str, str, Callable[[FeatureRun], FeatureRun]]] = {
     "energy_linear_in_table": ("energy", "USER", lambda r: with_row(r, 1, dram_write_pj=0.5)),
     "energy_additive_over_layers": ("energy", "CALC", lambda r: with_row(r, 0, filter_sram_read_pj=0.25)),
     "energy_leaves_timing": ("energy", "USER", lambda r: with_result(r, 1, total_cycles=_r(r, 1).total_cycles + 1)),
+    "more_cores_no_more_compute": ("cores", "CALC",
+                                   lambda r: with_table_row(r, CORES_REPORT, 0, total_cycles=10.0**6)),
+    "sparsity_never_adds_work": ("sparsity", "USER", lambda r: with_table_row(r, SPARSITY_REPORT, 0,
+                                                                              metadata_words=3.0)),
+    "bank_conflicts_from_traces": ("memory_banks", "CALC",
+                                   lambda r: with_result(r, 0, total_cycles=_r(r).total_cycles + 1)),
+    "interfaces_are_reference_ports": ("memory_banks", "USER",
+                                       lambda r: with_result(r, 1, stall_cycles=_r(r, 1).stall_cycles + 1)),
+    "more_banks_no_more_cycles": ("memory_banks", "CALC",
+                                  lambda r: with_result(r, 0, total_cycles=_r(r).total_cycles + 10**6)),
 }
 BASE_CORRUPTED: dict[str, tuple[str, str, Callable[[FeatureRun], FeatureRun]]] = {
     "batch_is_images_back_to_back": ("batch", "USER", lambda r: with_trace(r, 0, "ifmap_sram", _swap_cycles)),
