@@ -16,6 +16,7 @@ import yaml
 from typing_extensions import TypedDict
 
 from agents import skeleton
+from agents.run_features import FeatureTask, plan_features
 from agents.spec import AgentSpec, load_agent_spec
 from judge import user_reference
 from reference_sim.errors import InputError, SimCoderError
@@ -82,6 +83,8 @@ class Plan(TypedDict):
     granularity: str
     reference: str
     """``built-in`` or the folder of the user's own reference modules."""
+    features: list[FeatureTask]
+    """Catalogue features the run provides beyond the reference (the spec's ``features``)."""
 
 
 def unsupported_features(spec: Spec) -> list[str]:
@@ -90,7 +93,8 @@ def unsupported_features(spec: Spec) -> list[str]:
     arch = spec.architecture
     if arch.memory_banks is not None and arch.memory_banks > 1:
         found.append(f"architecture.memory_banks: {arch.memory_banks} (banked SRAM; the reference models one bank "
-                     "per operand, as SCALE-Sim v2 does)")
+                     "per operand, as SCALE-Sim v2 does; the catalogue feature memory_banks models it: "
+                     "features: {memory_banks: {...}})")
     words = arch.dram.words_per_cycle
     if isinstance(words, list) and len(set(words)) > 1:
         found.append(f"architecture.dram.words_per_cycle: {words} (a bandwidth per interface; the reference uses "
@@ -182,6 +186,7 @@ def plan_run(spec: str | Path | LoadedSpec[AgentSpec], *, generate: Sequence[str
                         + ". Point the run at your own reference (--reference DIR: a folder with mapping.py, "
                         "network.py and memory.py under the same contract) to verify against it.")
     reference = check_reference(reference_dir) if reference_dir is not None else None
+    features = plan_features(agent_spec.features, loaded.path)
     chosen = list(generate) if generate is not None else list(agent_spec.generate or ROLES)
     roles = [r for r in ROLES if r in chosen]
     return Plan(
@@ -194,6 +199,7 @@ def plan_run(spec: str | Path | LoadedSpec[AgentSpec], *, generate: Sequence[str
         template=template,
         granularity=granularity,
         reference=str(reference) if reference is not None else "built-in",
+        features=features,
     )
 
 

@@ -166,6 +166,19 @@ class VerificationRecord(_Record):
     total_cycle_error: float | None
 
 
+class FeatureRecord(_Record):
+    """A catalogue feature the run provides beyond the reference, and the evidence that judged it."""
+
+    name: str
+    params: dict[str, float]
+    implementation: Literal["built-in"]
+    passed: bool
+    evidence: str
+    """The evidence levels that passed, strongest first: ``exact, oracle, properties k/k``."""
+    summary: str
+    tables: list[str]
+
+
 class RunReport(_Record):
     """The whole run (JSON schema :data:`SCHEMA`; the field ``schema_`` is written as ``schema``)."""
 
@@ -185,6 +198,7 @@ class RunReport(_Record):
     optimiser: OptimiserRecord | None
     tokens: list[TokenRecord]
     reproducibility: Reproducibility
+    features: list[FeatureRecord] = Field(default_factory=list)
     notes: list[str]
 
 
@@ -405,6 +419,16 @@ def render_markdown(report: RunReport, charts: dict[str, str | None] | None = No
         ("packages", ", ".join(f"{k} {v}" for k, v in sorted(rep.packages.items())) or "-"),
         ("reference", rep.reference),
     ])
+    if report.features:
+        out += ["## Features beyond the reference", "",
+                "The agent does not write features yet: each is the catalogue's built-in implementation, judged "
+                "with the strongest evidence there is (exact at the neutral setting, the oracle, the properties).",
+                ""]
+        out += _table(("feature", "parameters", "verdict", "evidence", "reports"),
+                      [(f.name, ", ".join(f"{k}={v:g}" for k, v in sorted(f.params.items())),
+                        "pass" if f.passed else "FAIL", f.evidence, ", ".join(f.tables) or "-")
+                       for f in report.features])
+        out += [""]
     out += ["## Notes", ""]
     out += [f"- {_cell(note)}" for note in report.notes] if report.notes else ["None."]
     return "\n".join(out).rstrip() + "\n"

@@ -9,7 +9,7 @@ raises :class:`~reference_sim.errors.InputError` naming the file, the line and t
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, PositiveFloat, PositiveInt
 
@@ -72,6 +72,8 @@ class AgentSpec(Spec):
     budget: Budget | None = None
     generate: list[Literal["mapping", "network", "memory"]] | None = None
     """The modules a run writes (default: all three); the others are the reference's."""
+    features: dict[str, dict[str, Any] | None] | None = None
+    """Catalogue features beyond the reference, each with its parameters (:mod:`agents.run_features` checks them)."""
 
 
 def load_agent_spec(path: str | Path) -> LoadedSpec[AgentSpec]:

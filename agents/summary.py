@@ -16,6 +16,7 @@ from typing import Any
 
 from agents.report import (
     AttemptRecord,
+    FeatureRecord,
     LayerCycles,
     ModuleRecord,
     OptimiserRecord,
@@ -76,6 +77,8 @@ def final_status(state: Mapping[str, Any], cancelled: bool = False) -> str:
     if cancelled:
         return "cancelled"
     verification = state.get("verification") or {}
+    if any(not feature.get("passed") for feature in state.get("features") or []):
+        return "failed"
     if verification.get("outcome") == "passed":
         return "verified"
     reason = str(state.get("stop_reason") or "")
@@ -140,5 +143,6 @@ def build_report(state: Mapping[str, Any], *, run_id: str, status: str, mode: st
             granularity=granularity, budgets=dict(budgets), spec_path=str(plan.get("spec_path") or ""),
             spec_sha256=str(plan.get("spec_sha256") or ""), packages=package_versions(),
             python=platform.python_version(), reference=str(plan.get("reference") or "built-in")),
+        features=[FeatureRecord.model_validate(f) for f in state.get("features") or []],
         notes=notes,
     )

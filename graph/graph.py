@@ -32,7 +32,19 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.runtime import Runtime
 from langgraph.types import RetryPolicy, Send, interrupt
 
-from agents import coder, intake, llm, optimiser, planner, prompts, resources, summary, transcripts, unit_checks
+from agents import (
+    coder,
+    intake,
+    llm,
+    optimiser,
+    planner,
+    prompts,
+    resources,
+    run_features,
+    summary,
+    transcripts,
+    unit_checks,
+)
 from agents.package import package_name_for, write_package
 from agents.report import RuntimeRecord, write_report
 from agents.run_config import OperatorSettings, RunConfig
@@ -321,6 +333,14 @@ class Workflow:
         if best is None or summary.score(record) > tuple(best["score"]):
             update["best"] = {"modules": {r: m["code"] for r, m in state["modules"].items()},
                               "score": list(summary.score(record)), "round": state.get("repair_round", 0)}
+        if result.passed and state["plan"].get("features"):
+            workloads = [(w.id.replace("@", "-"), w.layers, w.hardware) for w in res.final_check]
+            outcomes = run_features.judge_features(state["plan"]["features"], workloads, self.run_dir(state))
+            update["features"] = outcomes
+            failed = [o["summary"] for o in outcomes if not o["passed"]]
+            if failed:
+                update["stop_reason"] = "failed: a feature's implementation does not pass its judge: " + "; ".join(
+                    failed)[:600]
         if not result.passed:
             lim = self.host.config(state)
             generated = state["plan"]["generate"]

@@ -136,6 +136,8 @@ class RunState(InputState, OutputState, total=False):
     """Model use per node."""
     notes: Annotated[list[str], operator.add]
     """What a reader of the report should know (template mode, fallbacks, caps reached)."""
+    features: list[dict[str, Any]]
+    """Each catalogue feature's verdict once the modules verify (``agents.run_features.FeatureOutcome``)."""
     verification: dict[str, Any]
     """The last verification (``agents.report.VerificationRecord`` fields plus ``layers``)."""
     best: dict[str, Any]

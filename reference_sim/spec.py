@@ -195,7 +195,7 @@ class Verification(_Strict):
     """Workloads (whole networks) checked by cycle totals once the traces match."""
 
 
-OTHER_TOOLS_SECTIONS = ("modules", "model", "budget", "generate")
+OTHER_TOOLS_SECTIONS = ("modules", "model", "budget", "generate", "features")
 """Top-level sections that tools built on the simulator read (SimulatorCoder's agents: ``agents.spec``).
 
 The simulator accepts them without looking inside, so one file serves both; the tool that reads a section
@@ -215,6 +215,7 @@ class Spec(_Strict):
     model: Any = None
     budget: Any = None
     generate: Any = None
+    features: Any = None
     """:data:`OTHER_TOOLS_SECTIONS`: not the simulator's (see ``agents.spec.AgentSpec``)."""
 
     @field_validator("schema_version")

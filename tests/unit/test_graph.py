@@ -7,6 +7,7 @@ the run's outcome, what the model was told, and the report the run leaves.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ from agents.planner import PlanError
 from graph.graph import build_builder
 from graph.host import Host
 from judge import checks, executors, reference_runs, suites, verifier
+from reference_sim.errors import InputError
 from tests import fakes
 from tests.fakes import Request, ScriptedChatModel
 
@@ -429,3 +431,31 @@ def test_a_prompt_over_the_models_window_is_refused_before_the_call(spec: Path, 
     assert out["status"] == "failed" and model.calls == []
     said = " ".join(out["report"]["notes"])
     assert "do not fit the model's context window of 3000 tokens (model.context_tokens" in said
+
+
+def test_a_spec_with_catalogue_features_verifies_and_reports_each_features_evidence(tmp_path: Path) -> None:
+    spec = fakes.small_spec(tmp_path, variants=2, features={
+        "energy": {"pj_per_mac": 0.56, "dram_read_pj_per_word": 64.0}, "batch": {"batch_images": 2}})
+    out = run(spec, tmp_path, None)
+    assert out["status"] == "verified"
+    features = {f["name"]: f for f in out["report"]["features"]}
+    assert sorted(features) == ["batch", "energy"]
+    assert features["energy"]["passed"] and features["energy"]["evidence"].startswith("exact, oracle, properties ")
+    assert features["energy"]["params"]["pj_per_mac"] == 0.56 and features["batch"]["params"]["batch_images"] == 2
+    energy_tables = [tmp_path / "run" / t for t in features["energy"]["tables"]]
+    assert energy_tables and all(t.name == "ENERGY_REPORT.csv" and t.is_file() for t in energy_tables)
+    text = (tmp_path / "run" / "report.md").read_text()
+    assert "## Features beyond the reference" in text and "| energy |" in text
+
+
+@pytest.mark.parametrize(("features", "says"), [
+    ({"banking": {}}, "features.banking: not a feature of the catalogue"),
+    ({"energy": {"pj_per_flop": 1.0}}, "features.energy.pj_per_flop: unknown parameter"),
+    ({"batch": {"batch_images": 0}}, "features.batch.batch_images: 0 is outside"),
+    ({"batch": {"batch_images": True}}, "features.batch.batch_images: must be a number"),
+])
+def test_a_bad_feature_section_is_refused_naming_the_field(tmp_path: Path, features: dict[str, Any],
+                                                           says: str) -> None:
+    spec = fakes.small_spec(tmp_path, features=features)
+    with pytest.raises(InputError, match=re.escape(says)):
+        run(spec, tmp_path, None)

@@ -1,7 +1,8 @@
 """The packages' layering, read from every import statement (parsed, never run).
 
-reference_sim at the bottom; sandbox above it; the judge (judge/) above both; the agents above the
-judge; the task benchmark (taskbench/) and graph/ on top.  No library code imports benchmarks/ or
+reference_sim at the bottom; sandbox above it; the judge (judge/) above both; the features (features/)
+on the reference alone; the agents above the judge and the features; the task benchmark (taskbench/) and
+graph/ on top.  No library code imports benchmarks/ or
 tests/, the harness shipped into the sandbox imports the standard library, numpy and itself only, and
 no package's modules import each other in a circle.
 """
@@ -16,12 +17,13 @@ from pathlib import Path
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-PACKAGES = ("reference_sim", "sandbox", "judge", "agents", "taskbench", "graph")
+PACKAGES = ("reference_sim", "sandbox", "judge", "features", "agents", "taskbench", "graph")
 NEVER_IMPORTED = ("benchmarks", "tests")
 FORBIDDEN: dict[str, tuple[str, ...]] = {
-    "reference_sim": ("sandbox", "judge", "agents", "taskbench", "graph"),
-    "sandbox": ("judge", "agents", "taskbench", "graph"),
-    "judge": ("agents", "taskbench", "graph"),
+    "reference_sim": ("sandbox", "judge", "features", "agents", "taskbench", "graph"),
+    "sandbox": ("judge", "features", "agents", "taskbench", "graph"),
+    "judge": ("features", "agents", "taskbench", "graph"),
+    "features": ("sandbox", "judge", "agents", "taskbench", "graph"),
     "agents": ("taskbench", "graph"),
     "taskbench": ("graph",),
 }

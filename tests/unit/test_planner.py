@@ -238,3 +238,10 @@ def test_a_module_that_does_not_compile_is_a_static_problem_with_its_line() -> N
     late = "import math\nfrom __future__ import annotations\n\n\ndef map_layer(layer, hardware):\n    return 1\n"
     problem = checks.static_problem("mapping", late)
     assert problem is not None and "mapping.py line 2" in problem and "__future__" in problem
+
+
+@pytest.mark.parametrize("name", ["energy", "batch", "cores", "sparsity", "memory_banks"])
+def test_each_example_spec_plans_its_catalogue_feature(name: str) -> None:
+    plan = planner.plan_run(Path(__file__).resolve().parents[2] / "examples" / f"{name}.yaml")
+    assert [f["name"] for f in plan["features"]] == [name]
+    assert plan["reference"] == "built-in"
