@@ -76,15 +76,19 @@ def current_unit(task: ModuleTask, unit_index: int) -> str | None:
 
 def opening_messages(task: ModuleTask, strategy: str, *, mode: Mode, unit: str | None = None, code: str = "",
                      diagnosis: str = "", history: Sequence[tuple[str, str]] = ()) -> list[BaseMessage]:
-    """The first messages of a coder (``write``) or repairer (``repair``) conversation."""
-    stub = skeleton.skeleton(task["role"]).unit(unit).stub if unit is not None else None
-    unit_args = {"unit_name": unit, "unit_stub": stub, "skeleton": task["skeleton"] or None} if unit else {}
+    """The first messages of a coder (``write``) or repairer (``repair``) conversation.
+
+    A unit's prompt carries what that unit needs (:func:`agents.prompts.unit_focus`): its stub, the
+    module header, the stubs of the units it calls or that call it, and the contract pieces and domain
+    notes it uses; never the other units' code.
+    """
+    focus = prompts.unit_focus(task["role"], unit) if unit is not None else None
     if mode == "repair":
         return prompts.repair_messages(role=task["role"], strategy=strategy, granularity=task["granularity"],
                                        description=task["description"], architecture=task["architecture"],
-                                       code=code, diagnosis=diagnosis, history=list(history), **unit_args)
+                                       code=code, diagnosis=diagnosis, history=list(history), unit=focus)
     return prompts.coder_messages(role=task["role"], strategy=strategy, granularity=task["granularity"],
-                                  description=task["description"], architecture=task["architecture"], **unit_args)
+                                  description=task["description"], architecture=task["architecture"], unit=focus)
 
 
 def review(task: ModuleTask, answer: str, *, unit: str | None, executor_for: executors.ExecutorFactory,

@@ -91,7 +91,21 @@ def _example_texts() -> dict[str, str]:
     texts.update({p.name: p.read_text() for p in (pr.PROMPTS_DIR / "examples").glob("*.md")})
     for role in pr.ROLES:
         texts[f"examples({role})"] = pr.examples(role, reasoning=True)
+    texts["unit_example()"] = pr.unit_example(reasoning=True)
     return texts
+
+
+def test_unit_example_shows_one_toy_unit_with_its_imports(toy: dict[str, ModuleType]) -> None:
+    text = pr.unit_example(reasoning=True)
+    code = text.split("```python\n", 1)[1].rsplit("\n```", 1)[0]
+    defined = [node.name for node in ast.parse(code).body if isinstance(node, ast.FunctionDef)]
+    assert defined == ["_ready_cycles"]
+    assert code.startswith("import numpy as np\nfrom .contract import PassPlan\n") and "__future__" not in code
+    assert "#### Example reasoning" in text and "#### Example reasoning" not in pr.unit_example()
+    unit = toy["contract"].VectorUnit(lanes=2, issue_width=2, pipeline_depth=0, buffer_words=4, dram_words_per_cycle=1)
+    plan = toy["mapping"].plan_passes(toy["contract"].VectorJob("hand", 5, 0), unit)
+    assert toy["memory"]._ready_cycles(plan, 2, 2, 1).tolist() == [2, 4, 6]
+    assert "words `[2, 4, 6]`, ready `[2, 4, 6]`" in text
 
 
 @pytest.mark.parametrize("name", REFERENCE_NAMES)

@@ -12,6 +12,7 @@ import yaml
 from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
 
 from agents import prompts as pr
+from agents import skeleton
 from agents.spec import load_agent_spec as load_spec
 from judge.harness.harness import FUNCTIONS
 
@@ -20,23 +21,22 @@ SPEC = load_spec(REPO / "scale_sim.yaml").spec
 assert SPEC.modules is not None
 DESCRIPTIONS = {role: getattr(SPEC.modules, role) for role in pr.ROLES}
 ARCHITECTURE = yaml.safe_dump(yaml.safe_load((REPO / "scale_sim.yaml").read_text())["architecture"], sort_keys=False)
-SKELETON = 'def _helper(x: int) -> int:\n    """Help."""\n\n\ndef entry(d: dict[str, int]) -> int:\n    """Entry."""'
-UNIT = {"unit_name": "_helper", "unit_stub": 'def _helper(x: int) -> int:\n    """Help."""', "skeleton": SKELETON}
 CODE = 'def f(x):\n    table = {"a": {1: 2}}\n    return f"{x}:{table[x]!r}" + str(table)\n'
 DIAGNOSIS = ("REJECTED (wrong_result). Blamed: memory.\n"
              "Stage evidence: MemoryResult.total_cycles: expected 5747, got 5750.")
-EXAMPLE_MARK = "Worked example: the"
+EXAMPLE_MARK = "Worked example: "
 REASONING_MARK = "#### Example reasoning"
 COMBOS = list(itertools.product(pr.ROLES, pr.STRATEGIES, pr.GRANULARITIES))
 
 
-def _unit(granularity: str) -> dict[str, str]:
-    return UNIT if granularity == "function" else {}
+def _unit(role: str, granularity: str) -> dict[str, pr.UnitFocus]:
+    """At ``function`` granularity, the module's entry point as the unit (it has neighbours)."""
+    return {"unit": pr.unit_focus(role, FUNCTIONS[role])} if granularity == "function" else {}
 
 
 def coder(role: str, strategy: str, granularity: str) -> list[BaseMessage]:
     return pr.coder_messages(role=role, strategy=strategy, granularity=granularity, description=DESCRIPTIONS[role],
-                            architecture=ARCHITECTURE, **_unit(granularity))
+                            architecture=ARCHITECTURE, **_unit(role, granularity))
 
 
 def repairer(role: str, strategy: str, granularity: str,
@@ -44,7 +44,7 @@ def repairer(role: str, strategy: str, granularity: str,
     return pr.repair_messages(role=role, strategy=strategy, granularity=granularity,
                              description=DESCRIPTIONS[role], architecture=ARCHITECTURE, code=CODE,
                              diagnosis=DIAGNOSIS, history=history or [("old code", "old diagnosis")],
-                             **_unit(granularity))
+                             **_unit(role, granularity))
 
 
 def human(messages: list[BaseMessage]) -> str:
@@ -78,18 +78,24 @@ def every_prompt() -> Iterator[tuple[str, str]]:
 def test_coder_and_repairer_prompts_carry_the_task(role: str, strategy: str, granularity: str) -> None:
     for text in (human(coder(role, strategy, granularity)), human(repairer(role, strategy, granularity))):
         assert DESCRIPTIONS[role].strip() in text
-        assert pr.contract_excerpt(role) in text
-        assert pr.behaviour_notes(role).strip() in text
+        assert ARCHITECTURE.strip() in text
         assert f"def {FUNCTIONS[role]}(" in text
-        assert "{{" not in text
+        assert "{{" not in text and "<!--" not in text
         with_examples = strategy in ("icl", "icl_cot")
         assert (EXAMPLE_MARK in text) == with_examples
-        assert ("plan_passes" in text) == with_examples
         assert (REASONING_MARK in text) == (strategy == "icl_cot")
         if granularity == "function":
-            assert UNIT["skeleton"] in text and UNIT["unit_stub"] in text and "`_helper`" in text
+            unit = pr.unit_focus(role, FUNCTIONS[role])
+            assert pr.contract_excerpt(role, unit) in text
+            assert pr.behaviour_notes(role, unit.name).strip() in text
+            assert unit.stub in text and unit.header in text and f"`{unit.name}`" in text
+            assert unit.neighbours in text and bool(unit.neighbours) == (role != "network")
+            assert ("#### Example answer\n" in text) == with_examples
         else:
-            assert "_helper" not in text
+            assert pr.contract_excerpt(role) in text
+            assert pr.behaviour_notes(role).strip() in text
+            assert "## The unit to" not in text
+            assert (f"#### Example answer (`{role}.py`)" in text) == with_examples
         assert ("step by step" in text) == strategy.endswith("cot")
 
 
@@ -135,8 +141,8 @@ def test_render_keeps_non_placeholder_braces(tmp_path: Path, monkeypatch: pytest
 def test_missing_variable_names_file_and_variable() -> None:
     with pytest.raises(pr.PromptError, match=r"retry\.md.*error"):
         pr.render("retry.md")
-    with pytest.raises(pr.PromptError, match=r"coder/function/icl\.md.*skeleton"):
-        pr.render("coder/function/icl.md", role="memory", context="c", examples="e", unit_name="u", unit_stub="s")
+    with pytest.raises(pr.PromptError, match=r"coder/function/icl\.md.*answer"):
+        pr.render("coder/function/icl.md", opening="o", examples="e", material="m")
 
 
 def test_missing_or_outside_file_is_refused() -> None:
@@ -153,16 +159,17 @@ def test_missing_or_outside_file_is_refused() -> None:
 ])
 def test_bad_arguments_list_allowed_values(kwargs: dict[str, str], allowed: str) -> None:
     args = {"role": "mapping", "strategy": "icl", "granularity": "module", **kwargs}
+    role, strategy, granularity = args["role"], args["strategy"], args["granularity"]
     with pytest.raises(pr.PromptError, match=allowed):
-        pr.coder_messages(description="d", architecture="a", **args)
+        pr.coder_messages(role=role, strategy=strategy, granularity=granularity, description="d", architecture="a")
     with pytest.raises(pr.PromptError, match=allowed):
-        pr.repair_messages(description="d", architecture="a", code="c", diagnosis="x", history=[], **args)
+        pr.repair_messages(role=role, strategy=strategy, granularity=granularity, description="d", architecture="a",
+                           code="c", diagnosis="x", history=[])
 
 
 def test_function_granularity_needs_the_unit() -> None:
-    with pytest.raises(pr.PromptError, match="unit_stub, skeleton"):
-        pr.coder_messages(role="memory", strategy="cot", granularity="function", description="d",
-                         architecture="a", unit_name="u")
+    with pytest.raises(pr.PromptError, match="needs the unit"):
+        pr.coder_messages(role="memory", strategy="cot", granularity="function", description="d", architecture="a")
 
 
 def test_history_is_bounded() -> None:
@@ -190,24 +197,74 @@ def test_optimiser_and_retry() -> None:
 CONTRACT_SOURCE = (REPO / "reference_sim" / "contract.py").read_text()
 
 
+ELISIONS = ("", "...", "...  # more members, not used here", '"""')
+
+
+def _lines_of_the_contract(excerpt: str) -> None:
+    """Every line of an excerpt is a line of the contract, but the elision marks and the import hint."""
+    lines = set(CONTRACT_SOURCE.splitlines())
+    for line in excerpt.splitlines():
+        if line.strip() in ELISIONS or line.startswith("# Available to import, e.g.: from .contract import "):
+            continue
+        assert line in lines, line
+
+
 @pytest.mark.parametrize("role", pr.ROLES)
 def test_contract_excerpt_is_cut_from_the_contract(role: str) -> None:
     excerpt = pr.contract_excerpt(role)
-    tree = ast.parse(excerpt)
-    assert excerpt.startswith('"""The module contract')
-    assert ast.get_docstring(tree, clean=False) == ast.get_docstring(ast.parse(CONTRACT_SOURCE), clean=False)
-    for node in tree.body[1:]:
-        segment = ast.get_source_segment(excerpt, node)
-        assert segment is not None and segment in CONTRACT_SOURCE
+    ast.parse(excerpt)
+    assert excerpt.startswith("# Available to import, e.g.: from .contract import ")
+    _lines_of_the_contract(excerpt)
     needed = {"mapping": ("class Layer:", "class Hardware:", "class LayerMapping:", "class OperandTiling:",
                           "class WindowOperand:", "class AffineOperand:"),
               "network": ("class LayerMapping:", "class NetworkSchedule:", "class OperandTiming:", "class DramPort:"),
               "memory": ("class MemoryResult:", "class TraceSet:", "def layer_demand(", "def prefetch_order(",
-                         "def fold_demand(", "NO_REQUEST = -1")}[role]
+                         "def fold_demand(", "NO_REQUEST = -1", "def num_folds(self)")}[role]
     for text in needed:
         assert text in excerpt
     assert ("class MemoryResult:" in excerpt) == (role == "memory")
     assert "@dataclass(frozen=True)\nclass Hardware:" in excerpt
+    assert "def __post_init__" not in excerpt and "def _require_positive" not in excerpt
+    for unit in skeleton.skeleton(role).units:
+        piece = pr.contract_excerpt(role, pr.unit_focus(role, unit.name))
+        ast.parse(piece)
+        _lines_of_the_contract(piece)
+        assert len(piece) <= len(excerpt)
+
+
+def test_a_unit_prompt_carries_its_own_pieces() -> None:
+    def text(unit: str) -> str:
+        return human(pr.coder_messages(role="memory", strategy="zero_shot", granularity="function",
+                                       description=DESCRIPTIONS["memory"], architecture=ARCHITECTURE,
+                                       unit=pr.unit_focus("memory", unit)))
+
+    words = text("_sram_words")
+    assert "def _read_buffer(" in words and "def simulate(" in words, "the units that call it"
+    assert "class _EstimateReadBuffer" not in words and "class MemoryResult" not in words
+    assert "### SRAM sizes and ports" in words and "### Read buffers, USER bandwidth mode" not in words
+    assert "from __future__ import annotations" in words and "A literal memory module" not in words
+    user = text("_UserReadBuffer")
+    assert "### Read buffers, USER bandwidth mode" in user and "### Read buffers, CALC bandwidth mode" not in user
+    assert "NO_REQUEST = -1" in user and "def _in_window" not in user.split("## The unit to write")[0]
+    simulate = text("simulate")
+    assert "class MemoryResult:" in simulate and "total_cycles: int" in simulate
+    assert "class LayerMapping:" in simulate and "spatial_rows" not in simulate, "a class it only passes on"
+    assert "    ofmap_sram_kib: int" in simulate and "    array_rows: int" not in simulate, "the fields it reads"
+
+
+@pytest.mark.parametrize("role", pr.ROLES)
+def test_note_sections_name_units_of_the_skeleton(role: str) -> None:
+    names = set(skeleton.skeleton(role).names)
+    sections = pr.note_units(role)
+    assert sections
+    for heading, units in sections.items():
+        assert units is None or units <= names, heading
+    whole = pr.behaviour_notes(role)
+    assert "<!--" not in whole
+    for name in names:
+        own = pr.behaviour_notes(role, name)
+        assert "<!--" not in own and len(own) <= len(whole)
+        assert own.startswith(whole.split("\n### ", 1)[0].strip()), "every unit gets the opening paragraphs"
 
 
 def test_every_prompt_file_is_used(monkeypatch: pytest.MonkeyPatch) -> None:
