@@ -59,6 +59,11 @@ TRUNCATED = ("your answer was cut off at the length limit after {tokens} tokens,
 """What the model is told after an answer cut off at the length limit."""
 
 
+REPEATED = ("\n\nThis answer is identical, character for character, to one you already gave, which failed: do not "
+            "repeat it. Work out what the problem above means for the code and write it differently.")
+"""Added to the problem when an answer repeats an earlier one (small models copy their last answer)."""
+
+
 def truncated_review(output_tokens: int) -> Review:
     """The review of an answer the endpoint cut off at its length limit (``output_tokens`` long): nothing of
     it is taken."""

@@ -22,6 +22,7 @@ environment's operator settings for remote callers.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
 from pathlib import Path
@@ -170,7 +171,7 @@ class Workflow:
         messages = coder.opening_messages(task, strategy, mode=state.get("mode", "write"),  # type: ignore[arg-type]
                                           unit=unit, code=old_code, diagnosis=diagnosis, history=history)
         _emit(runtime, event="module", module=task["role"], unit=unit, mode=state.get("mode", "write"), status="asking")
-        return {"conversation": _to_dicts(messages), "attempt": 0}
+        return {"conversation": _to_dicts(messages), "attempt": 0, "answer_digests": []}
 
     def coder_ask(self, state: CoderState, runtime: Runtime[Any]) -> dict[str, Any]:
         """One model answer (retried on transient errors by the node's policy)."""
@@ -231,8 +232,11 @@ class Workflow:
             more = (not state.get("repair_unit")) and coder.current_unit(task, next_index) is not None
             return {"written": written, "unit_index": next_index, "done": not more, "attempts": [record]}
         if coder.retry_allowed(attempt, self.host.config(state).attempts_per_module):
-            return {"attempts": [record],
-                    "conversation": [*state["conversation"], _to_dicts([prompts.retry_message(found.problem)])[0]]}
+            digest = hashlib.sha256(answer.encode()).hexdigest()
+            seen = state.get("answer_digests") or []
+            problem = found.problem + (coder.REPEATED if digest in seen else "")
+            return {"attempts": [record], "answer_digests": [*seen, digest],
+                    "conversation": [*state["conversation"], _to_dicts([prompts.retry_message(problem)])[0]]}
         return {"attempts": [record], "done": True,
                 "failure": f"{attempt} answer(s) without an acceptable {task['role']} module; last problem: "
                            f"{found.problem[:300]}"}

@@ -203,6 +203,8 @@ class CoderState(CoderOutput, total=False):
     """The model's last answer."""
     truncated: bool
     """The last answer was cut off at the length limit (``finish_reason: length``)."""
+    answer_digests: list[str]
+    """SHA-256 of each answer to the current module or unit (a repeated answer is told so)."""
     failure: str
     """Why the branch gave up."""
     done: bool

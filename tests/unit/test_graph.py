@@ -459,3 +459,16 @@ def test_a_bad_feature_section_is_refused_naming_the_field(tmp_path: Path, featu
     spec = fakes.small_spec(tmp_path, features=features)
     with pytest.raises(InputError, match=re.escape(says)):
         run(spec, tmp_path, None)
+
+
+def test_an_answer_that_repeats_an_earlier_one_is_told_so(spec: Path, tmp_path: Path) -> None:
+    same = fakes.mutant_answer(MUTANT, "mapping")
+
+    def respond(r: Request) -> str:
+        return same if r.module == "mapping" and r.kind == "write" else fakes.reference_answer(r.module)
+
+    model = ScriptedChatModel(respond=respond)
+    run(spec, tmp_path, model, generate=["mapping"], granularity="function", repair_rounds=0)
+    told = [c.last for c in model.calls if c.module == "mapping" and c.retry]
+    assert told and "identical, character for character" not in told[0]
+    assert all("identical, character for character" in t for t in told[1:]) and len(told) >= 2
