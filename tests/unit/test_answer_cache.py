@@ -51,7 +51,8 @@ def test_a_new_process_reads_the_answers_kept_on_disk(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("stored", [
-    "not json", json.dumps([1]), json.dumps({"format": "other", "text": "x"}),
+    "not json", json.dumps([1]),
+    json.dumps({"format": "other", "text": "x", "finish_reason": "stop", "input_tokens": 1, "output_tokens": 1}),
     json.dumps({"format": "simcoder-answer/1", "text": 5, "finish_reason": "stop", "input_tokens": 1,
                 "output_tokens": 1}),
     json.dumps({"format": "simcoder-answer/1", "text": "x", "finish_reason": "stop", "input_tokens": -1,
