@@ -18,7 +18,7 @@ from typing import Any
 from typing_extensions import TypedDict
 
 from features.builtin import BUILTINS
-from features.catalogue import Feature, load_catalogue, resolve_params
+from features.catalogue import load_catalogue, resolve_params
 from features.judge import judge
 from features.reports import write_tables
 from reference_sim.contract import Hardware, Layer
@@ -64,17 +64,14 @@ def plan_features(given: Mapping[str, Any] | None, source: str | Path) -> list[F
     return tasks
 
 
-def _feature(name: str) -> Feature:
-    return load_catalogue()[name]
-
-
 def judge_features(tasks: Sequence[FeatureTask], workloads: Sequence[tuple[str, Sequence[Layer], Hardware]],
                    run_dir: Path) -> list[FeatureOutcome]:
     """Judge each feature's built-in implementation and write its tables for ``workloads`` under
     ``run_dir/features/<feature>/<workload>/``."""
+    catalogue = load_catalogue()
     found: list[FeatureOutcome] = []
     for task in tasks:
-        feature = _feature(task["name"])
+        feature = catalogue[task["name"]]
         impl = BUILTINS[task["name"]]
         verdict = judge(feature, impl)
         written: list[str] = []
