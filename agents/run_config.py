@@ -72,8 +72,8 @@ class RunConfig(BaseModel):
                                    le=2.0)
     max_answer_tokens: int = _by("caller", "tokens one answer may have (sent as max_tokens)", 4096, gt=0,
                                  le=131_072)
-    context_tokens: int | None = _by("caller", "the model's context window when its server does not say (the spec's, "
-                                               "else the operator's --context-tokens)", None, gt=0)
+    context_tokens: int | None = _by("caller", "the model's context window when its server does not say (the "
+                                               "operator's --context-tokens, else the spec's)", None, gt=0)
     human_review: bool = _by("caller", "pause before each repair for a person", False)
     optimise: bool = _by("caller", "ask for a faster slowest module once verified", False)
     model_cache: bool = _by("caller", "keep answers in the run folder so a resume pays for none twice", True)
@@ -424,7 +424,7 @@ def resolve(spec: AgentSpec, spec_path: Path, run_dir: Path, operator: OperatorS
         temperature=model_settings.temperature,
         retry_temperature=max(model_settings.retry_temperature, model_settings.temperature),
         max_answer_tokens=model_settings.max_answer_tokens,
-        context_tokens=model_settings.context_tokens or operator.context_tokens,
+        context_tokens=operator.context_tokens or model_settings.context_tokens,
         human_review=bool(request.human_review),
         model_cache=request.model_cache is not False,
         optimise=bool(optimise) and not template,

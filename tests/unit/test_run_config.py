@@ -21,6 +21,7 @@ from agents.run_config import (
     RunConfig,
     who_may_set,
 )
+from agents.spec import ModelSettings
 from graph.auth import token_matches
 from graph.graph import build_graph
 from graph.host import Host
@@ -235,3 +236,12 @@ def test_too_many_layers_are_refused(root: Path, spec: Path) -> None:
     data["verification"]["final_check"] = ["long"]
     with pytest.raises(InputError, match=r"verification: the verifier would run 3\d\d layers, over the limit of 256"):
         serve(remote(root)).invoke({"spec_yaml": yaml.safe_dump(data)})
+
+
+def test_the_operators_context_window_beats_the_specs(root: Path, spec: Path) -> None:
+    loaded = fakes.agent_spec(spec).model_copy(update={"model": ModelSettings(context_tokens=4096)})
+    request = run_config.caller_request({})
+    given = OperatorSettings(remote=False, context_tokens=8192)
+    assert run_config.resolve(loaded, spec, root / "a", given, request, spec_from_caller=False).context_tokens == 8192
+    unset = OperatorSettings(remote=False)
+    assert run_config.resolve(loaded, spec, root / "b", unset, request, spec_from_caller=False).context_tokens == 4096
