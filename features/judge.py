@@ -60,15 +60,22 @@ def _reference(layers: tuple[Layer, ...], hardware: Hardware) -> list[LayerResul
     return simulate(layers, hardware, traces=True)
 
 
-def _key(case: Case, traces: bool) -> tuple[object, ...]:
+def case_key(case: Case, traces: bool = True) -> tuple[object, ...]:
+    """The key of one run of an implementation (what :data:`RunCache` is keyed by)."""
     return case.workload, case.layers, case.hardware, tuple(sorted(case.params.items())), traces
+
+
+def _property_rng(seed: int, name: str) -> random.Random:
+    """Each property draws its varied cases from its own stream, so which cases the judge may ask for does
+    not depend on how earlier checks went (:func:`planned_cases` lists them before any run)."""
+    return random.Random(f"{seed}:{name}")
 
 
 _oracle_cache: dict[tuple[object, ...], FeatureRun] = {}
 
 
 def _oracle(case: Case) -> FeatureRun:
-    key = _key(case, True)
+    key = case_key(case)
     if key not in _oracle_cache:
         if len(_oracle_cache) > 256:
             _oracle_cache.clear()
@@ -84,7 +91,7 @@ class _Runner:
         self.runs = {} if runs is None else runs
 
     def __call__(self, case: Case, check: str) -> FeatureRun | PropertyFailure:
-        key = _key(case, True)
+        key = case_key(case)
         if key not in self.runs:
             try:
                 self.runs[key] = self.impl(case.layers, case.hardware, case.params, traces=True)
@@ -170,9 +177,8 @@ def judge(feature: Feature | FeatureDef, impl: FeatureImpl, *, seed: int = 0, us
     if not use_properties:
         return verdict()
     passed = 0
-    rng = random.Random(seed + 7)
     for name in definition.checks:
-        failure = _check(name, cases, run, rng)
+        failure = _check(name, cases, run, _property_rng(seed, name))
         if failure is None:
             passed += 1
             continue
@@ -184,6 +190,25 @@ def judge(feature: Feature | FeatureDef, impl: FeatureImpl, *, seed: int = 0, us
     if first is None:
         levels.append("properties")
     return verdict(passed, len(definition.checks))
+
+
+def planned_cases(feature: Feature | FeatureDef, seed: int = 0) -> list[Case]:
+    """Every case :func:`judge` with this ``seed`` may run the implementation on (each traced), without
+    running anything: the neutral cases, the judged cases and each property's varied ones.  A judge given
+    :data:`RunCache` holding these runs needs no implementation."""
+    definition = feature.definition if isinstance(feature, Feature) else feature
+    cases = judged_cases(definition, seed)
+    planned = {case_key(c): c for c in [*neutral_cases(definition, seed), *cases]}
+    for name in definition.checks:
+        prop = PROPERTIES[name]
+        if prop.vary is None:
+            continue
+        rng = _property_rng(seed, name)
+        for case in cases:
+            other = prop.vary(case, rng)
+            if other is not None:
+                planned.setdefault(case_key(other), other)
+    return list(planned.values())
 
 
 def _check(name: str, cases: Sequence[Case], run: Callable[[Case, str], FeatureRun | PropertyFailure],

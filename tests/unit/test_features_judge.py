@@ -10,7 +10,7 @@ import pytest
 from features.api import FeatureRun, Params
 from features.builtin import BUILTINS
 from features.catalogue import load_catalogue
-from features.judge import judge
+from features.judge import case_key, judge, planned_cases
 from features.mutants import MUTANTS, Mutant, MutantError
 from reference_sim import Hardware, Layer
 
@@ -109,3 +109,20 @@ def test_all_failures_lists_every_check_that_fired() -> None:
     verdict = judge(CATALOGUE["batch"], impl, use_exact=False, use_oracle=False, all_failures=True)
     assert {"macs_done_once", "ofmap_words_covered", "cycles_at_least_ideal"} <= set(verdict.fired)
     assert verdict.properties_passed < verdict.properties_total
+
+
+def _not_planned(layers: Sequence[Layer], hardware: Hardware, params: Params, *, traces: bool = False) -> FeatureRun:
+    raise AssertionError("the judge asked for a case planned_cases did not list")
+
+
+@pytest.mark.parametrize(("feature", "mutant"), [("energy", None), ("batch", None), ("cores", None),
+                                                 ("sparsity", None), ("memory_banks", None),
+                                                 ("batch", "one_image_fewer"), ("energy", "forgot_idle")])
+def test_a_judge_over_the_planned_runs_alone_gives_the_same_verdict(feature: str, mutant: str | None) -> None:
+    impl = BUILTINS[feature] if mutant is None else _mutant(feature, mutant).build()
+    runs = {case_key(case): impl(case.layers, case.hardware, case.params, traces=True)
+            for case in planned_cases(CATALOGUE[feature])}
+    for kwargs in ({}, {"use_exact": False, "use_oracle": False, "all_failures": True}):
+        direct = judge(CATALOGUE[feature], impl, **kwargs)  # type: ignore[arg-type]
+        replayed = judge(CATALOGUE[feature], _not_planned, runs=dict(runs), **kwargs)  # type: ignore[arg-type]
+        assert replayed == direct
