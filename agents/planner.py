@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Literal, cast
 
 import yaml
-from typing_extensions import TypedDict
+from typing_extensions import NotRequired, TypedDict
 
 from agents import skeleton
 from agents.run_features import FeatureTask, plan_features
@@ -39,6 +39,9 @@ INTERFACES: dict[str, str] = {
 }
 """The one function each module must expose (the contract's interface)."""
 ENTRY_POINTS: dict[str, str] = {"mapping": "map_layer", "network": "schedule", "memory": "simulate"}
+FEATURE_INTERFACE = ("def run(layers: Sequence[Layer], hardware: Hardware, params: Mapping[str, float], *, "
+                     "traces: bool = False) -> FeatureRun")
+FEATURE_ENTRY_POINT = "run"
 
 
 class PlanError(SimCoderError):
@@ -65,6 +68,8 @@ class ModuleTask(TypedDict):
     skeleton: str
     """The skeleton file's text (``function`` granularity), else empty."""
     units: list[UnitTask]
+    feature: NotRequired[str]
+    """For a feature module (role ``feature_<name>``): the catalogue feature it implements."""
 
 
 class Plan(TypedDict):
@@ -85,6 +90,9 @@ class Plan(TypedDict):
     """``built-in`` or the folder of the user's own reference modules."""
     features: list[FeatureTask]
     """Catalogue features the run provides beyond the reference (the spec's ``features``)."""
+    feature_tasks: NotRequired[list[ModuleTask]]
+    """The features the agent writes (every one of ``features`` unless in template mode, which uses the
+    catalogue's built-in implementations)."""
 
 
 def unsupported_features(spec: Spec) -> list[str]:
@@ -163,6 +171,13 @@ def module_task(loaded: LoadedSpec[AgentSpec], role: str, granularity: str) -> M
                       interface=INTERFACES[role], granularity=granularity, skeleton=text, units=units)
 
 
+def feature_task(loaded: LoadedSpec[AgentSpec], feature: FeatureTask) -> ModuleTask:
+    """The coder's task for a feature module (``feature_<name>.py``); its prompt comes from the catalogue."""
+    return ModuleTask(role=f"feature_{feature['name']}", description="", architecture=_architecture_yaml(loaded),
+                      interface=FEATURE_INTERFACE, granularity="module", skeleton="", units=[],
+                      feature=feature["name"])
+
+
 def plan_run(spec: str | Path | LoadedSpec[AgentSpec], *, generate: Sequence[str] | None = None,
              granularity: str = "module", template: bool = False, reference_dir: str | Path | None = None,
              spec_sha256: str | None = None) -> Plan:
@@ -200,6 +215,7 @@ def plan_run(spec: str | Path | LoadedSpec[AgentSpec], *, generate: Sequence[str
         granularity=granularity,
         reference=str(reference) if reference is not None else "built-in",
         features=features,
+        feature_tasks=[] if template else [feature_task(loaded, f) for f in features],
     )
 
 

@@ -240,6 +240,27 @@ def outline(source: str, keep: Collection[str] = (), *, summary: bool = False) -
     return "\n\n".join(parts)
 
 
+def outline_of(source: str, names: Sequence[str], *, summary: bool = True) -> str:
+    """The outlines of the top-level functions and classes ``names`` of ``source``, in the order given
+    (:func:`outline`'s form; a missing name is a :class:`PromptError`)."""
+    lines = source.splitlines()
+    found = {node.name: node for node in parse(source).body
+             if isinstance(node, ast.FunctionDef | ast.ClassDef)}
+    missing = [n for n in names if n not in found]
+    if missing:
+        raise PromptError(f"no top-level {', '.join(missing)} to outline")
+    return "\n\n".join(_class_outline(node, lines, summary=summary) if isinstance(node, ast.ClassDef)
+                        else _function_outline(node, lines, "", summary)
+                        for node in (found[n] for n in names))
+
+
+def contract_pieces(names: Collection[str]) -> str:
+    """The contract's pieces named ``names`` (classes in outline, constants and aliases whole), in contract
+    order."""
+    contract = _contract()
+    return "\n\n".join(text for name, text in contract.segments.items() if name in names)
+
+
 @dataclass(frozen=True)
 class _Contract:
     """The contract cut up: per top-level name its outline (an attribute docstring that follows an assignment
@@ -468,7 +489,7 @@ def _rules_text() -> tuple[str, str]:
     return modules, names
 
 
-def _system() -> SystemMessage:
+def system_message() -> SystemMessage:
     """The one system message of every prompt (identical in all, so a server caches it once)."""
     modules, names = _rules_text()
     return SystemMessage(content=render("system.md", allowed_modules=modules, refused_names=names))
@@ -518,7 +539,7 @@ def _opening(mode_dir: str, granularity: str, role: str, strategy: str, material
                  "material": material, **extra}
     answer = {"zero_shot": "answer", "icl": "answer", "cot": "reasoning", "icl_cot": "reasoning_as_example"}[strategy]
     variables[answer] = render(f"{folder}/{answer}.md", role=role, unit_name=unit_name).strip()
-    return [_system(), HumanMessage(content=render(f"{folder}/{strategy}.md", **variables).strip() + "\n")]
+    return [system_message(), HumanMessage(content=render(f"{folder}/{strategy}.md", **variables).strip() + "\n")]
 
 
 def coder_messages(
@@ -598,7 +619,7 @@ def optimiser_messages(*, role: str, description: str, architecture: str, code: 
     _check("role", role, ROLES)
     context = _module(role, description, architecture) + "\n\n" + _material(role, "module", None, repair=False)
     variables = {"role": role, "context": context, "code": code.strip(), "profile": profile.strip()}
-    return [_system(), HumanMessage(content=render("optimiser.md", **variables))]
+    return [system_message(), HumanMessage(content=render("optimiser.md", **variables))]
 
 
 def bench_messages(*, strategy: str, description: str, signature: str, context: str, names: Sequence[str],
@@ -623,7 +644,7 @@ def bench_messages(*, strategy: str, description: str, signature: str, context: 
         if strategy == "icl_cot":
             example += "\n\n" + render("bench/example_reasoning.md").strip()
         body = render(f"bench/{strategy}.md", task=task, names=listed, example=example)
-    return [_system(), HumanMessage(content=body)]
+    return [system_message(), HumanMessage(content=body)]
 
 
 def _names_in(code: str) -> frozenset[str]:

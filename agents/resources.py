@@ -20,6 +20,7 @@ from agents.answer_cache import CACHE_FILE, AnswerCache
 from agents.planner import Plan
 from agents.run_config import RunConfig
 from judge import executors, suites, user_reference
+from judge.feature_jobs import FeatureExecutor
 from sandbox.base import Sandbox
 from sandbox.config import SandboxConfig
 from sandbox.factory import SandboxKind, make_sandbox
@@ -74,6 +75,8 @@ class Resources:
     sandbox_note: str
     window: context_window.Window | None = None
     """The model's context window, when known (the server's, else the configured one)."""
+    feature_executor: Callable[[], FeatureExecutor] | None = None
+    """Runs written feature code (in the run's sandbox pool)."""
 
 
 def make_sandbox_for(kind: SandboxKind, timeout_s: float, memory_mib: int = 3072) -> Sandbox:
@@ -90,7 +93,8 @@ def sandbox_note(sandbox: Sandbox, kind: SandboxKind) -> str:
 
 def resources(plan: Plan, config: RunConfig, *, sandbox: Sandbox | None = None,
               chat_model: BaseChatModel | None = None,
-              executor_factory: Callable[[Path], executors.Executor] | None = None) -> Resources:
+              executor_factory: Callable[[Path], executors.Executor] | None = None,
+              feature_executor: Callable[[], FeatureExecutor] | None = None) -> Resources:
     """One run's resources: the suite (a user's reference's expected results from its sandbox run), the sandbox
     pool (``sandbox`` when one was made already, e.g. by the CLI's preflight) and the chat model."""
     note = ""
@@ -103,6 +107,7 @@ def resources(plan: Plan, config: RunConfig, *, sandbox: Sandbox | None = None,
         note = sandbox_note(made, kind)
         pool = executors.Sandboxes(lambda: made, config.max_sandboxes, timeout_s=config.sandbox_timeout_s)
         executor_for = pool.executor
+        feature_executor = feature_executor or pool.feature_executor
     suite = suites.load_suite(plan["spec_path"])
     final_check = suites.load_final_check(plan["spec_path"])
     if plan["reference"] != "built-in":
@@ -115,4 +120,4 @@ def resources(plan: Plan, config: RunConfig, *, sandbox: Sandbox | None = None,
             cache = AnswerCache(Path(config.run_dir) / CACHE_FILE) if config.model_cache else None
             model_obj = llm.make_chat_model(found, cache=cache)
             window = context_window.resolve(found.base_url, found.model, config.context_tokens)
-    return Resources(suite, final_check, executor_for, model_obj, note, window)
+    return Resources(suite, final_check, executor_for, model_obj, note, window, feature_executor)

@@ -5,22 +5,28 @@ parameters (``features: {energy: {pj_per_mac: 0.56, ...}, batch: {images: 4}}``)
 completed with their neutral values and checked for type and bounds.  Once the run's modules verify,
 each feature's implementation is judged with the strongest evidence there is (``features.judge``:
 exact at the neutral setting, the oracle where one exists, then the property library) and its report
-tables are written for the spec's final-check workloads.  The agent does not write features yet: the
-implementation is the catalogue's built-in one, and the report says so.
+tables are written for the spec's final-check workloads.  The implementation is the one the agent wrote
+(model-written code, run only in the sandbox: :class:`SandboxedFeatures` runs every case the judge may
+ask for in one sandbox run, :func:`features.judge.planned_cases`) or, in template mode, the catalogue's
+built-in one; the report says which.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from typing_extensions import TypedDict
 
+from features.api import FeatureRun, Params
 from features.builtin import BUILTINS
-from features.catalogue import load_catalogue, resolve_params
-from features.judge import judge
+from features.catalogue import Feature, load_catalogue, resolve_params
+from features.judge import RunCache, Verdict, case_key, judge, planned_cases
+from features.property_base import PropertyFailure
 from features.reports import write_tables
+from judge.feature_jobs import FeatureCase, FeatureCaseRun, FeatureExecutor, run_feature_cases
 from reference_sim.contract import Hardware, Layer
 from reference_sim.errors import InputError
 
@@ -46,6 +52,14 @@ class FeatureOutcome(TypedDict):
     """The feature's report files written for the final-check workloads (relative to the run folder)."""
 
 
+def feature_named(name: str) -> Feature:
+    """The catalogue's feature ``name`` (a plan only names features it checked against the catalogue)."""
+    catalogue = load_catalogue()
+    if name not in catalogue:
+        raise KeyError(f"feature {name!r} is not in the catalogue")
+    return catalogue[name]
+
+
 def plan_features(given: Mapping[str, Any] | None, source: str | Path) -> list[FeatureTask]:
     """The spec's ``features`` section as tasks; an unknown feature or parameter is an :class:`InputError`
     naming the field."""
@@ -64,24 +78,83 @@ def plan_features(given: Mapping[str, Any] | None, source: str | Path) -> list[F
     return tasks
 
 
+RUN_CHECK = "run"
+"""The check named when the implementation could not be run on a case (it raised, timed out or returned
+something that is not a result)."""
+
+
+def _unplanned(layers: Sequence[Layer], hardware: Hardware, params: Params, *, traces: bool = False) -> FeatureRun:
+    raise LookupError("the judge asked for a case that was not run in the sandbox")
+
+
+@dataclass(frozen=True)
+class SandboxedFeatures:
+    """Model-written feature code, run only in the sandbox on top of ``modules`` (the three modules' sources:
+    the reference's while a feature is being written, the run's verified ones at the end)."""
+
+    executor: Callable[[], FeatureExecutor]
+    modules: Mapping[str, str]
+
+    def run(self, code: str, cases: Sequence[FeatureCase]) -> list[FeatureCaseRun]:
+        return run_feature_cases(self.executor(), self.modules, code, cases)
+
+    def judge(self, feature: Feature, code: str, *, seed: int = 0) -> Verdict:
+        """Judge ``code`` for ``feature``: every planned case in one sandbox run, then the judge over those runs."""
+        cases = planned_cases(feature, seed)
+        runs = self.run(code, [FeatureCase(f"c{i}", c.layers, c.hardware, dict(c.params), True)
+                               for i, c in enumerate(cases)])
+        cache: RunCache = {}
+        for case, got in zip(cases, runs, strict=True):
+            cache[case_key(case)] = (
+                FeatureRun(got.results, got.tables) if got.error is None and got.results is not None
+                else PropertyFailure(RUN_CHECK, case.workload, None, "a run", got.error or "no results", feature.name))
+        return judge(feature, _unplanned, runs=cache)
+
+
+def _tables(impl_runs: Sequence[FeatureRun | str], feature: Feature, folders: Sequence[Path],
+            run_dir: Path) -> list[str]:
+    columns: dict[str, Sequence[str]] = {r.file: r.columns for r in feature.definition.reports}
+    written: list[str] = []
+    for run, folder in zip(impl_runs, folders, strict=True):
+        if isinstance(run, FeatureRun):
+            written += [str(p.relative_to(run_dir)) for p in write_tables(run.tables, columns, folder)]
+    return written
+
+
 def judge_features(tasks: Sequence[FeatureTask], workloads: Sequence[tuple[str, Sequence[Layer], Hardware]],
-                   run_dir: Path) -> list[FeatureOutcome]:
-    """Judge each feature's built-in implementation and write its tables for ``workloads`` under
-    ``run_dir/features/<feature>/<workload>/``."""
+                   run_dir: Path, *, written: Mapping[str, str] | None = None,
+                   sandboxed: SandboxedFeatures | None = None) -> list[FeatureOutcome]:
+    """Judge each feature's implementation (``written[name]``, the agent's code run by ``sandboxed``, else the
+    built-in one) and write its tables for ``workloads`` under ``run_dir/features/<feature>/<workload>/``."""
     catalogue = load_catalogue()
+    written = written or {}
     found: list[FeatureOutcome] = []
     for task in tasks:
         feature = catalogue[task["name"]]
-        impl = BUILTINS[task["name"]]
-        verdict = judge(feature, impl)
-        written: list[str] = []
-        if verdict.passed and feature.definition.reports:
-            columns: dict[str, Sequence[str]] = {r.file: r.columns for r in feature.definition.reports}
-            for workload, layers, hardware in workloads:
-                folder = run_dir / "features" / task["name"] / workload
-                run = impl(layers, hardware, task["params"])
-                written += [str(p.relative_to(run_dir)) for p in write_tables(run.tables, columns, folder)]
-        found.append(FeatureOutcome(name=task["name"], params=dict(task["params"]), implementation="built-in",
-                                    passed=verdict.passed, evidence=verdict.evidence, summary=verdict.summary(),
-                                    tables=written))
+        code = written.get(task["name"])
+        folders = [run_dir / "features" / task["name"] / workload for workload, _, _ in workloads]
+        runs: list[FeatureRun | str] = []
+        if code is not None:
+            if sandboxed is None:
+                raise ValueError(f"feature {task['name']}: written code needs a sandbox to run in")
+            verdict = sandboxed.judge(feature, code)
+            if verdict.passed and feature.definition.reports:
+                cases = [FeatureCase(workload, tuple(layers), hardware, dict(task["params"]), False)
+                         for workload, layers, hardware in workloads]
+                runs = [FeatureRun(r.results, r.tables) if r.error is None and r.results is not None
+                        else (r.error or "no results") for r in sandboxed.run(code, cases)]
+            implementation = "written by the agent"
+        else:
+            impl = BUILTINS[task["name"]]
+            verdict = judge(feature, impl)
+            if verdict.passed and feature.definition.reports:
+                runs = [impl(layers, hardware, task["params"]) for _, layers, hardware in workloads]
+            implementation = "built-in"
+        tables = _tables(runs, feature, folders, run_dir) if runs else []
+        failed_runs = [r for r in runs if isinstance(r, str)]
+        summary = verdict.summary() + (f"; its tables could not be written: {failed_runs[0][:200]}"
+                                       if failed_runs else "")
+        found.append(FeatureOutcome(name=task["name"], params=dict(task["params"]), implementation=implementation,
+                                    passed=verdict.passed and not failed_runs, evidence=verdict.evidence,
+                                    summary=summary, tables=tables))
     return found

@@ -35,6 +35,8 @@ from langgraph.types import RetryPolicy, Send, interrupt
 
 from agents import (
     coder,
+    feature_coder,
+    feature_prompts,
     intake,
     llm,
     optimiser,
@@ -49,6 +51,7 @@ from agents import (
 from agents.package import package_name_for, write_package
 from agents.report import RuntimeRecord, write_report
 from agents.run_config import OperatorSettings, RunConfig
+from features.catalogue import Feature
 from graph.host import Host, request_of
 from graph.state import (
     REQUEST_FIELDS,
@@ -121,7 +124,8 @@ class Workflow:
 
     def assemble(self, state: RunState) -> dict[str, Any]:
         """Put the candidate on disk (``candidates/round-N``), or stop when a coder gave up."""
-        failed = [m for m in state.get("modules", {}).values() if m["status"] == "failed"]
+        failed = [m for m in [*state.get("modules", {}).values(), *state.get("feature_modules", {}).values()]
+                  if m["status"] == "failed"]
         if any(m["message"] == coder.STOPPED_BY_REVIEWER for m in failed):
             return {"stop_reason": f"cancelled: {coder.STOPPED_BY_REVIEWER}"}
         capped = [m for m in failed if "cap reached" in m["message"]]
@@ -140,6 +144,20 @@ class Workflow:
         if model is None:
             raise llm.ModelConfigError("no chat model is configured for a run that is not in template mode")
         return model
+
+    def feature(self, state: Any, task: planner.ModuleTask) -> Feature:
+        """The catalogue feature a feature task implements."""
+        return run_features.feature_named(task.get("feature") or "")
+
+    def sandboxed(self, state: Any, *, reference: bool) -> run_features.SandboxedFeatures:
+        """Written feature code run in the sandbox over the reference's modules (while it is written) or the
+        run's verified ones."""
+        res = self.res(state)
+        if res.feature_executor is None:
+            raise RuntimeError("this run has no sandbox for feature code")
+        modules = ({role: reference_runs.reference_code(role) for role in planner.ROLES} if reference
+                   else {r: m["code"] for r, m in state["modules"].items()})
+        return run_features.SandboxedFeatures(res.feature_executor, modules)
 
     def coder_gate(self, state: CoderState, runtime: Runtime[Any]) -> dict[str, Any]:
         """Before a repair, when ``human_review`` is on: pause for a person (nothing before the interrupt to repeat)."""
@@ -168,8 +186,11 @@ class Workflow:
         history = [(h[0], h[1]) for h in (base["history"] if base is not None else [])]
         diagnosis = coder.with_instruction(state.get("diagnosis", ""), state.get("decision"))
         strategy = self.host.config(state).strategy
-        messages = coder.opening_messages(task, strategy, mode=state.get("mode", "write"),  # type: ignore[arg-type]
-                                          unit=unit, code=old_code, diagnosis=diagnosis, history=history)
+        if task.get("feature"):
+            messages = feature_prompts.feature_messages(self.feature(state, task), strategy)
+        else:
+            messages = coder.opening_messages(task, strategy, mode=state.get("mode", "write"),  # type: ignore[arg-type]
+                                              unit=unit, code=old_code, diagnosis=diagnosis, history=history)
         _emit(runtime, event="module", module=task["role"], unit=unit, mode=state.get("mode", "write"), status="asking")
         return {"conversation": _to_dicts(messages), "attempt": 0, "answer_digests": []}
 
@@ -217,8 +238,12 @@ class Workflow:
         res = self.res(state)
         unit = state.get("repair_unit") or coder.current_unit(task, state.get("unit_index", 0))
         answer = transcripts.text_of(self.host.config(state).run_dir, {"file": state["answer"]})
-        found = coder.truncated_review((state.get("last_tokens") or [0, 0])[1]) if state.get("truncated") \
-            else coder.review(task, answer, unit=unit, executor_for=res.executor_for, suite=res.suite)
+        if state.get("truncated"):
+            found = coder.truncated_review((state.get("last_tokens") or [0, 0])[1])
+        elif task.get("feature"):
+            found = feature_coder.review(self.feature(state, task), answer, self.sandboxed(state, reference=True))
+        else:
+            found = coder.review(task, answer, unit=unit, executor_for=res.executor_for, suite=res.suite)
         attempt = state.get("attempt", 1)
         tokens = state.get("last_tokens") or [0, 0]
         record = {"module": task["role"], "attempt": attempt, "kind": state.get("mode", "write"), "unit": unit,
@@ -251,13 +276,15 @@ class Workflow:
             if task["granularity"] == "function" else {}
         failure = state.get("failure", "")
         template = bool(state["plan"]["template"])
+        key = "feature_modules" if task.get("feature") else "modules"
+        name = task.get("feature") or role
         if failure:
             record = ModuleRecord(role=role, source="generated", status="failed",
                                   code=base["code"] if base is not None else "", units=units,
                                   attempts=(base["attempts"] if base else 0) + answers,
                                   history=base["history"] if base else [], message=failure)
             _emit(runtime, event="module", module=role, status="failed", message=failure[:200])
-            return {"modules": {role: record}, "notes": [f"{role}: {failure}"]}
+            return {key: {name: record}, "notes": [f"{role}: {failure}"]}
         code = coder.module_code(task, units if units else state.get("written", {}))
         history = list(base["history"]) if base is not None else []
         if state.get("mode") == "repair" and base is not None:
@@ -266,7 +293,7 @@ class Workflow:
                               status="repaired" if state.get("mode") == "repair" else "written", code=code, units=units,
                               attempts=(base["attempts"] if base else 0) + answers, history=history, message="")
         _emit(runtime, event="module", module=role, status=record["status"], attempts=record["attempts"])
-        return {"modules": {role: record}}
+        return {key: {name: record}}
 
     def build_coder(self) -> Any:
         """The coder subgraph: one module (or its units), within the attempt budget."""
@@ -320,7 +347,7 @@ class Workflow:
 
     def fan_out(self, state: RunState) -> list[Send] | Literal["assemble"]:
         """One coder per module to write, in parallel."""
-        tasks = state["plan"]["tasks"]
+        tasks = [*state["plan"]["tasks"], *state["plan"].get("feature_tasks", [])]
         return [self._branch(state, task) for task in tasks] if tasks else "assemble"
 
     def verify(self, state: RunState, runtime: Runtime[Any]) -> dict[str, Any]:
@@ -339,7 +366,10 @@ class Workflow:
                               "score": list(summary.score(record)), "round": state.get("repair_round", 0)}
         if result.passed and state["plan"].get("features"):
             workloads = [(w.id.replace("@", "-"), w.layers, w.hardware) for w in res.final_check]
-            outcomes = run_features.judge_features(state["plan"]["features"], workloads, self.run_dir(state))
+            written = {name: m["code"] for name, m in (state.get("feature_modules") or {}).items()}
+            outcomes = run_features.judge_features(
+                state["plan"]["features"], workloads, self.run_dir(state), written=written,
+                sandboxed=self.sandboxed(state, reference=False) if written else None)
             update["features"] = outcomes
             failed = [o["summary"] for o in outcomes if not o["passed"]]
             if failed:

@@ -22,6 +22,7 @@ from agents.intake import Intake
 from agents.planner import Plan
 from agents.run_config import ConfigError, OperatorSettings, RunConfig
 from judge import executors
+from judge.feature_jobs import FeatureExecutor
 from sandbox.base import Sandbox
 
 KEPT_RUNS = 16
@@ -37,6 +38,8 @@ class Host:
     """A chat model to use instead of one built from the settings (tests, embedding graphs)."""
     executor_factory: Callable[[Path], executors.Executor] | None = None
     """Runs candidates instead of a sandbox (unit tests with trusted code only)."""
+    feature_executor: Callable[[], FeatureExecutor] | None = None
+    """Runs written feature code instead of a sandbox (unit tests with trusted code only)."""
     sandbox: Sandbox | None = None
     """A sandbox made already (the CLI's preflight)."""
     clock_start: float | None = None
@@ -61,7 +64,8 @@ class Host:
                 self._runs.move_to_end(config.run_dir)
                 return found
             made = resources.resources(plan, config, sandbox=self.sandbox, chat_model=self.chat_model,
-                                       executor_factory=self.executor_factory)
+                                       executor_factory=self.executor_factory,
+                                       feature_executor=self.feature_executor)
             self._runs[config.run_dir] = made
             while len(self._runs) > KEPT_RUNS:
                 self._runs.popitem(last=False)

@@ -130,6 +130,8 @@ class RunState(InputState, OutputState, total=False):
     """The planner's answer."""
     modules: Annotated[dict[str, ModuleRecord], merge_modules]
     """The current candidate's modules, by role."""
+    feature_modules: Annotated[dict[str, ModuleRecord], merge_modules]
+    """The feature modules the agent wrote, by feature name (judged when the modules verify)."""
     attempts: Annotated[list[dict[str, Any]], operator.add]
     """Every model answer or template emission, in order (``agents.report.AttemptRecord`` fields)."""
     tokens: Annotated[dict[str, TokenUse], add_tokens]
@@ -160,6 +162,7 @@ class CoderOutput(TypedDict, total=False):
     """What a coder branch hands back to the run."""
 
     modules: Annotated[dict[str, ModuleRecord], merge_modules]
+    feature_modules: Annotated[dict[str, ModuleRecord], merge_modules]
     attempts: Annotated[list[dict[str, Any]], operator.add]
     tokens: Annotated[dict[str, TokenUse], add_tokens]
     notes: Annotated[list[str], operator.add]

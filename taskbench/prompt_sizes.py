@@ -29,6 +29,8 @@ from pathlib import Path
 from langchain_core.messages import BaseMessage
 
 from agents import coder, planner, prompts, skeleton
+from agents import feature_prompts as agent_feature_prompts
+from features.catalogue import load_catalogue
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_SPEC = REPO_ROOT / "scale_sim.yaml"
@@ -39,8 +41,9 @@ average; the lowest ratio comes from the prompts densest in code and tables.  3.
 one of them."""
 TEMPLATE_TOKENS_PER_MESSAGE = 5
 """Tokens the chat template adds around each message (``<|im_start|>role\\n`` ... ``<|im_end|>\\n``)."""
-LIMITS: dict[str, int] = {"function": 4000, "module": 8000, "probe": 4000}
-"""The token budget of an opening prompt per granularity (``probe``: a benchmark probe task)."""
+LIMITS: dict[str, int] = {"function": 4000, "module": 8000, "probe": 4000, "feature": 8000}
+"""The token budget of an opening prompt per granularity (``probe``: a benchmark probe task; ``feature``: a
+feature module's)."""
 DIAGNOSIS = ("REJECTED (wrong_result). Blamed: {role}.\nStage evidence: {role} run on the reference's inputs of "
              "workload 'variant_0' layer 'conv1' (the first of 3 failing layers).\n"
              "First difference: field total_cycles, index -, expected 5747, got 5750.\n"
@@ -56,7 +59,7 @@ class Prompt:
     """``coder``, ``repairer`` or ``bench``."""
     strategy: str
     granularity: str
-    """``module``, ``function`` or (a benchmark probe task) ``probe``."""
+    """``module``, ``function``, ``feature`` (a feature module) or (a benchmark probe task) ``probe``."""
     target: str
     """The module, ``module/unit``, or the benchmark task's id."""
     messages: list[BaseMessage]
@@ -120,6 +123,15 @@ def agent_prompts(spec: Path = DEFAULT_SPEC) -> Iterator[Prompt]:
                                                         diagnosis=diagnosis), payload=(code, diagnosis))
 
 
+def feature_prompts() -> Iterator[Prompt]:
+    """The feature coder's prompt for every catalogue feature under every strategy."""
+    catalogue = load_catalogue()
+    for name in sorted(catalogue):
+        for strategy in prompts.STRATEGIES:
+            yield Prompt("coder", strategy, "feature", f"feature_{name}",
+                         agent_feature_prompts.feature_messages(catalogue[name], strategy))
+
+
 def bench_prompts() -> Iterator[Prompt]:
     """The benchmark's first prompt of every task under every strategy."""
     from taskbench import passk, suite
@@ -133,6 +145,7 @@ def bench_prompts() -> Iterator[Prompt]:
 
 def every_prompt(spec: Path = DEFAULT_SPEC) -> Iterator[Prompt]:
     yield from agent_prompts(spec)
+    yield from feature_prompts()
     yield from bench_prompts()
 
 

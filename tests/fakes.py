@@ -22,6 +22,7 @@ from judge.mutants import MUTANTS
 
 REPO = Path(__file__).resolve().parents[1]
 _MODULE = re.compile(r"## The module: `(\w+)\.py`")
+_FEATURE = re.compile(r"## The feature: `(\w+)`")
 _UNIT = re.compile(r"(?:## The unit to write: |the unit )`(\w+)`")
 
 
@@ -52,7 +53,9 @@ class Request:
         self.first = str(messages[1].content) if len(messages) > 1 else self.text
         self.last = str(messages[-1].content)
         found = _MODULE.search(self.first)
-        self.module = found.group(1) if found else ""
+        feature = _FEATURE.search(self.first)
+        self.feature = feature.group(1) if feature else None
+        self.module = found.group(1) if found else f"feature_{self.feature}" if self.feature else ""
         unit = _UNIT.search(self.first)
         self.unit = unit.group(1) if unit else None
         opening = self.first[:400]

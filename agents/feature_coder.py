@@ -1,0 +1,62 @@
+"""The feature coder's review: a model's feature module extracted, checked on the host, then judged.
+
+A feature answer is taken only when the whole judge passes it (exact at the neutral setting, the oracle
+where one exists, every property), run in the sandbox on top of the reference's modules
+(:class:`agents.run_features.SandboxedFeatures`).  A failure goes back to the model as the judge's
+diagnosis (check, workload, layer, expected, actual) with the failed check's statement.
+"""
+
+from __future__ import annotations
+
+from agents.coder import Review
+from agents.extract import ExtractionError, extract_code
+from agents.feature_prompts import NO_ORACLE_TEXT, ORACLE_TEXT, module_file
+from agents.planner import FEATURE_ENTRY_POINT
+from agents.run_features import RUN_CHECK, SandboxedFeatures
+from features.catalogue import Feature
+from features.judge import Verdict
+from features.properties import PROPERTIES
+from judge.feature_jobs import feature_static_problem
+
+STATEMENTS: dict[str, str] = {
+    "exact": "with every parameter at its neutral value, run must return exactly what the engine's simulate returns",
+    RUN_CHECK: "run must return a FeatureRun with one result per layer (and the tables asked for) on every case, "
+               "without raising",
+}
+"""What the judge's own levels say (a property's statement is in the library)."""
+
+
+def statement(check: str, feature: Feature) -> str:
+    """The statement of ``check`` as the model is told it."""
+    if check == "oracle":
+        return "oracle" + (ORACLE_TEXT if feature.definition.oracle else NO_ORACLE_TEXT)
+    if check in PROPERTIES:
+        return " ".join(PROPERTIES[check].statement.split())
+    return STATEMENTS.get(check, check)
+
+
+def diagnosis(verdict: Verdict, feature: Feature) -> str:
+    """What the model is told about a failed judging."""
+    failure = verdict.failure
+    if failure is None:
+        return f"{module_file(feature.name)}: the judge did not pass it ({verdict.evidence})"
+    return (f"{module_file(feature.name)} was run and judged; it failed a check.\n"
+            f"{failure.line()}\n"
+            f"The check `{failure.check}`: {statement(failure.check, feature)}\n"
+            f"Passed before it: {verdict.evidence}.")
+
+
+def review(feature: Feature, answer: str, sandboxed: SandboxedFeatures) -> Review:
+    """Extract, check statically, then judge in the sandbox: the answer's code, or why it cannot be taken."""
+    try:
+        code = extract_code(answer, required=[FEATURE_ENTRY_POINT])
+    except ExtractionError as exc:
+        return Review("no_code", None, str(exc))
+    problem = feature_static_problem(code)
+    if problem is not None:
+        return Review("refused" if "refuse" in problem else "invalid", None, problem)
+    verdict = sandboxed.judge(feature, code)
+    if verdict.passed:
+        return Review("accepted", code, "")
+    crashed = verdict.failure is not None and verdict.failure.check == RUN_CHECK
+    return Review("crashed" if crashed else "wrong", None, diagnosis(verdict, feature))
