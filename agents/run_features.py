@@ -46,12 +46,13 @@ class FeatureOutcome(TypedDict):
     """The feature's report files written for the final-check workloads (relative to the run folder)."""
 
 
-def plan_features(given: Mapping[str, Any] | None, source: str | Path) -> list[FeatureTask]:
-    """The spec's ``features`` section as tasks; an unknown feature or parameter is an :class:`InputError`
-    naming the field."""
+def plan_features(given: Mapping[str, Any] | None, source: str | Path, *,
+                  user_folder: Path | None = None) -> list[FeatureTask]:
+    """The spec's ``features`` section as tasks (the catalogue with the operator's ``user_folder``); an unknown
+    feature or parameter, or a feature without an implementation, is an :class:`InputError` naming the field."""
     if not given:
         return []
-    catalogue = load_catalogue()
+    catalogue = load_catalogue(user_folder)
     tasks: list[FeatureTask] = []
     for name, params in given.items():
         feature = catalogue.get(name)
@@ -60,15 +61,19 @@ def plan_features(given: Mapping[str, Any] | None, source: str | Path) -> list[F
                              field=f"features.{name}")
         if params is not None and not isinstance(params, Mapping):
             raise InputError(source, "must be a mapping of parameter names to numbers", field=f"features.{name}")
+        if name not in BUILTINS:
+            raise InputError(source, "has no implementation: the agent does not write features yet, so a run "
+                                     "provides built-in features only", field=f"features.{name}")
         tasks.append(FeatureTask(name=name, params=resolve_params(feature.definition, params or {}, source)))
     return tasks
 
 
 def judge_features(tasks: Sequence[FeatureTask], workloads: Sequence[tuple[str, Sequence[Layer], Hardware]],
-                   run_dir: Path) -> list[FeatureOutcome]:
-    """Judge each feature's built-in implementation and write its tables for ``workloads`` under
+                   run_dir: Path, *, user_folder: Path | None = None) -> list[FeatureOutcome]:
+    """Judge each feature's built-in implementation (the catalogue with the operator's ``user_folder``, whose
+    features bring their own properties) and write its tables for ``workloads`` under
     ``run_dir/features/<feature>/<workload>/``."""
-    catalogue = load_catalogue()
+    catalogue = load_catalogue(user_folder)
     found: list[FeatureOutcome] = []
     for task in tasks:
         feature = catalogue[task["name"]]

@@ -339,7 +339,9 @@ class Workflow:
                               "score": list(summary.score(record)), "round": state.get("repair_round", 0)}
         if result.passed and state["plan"].get("features"):
             workloads = [(w.id.replace("@", "-"), w.layers, w.hardware) for w in res.final_check]
-            outcomes = run_features.judge_features(state["plan"]["features"], workloads, self.run_dir(state))
+            features_dir = self.host.config(state).features_dir
+            outcomes = run_features.judge_features(state["plan"]["features"], workloads, self.run_dir(state),
+                                                   user_folder=Path(features_dir) if features_dir else None)
             update["features"] = outcomes
             failed = [o["summary"] for o in outcomes if not o["passed"]]
             if failed:
