@@ -285,8 +285,9 @@ def test_a_remote_callers_feature_parameters_are_held_to_the_work_cap(
     fewer = {name: {k: 2 if k in ("batch_images", "cores") else v for k, v in params.items()}
              for name, params in features.items()}
     assert intake.prepare({"spec_yaml": with_features(spec, fewer)}, capped).plan["features"]
-    operator = OperatorSettings(remote=False, run_root=str(root), maxima=NO_MAXIMA)
-    assert intake.prepare({"spec_yaml": text}, operator).plan["features"], "the command line is not capped"
+    for maxima in (NO_MAXIMA, capped.maxima):
+        operator = OperatorSettings(remote=False, run_root=str(root), maxima=maxima)
+        assert intake.prepare({"spec_yaml": text}, operator).plan["features"], "the command line is not capped"
 
 
 def test_the_operators_features_folder_reaches_the_plan_and_the_judge(
