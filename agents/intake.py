@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from agents import planner
+from agents import feature_work, planner
 from agents.run_config import (
     CallerRequest,
     ConfigError,
@@ -147,7 +147,10 @@ def prepare(values: Mapping[str, Any] | CallerRequest, operator: OperatorSetting
     plan = planner.plan_run(LoadedSpec(spec, spec_path), generate=list(config.generate),
                             granularity=config.granularity, reference_dir=config.reference_dir,
                             template=config.template if template is None else template,
-                            spec_sha256=hashlib.sha256(text.encode("utf-8")).hexdigest())
+                            spec_sha256=hashlib.sha256(text.encode("utf-8")).hexdigest(),
+                            features_dir=config.features_dir)
+    if operator.remote and plan["features"]:
+        feature_work.check_feature_work(LoadedSpec(spec, spec_path), plan["features"], operator, source)
     return Intake(config, plan, run_id, text if request.spec_yaml is not None else None)
 
 

@@ -180,13 +180,13 @@ def feature_task(loaded: LoadedSpec[AgentSpec], feature: FeatureTask) -> ModuleT
 
 def plan_run(spec: str | Path | LoadedSpec[AgentSpec], *, generate: Sequence[str] | None = None,
              granularity: str = "module", template: bool = False, reference_dir: str | Path | None = None,
-             spec_sha256: str | None = None) -> Plan:
+             spec_sha256: str | None = None, features_dir: str | Path | None = None) -> Plan:
     """Validate the spec (a path, or a spec already loaded) and plan the run.
 
     ``generate`` (the CLI's ``--generate``) wins over the spec's ``generate``; both default to all
     three modules.  Refuses (:class:`PlanError`) a spec the reference cannot model unless the run is
     pointed at the user's own reference (``reference_dir``).  ``spec_sha256``: the spec's text's hash
-    when the spec is not (yet) a file.
+    when the spec is not (yet) a file.  ``features_dir``: the operator's folder of user features.
     """
     if granularity not in GRANULARITIES:
         raise PlanError(f"granularity must be one of {', '.join(GRANULARITIES)}; got {granularity!r}")
@@ -201,7 +201,9 @@ def plan_run(spec: str | Path | LoadedSpec[AgentSpec], *, generate: Sequence[str
                         + ". Point the run at your own reference (--reference DIR: a folder with mapping.py, "
                         "network.py and memory.py under the same contract) to verify against it.")
     reference = check_reference(reference_dir) if reference_dir is not None else None
-    features = plan_features(agent_spec.features, loaded.path)
+    features = plan_features(agent_spec.features, loaded.path,
+                             user_folder=Path(features_dir) if features_dir is not None else None,
+                             template=template)
     chosen = list(generate) if generate is not None else list(agent_spec.generate or ROLES)
     roles = [r for r in ROLES if r in chosen]
     return Plan(

@@ -44,6 +44,8 @@ DEFAULT_MAX_SPEC_BYTES = 1024 * 1024
 DEFAULT_MAX_ANSWER_BYTES = 1024 * 1024
 DEFAULT_MAX_LAYERS = 256
 DEFAULT_MODEL_DEADLINE_S = 120.0
+DEFAULT_MAX_FEATURE_REQUESTS = 1_000_000_000
+FEATURES_DIR_ENV = "SIMCODER_FEATURES_DIR"
 
 
 class ConfigError(InputError):
@@ -96,6 +98,7 @@ class RunConfig(BaseModel):
     sandbox_timeout_s: float = _by("operator", "wall-clock limit of one sandbox run, seconds", 120.0, gt=0)
     sandbox_memory_mib: int = _by("operator", "memory limit of one sandbox run, MiB", 3072, gt=0)
     reference_dir: str | None = _by("operator", "a user's own reference folder (runs in the sandbox)")
+    features_dir: str | None = _by("operator", "a folder of user features; their properties.py run on the host")
     run_root: str = _by("operator", "the folder run folders are made in", "runs")
     path_roots: tuple[str, ...] = _by("operator", "folders and files a remote caller's paths must resolve inside",
                                       ())
@@ -164,6 +167,7 @@ class CallerRequest(BaseModel):
 OPERATOR_ONLY_HINTS: dict[str, str] = {
     "sandbox": "remote runs always use the Docker sandbox",
     "reference_dir": "a reference folder is the operator's (SIMCODER_REFERENCE_DIR)",
+    "features_dir": "a folder of features is the operator's (SIMCODER_FEATURES_DIR): its code runs on the host",
     "api_key_env": "the key's variable is the operator's",
     "sandbox_timeout_s": "sandbox limits are the operator's",
     "sandbox_memory_mib": "sandbox limits are the operator's",
@@ -217,10 +221,13 @@ class Maxima(BaseModel):
     max_tokens: int | None = 5_000_000
     max_wall_s: float | None = 4 * 3600.0
     max_sandboxes: int | None = 4
+    feature_requests: int | None = DEFAULT_MAX_FEATURE_REQUESTS
+    """Work one feature's run on the final-check workloads may take, in the reference's requests
+    (:func:`reference_sim.engine.estimate_requests`) times the parameters that multiply it (images, cores)."""
 
 
 NO_MAXIMA = Maxima(attempts_per_module=None, repair_rounds=None, max_tokens=None, max_wall_s=None,
-                   max_sandboxes=None)
+                   max_sandboxes=None, feature_requests=None)
 
 
 class OperatorSettings(BaseModel):
@@ -241,6 +248,9 @@ class OperatorSettings(BaseModel):
     allowed_models: tuple[str, ...] = ()
     allowed_base_urls: tuple[str, ...] = ()
     reference_dir: str | None = None
+    features_dir: str | None = None
+    """A folder of user features (:func:`features.catalogue.load_catalogue`); its ``properties.py`` files run
+    on the host, so only the operator names it."""
     run_root: str = "runs"
     path_roots: tuple[str, ...] = ()
     maxima: Maxima = Maxima()
@@ -285,12 +295,17 @@ class OperatorSettings(BaseModel):
             repair_rounds=number("SIMCODER_MAX_REPAIR_ROUNDS", int, Maxima().repair_rounds),
             max_tokens=number("SIMCODER_MAX_TOKENS", int, Maxima().max_tokens),
             max_wall_s=number("SIMCODER_MAX_WALL_S", float, Maxima().max_wall_s),
-            max_sandboxes=number("SIMCODER_MAX_SANDBOXES", int, Maxima().max_sandboxes))
+            max_sandboxes=number("SIMCODER_MAX_SANDBOXES", int, Maxima().max_sandboxes),
+            feature_requests=number("SIMCODER_MAX_FEATURE_REQUESTS", int, Maxima().feature_requests))
+        features_dir = text(FEATURES_DIR_ENV)
+        if features_dir is not None and not Path(features_dir).is_dir():
+            raise ConfigError(FEATURES_DIR_ENV, "is not a folder", source="environment")
         return cls(
             remote=remote, sandbox="docker" if remote else "default", model=text("OPENAI_MODEL"),
             base_url=text("OPENAI_BASE_URL"), api_key_env=text("SIMCODER_API_KEY_ENV"),
             allowed_models=items("SIMCODER_ALLOWED_MODELS"), allowed_base_urls=items("SIMCODER_ALLOWED_BASE_URLS"),
             reference_dir=text("SIMCODER_REFERENCE_DIR"), run_root=run_root,
+            features_dir=str(Path(features_dir).resolve()) if features_dir is not None else None,
             path_roots=tuple(str(Path(r).resolve()) for r in roots), maxima=maxima,
             model_deadline_s=number("SIMCODER_MODEL_DEADLINE_S", float, None),
             max_answer_bytes=number("SIMCODER_MAX_ANSWER_BYTES", int, DEFAULT_MAX_ANSWER_BYTES),
@@ -434,6 +449,7 @@ def resolve(spec: AgentSpec, spec_path: Path, run_dir: Path, operator: OperatorS
         model_deadline_s=deadline, max_answer_bytes=operator.max_answer_bytes,
         sandbox="docker" if remote else operator.sandbox,
         sandbox_timeout_s=operator.sandbox_timeout_s, sandbox_memory_mib=operator.sandbox_memory_mib,
-        reference_dir=operator.reference_dir, run_root=operator.run_root, path_roots=operator.path_roots,
+        reference_dir=operator.reference_dir, features_dir=operator.features_dir, run_root=operator.run_root,
+        path_roots=operator.path_roots,
         max_spec_bytes=operator.max_spec_bytes, max_layers=operator.max_layers,
         **budgets)

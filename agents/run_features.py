@@ -52,20 +52,22 @@ class FeatureOutcome(TypedDict):
     """The feature's report files written for the final-check workloads (relative to the run folder)."""
 
 
-def feature_named(name: str) -> Feature:
+def feature_named(name: str, user_folder: Path | None = None) -> Feature:
     """The catalogue's feature ``name`` (a plan only names features it checked against the catalogue)."""
-    catalogue = load_catalogue()
+    catalogue = load_catalogue(user_folder)
     if name not in catalogue:
         raise KeyError(f"feature {name!r} is not in the catalogue")
     return catalogue[name]
 
 
-def plan_features(given: Mapping[str, Any] | None, source: str | Path) -> list[FeatureTask]:
-    """The spec's ``features`` section as tasks; an unknown feature or parameter is an :class:`InputError`
-    naming the field."""
+def plan_features(given: Mapping[str, Any] | None, source: str | Path, *, user_folder: Path | None = None,
+                  template: bool = False) -> list[FeatureTask]:
+    """The spec's ``features`` section as tasks (the catalogue with the operator's ``user_folder``); an unknown
+    feature or parameter, or in template mode a feature without a built-in implementation, is an
+    :class:`InputError` naming the field."""
     if not given:
         return []
-    catalogue = load_catalogue()
+    catalogue = load_catalogue(user_folder)
     tasks: list[FeatureTask] = []
     for name, params in given.items():
         feature = catalogue.get(name)
@@ -74,6 +76,10 @@ def plan_features(given: Mapping[str, Any] | None, source: str | Path) -> list[F
                              field=f"features.{name}")
         if params is not None and not isinstance(params, Mapping):
             raise InputError(source, "must be a mapping of parameter names to numbers", field=f"features.{name}")
+        if template and name not in BUILTINS:
+            raise InputError(source, "has no built-in implementation, and a run in template mode writes no code: "
+                                     "give the run a model (--model, --base-url) to write it",
+                             field=f"features.{name}")
         tasks.append(FeatureTask(name=name, params=resolve_params(feature.definition, params or {}, source)))
     return tasks
 
@@ -123,10 +129,12 @@ def _tables(impl_runs: Sequence[FeatureRun | str], feature: Feature, folders: Se
 
 def judge_features(tasks: Sequence[FeatureTask], workloads: Sequence[tuple[str, Sequence[Layer], Hardware]],
                    run_dir: Path, *, written: Mapping[str, str] | None = None,
-                   sandboxed: SandboxedFeatures | None = None) -> list[FeatureOutcome]:
+                   sandboxed: SandboxedFeatures | None = None, user_folder: Path | None = None
+                   ) -> list[FeatureOutcome]:
     """Judge each feature's implementation (``written[name]``, the agent's code run by ``sandboxed``, else the
-    built-in one) and write its tables for ``workloads`` under ``run_dir/features/<feature>/<workload>/``."""
-    catalogue = load_catalogue()
+    built-in one) and write its tables for ``workloads`` under ``run_dir/features/<feature>/<workload>/``.
+    The catalogue includes the operator's ``user_folder``, whose features bring their own properties."""
+    catalogue = load_catalogue(user_folder)
     written = written or {}
     found: list[FeatureOutcome] = []
     for task in tasks:

@@ -3,12 +3,14 @@
 ``feature.yaml`` names the feature, its typed parameters (units in names, bounds, the neutral value
 under which the feature behaves exactly like the reference), the checks of the property library
 that judge it, whether an oracle exists, and the report tables it writes.  ``description.md`` is the
-plain-language text a coder gets.  The loader reads data only: nothing in a feature folder is
-executed.  A user's folder of features loads the same way (operator-only).
+plain-language text a coder gets.  A built-in folder is data only.  A user's folder of features
+(operator-only) loads the same way, and a user feature may add its own properties in ``properties.py``
+(:mod:`features.user_properties`: Python run on the host, so never from a remote caller).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +23,8 @@ from reference_sim.errors import InputError
 
 from .api import ParamValue
 from .properties import PROPERTIES
+from .property_base import Property
+from .user_properties import PROPERTIES_FILE, load_user_properties
 
 BUILTIN_FOLDER = Path(__file__).resolve().parent / "catalogue"
 DEFINITION_FILE = "feature.yaml"
@@ -46,6 +50,9 @@ class ParameterDef(_Strict):
     examples: list[float] = Field(default_factory=list)
     """Values the judge tries besides the neutral one (default: ``min`` and ``max`` where not neutral)."""
     description: str = ""
+    multiplies_work: bool = False
+    """The feature's run does about this value times the reference's work (images, cores): a remote caller's
+    value is held to the operator's work cap."""
 
     @model_validator(mode="after")
     def _consistent(self) -> ParameterDef:
@@ -53,6 +60,8 @@ class ParameterDef(_Strict):
             raise ValueError(f"parameter {self.name!r} must end with its unit {self.unit!r}")
         if self.min > self.max:
             raise ValueError(f"parameter {self.name!r}: min {self.min} is above max {self.max}")
+        if self.multiplies_work and self.min < 1:
+            raise ValueError(f"parameter {self.name!r} multiplies the work, so its min must be at least 1")
         for label, value in (("neutral", self.neutral), *(("examples", v) for v in self.examples)):
             if not self.min <= value <= self.max:
                 raise ValueError(f"parameter {self.name!r}: {label} {value} is outside [{self.min}, {self.max}]")
@@ -83,7 +92,7 @@ class FeatureDef(_Strict):
     summary: str = Field(min_length=1)
     parameters: list[ParameterDef] = Field(min_length=1)
     checks: list[str] = Field(min_length=1)
-    """Names of properties from :data:`features.properties.PROPERTIES`."""
+    """Names of properties from :data:`features.properties.PROPERTIES` or the feature's own ``properties.py``."""
     oracle: bool
     """Whether an exact expected result can be computed from the reference (:mod:`features.oracles`)."""
     reports: list[ReportDef] = Field(default_factory=list)
@@ -94,9 +103,6 @@ class FeatureDef(_Strict):
         repeated = sorted({n for n in names if names.count(n) > 1})
         if repeated:
             raise ValueError(f"parameter names repeat: {', '.join(repeated)}")
-        unknown = [c for c in self.checks if c not in PROPERTIES]
-        if unknown:
-            raise ValueError(f"unknown checks (not in the property library): {', '.join(unknown)}")
         return self
 
     def parameter(self, name: str) -> ParameterDef:
@@ -104,6 +110,11 @@ class FeatureDef(_Strict):
 
     def neutral(self) -> dict[str, ParamValue]:
         return {p.name: p.cast(p.neutral) for p in self.parameters}
+
+    def work_factor(self, params: Mapping[str, ParamValue]) -> float:
+        """How many times the reference's work a run with ``params`` does: the product of the parameters that
+        multiply the work (1 when none does)."""
+        return math.prod(float(params.get(p.name, p.neutral)) for p in self.parameters if p.multiplies_work)
 
 
 @dataclass(frozen=True)
@@ -114,10 +125,16 @@ class Feature:
     description: str
     folder: Path
     builtin: bool
+    properties: tuple[Property, ...] = ()
+    """The feature's own properties (its folder's ``properties.py``; user features only)."""
 
     @property
     def name(self) -> str:
         return self.definition.name
+
+    def registry(self) -> dict[str, Property]:
+        """The properties this feature's checks may name: the library's and its own."""
+        return {**PROPERTIES, **{p.name: p for p in self.properties}}
 
 
 def _error_field(error: Mapping[str, Any]) -> tuple[str | None, str]:
@@ -151,6 +168,12 @@ def load_feature(folder: Path, *, builtin: bool = False) -> Feature:
         raise InputError(path, message, field=field) from None
     if definition.name != folder.name:
         raise InputError(path, f"name {definition.name!r} differs from its folder {folder.name!r}", field="name")
+    own = () if builtin else load_user_properties(folder / PROPERTIES_FILE, definition.name, PROPERTIES)
+    known = {*PROPERTIES, *(p.name for p in own)}
+    for index, check in enumerate(definition.checks):
+        if check not in known:
+            where = "the property library" + ("" if builtin else f" or {PROPERTIES_FILE}")
+            raise InputError(path, f"unknown check {check!r} (not in {where})", field=f"checks[{index}]")
     description_path = folder / DESCRIPTION_FILE
     try:
         description = description_path.read_text(encoding="utf-8")
@@ -160,12 +183,12 @@ def load_feature(folder: Path, *, builtin: bool = False) -> Feature:
         raise InputError(description_path, f"cannot read file ({exc.__class__.__name__})") from None
     if not description.strip():
         raise InputError(description_path, "is empty; describe the feature for the coder")
-    return Feature(definition, description, folder, builtin)
+    return Feature(definition, description, folder, builtin, own)
 
 
 def load_catalogue(user_folder: Path | None = None) -> dict[str, Feature]:
-    """The built-in features, plus every feature folder under ``user_folder`` (operator-only; data only,
-    nothing there is executed).  A user feature may not reuse a built-in name."""
+    """The built-in features, plus every feature folder under ``user_folder`` (operator-only: a folder's
+    ``properties.py`` runs on the host).  A user feature may not reuse a built-in name."""
     features = {f.name: f for f in (load_feature(d, builtin=True) for d in _feature_folders(BUILTIN_FOLDER))}
     if user_folder is not None:
         if not user_folder.is_dir():

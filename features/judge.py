@@ -5,7 +5,7 @@
 2. ``oracle`` (where the feature has one): on generated cases with non-neutral settings it equals the
    exact expected result computed from the reference (:mod:`features.oracles`), tables included.
 3. ``properties``: every check the feature names, over the same cases (pairs made by each property's
-   ``vary``).
+   ``vary``), looked up in the library and the feature's own properties (:meth:`Feature.registry`).
 
 The verdict says which levels ran and passed (``exact, oracle, properties 11/11``).
 """
@@ -27,6 +27,7 @@ from .catalogue import Feature, FeatureDef
 from .compare import result_difference
 from .oracles import ORACLES
 from .properties import FEATURE, PROPERTIES, PropertyFailure
+from .property_base import Property
 from .workloads import judged_cases, neutral_cases
 
 log = logging.getLogger(__name__)
@@ -141,8 +142,13 @@ def judge(feature: Feature | FeatureDef, impl: FeatureImpl, *, seed: int = 0, us
     """Judge ``impl`` for ``feature``.  Stops at the first failure unless ``all_failures`` (then every
     property still runs, and :attr:`Verdict.fired` lists each check that failed).  ``runs`` keeps the
     implementation's runs for a later call on the same implementation (a crash is kept as the failure of the
-    check that first met it)."""
+    check that first met it).  A :class:`Feature`'s checks may name its own properties; a bare
+    :class:`FeatureDef`'s only the library's."""
     definition = feature.definition if isinstance(feature, Feature) else feature
+    registry = feature.registry() if isinstance(feature, Feature) else PROPERTIES
+    unknown = [name for name in definition.checks if name not in registry]
+    if unknown:
+        raise ValueError(f"{definition.name}: checks not in the property library: {', '.join(unknown)}")
     run = _Runner(impl, runs)
     levels: list[str] = []
     fired: list[str] = []
@@ -178,7 +184,7 @@ def judge(feature: Feature | FeatureDef, impl: FeatureImpl, *, seed: int = 0, us
         return verdict()
     passed = 0
     for name in definition.checks:
-        failure = _check(name, cases, run, _property_rng(seed, name))
+        failure = _check(registry[name], cases, run, _property_rng(seed, name))
         if failure is None:
             passed += 1
             continue
@@ -197,10 +203,11 @@ def planned_cases(feature: Feature | FeatureDef, seed: int = 0) -> list[Case]:
     running anything: the neutral cases, the judged cases and each property's varied ones.  A judge given
     :data:`RunCache` holding these runs needs no implementation."""
     definition = feature.definition if isinstance(feature, Feature) else feature
+    registry = feature.registry() if isinstance(feature, Feature) else PROPERTIES
     cases = judged_cases(definition, seed)
     planned = {case_key(c): c for c in [*neutral_cases(definition, seed), *cases]}
     for name in definition.checks:
-        prop = PROPERTIES[name]
+        prop = registry[name]
         if prop.vary is None:
             continue
         rng = _property_rng(seed, name)
@@ -211,9 +218,9 @@ def planned_cases(feature: Feature | FeatureDef, seed: int = 0) -> list[Case]:
     return list(planned.values())
 
 
-def _check(name: str, cases: Sequence[Case], run: Callable[[Case, str], FeatureRun | PropertyFailure],
+def _check(prop: Property, cases: Sequence[Case], run: Callable[[Case, str], FeatureRun | PropertyFailure],
            rng: random.Random) -> PropertyFailure | None:
-    prop = PROPERTIES[name]
+    name = prop.name
     for case in cases:
         base = run(case, name)
         if isinstance(base, PropertyFailure):

@@ -147,7 +147,12 @@ class Workflow:
 
     def feature(self, state: Any, task: planner.ModuleTask) -> Feature:
         """The catalogue feature a feature task implements."""
-        return run_features.feature_named(task.get("feature") or "")
+        return run_features.feature_named(task.get("feature") or "", self.features_dir(state))
+
+    def features_dir(self, state: Any) -> Path | None:
+        """The operator's folder of user features, if any."""
+        folder = self.host.config(state).features_dir
+        return Path(folder) if folder else None
 
     def sandboxed(self, state: Any, *, reference: bool) -> run_features.SandboxedFeatures:
         """Written feature code run in the sandbox over the reference's modules (while it is written) or the
@@ -369,7 +374,8 @@ class Workflow:
             written = {name: m["code"] for name, m in (state.get("feature_modules") or {}).items()}
             outcomes = run_features.judge_features(
                 state["plan"]["features"], workloads, self.run_dir(state), written=written,
-                sandboxed=self.sandboxed(state, reference=False) if written else None)
+                sandboxed=self.sandboxed(state, reference=False) if written else None,
+                user_folder=self.features_dir(state))
             update["features"] = outcomes
             failed = [o["summary"] for o in outcomes if not o["passed"]]
             if failed:

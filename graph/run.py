@@ -59,6 +59,9 @@ def parser() -> argparse.ArgumentParser:
                                       "the others are the reference's")
     p.add_argument("--reference", metavar="DIR", help="verify against your own reference: a folder with "
                                                       "mapping.py, network.py and memory.py under the same contract")
+    p.add_argument("--features-dir", metavar="DIR",
+                   help="your own folder of features (one folder per feature: feature.yaml, description.md, optional "
+                        "properties.py, which runs on this machine)")
     p.add_argument("--max-attempts", type=int, metavar="N", help="answers per module or unit (default: spec, 3)")
     p.add_argument("--repair-rounds", type=int, metavar="N", help="verify-repair rounds (default: spec, 5)")
     p.add_argument("--max-tokens", type=int, metavar="N", help="token cap of the run (default: spec, 2,000,000)")
@@ -103,11 +106,14 @@ def check_limits(values: dict[str, Any]) -> None:
 def settings_from(args: argparse.Namespace) -> dict[str, Any]:
     """The run's settings as plain data (saved in ``run.json``; never a key)."""
     check_limits(vars(args))
+    if args.features_dir is not None and not Path(args.features_dir).is_dir():
+        raise InputError("--features-dir", f"{args.features_dir} is not a folder")
     return {"format": SETTINGS_FORMAT, "arch": str(Path(args.arch or "scale_sim.yaml").resolve()),
             "strategy": planner.parse_strategy(args.strategy) if args.strategy is not None else None,
             "granularity": args.granularity or "module", "model": args.model, "base_url": args.base_url,
             "seed": args.seed, "generate": planner.parse_generate(args.generate),
             "reference": str(Path(args.reference).resolve()) if args.reference else None,
+            "features_dir": str(Path(args.features_dir).resolve()) if args.features_dir else None,
             "max_attempts": args.max_attempts, "repair_rounds": args.repair_rounds, "max_tokens": args.max_tokens,
             "max_wall_s": args.max_wall_s, "max_sandboxes": args.max_sandboxes, "sandbox": args.sandbox,
             "optimise": args.optimise, "model_timeout_s": args.model_timeout_s,
@@ -115,7 +121,7 @@ def settings_from(args: argparse.Namespace) -> dict[str, Any]:
 
 
 RESUME_FIXED = {"arch": "--arch", "strategy": "--strategy", "granularity": "--granularity",
-                "generate": "--generate", "reference": "--reference"}
+                "generate": "--generate", "reference": "--reference", "features_dir": "--features-dir"}
 """Settings that shaped the plan: a resumed run keeps them."""
 RESUME_FLAGS = {"model": "model", "base_url": "base_url", "seed": "seed", "max_attempts": "max_attempts",
                 "repair_rounds": "repair_rounds", "max_tokens": "max_tokens", "max_wall_s": "max_wall_s",
@@ -145,7 +151,8 @@ def operator_from(settings: dict[str, Any], out: Path, env: Mapping[str, str] | 
         remote=False, sandbox=settings["sandbox"] or "default",
         model=settings["model"] or env.get(llm.ENV_MODEL, "").strip() or None,
         base_url=settings["base_url"] or env.get(llm.ENV_BASE_URL, "").strip() or None,
-        reference_dir=settings["reference"], run_root=str(out), maxima=NO_MAXIMA,
+        reference_dir=settings["reference"], features_dir=settings.get("features_dir"), run_root=str(out),
+        maxima=NO_MAXIMA,
         model_deadline_s=settings.get("model_timeout_s"), context_tokens=settings.get("context_tokens"))
 
 

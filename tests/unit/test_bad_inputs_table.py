@@ -258,6 +258,7 @@ FORM: list[tuple[str, dict[str, Any], dict[str, Any] | None, str]] = [
     ("budget over max", {"repair_rounds": 21}, None, "repair_rounds: 21 is over this server's maximum of 20"),
     ("sandbox", {}, {"sandbox": "process"}, "sandbox: a caller may not set this"),
     ("reference", {}, {"reference_dir": "/tmp"}, "reference_dir: a caller may not set this"),
+    ("features folder", {}, {"features_dir": "/tmp"}, "features_dir: a caller may not set this"),
     ("unknown context", {}, {"colour": "red"}, "colour: unknown field"),
     ("context not a mapping", {}, "x", "context: must be a mapping"),  # type: ignore[dict-item]
     ("endpoint", {"base_url": "http://127.0.0.1:1/v1"}, None, "base_url: names an endpoint"),

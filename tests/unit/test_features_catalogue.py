@@ -54,7 +54,8 @@ def test_user_folder_loads_the_same_way(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(("change", "field", "words"), [
-    ({"checks": ["no_such_check"]}, None, "unknown checks"),
+    ({"checks": ["stalls_within_cycles", "no_such_check"]}, "checks[1]", "unknown check 'no_such_check'"),
+    ({"parameters": [{**GOOD["parameters"][0], "multiplies_work": True}]}, "parameters.0", "at least 1"),  # type: ignore[index]
     ({"parameters": [{**GOOD["parameters"][0], "neutral": 11}]}, "parameters.0", "outside"),  # type: ignore[index]
     ({"parameters": [{**GOOD["parameters"][0], "name": "extra"}]}, "parameters.0", "must end with its unit"),  # type: ignore[index]
     ({"parameters": [{**GOOD["parameters"][0], "type": "str"}]}, "parameters.0.type", "Input should be"),  # type: ignore[index]

@@ -13,10 +13,12 @@ from typing import Any
 import pytest
 import yaml
 
-from agents import run_config
+from agents import intake, run_config, run_features
 from agents.run_config import (
+    NO_MAXIMA,
     CallerRequest,
     ConfigError,
+    Maxima,
     OperatorSettings,
     RunConfig,
     who_may_set,
@@ -38,7 +40,8 @@ WHO: dict[str, str] = {
     "run_dir": "caller",
     "model": "operator", "base_url": "operator", "api_key_env": "operator", "model_deadline_s": "operator",
     "max_answer_bytes": "operator", "sandbox": "operator", "sandbox_timeout_s": "operator",
-    "sandbox_memory_mib": "operator", "reference_dir": "operator", "run_root": "operator", "path_roots": "operator",
+    "sandbox_memory_mib": "operator", "reference_dir": "operator", "features_dir": "operator", "run_root": "operator",
+    "path_roots": "operator",
     "max_spec_bytes": "operator", "max_layers": "operator",
 }
 """Every RunConfig field and who may set it: adding a field without saying here fails the first test."""
@@ -90,6 +93,7 @@ def listing(folder: Path) -> list[str]:
 @pytest.mark.parametrize(("context", "fields", "field", "says"), [
     ({"sandbox": "process"}, {}, "sandbox", "remote runs always use the Docker sandbox"),
     ({"reference_dir": "/tmp"}, {}, "reference_dir", "a caller may not set this"),
+    ({"features_dir": "/tmp"}, {}, "features_dir", "a caller may not set this (a folder of features is the operator's"),
     ({"executor_factory": "x"}, {}, "executor_factory", "a caller may not set this"),
     ({"api_key_env": "HOME"}, {}, "api_key_env", "a caller may not set this"),
     ({}, {"base_url": "http://127.0.0.1:1/v1"}, "base_url", "has not listed"),
@@ -158,9 +162,14 @@ def test_a_listed_endpoint_is_taken_and_the_sandbox_stays_docker(root: Path, spe
 
 def test_the_served_settings_come_from_the_environment(tmp_path: Path) -> None:
     env = {"SIMCODER_RUN_ROOT": str(tmp_path), "SIMCODER_MAX_ATTEMPTS": "4", "OPENAI_MODEL": "served",
-           "SIMCODER_ALLOWED_BASE_URLS": f"{ENDPOINT}, http://127.0.0.1:8/v1"}
+           "SIMCODER_ALLOWED_BASE_URLS": f"{ENDPOINT}, http://127.0.0.1:8/v1",
+           "SIMCODER_FEATURES_DIR": str(USER_FEATURES), "SIMCODER_MAX_FEATURE_REQUESTS": "5000"}
     operator = OperatorSettings.from_env(env)
     assert operator.remote and operator.sandbox == "docker" and operator.maxima.attempts_per_module == 4
+    assert operator.features_dir == str(USER_FEATURES) and operator.maxima.feature_requests == 5000
+    assert OperatorSettings.from_env({}).maxima.feature_requests == 1_000_000_000
+    with pytest.raises(ConfigError, match="SIMCODER_FEATURES_DIR: is not a folder"):
+        OperatorSettings.from_env({"SIMCODER_FEATURES_DIR": str(tmp_path / "none")})
     assert operator.allowed_base_urls == (ENDPOINT, "http://127.0.0.1:8/v1") and operator.model == "served"
     assert str(tmp_path.resolve()) in operator.path_roots
     with pytest.raises(ConfigError, match="SIMCODER_MAX_ATTEMPTS: must be a positive"):
@@ -245,3 +254,71 @@ def test_the_operators_context_window_beats_the_specs(root: Path, spec: Path) ->
     assert run_config.resolve(loaded, spec, root / "a", given, request, spec_from_caller=False).context_tokens == 8192
     unset = OperatorSettings(remote=False)
     assert run_config.resolve(loaded, spec, root / "b", unset, request, spec_from_caller=False).context_tokens == 4096
+
+
+USER_FEATURES = Path(__file__).resolve().parents[1] / "data" / "user_features"
+
+
+def with_features(spec: Path, features: dict[str, Any]) -> str:
+    data = yaml.safe_load(spec.read_text())
+    return yaml.safe_dump({**data, "features": features})
+
+
+@pytest.mark.parametrize(("features", "field", "says"), [
+    ({"batch": {"batch_images": 256}}, "features.batch.batch_images",
+     "256 images x the final-check workloads' 1.5e4 requests is about 3.8e6 requests, over this server's feature "
+     "work cap of 1.0e6 (SIMCODER_MAX_FEATURE_REQUESTS)"),
+    ({"energy": {}, "cores": {"cores": 64, "split_axis": 1}}, "features.cores.cores", "64 cores x the final-check"),
+])
+def test_a_remote_callers_feature_parameters_are_held_to_the_work_cap(
+        root: Path, spec: Path, features: dict[str, Any], field: str, says: str) -> None:
+    capped = remote(root, maxima=Maxima(feature_requests=500_000 if "cores" in features else 1_000_000))
+    text = with_features(spec, features)
+    before = listing(root)
+    with pytest.raises(InputError) as info:
+        intake.prepare({"spec_yaml": text}, capped)
+    message = str(info.value)
+    assert message.startswith(f"spec_yaml: {field}: ") and says in message and len(message.splitlines()) == 1, message
+    with pytest.raises(InputError, match=field):
+        serve(capped).invoke({"spec_yaml": text})
+    assert listing(root) == before
+    fewer = {name: {k: 2 if k in ("batch_images", "cores") else v for k, v in params.items()}
+             for name, params in features.items()}
+    assert intake.prepare({"spec_yaml": with_features(spec, fewer)}, capped).plan["features"]
+    for maxima in (NO_MAXIMA, capped.maxima):
+        operator = OperatorSettings(remote=False, run_root=str(root), maxima=maxima)
+        assert intake.prepare({"spec_yaml": text}, operator).plan["features"], "the command line is not capped"
+
+
+def test_the_operators_features_folder_reaches_the_plan_and_the_judge(
+        root: Path, spec: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.unit.test_features_user import wall_time
+
+    monkeypatch.setitem(run_features.BUILTINS, "wall_time", wall_time)
+    text = with_features(spec, {"wall_time": {"clock_mhz": 250}})
+    for fields in ({}, {"features_dir": str(USER_FEATURES)}):
+        with pytest.raises(InputError, match=r"features\.wall_time: not a feature of the catalogue"):
+            serve(remote(root)).invoke({"spec_yaml": text, **fields}, context=None)
+    with pytest.raises(ConfigError, match=r"request: features_dir: a caller may not set this"):
+        intake.prepare({"spec_yaml": text, "features_dir": str(USER_FEATURES)}, remote(root))
+    operator = remote(root, features_dir=str(USER_FEATURES))
+    checked = intake.prepare({"spec_yaml": text}, operator)
+    assert checked.config.features_dir == str(USER_FEATURES)
+    assert checked.plan["features"] == [{"name": "wall_time", "params": {"clock_mhz": 250.0}}]
+    out = serve(operator).invoke({"spec_yaml": text, "run_id": "timed", "optimise": False})
+    assert out["status"] == "verified", out.get("summary")
+    assert (root / "timed" / "features" / "wall_time" / "small_net-final_check" / "TIME_REPORT.csv").is_file()
+
+
+def test_the_command_lines_features_folder_is_the_operators(tmp_path: Path) -> None:
+    from graph import run
+
+    settings = run.settings_from(run.parser().parse_args(["--features-dir", str(USER_FEATURES)]))
+    assert settings["features_dir"] == str(USER_FEATURES)
+    operator = run.operator_from(settings, tmp_path)
+    assert operator.features_dir == str(USER_FEATURES) and not operator.remote
+    assert run.operator_from({**settings, "features_dir": None}, tmp_path).features_dir is None
+    with pytest.raises(InputError, match=r"--features-dir: .* is not a folder"):
+        run.settings_from(run.parser().parse_args(["--features-dir", str(tmp_path / "none")]))
+    with pytest.raises(InputError, match=r"--resume: --features-dir cannot change on resume"):
+        run.resumed_settings(settings, run.parser().parse_args(["--resume", "x", "--features-dir", str(tmp_path)]))
