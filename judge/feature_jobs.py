@@ -68,6 +68,17 @@ def _takes_traces(function: ast.FunctionDef) -> bool:
     return "traces" in names or arguments.kwarg is not None
 
 
+def _absolute_package_import(node: ast.AST) -> bool:
+    """Whether ``node`` imports a module of the feature's package by an absolute name (``import engine``)."""
+    if isinstance(node, ast.Import):
+        names = [alias.name for alias in node.names]
+    elif isinstance(node, ast.ImportFrom) and node.level == 0:
+        names = [node.module or ""]
+    else:
+        return False
+    return any(name.partition(".")[0] in feature_format.PACKAGE_MODULES for name in names)
+
+
 def feature_static_problem(code: str) -> str | None:
     """Why ``feature.py`` cannot run, as one line naming the file and line, or ``None``: it must parse, define
     ``run`` at top level (taking ``traces``) and use only what the harness's rules allow."""
@@ -83,6 +94,10 @@ def feature_static_problem(code: str) -> str | None:
     if refusals:
         more = f" (and {len(refusals) - 1} more)" if len(refusals) > 1 else ""
         return f"{refusals[0].describe()}{more}"
+    absolute = next((node for node in ast.walk(tree) if _absolute_package_import(node)), None)
+    if absolute is not None:
+        return (f"{FEATURE_FILE}:{getattr(absolute, 'lineno', 0)}: imports a module of its package by an absolute "
+                f"name (import it relatively: from .engine import simulate, from . import mapping)")
     definitions = [node for node in tree.body if isinstance(node, ast.FunctionDef)
                    and node.name == feature_format.FEATURE_FUNCTION]
     if not definitions:

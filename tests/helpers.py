@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import os
 import subprocess
 import sys
@@ -177,3 +178,16 @@ class FakeSandbox:
                 self.spoil(output_dir)
         return RunResult(self.outcome, 0 if self.outcome is Outcome.PASSED else None, "out\n", stderr, 0.01,
                          output_dir, (), f"fake {self.outcome.value}")
+
+
+def assert_same_layer_results(expected: list[LayerResult], actual: list[LayerResult] | None) -> None:
+    """``actual`` are the host's own ``LayerResult`` (and ``TraceSet``) objects, equal to ``expected`` exactly."""
+    assert actual is not None and len(actual) == len(expected)
+    for want, got in zip(expected, actual):
+        assert type(got) is LayerResult
+        assert dataclasses.replace(got, traces=None) == dataclasses.replace(want, traces=None)
+        assert (want.traces is None) == (got.traces is None)
+        if want.traces is not None and got.traces is not None:
+            assert type(got.traces) is TraceSet
+            for name in TraceSet.NAMES:
+                assert np.array_equal(getattr(want.traces, name), getattr(got.traces, name)), name

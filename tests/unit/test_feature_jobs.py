@@ -3,11 +3,9 @@ the manifest (with its own classes, every malformed field named), and a whole ru
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
 
 from judge import executors
@@ -22,10 +20,10 @@ from judge.feature_jobs import (
 )
 from judge.harness import feature_format
 from judge.reference_runs import reference_code
-from reference_sim.contract import Hardware, Layer, TraceSet
-from reference_sim.engine import LayerResult, simulate
+from reference_sim.contract import Hardware, Layer
+from reference_sim.engine import simulate
 from sandbox.base import Outcome
-from tests.helpers import FakeSandbox
+from tests.helpers import FakeSandbox, assert_same_layer_results
 
 LAYERS = (Layer("conv3x3", 7, 6, 3, 3, 2, 3, 1, 1), Layer("gemm", 5, 6, 1, 6, 1, 4, 1, 1))
 HARDWARE = Hardware(4, 4, "os", 64, 64, 64)
@@ -61,18 +59,6 @@ def with_body(body: str) -> str:
     return ENERGY.replace('    return FeatureRun(results, {"ENERGY_REPORT.csv": rows})\n', body)
 
 
-def assert_same_results(expected: list[LayerResult], actual: list[LayerResult] | None) -> None:
-    assert actual is not None and len(actual) == len(expected)
-    for want, got in zip(expected, actual):
-        assert type(got) is LayerResult
-        assert dataclasses.replace(got, traces=None) == dataclasses.replace(want, traces=None)
-        assert (want.traces is None) == (got.traces is None)
-        if want.traces is not None and got.traces is not None:
-            assert type(got.traces) is TraceSet
-            for name in TraceSet.NAMES:
-                assert np.array_equal(getattr(want.traces, name), getattr(got.traces, name)), name
-
-
 # --------------------------------------------------------------------------- a correct feature
 
 
@@ -81,7 +67,7 @@ def test_a_correct_feature_round_trips_equal_to_the_hosts_own_results(traces: bo
     (run,) = run_in_process(ENERGY, case(traces=traces))
     assert run.error is None and run.id == "a"
     expected = simulate(LAYERS, HARDWARE, traces=traces)
-    assert_same_results(expected, run.results)
+    assert_same_layer_results(expected, run.results)
     assert run.tables == {REPORT: [{"layer_id": float(r.index), "pj": r.total_cycles * 0.5,
                                     "sram": float(sum(r.sram_accesses.values()))} for r in expected]}
 
@@ -139,6 +125,9 @@ class NeverRuns:
     (ENERGY + "\nimport socket\n", "import socket (network access)"),
     ("from ..judge import x\n" + ENERGY, "feature.py:1: from ..judge import ... (a relative import beyond"),
     ("from .secrets import key\n" + ENERGY, "the candidate has no file secrets.py"),
+    (ENERGY.replace("from .engine import", "from engine import"), "feature.py:3: imports a module of its package "
+                                                                  "by an absolute name (import it relatively"),
+    ("import mapping\n" + ENERGY, "feature.py:1: imports a module of its package by an absolute name"),
     (ENERGY.replace("def run(", "def go("), "feature.py:1: defines no top-level function run(layers, hardware"),
     (ENERGY.replace(", *, traces=False", ""), "run() takes no keyword argument traces"),
     (ENERGY + "\ndef broken(:\n", "feature.py:15: does not parse (invalid syntax)"),
@@ -230,11 +219,11 @@ def test_the_sandbox_executor_runs_the_feature_harness_and_cleans_up(tmp_path: P
     runs = run_feature_cases(executors.SandboxFeatureExecutor(fake, workdir=work), MODULES, ENERGY,
                              [case("a"), case("b", traces=False)])
     assert [r.error for r in runs] == [None, None]
-    assert_same_results(simulate(LAYERS, HARDWARE, traces=True), runs[0].results)
-    assert_same_results(simulate(LAYERS, HARDWARE), runs[1].results)
+    assert_same_layer_results(simulate(LAYERS, HARDWARE, traces=True), runs[0].results)
+    assert_same_layer_results(simulate(LAYERS, HARDWARE), runs[1].results)
     for sandboxed, in_process in zip(runs, run_in_process(ENERGY, case("a"), case("b", traces=False))):
         assert sandboxed.tables == in_process.tables and in_process.results is not None
-        assert_same_results(in_process.results, sandboxed.results)
+        assert_same_layer_results(in_process.results, sandboxed.results)
     assert feature_format.JOB_FILE in fake.inputs[0] and "boot.py" in fake.inputs[0]
     assert list(work.iterdir()) == [], "the executor left its run folders behind"
 
