@@ -5,13 +5,19 @@ only).  :class:`SandboxExecutor` stages the job, its arrays, the harness (:mod:`
 the contract as the sandbox's inputs (nothing else of the reference enters) and runs the harness
 there, one sandbox run per job.  :class:`Sandboxes` shares one sandbox among callers and caps how
 many runs happen at once.
+
+A written feature runs the same way with the feature harness (:mod:`judge.harness.feature_harness`):
+:class:`InProcessFeatureExecutor` and :class:`SandboxFeatureExecutor` take the package's files (see
+:mod:`judge.feature_jobs`) and a feature job, and write the package as the candidate folder of one run.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import re
 import shutil
+import sys
 import tempfile
 import threading
 import time
@@ -22,7 +28,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from judge.harness import harness
+from judge.harness import feature_format, feature_harness, harness
 from reference_sim import contract as reference_contract
 from reference_sim.errors import SimCoderError
 from sandbox.base import INPUTS_MOUNT, Outcome, RunResult, Sandbox
@@ -41,6 +47,11 @@ BOOT_SOURCE = (
 HARNESS_COMMAND = ("python3", "-I", f"{INPUTS_MOUNT}/{BOOT_FILE}")
 MANIFEST_LIMIT_BYTES = 8 * 1024 * 1024
 TAIL_CHARS = 2000
+FEATURE_TIMEOUT_S = 120.0
+"""How long one feature job may run in the sandbox by default."""
+PACKAGE_FILE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\.py")
+IN_PROCESS_LOCK = threading.Lock()
+"""Serialises in-process runs: a folder candidate is imported under one package name in ``sys.modules``."""
 
 
 class BadOutputError(SimCoderError, ValueError):
@@ -82,7 +93,7 @@ class InProcessExecutor:
     folder candidate is imported under one package name in ``sys.modules``).
     """
 
-    _lock = threading.Lock()
+    _lock = IN_PROCESS_LOCK
 
     def __init__(self, candidate: Mapping[str, Any] | Path) -> None:
         self._folder = candidate if isinstance(candidate, Path) else None
@@ -187,21 +198,28 @@ class SandboxExecutor:
                          lambda i: read_task_arrays(out, i), cleanup=cleanup, **tails)
 
 
-def read_manifest(out: Path, tasks: int) -> dict[str, Any]:
-    """The harness's manifest, checked for size and shape; raises :class:`BadOutputError`."""
-    path = out / harness.MANIFEST_FILE
+def read_document(out: Path, name: str, document_format: str, limit_bytes: int) -> dict[str, Any]:
+    """The JSON document ``name`` a program of ours wrote in ``out``, checked for size and format; raises
+    :class:`BadOutputError`."""
+    path = out / name
     try:
         size = path.stat().st_size
     except OSError:
-        raise BadOutputError(f"{harness.MANIFEST_FILE} is missing") from None
-    if size > MANIFEST_LIMIT_BYTES:
-        raise BadOutputError(f"{harness.MANIFEST_FILE} is {size} bytes (limit {MANIFEST_LIMIT_BYTES})")
+        raise BadOutputError(f"{name} is missing") from None
+    if size > limit_bytes:
+        raise BadOutputError(f"{name} is {size} bytes (limit {limit_bytes})")
     try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
+        document = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
-        raise BadOutputError(f"{harness.MANIFEST_FILE} is not valid JSON ({type(exc).__name__})") from None
-    if not isinstance(manifest, dict) or manifest.get("format") != harness.RESULTS_FORMAT:
-        raise BadOutputError(f"{harness.MANIFEST_FILE} is not a {harness.RESULTS_FORMAT} document")
+        raise BadOutputError(f"{name} is not valid JSON ({type(exc).__name__})") from None
+    if not isinstance(document, dict) or document.get("format") != document_format:
+        raise BadOutputError(f"{name} is not a {document_format} document")
+    return document
+
+
+def read_manifest(out: Path, tasks: int) -> dict[str, Any]:
+    """The harness's manifest, checked for size and shape; raises :class:`BadOutputError`."""
+    manifest = read_document(out, harness.MANIFEST_FILE, harness.RESULTS_FORMAT, MANIFEST_LIMIT_BYTES)
     entries = manifest.get("tasks")
     if not isinstance(entries, list) or len(entries) != tasks or not all(
             isinstance(e, dict) and isinstance(e.get("status"), str) and isinstance(e.get("layers"), list)
@@ -212,7 +230,12 @@ def read_manifest(out: Path, tasks: int) -> dict[str, Any]:
 
 def read_task_arrays(out: Path, index: int) -> dict[str, np.ndarray]:
     """Task ``index``'s output arrays (none when it wrote no file); raises :class:`BadOutputError`."""
-    path = out / harness.task_arrays_file(index)
+    return read_arrays(out / harness.task_arrays_file(index))
+
+
+def read_arrays(path: Path) -> dict[str, np.ndarray]:
+    """The arrays of one ``.npz`` a program of ours wrote (none when there is no file); raises
+    :class:`BadOutputError`."""
     if not path.is_file():
         return {}
     try:
@@ -246,6 +269,11 @@ class Sandboxes:
         return _SlotExecutor(SandboxExecutor(self.sandbox, folder, timeout_s=self.timeout_s,
                                              workdir=self.workdir), self._slots)
 
+    def feature_executor(self, timeout_s: float = FEATURE_TIMEOUT_S) -> FeatureExecutor:
+        """An executor of written features whose runs wait for a free slot (the same slots as :meth:`executor`'s)."""
+        return _SlotFeatureExecutor(SandboxFeatureExecutor(self.sandbox, timeout_s=timeout_s, workdir=self.workdir),
+                                    self._slots)
+
 
 class _SlotExecutor:
     def __init__(self, inner: SandboxExecutor, slots: threading.BoundedSemaphore) -> None:
@@ -262,3 +290,102 @@ class _SlotExecutor:
 
 
 ExecutorFactory = Callable[[Path], Executor]
+
+
+class FeatureExecutor(Protocol):
+    """Runs a feature job (:mod:`judge.harness.feature_format`) over a package given as files (name -> text)."""
+
+    def run(self, files: Mapping[str, str], job: dict[str, Any], arrays: dict[str, np.ndarray]) -> Execution: ...
+
+
+def write_package(folder: Path, files: Mapping[str, str]) -> Path:
+    """``folder`` (created) holding ``files``, each named like a module (``feature.py``); raises ``ValueError``."""
+    for name in files:
+        if not PACKAGE_FILE.fullmatch(name):
+            raise ValueError(f"package file name {name[:60]!r} is not a module's file name (name.py)")
+    folder.mkdir(parents=True)
+    for name, text in files.items():
+        (folder / name).write_text(text, encoding="utf-8")
+    return folder
+
+
+class InProcessFeatureExecutor:
+    """Runs feature jobs in this process with the feature harness's own code, over the package written to a
+    temporary folder.  No isolation and no run-time guard: for tests and trusted code only."""
+
+    def run(self, files: Mapping[str, str], job: dict[str, Any], arrays: dict[str, np.ndarray]) -> Execution:
+        with IN_PROCESS_LOCK, tempfile.TemporaryDirectory(prefix="simcoder-feature-") as base:
+            start = time.perf_counter()
+            folder = write_package(Path(base) / "candidate", files)
+            kept: dict[int, dict[str, np.ndarray]] = {}
+
+            def keep(index: int, output: feature_harness.CaseOutput) -> None:
+                kept[index] = output.arrays
+
+            try:
+                cases = feature_harness.run_cases(feature_format.validate_job(job), arrays,
+                                                  harness.Candidate(folder), keep)
+            finally:
+                _forget_package(folder)
+            seconds = time.perf_counter() - start
+            manifest = json.loads(json.dumps(feature_harness.manifest(cases, seconds)))
+        return Execution(Outcome.PASSED, "ran in-process", seconds, manifest, lambda i: kept.get(i, {}))
+
+
+def _forget_package(folder: Path) -> None:
+    """Drop an in-process candidate package from ``sys.modules`` and its folder from ``sys.path``."""
+    package = harness.CANDIDATE_PACKAGE
+    for name in [n for n in sys.modules if n == package or n.startswith(package + ".")]:
+        del sys.modules[name]
+    while str(folder) in sys.path:
+        sys.path.remove(str(folder))
+
+
+class SandboxFeatureExecutor:
+    """Runs each feature job in one sandbox run: the feature harness over the package, cut at ``timeout_s``."""
+
+    def __init__(self, sandbox: Sandbox, *, timeout_s: float = FEATURE_TIMEOUT_S, workdir: Path | None = None) -> None:
+        self.sandbox = sandbox
+        self.timeout_s = timeout_s
+        self.workdir = workdir
+
+    def run(self, files: Mapping[str, str], job: dict[str, Any], arrays: dict[str, np.ndarray]) -> Execution:
+        start = time.perf_counter()
+        base = Path(tempfile.mkdtemp(prefix="simcoder-feature-", dir=self.workdir))
+        try:
+            folder = write_package(base / "candidate", files)
+            result, out, staged_cleanup = run_staged(
+                self.sandbox, folder, job, arrays, timeout_s=self.timeout_s, workdir=self.workdir,
+                job_file=feature_format.JOB_FILE, program=feature_format.PROGRAM)
+        except BaseException:
+            shutil.rmtree(base, ignore_errors=True)
+            raise
+
+        def cleanup() -> None:
+            staged_cleanup()
+            shutil.rmtree(base, ignore_errors=True)
+
+        tails: dict[str, Any] = {"stdout_tail": result.stdout[-TAIL_CHARS:], "stderr_tail": result.stderr[-TAIL_CHARS:],
+                                 "cleanup": cleanup}
+        if not result.passed:
+            message = (f"the feature's run timed out after {self.timeout_s:g} s" if result.outcome is Outcome.TIMED_OUT
+                       else f"the feature's run failed ({result.outcome.value}): {result.message}")
+            return Execution(result.outcome, message, time.perf_counter() - start, **tails)
+        try:
+            manifest = read_document(out, feature_format.MANIFEST_FILE, feature_format.RESULTS_FORMAT,
+                                     feature_format.MANIFEST_LIMIT_BYTES)
+        except BadOutputError as exc:
+            return Execution(Outcome.BAD_OUTPUT, f"the feature harness's output is not acceptable: {exc}",
+                             time.perf_counter() - start, **tails)
+        return Execution(Outcome.PASSED, result.message, time.perf_counter() - start, manifest,
+                         lambda i: read_arrays(out / feature_format.case_arrays_file(i)), **tails)
+
+
+class _SlotFeatureExecutor:
+    def __init__(self, inner: SandboxFeatureExecutor, slots: threading.BoundedSemaphore) -> None:
+        self._inner = inner
+        self._slots = slots
+
+    def run(self, files: Mapping[str, str], job: dict[str, Any], arrays: dict[str, np.ndarray]) -> Execution:
+        with self._slots:
+            return self._inner.run(files, job, arrays)

@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
+import os
+import subprocess
+import sys
+from collections.abc import Sequence
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -16,7 +21,7 @@ from reference_sim.compare import values_equal
 from reference_sim.contract import TraceSet
 from reference_sim.engine import LayerResult
 from reference_sim.reports import REPORT_FILES, TRACE_FILES
-from sandbox.base import Sandbox
+from sandbox.base import INPUTS_MOUNT, Outcome, RunResult, Sandbox
 
 
 def read_report(path: Path) -> tuple[list[str], list[list[float]]]:
@@ -143,3 +148,46 @@ def docker_sandbox(prefix: str, **limits: Any) -> Sandbox:
     except SandboxUnavailable as exc:
         require(False, f"no Docker sandbox: {exc}")
         raise
+
+
+class FakeSandbox:
+    """Runs the staged harness as a child process over the folders, then lets a test spoil the output."""
+
+    name = "fake"
+
+    def __init__(self, outcome: Outcome = Outcome.PASSED, spoil: Any = None) -> None:
+        self.outcome = outcome
+        self.spoil = spoil
+        self.commands: list[Sequence[str]] = []
+        self.inputs: list[set[str]] = []
+
+    def run(self, candidate_dir: Path, inputs_dir: Path, output_dir: Path, command: Sequence[str], *,
+            timeout_s: float | None = None) -> RunResult:
+        self.commands.append(command)
+        self.inputs.append({str(p.relative_to(inputs_dir)) for p in inputs_dir.rglob("*")})
+        output_dir.mkdir(parents=True, exist_ok=True)
+        stderr = "boom\n"
+        if self.outcome is Outcome.PASSED:
+            argv = [sys.executable, *[a.replace(INPUTS_MOUNT, str(inputs_dir)) for a in command[1:]]]
+            env = {"SIMCODER_CANDIDATE": str(candidate_dir), "SIMCODER_INPUTS": str(inputs_dir),
+                   "SIMCODER_OUT": str(output_dir), "PATH": os.environ.get("PATH", "")}
+            done = subprocess.run(argv, env=env, cwd=output_dir, capture_output=True, text=True, timeout=120)
+            assert done.returncode == 0, done.stderr
+            stderr += done.stderr
+            if self.spoil is not None:
+                self.spoil(output_dir)
+        return RunResult(self.outcome, 0 if self.outcome is Outcome.PASSED else None, "out\n", stderr, 0.01,
+                         output_dir, (), f"fake {self.outcome.value}")
+
+
+def assert_same_layer_results(expected: list[LayerResult], actual: list[LayerResult] | None) -> None:
+    """``actual`` are the host's own ``LayerResult`` (and ``TraceSet``) objects, equal to ``expected`` exactly."""
+    assert actual is not None and len(actual) == len(expected)
+    for want, got in zip(expected, actual):
+        assert type(got) is LayerResult
+        assert dataclasses.replace(got, traces=None) == dataclasses.replace(want, traces=None)
+        assert (want.traces is None) == (got.traces is None)
+        if want.traces is not None and got.traces is not None:
+            assert type(got.traces) is TraceSet
+            for name in TraceSet.NAMES:
+                assert np.array_equal(getattr(want.traces, name), getattr(got.traces, name)), name

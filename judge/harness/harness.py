@@ -42,7 +42,7 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType, ModuleType
-from typing import Any, NoReturn, ParamSpec
+from typing import Any, NoReturn, ParamSpec, TypeVar
 
 import numpy as np
 
@@ -64,6 +64,7 @@ TRACEBACK_CHARS = 1500
 
 
 P = ParamSpec("P")
+J = TypeVar("J")
 
 
 def task_arrays_file(index: int) -> str:
@@ -305,6 +306,17 @@ class Candidate:
         """The candidate's own module ``name`` (given, or imported from the folder under the guard)."""
         return self._given[name] if name in self._given else self._import(name)
 
+    def trusted(self, name: str) -> ModuleType:
+        """The package's module ``name`` imported without the guard: a module of ours shipped in the package (the
+        engine), imported after the candidate's modules it imports, which it then finds already loaded."""
+        self._load_package()
+        try:
+            return importlib.import_module(f"{CANDIDATE_PACKAGE}.{name}")
+        except KeyboardInterrupt:
+            raise
+        except BaseException as exc:
+            raise _fault(name, "import", exc) from None
+
     def _import(self, role: str) -> ModuleType:
         if self.folder is None:
             raise ModuleFault(role, "import", f"no {role} module given", error_type="FileNotFoundError")
@@ -480,8 +492,7 @@ class SandboxPaths:
         return cls(Path(os.environ.get("SIMCODER_INPUTS", ".")), Path(os.environ.get("SIMCODER_OUT", ".")),
                    Path(os.environ.get("SIMCODER_CANDIDATE", ".")), Path(__file__).resolve().parent)
 
-    def read_job(self, job_file: str, validate: Callable[[Any], dict[str, Any]]) -> tuple[dict[str, Any],
-                                                                                          dict[str, np.ndarray]]:
+    def read_job(self, job_file: str, validate: Callable[[Any], J]) -> tuple[J, dict[str, np.ndarray]]:
         """The job document (checked by ``validate``) and its input arrays; raises ``OSError``/``ValueError``."""
         job = validate(json.loads((self.inputs / job_file).read_text(encoding="utf-8")))
         with np.load(self.inputs / INPUT_ARRAYS_FILE, allow_pickle=False) as archive:

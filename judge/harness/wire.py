@@ -55,8 +55,12 @@ SCHEMA: dict[str, dict[str, str]] = {
     "TraceSet": dict.fromkeys(_TRACES, "array"),
     "MemoryResult": {"total_cycles": "int", "stall_cycles": "int", "sram_start_stop": "dict:pair:float",
                      "dram_start_stop": "dict:pair:float", "dram_accesses": "dict:int", "traces": "opt:TraceSet"},
+    "LayerResult": {"index": "int", "name": "str", "total_cycles": "int", "stall_cycles": "int",
+                    "overall_util_pct": "float", "mapping_efficiency_pct": "float", "compute_util_pct": "float",
+                    "sram_accesses": "dict:int", "sram_start_stop": "dict:pair:float",
+                    "dram_start_stop": "dict:pair:float", "dram_accesses": "dict:int", "traces": "opt:TraceSet"},
 }
-"""Every wire type and its fields (the contract's dataclasses, field for field)."""
+"""Every wire type and its fields (the contract's dataclasses and the engine's ``LayerResult``, field for field)."""
 
 STAGE_TYPES = {"mapping": "LayerMapping", "network": "NetworkSchedule", "memory": "MemoryResult"}
 """The type each stage's function returns."""
@@ -86,9 +90,10 @@ class Encoder:
         self.prefix = prefix
         self.arrays: dict[str, np.ndarray] = {}
 
-    def encode(self, type_name: str, value: Any) -> dict[str, Any]:
-        """``value`` (any object with the fields of ``type_name``) as JSON-ready data."""
-        data = self._value(f"{type_name}", type_name, value, 0)
+    def encode(self, type_name: str, value: Any, path: str | None = None) -> dict[str, Any]:
+        """``value`` (any object with the fields of ``type_name``) as JSON-ready data; errors name fields from
+        ``path`` (default: the type name)."""
+        data = self._value(path or type_name, type_name, value, 0)
         assert isinstance(data, dict)
         return data
 
@@ -181,14 +186,16 @@ def _compact(array: np.ndarray) -> np.ndarray:
 
 
 class Decoder:
-    """Builds contract objects from JSON data and arrays, with the classes of ``contract`` (a module)."""
+    """Builds contract objects from JSON data and arrays, with the classes of ``contract`` (a module, or any
+    object with the classes as attributes)."""
 
     def __init__(self, contract: Any, arrays: Mapping[str, np.ndarray]) -> None:
         self.contract = contract
         self.arrays = arrays
 
-    def decode(self, type_name: str, data: Any) -> Any:
-        return self._value(type_name, type_name, data, 0)
+    def decode(self, type_name: str, data: Any, path: str | None = None) -> Any:
+        """A ``type_name`` built from ``data``; errors name fields from ``path`` (default: the type name)."""
+        return self._value(path or type_name, type_name, data, 0)
 
     def _value(self, path: str, kind: str, data: Any, depth: int) -> Any:
         if depth > MAX_DEPTH:

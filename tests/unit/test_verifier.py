@@ -8,10 +8,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
-import subprocess
-import sys
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -23,8 +19,8 @@ from judge import verifier as vf
 from judge.harness import harness, rules
 from judge.mutants import MUTANTS, build, candidate_files
 from reference_sim import contract
-from sandbox.base import INPUTS_MOUNT, Outcome, RunResult
-from tests.helpers import write_folder
+from sandbox.base import Outcome
+from tests.helpers import FakeSandbox, write_folder
 
 SUITE: tuple[suites.Workload, ...] = tuple(suites.Workload(w.id, w.hardware, w.layers[:3]) for w in suites.load_suite())
 REFERENCE_MODULES = reference_runs.reference_modules()
@@ -230,36 +226,6 @@ def test_first_field_difference(expected: Any, actual: Any, found: Any) -> None:
 # --------------------------------------------------------------------------- SandboxExecutor on a fake sandbox
 
 
-class FakeSandbox:
-    """Runs the staged harness as a child process over the folders, then lets a test spoil the output."""
-
-    name = "fake"
-
-    def __init__(self, outcome: Outcome = Outcome.PASSED, spoil: Any = None) -> None:
-        self.outcome = outcome
-        self.spoil = spoil
-        self.commands: list[Sequence[str]] = []
-        self.inputs: list[set[str]] = []
-
-    def run(self, candidate_dir: Path, inputs_dir: Path, output_dir: Path, command: Sequence[str], *,
-            timeout_s: float | None = None) -> RunResult:
-        self.commands.append(command)
-        self.inputs.append({str(p.relative_to(inputs_dir)) for p in inputs_dir.rglob("*")})
-        output_dir.mkdir(parents=True, exist_ok=True)
-        stderr = "boom\n"
-        if self.outcome is Outcome.PASSED:
-            argv = [sys.executable, *[a.replace(INPUTS_MOUNT, str(inputs_dir)) for a in command[1:]]]
-            env = {"SIMCODER_CANDIDATE": str(candidate_dir), "SIMCODER_INPUTS": str(inputs_dir),
-                   "SIMCODER_OUT": str(output_dir), "PATH": os.environ.get("PATH", "")}
-            done = subprocess.run(argv, env=env, cwd=output_dir, capture_output=True, text=True, timeout=120)
-            assert done.returncode == 0, done.stderr
-            stderr += done.stderr
-            if self.spoil is not None:
-                self.spoil(output_dir)
-        return RunResult(self.outcome, 0 if self.outcome is Outcome.PASSED else None, "out\n", stderr, 0.01,
-                         output_dir, (), f"fake {self.outcome.value}")
-
-
 def _executor(fake: FakeSandbox, files: dict[str, str], tmp_path: Path) -> executors.SandboxExecutor:
     (tmp_path / "w").mkdir()
     return executors.SandboxExecutor(fake, _write(files, tmp_path / "c"), workdir=tmp_path / "w", workers=2)
@@ -279,8 +245,9 @@ def test_the_sandbox_gets_the_harness_the_contract_and_the_job_only(tmp_path: Pa
     vf.verify(_executor(fake, candidate_files(), tmp_path), SUITE[:1], final_check=NO_FINAL)
     package = harness.HARNESS_PACKAGE
     assert fake.inputs[0] == {harness.JOB_FILE, harness.INPUT_ARRAYS_FILE, executors.BOOT_FILE, package,
-                              *(f"{package}/{name}" for name in ("__init__.py", "harness.py", "probe.py", "rules.py",
-                                                                 "wire.py", "contract.py", "errors.py"))}
+                              *(f"{package}/{name}" for name in (
+                                  "__init__.py", "harness.py", "probe.py", "rules.py", "wire.py", "feature_api.py",
+                                  "feature_format.py", "feature_harness.py", "contract.py", "errors.py"))}
 
 
 def test_sandbox_executor_blames_in_one_more_run(tmp_path: Path) -> None:
