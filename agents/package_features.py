@@ -24,6 +24,7 @@ import judge.harness
 from agents.package_base import PackageError, bound_names
 from agents.package_portable import (
     API_FILE,
+    FEATURES_DIR,
     SHARED_SOURCES,
     TYPES_FILE,
     api_names,
@@ -175,8 +176,8 @@ def feature_files(features: Sequence[PackagedFeature], taken: Collection[str]) -
     if types is not None:
         glue[f"{TYPES_FILE}.py"] = types
     reports_source = SHARED_SOURCES[REPORTS_FILE.removesuffix(".py")]
-    glue[REPORTS_FILE] = portable_source(reports_source.read_text(encoding="utf-8"), str(reports_source), "features",
-                                         api)
+    glue[REPORTS_FILE] = portable_source(reports_source.read_text(encoding="utf-8"),
+                                         str(reports_source.relative_to(FEATURES_DIR.parent)), "features", api)
     files: dict[str, str] = {}
     for feature in features:
         _check(feature)

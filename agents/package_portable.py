@@ -167,6 +167,11 @@ def portable_source(text: str, file: str, package: str, api: frozenset[str],
     return data.decode("utf-8")
 
 
+def _shown(path: Path) -> str:
+    """``path`` as errors name it: relative to the repository (``features/builtin/energy.py``)."""
+    return str(path.relative_to(FEATURES_DIR.parent))
+
+
 def portable_builtin(name: str, api: frozenset[str]) -> dict[str, str]:
     """The built-in feature ``name`` as package modules: ``feature_<name>.py`` and the shared modules it
     imports (``feature_semantics.py``, ...), each rewritten by :func:`portable_source`.  ``api`` is what
@@ -175,7 +180,7 @@ def portable_builtin(name: str, api: frozenset[str]) -> dict[str, str]:
     if not path.is_file():
         raise PackageError(f"{path}: no built-in feature {name!r}")
     used: set[str] = set()
-    sources = {f"feature_{name}.py": portable_source(path.read_text(encoding="utf-8"), str(path), BUILTIN_PACKAGE,
+    sources = {f"feature_{name}.py": portable_source(path.read_text(encoding="utf-8"), _shown(path), BUILTIN_PACKAGE,
                                                      api, used)}
     pending = sorted(used & set(SHARED_SOURCES))
     while pending:
@@ -184,7 +189,7 @@ def portable_builtin(name: str, api: frozenset[str]) -> dict[str, str]:
             continue
         shared: set[str] = set()
         source = SHARED_SOURCES[module]
-        sources[f"{module}.py"] = portable_source(source.read_text(encoding="utf-8"), str(source), "features", api,
+        sources[f"{module}.py"] = portable_source(source.read_text(encoding="utf-8"), _shown(source), "features", api,
                                                   shared)
         pending += sorted(shared & set(SHARED_SOURCES))
     return sources
