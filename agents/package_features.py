@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import ast
 import json
+import textwrap
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -199,9 +200,10 @@ def readme_section(features: Sequence[PackagedFeature], name: str) -> str:
         return ""
     lines = ["", "Features (FEATURES.json lists each with its parameters, their bounds and its tables):", ""]
     for feature in features:
-        tables = ", ".join(feature.reports) or "no tables"
-        params = ", ".join(f"{p}={v}" for p, v in feature.params.items())
-        lines.append(f"  {feature.name} ({feature.implementation}): {params}; {tables}")
+        tables = ", ".join(feature.reports) or "none"
+        lines.append(f"  {feature.name} ({feature.implementation}; tables: {tables})")
+        lines += textwrap.wrap(", ".join(f"{p}={v}" for p, v in feature.params.items()), width=96,
+                               initial_indent=" " * 6, subsequent_indent=" " * 6)
     lines += [
         "",
         f"    python -m {name} -c scale.cfg -t net.csv -p out",
