@@ -23,14 +23,15 @@ import keyword
 import logging
 import re
 import shutil
-import sys
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 from string import Template
 
 import reference_sim
+from agents.package_base import ALLOWED_THIRD_PARTY, STDLIB, PackageError, bound_names
+from agents.package_features import FEATURE_GLUE_FILES, PackagedFeature, cli_blocks, feature_files, readme_section
 from judge.harness.rules import parse
-from reference_sim.errors import SimCoderError
 
 log = logging.getLogger(__name__)
 
@@ -46,15 +47,9 @@ CONTRACT_FILES = ("contract.py", "errors.py")
 GLUE_FILES = ("engine.py", "reports.py", "scalesim_io.py", "progress.py")
 """Copied from ``reference_sim``: running layers and writing SCALE-Sim's reports."""
 GENERATED_FILES = ("__init__.py", "__main__.py", "cli.py", README_FILE, MANIFEST_FILE)
-RESERVED_NAMES = frozenset(name.removesuffix(".py") for name in (*GLUE_FILES, *GENERATED_FILES))
+RESERVED_NAMES = frozenset(name.removesuffix(".py") for name in (*GLUE_FILES, *GENERATED_FILES, *FEATURE_GLUE_FILES))
 """Module names the package's own files take: a candidate file of that name is refused."""
-ALLOWED_THIRD_PARTY = frozenset({"numpy"})
-STDLIB = frozenset(sys.stdlib_module_names)
 DYNAMIC_IMPORTS = frozenset({"__import__", "import_module"})
-
-
-class PackageError(SimCoderError, ValueError):
-    """The candidate cannot become a standalone package (missing module, foreign import, bad name, ...)."""
 
 
 def package_name_for(spec_name: str) -> str:
@@ -82,20 +77,6 @@ def name_problem(name: str) -> str | None:
     if name in STDLIB or name in ALLOWED_THIRD_PARTY:
         return f"{name!r} would shadow the module {name} it needs"
     return None
-
-
-def _bound_names(tree: ast.Module) -> set[str]:
-    """Names a module binds at top level: functions, classes, assignments and imports."""
-    names: set[str] = set()
-    for node in tree.body:
-        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
-            names.add(node.name)
-        elif isinstance(node, ast.Assign | ast.AnnAssign | ast.AugAssign):
-            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
-            names.update(t.id for t in targets if isinstance(t, ast.Name))
-        elif isinstance(node, ast.Import | ast.ImportFrom):
-            names.update((alias.asname or alias.name).partition(".")[0] for alias in node.names)
-    return names
 
 
 def _import_reason(name: str, level: int, own: frozenset[str], package: str) -> str | None:
@@ -193,12 +174,13 @@ def _candidate_sources(candidate_dir: Path) -> dict[str, bytes]:
             tree = parse(text, name)
         except SyntaxError as exc:
             raise PackageError(f"{candidate_dir / name}:{exc.lineno or 0}: does not parse ({exc.msg})") from None
-        if function not in _bound_names(tree):
+        if function not in bound_names(tree):
             raise PackageError(f"{candidate_dir / name}: defines no {function}() (the module contract needs it)")
     return files
 
 
-def _manifest(folder: Path, name: str, candidate_files: list[str]) -> str:
+def _manifest(folder: Path, name: str, candidate_files: list[str], features: Sequence[PackagedFeature],
+              added: list[str]) -> str:
     digests = {path.name: hashlib.sha256(path.read_bytes()).hexdigest()
                for path in sorted(folder.iterdir()) if path.is_file() and path.name != MANIFEST_FILE}
     document = {
@@ -208,6 +190,8 @@ def _manifest(folder: Path, name: str, candidate_files: list[str]) -> str:
         "reference": "SCALE-Sim v2 (commit 22f88b1)",
         "candidate_files": candidate_files,
         "glue_files": [*CONTRACT_FILES, *GLUE_FILES],
+        "features": [feature.name for feature in features],
+        "feature_files": added,
         "files": digests,
     }
     return json.dumps(document, indent=2) + "\n"
@@ -222,22 +206,32 @@ def is_package(folder: Path) -> bool:
     return isinstance(document, dict) and document.get("format") == PACKAGE_FORMAT
 
 
-def _fill(folder: Path, name: str, sources: dict[str, bytes]) -> None:
-    """Write every file of the package into ``folder`` (which exists and is empty)."""
+def _fill(folder: Path, name: str, sources: dict[str, bytes], features: Sequence[PackagedFeature]) -> list[str]:
+    """Write every file of the package into ``folder`` (which exists and is empty); returns the files the
+    features added."""
     for filename, data in sources.items():
+        (folder / filename).write_bytes(data)
+    taken = {*sources, *CONTRACT_FILES, *GLUE_FILES, *GENERATED_FILES}
+    added = feature_files(features, taken)
+    for filename, data in added.items():
         (folder / filename).write_bytes(data)
     for filename in (*CONTRACT_FILES, *GLUE_FILES):
         shutil.copyfile(REFERENCE_DIR / filename, folder / filename)
     modules = sorted(Path(filename).stem for filename in sources)
     (folder / "__init__.py").write_text(INIT_SOURCE.format(name=name, modules=", ".join(modules)))
     (folder / "__main__.py").write_text(MAIN_SOURCE.format(name=name))
-    (folder / "cli.py").write_text(Template(CLI_SOURCE).substitute(name=name))
+    (folder / "cli.py").write_text(Template(CLI_SOURCE).substitute(name=name, **cli_blocks(features)))
     (folder / README_FILE).write_text(Template(README_TEXT).substitute(
-        name=name, modules=", ".join(f"{m}.py" for m in modules)))
+        name=name, modules=", ".join(f"{m}.py" for m in modules)) + readme_section(features, name))
+    return sorted(added)
 
 
-def write_package(candidate_dir: Path, dest_parent: Path, name: str) -> Path:
+def write_package(candidate_dir: Path, dest_parent: Path, name: str,
+                  features: Sequence[PackagedFeature] = ()) -> Path:
     """Write the candidate in ``candidate_dir`` as the standalone package ``dest_parent/name/``; returns its path.
+
+    ``features`` (see :mod:`agents.package_features`) adds each feature's portable modules, the runner and
+    ``FEATURES.json``: the command line then also writes each feature's reports.
 
     Raises :class:`PackageError` when ``name`` is not a usable package name, the candidate lacks one
     of ``mapping.py``, ``network.py``, ``memory.py`` (or its function), carries a changed contract or
@@ -261,12 +255,12 @@ def write_package(candidate_dir: Path, dest_parent: Path, name: str) -> Path:
     staging = Path(tempfile.mkdtemp(prefix=f".{name}.new-", dir=dest_parent))
     try:
         staging.chmod(0o755)
-        _fill(staging, name, sources)
+        added = _fill(staging, name, sources, features)
         problems = import_problems(staging, name)
         if problems:
             raise PackageError(f"{candidate_dir}: the package would import outside numpy, the standard library "
                                f"and itself: {'; '.join(problems)}")
-        (staging / MANIFEST_FILE).write_text(_manifest(staging, name, sorted(sources)))
+        (staging / MANIFEST_FILE).write_text(_manifest(staging, name, sorted(sources), features, added))
         if target.exists():
             retired = Path(tempfile.mkdtemp(prefix=f".{name}.old-", dir=dest_parent))
             target.rename(retired / name)
@@ -363,7 +357,7 @@ from .errors import InputError, SimulationError
 from .progress import ProgressBar
 from .reports import output_folder, summary_table, write_reports, write_traces
 from .scalesim_io import read_config, read_topology
-
+$feature_imports
 PROG = "python -m $name"
 log = logging.getLogger(__package__)
 
@@ -414,7 +408,7 @@ def parser() -> argparse.ArgumentParser:
     result.add_argument("--traces", nargs="?", const="csv", default="none", choices=("none", "csv", "npz", "both"),
                         help="also write per-layer traces: SCALE-Sim CSVs (the default with no value), npz or both")
     result.add_argument("-q", "--quiet", action="store_true", help="no summary table")
-    return result
+$feature_options    return result
 
 
 def run(layers: Sequence[Layer], hardware: Hardware, out_root: Path, run_name: str, traces: str = "none",
@@ -444,13 +438,13 @@ def run(layers: Sequence[Layer], hardware: Hardware, out_root: Path, run_name: s
 
 def _simulate(argv: Sequence[str]) -> int:
     args = parser().parse_args(argv)
-    cfg = read_config(args.config)
+$feature_prepare    cfg = read_config(args.config)
     topology = args.topology or cfg.topology_path
     if topology is None:
         raise UsageError("give -t TOPOLOGY (the config names none)")
     layers = read_topology(topology, args.input_type)
     run(layers, cfg.hardware, Path(args.out), cfg.run_name, args.traces, Path(topology).stem, args.quiet)
-    return 0
+$feature_run    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -477,7 +471,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise exc.error from None
         print(f"error: the simulator failed on {exc}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
+$feature_errors    except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
     finally:

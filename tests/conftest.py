@@ -8,6 +8,7 @@ a Docker engine) skip with a clear reason on a user's machine that lacks it.  ``
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -68,3 +69,35 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if "integration" in item.keywords:
             item.add_marker(skip)
+
+
+FEATURE_API_STAND_IN = '''"""What a portable feature implementation returns (standard library only)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class FeatureRun:
+    """A feature's result for one workload: per-layer results and its report tables."""
+
+    results: list
+    tables: dict[str, list[dict[str, float]]] = field(default_factory=dict)
+'''
+
+
+@pytest.fixture(scope="session")
+def feature_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """``judge/harness/feature_api.py``, or while it does not exist a stand-in holding its ``FeatureRun``
+    (``agents.package_features.FEATURE_API_PATH`` points at it for the session)."""
+    from agents import package_features
+
+    if package_features.FEATURE_API_PATH.is_file():
+        yield package_features.FEATURE_API_PATH
+        return
+    stand_in = tmp_path_factory.mktemp("feature_api") / "feature_api.py"
+    stand_in.write_text(FEATURE_API_STAND_IN)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(package_features, "FEATURE_API_PATH", stand_in)
+        yield stand_in

@@ -23,8 +23,13 @@ import numpy as np
 import pytest
 
 from agents.package import write_package
+from agents.package_features import builtin_feature
+from features.builtin import BUILTINS
+from features.catalogue import load_catalogue, resolve_params
+from features.reports import write_tables
 from judge.mutants import candidate_files
-from reference_sim.reports import REPORT_FILES
+from reference_sim.reports import REPORT_FILES, write_reports
+from reference_sim.scalesim_io import read_config, read_topology
 
 pytestmark = pytest.mark.integration
 
@@ -36,6 +41,13 @@ Conv1, 30, 30, 3, 3, 3, 40, 1,
 Conv2, 14, 14, 3, 3, 40, 70, 2,
 FC, 1, 1, 1, 1, 300, 50, 1,
 """
+FEATURES = {
+    "energy": {"pj_per_mac": 0.56, "dram_read_pj_per_word": 64.0},
+    "batch": {"batch_images": 2},
+    "cores": {"cores": 2},
+    "sparsity": {"kept_weights": 2, "group_weights": 4},
+    "memory_banks": {"sram_banks": 4, "sram_bank_ports": 2},
+}
 
 
 def _clean_env() -> dict[str, str]:
@@ -128,3 +140,33 @@ def test_the_package_runs_scale_cfg_in_the_venv(venv: Path, tmp_path: Path, scal
 
     bad = _in_venv(venv, package.parent, ["-m", NAME, "-c", str(cfg), "-t", str(tmp_path / "nope.csv")])
     assert bad.returncode == 2 and bad.stderr.strip().endswith("nope.csv: file not found")
+
+
+def test_the_package_writes_every_features_reports_in_the_venv(venv: Path, tmp_path: Path, scalesim_data: Path,
+                                                               feature_api: Path) -> None:
+    candidate = tmp_path / "candidate"
+    candidate.mkdir()
+    for name, text in candidate_files(None).items():
+        (candidate / name).write_text(text)
+    catalogue = load_catalogue()
+    package = write_package(candidate, tmp_path / "dist", NAME,
+                            [builtin_feature(name, params, catalogue) for name, params in FEATURES.items()])
+    cfg = scalesim_data / "configs" / "scale.cfg"
+    topology = tmp_path / "small.csv"
+    topology.write_text(TOPOLOGY)
+
+    ours = _in_venv(venv, package.parent,
+                    ["-m", NAME, "-c", str(cfg), "-t", str(topology), "-p", str(tmp_path / "ours"), "-q"])
+    assert ours.returncode == 0, ours.stderr
+    layers, hardware = read_topology(topology), read_config(cfg).hardware
+    for name, params in FEATURES.items():
+        definition = catalogue[name].definition
+        run = BUILTINS[name](layers, hardware, resolve_params(definition, params, "test"))
+        host = tmp_path / "host" / name
+        write_reports(run.results, host)
+        write_tables(run.tables, {r.file: r.columns for r in definition.reports}, host)
+        folder = tmp_path / "ours" / RUN_NAME / "features" / name
+        produced = sorted(p.name for p in folder.iterdir())
+        assert produced == sorted([*REPORT_FILES, *(r.file for r in definition.reports)]), name
+        for report in produced:
+            assert (folder / report).read_text() == (host / report).read_text(), (name, report)
