@@ -16,7 +16,7 @@ from agents.run_features import RUN_CHECK, SandboxedFeatures
 from features.catalogue import Feature
 from features.judge import Verdict
 from features.properties import PROPERTIES
-from judge.feature_jobs import feature_static_problem
+from judge.feature_jobs import REFUSED, feature_static_problem
 
 STATEMENTS: dict[str, str] = {
     "exact": "with every parameter at its neutral value, run must return exactly what the engine's simulate returns",
@@ -29,7 +29,7 @@ STATEMENTS: dict[str, str] = {
 def statement(check: str, feature: Feature) -> str:
     """The statement of ``check`` as the model is told it."""
     if check == "oracle":
-        return "oracle" + (ORACLE_TEXT if feature.definition.oracle else NO_ORACLE_TEXT)
+        return (ORACLE_TEXT if feature.definition.oracle else NO_ORACLE_TEXT).removeprefix(": ")
     if check in PROPERTIES:
         return " ".join(PROPERTIES[check].statement.split())
     return STATEMENTS.get(check, check)
@@ -54,7 +54,7 @@ def review(feature: Feature, answer: str, sandboxed: SandboxedFeatures) -> Revie
         return Review("no_code", None, str(exc))
     problem = feature_static_problem(code)
     if problem is not None:
-        return Review("refused" if "refuse" in problem else "invalid", None, problem)
+        return Review("refused" if problem.startswith(REFUSED) else "invalid", None, problem)
     verdict = sandboxed.judge(feature, code)
     if verdict.passed:
         return Review("accepted", code, "")

@@ -171,7 +171,9 @@ class FeatureRecord(_Record):
 
     name: str
     params: dict[str, float]
-    implementation: Literal["built-in"]
+    implementation: Literal["built-in", "written by the agent"]
+    """The catalogue's built-in implementation (template mode), or code the agent wrote and the judge ran in
+    the sandbox."""
     passed: bool
     evidence: str
     """The evidence levels that passed, strongest first: ``exact, oracle, properties k/k``."""
@@ -421,11 +423,12 @@ def render_markdown(report: RunReport, charts: dict[str, str | None] | None = No
     ])
     if report.features:
         out += ["## Features beyond the reference", "",
-                "The agent does not write features yet: each is the catalogue's built-in implementation, judged "
-                "with the strongest evidence there is (exact at the neutral setting, the oracle, the properties).",
+                "Each feature is judged with the strongest evidence there is (exact at the neutral setting, the "
+                "oracle, the properties) over the run's verified modules: code the agent wrote runs in the "
+                "sandbox; the catalogue's built-in implementation is used in template mode.",
                 ""]
-        out += _table(("feature", "parameters", "verdict", "evidence", "reports"),
-                      [(f.name, ", ".join(f"{k}={v:g}" for k, v in sorted(f.params.items())),
+        out += _table(("feature", "implementation", "parameters", "verdict", "evidence", "reports"),
+                      [(f.name, f.implementation, ", ".join(f"{k}={v:g}" for k, v in sorted(f.params.items())),
                         "pass" if f.passed else "FAIL", f.evidence, ", ".join(f.tables) or "-")
                        for f in report.features])
         out += [""]

@@ -20,7 +20,7 @@ from agents.answer_cache import CACHE_FILE, AnswerCache
 from agents.planner import Plan
 from agents.run_config import RunConfig
 from judge import executors, suites, user_reference
-from judge.feature_jobs import FeatureExecutor
+from judge.executors import FeatureExecutor
 from sandbox.base import Sandbox
 from sandbox.config import SandboxConfig
 from sandbox.factory import SandboxKind, make_sandbox
@@ -107,7 +107,7 @@ def resources(plan: Plan, config: RunConfig, *, sandbox: Sandbox | None = None,
         note = sandbox_note(made, kind)
         pool = executors.Sandboxes(lambda: made, config.max_sandboxes, timeout_s=config.sandbox_timeout_s)
         executor_for = pool.executor
-        feature_executor = feature_executor or pool.feature_executor
+        feature_executor = feature_executor or (lambda: pool.feature_executor(config.sandbox_timeout_s))
     suite = suites.load_suite(plan["spec_path"])
     final_check = suites.load_final_check(plan["spec_path"])
     if plan["reference"] != "built-in":

@@ -26,7 +26,8 @@ from features.catalogue import Feature, load_catalogue, resolve_params
 from features.judge import RunCache, Verdict, case_key, judge, planned_cases
 from features.property_base import PropertyFailure
 from features.reports import write_tables
-from judge.feature_jobs import FeatureCase, FeatureCaseRun, FeatureExecutor, run_feature_cases
+from judge.executors import FeatureExecutor
+from judge.feature_jobs import FeatureCase, FeatureCaseRun, run_feature_cases
 from reference_sim.contract import Hardware, Layer
 from reference_sim.errors import InputError
 

@@ -22,7 +22,6 @@ from agents.intake import Intake
 from agents.planner import Plan
 from agents.run_config import ConfigError, OperatorSettings, RunConfig
 from judge import executors
-from judge.feature_jobs import FeatureExecutor
 from sandbox.base import Sandbox
 
 KEPT_RUNS = 16
@@ -38,7 +37,7 @@ class Host:
     """A chat model to use instead of one built from the settings (tests, embedding graphs)."""
     executor_factory: Callable[[Path], executors.Executor] | None = None
     """Runs candidates instead of a sandbox (unit tests with trusted code only)."""
-    feature_executor: Callable[[], FeatureExecutor] | None = None
+    feature_executor: Callable[[], executors.FeatureExecutor] | None = None
     """Runs written feature code instead of a sandbox (unit tests with trusted code only)."""
     sandbox: Sandbox | None = None
     """A sandbox made already (the CLI's preflight)."""

@@ -79,6 +79,10 @@ def _absolute_package_import(node: ast.AST) -> bool:
     return any(name.partition(".")[0] in feature_format.PACKAGE_MODULES for name in names)
 
 
+REFUSED = "the verifier refuses "
+"""How a problem the rules found (not a syntax error or a missing ``run``) begins."""
+
+
 def feature_static_problem(code: str) -> str | None:
     """Why ``feature.py`` cannot run, as one line naming the file and line, or ``None``: it must parse, define
     ``run`` at top level (taking ``traces``) and use only what the harness's rules allow."""
@@ -93,7 +97,7 @@ def feature_static_problem(code: str) -> str | None:
     refusals = rules.check_source(code, FEATURE_FILE, feature_format.PACKAGE_MODULES)
     if refusals:
         more = f" (and {len(refusals) - 1} more)" if len(refusals) > 1 else ""
-        return f"{refusals[0].describe()}{more}"
+        return f"{REFUSED}{refusals[0].describe()}{more}"
     absolute = next((node for node in ast.walk(tree) if _absolute_package_import(node)), None)
     if absolute is not None:
         return (f"{FEATURE_FILE}:{getattr(absolute, 'lineno', 0)}: imports a module of its package by an absolute "

@@ -20,7 +20,7 @@ from features.catalogue import load_catalogue
 from features.properties import PROPERTIES
 from graph.graph import build_builder
 from judge import reference_runs
-from judge.feature_jobs import InProcessFeatureExecutor
+from judge.executors import InProcessFeatureExecutor
 from tests import fakes
 from tests.fakes import Request, ScriptedChatModel
 
@@ -80,7 +80,7 @@ def test_a_wrong_answer_comes_back_with_the_check_its_statement_and_the_evidence
     found = feature_coder.review(CATALOGUE["energy"], FORGOT_IDLE, sandboxed())
     assert found.status == "wrong" and found.code is None
     assert "oracle: " in found.problem and "ENERGY_REPORT.csv idle_pe_cycles" in found.problem
-    assert "The check `oracle`: oracle: your results and tables must equal" in found.problem
+    assert "The check `oracle`: your results and tables must equal" in found.problem
     assert "Passed before it: exact." in found.problem
 
 
@@ -134,7 +134,7 @@ def test_the_agent_writes_the_feature_repairs_it_from_the_judge_and_the_run_repo
     energy = next(f for f in report["features"] if f["name"] == "energy")
     assert energy["implementation"] == "written by the agent"
     assert energy["evidence"] == "exact, oracle, properties 11/11"
-    table = run_dir / "features" / "energy" / "small_net" / "ENERGY_REPORT.csv"
+    table = run_dir / "features" / "energy" / "small_net-final_check" / "ENERGY_REPORT.csv"
     assert table.is_file() and "idle_pj" in table.read_text().splitlines()[0]
     assert [a["status"] for a in report["attempts"] if a["module"] == "feature_energy"] == ["wrong", "accepted"]
     assert "written by the agent" in (run_dir / "report.md").read_text()
