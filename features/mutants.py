@@ -264,7 +264,7 @@ BANKS_MUTANTS = [
     Mutant("memory_banks", "same_address_merged", "requests for one address in one row count once",
            "keys = (at * banks + bank).reshape(-1) if every else at[valid] * banks + bank[valid]",
            "pairs = np.unique(np.column_stack([at[valid], addresses[valid]]), axis=0)\n"
-           "            keys = pairs[:, 0] * banks + pairs[:, 1] % banks"),
+           "    keys = pairs[:, 0] * banks + pairs[:, 1] % banks"),
 ]
 
 MUTANTS: dict[str, list[Mutant]] = {"energy": ENERGY_MUTANTS, "batch": BATCH_MUTANTS, "cores": CORES_MUTANTS,

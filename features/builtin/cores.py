@@ -25,27 +25,30 @@ def run(layers: Sequence[Layer], hardware: Hardware, params: Params, *, traces: 
     """One merged result per layer and one ``CORES_REPORT.csv`` row per core of each layer."""
     cores = int(params.get(CORES_PARAM, 1))
     axis = int(params.get(SPLIT_PARAM, SPLIT_FILTERS))
-    plans = [partitions(layer, hardware, cores, axis) for layer in layers]
-    for index, plan in enumerate(plans):
+    shapes = [layer_shape(layer) for layer in layers]
+    plans = {index: partitions(layers[index], hardware, cores, axis)
+             for index in sorted({shape: index for index, shape in reversed(list(enumerate(shapes)))}.values())}
+    for index, plan in plans.items():
         for part, part_hw in plan:
             if part is not None:
                 check_work(part, part_hw, index=index, traces=traces)
     results: list[LayerResult] = []
     rows: list[TableRow] = []
     done: dict[Layer, tuple[LayerResult, list[TableRow]]] = {}
-    for index, (layer, plan) in enumerate(zip(layers, plans)):
-        earlier = None if traces else done.get(layer_shape(layer))
+    for index, layer in enumerate(layers):
+        earlier = None if traces else done.get(shapes[index])
         if earlier is not None:
             results.append(replace(earlier[0], index=index, name=layer.name))
             rows += [{**row, "layer_id": float(index)} for row in earlier[1]]
             continue
+        plan = plans[index] if index in plans else partitions(layer, hardware, cores, axis)
         per_core = [None if part is None else simulate_layer(part, part_hw, index=index, traces=traces)
                     for part, part_hw in plan]
         results.append(per_core[0] if cores == 1 and per_core[0] is not None
                        else merge_cores(layer, hardware, plan, per_core, index))
         rows += core_rows(layer, axis, plan, per_core, index, cores)
         if not traces:
-            done[layer_shape(layer)] = (results[-1], rows[-cores:])
+            done[shapes[index]] = (results[-1], rows[-cores:])
     return FeatureRun(results, {CORES_REPORT: rows})
 
 

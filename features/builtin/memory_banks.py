@@ -9,6 +9,7 @@ ports in that cycle) stretch the SRAM side: row ``i`` and every later row move b
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import replace
 
@@ -21,12 +22,17 @@ from reference_sim.contract import (
     NO_REQUEST,
     OPERANDS,
     DramPort,
+    FoldAxis,
     Hardware,
     Layer,
     LayerMapping,
     NetworkSchedule,
+    OperandMatrix,
     OperandName,
+    OperandTiming,
     _block_vectors,
+    dense_block_shape,
+    fold_axis_size,
 )
 from reference_sim.engine import LayerResult, check_work, layer_result, layer_shape
 
@@ -38,13 +44,14 @@ def run(layers: Sequence[Layer], hardware: Hardware, params: Params, *, traces: 
     """One result per layer and one ``BANKS_REPORT.csv`` row per layer."""
     banks, ports = int(params.get(BANKS_PARAM, 1)), int(params.get(PORTS_PARAM, 0))
     words = {op: int(params.get(INTERFACE_PARAMS[op], 0)) or hardware.dram_words_per_cycle for op in OPERANDS}
-    for index, layer in enumerate(layers):
-        check_work(layer, hardware, index=index, traces=traces)
+    shapes = [layer_shape(layer) for layer in layers]
+    for index in sorted({shape: index for index, shape in reversed(list(enumerate(shapes)))}.values()):
+        check_work(layers[index], hardware, index=index, traces=traces)
     results: list[LayerResult] = []
     rows: list[TableRow] = []
     done: dict[Layer, tuple[LayerResult, TableRow]] = {}
     for index, layer in enumerate(layers):
-        earlier = None if traces else done.get(layer_shape(layer))
+        earlier = None if traces else done.get(shapes[index])
         if earlier is not None:
             results.append(replace(earlier[0], index=index, name=layer.name))
             rows.append({**earlier[1], "layer_id": float(index)})
@@ -60,7 +67,7 @@ def run(layers: Sequence[Layer], hardware: Hardware, params: Params, *, traces: 
                      **{f"{op}_conflict_rows": float(conflict_rows[op]) for op in OPERANDS},
                      **{f"{op}_dram_words_per_cycle": float(words[op] if user else 0) for op in OPERANDS}})
         if not traces:
-            done[layer_shape(layer)] = (results[-1], rows[-1])
+            done[shapes[index]] = (results[-1], rows[-1])
     return FeatureRun(results, {BANKS_REPORT: rows})
 
 
@@ -73,31 +80,146 @@ def interface_schedule(mapped: LayerMapping, hardware: Hardware, words: dict[Ope
     return replace(scheduled, ports=ports)
 
 
-def _fold_blocks(mapped: LayerMapping, name: OperandName) -> tuple[np.ndarray, np.ndarray]:
-    """Per fold, which distinct operand block it reads (index into the returned first folds): folds that
-    select the same block of the operand demand the same addresses."""
-    tiling = mapped.tilings[name]
+def _fold_index(mapped: LayerMapping, axis: FoldAxis) -> np.ndarray:
+    """Per fold, the index of the block that fold axis ``axis`` selects (0 for ``"none"``)."""
     row_folds, col_folds = mapped.fold_order
-    pick = {"row": row_folds, "col": col_folds, "none": np.zeros_like(row_folds)}
-    keys = np.column_stack([pick[tiling.lane_fold], pick[tiling.step_fold]])
-    _, first, inverse = np.unique(keys, axis=0, return_index=True, return_inverse=True)
-    return first, inverse.reshape(-1)
+    return {"row": row_folds, "col": col_folds}.get(axis, np.zeros_like(row_folds))
 
 
-def _bank_key(mapped: LayerMapping, name: OperandName, rows: np.ndarray, cols: np.ndarray,
-              banks: int) -> tuple[object, ...]:
-    """What a block's conflicts depend on: its shape and its addresses modulo the banks (an affine block's
-    first address; a window block's per-row and per-column address terms and edge limits)."""
-    matrix = mapped.operand(name)
-    shape = (rows.size, cols.size)
-    if rows.size == 0 or cols.size == 0:
-        return (shape,)
+def _side_axes(mapped: LayerMapping, name: OperandName) -> tuple[FoldAxis, FoldAxis]:
+    """The fold axes that select an operand block's rows and its columns."""
+    tiling = mapped.tilings[name]
+    if tiling.lane_axis == "row":
+        return tiling.lane_fold, tiling.step_fold
+    return tiling.step_fold, tiling.lane_fold
+
+
+def _side_ids(mapped: LayerMapping, axis: FoldAxis, residues: np.ndarray, rest: np.ndarray,
+              banks: int) -> np.ndarray:
+    """Per block that ``axis`` cuts from one operand axis (a single block for ``"none"``): an id shared by the
+    blocks of equal length whose entries have equal ``rest`` and address residues modulo the banks equal up
+    to a common shift (a shift only renames the banks)."""
+    length = residues.size
+    size = fold_axis_size(axis, mapped) or max(length, 1)
+    blocks = max(1, -(-length // size))
+    padded = np.full((2, blocks * size), -1, dtype=np.int64)
+    padded[0, :length], padded[1, :length] = residues, rest
+    res, codes = padded.reshape(2, blocks, size)
+    keys = np.where(codes < 0, -1, (res - res[:, :1]) % banks * (int(rest.max(initial=0)) + 1) + codes)
+    whole = np.ascontiguousarray(keys).view(np.dtype((np.void, keys.itemsize * size))).reshape(-1)
+    _, inverse = np.unique(whole, return_inverse=True)
+    return np.asarray(inverse).reshape(-1)
+
+
+def _extents(mapped: LayerMapping, axis: FoldAxis, length: int) -> np.ndarray:
+    """Per fold, the length of the block that ``axis`` selects from an operand axis of ``length``."""
+    size = fold_axis_size(axis, mapped)
+    if not size:
+        return np.full(mapped.num_folds, length, dtype=np.int64)
+    start = size * _fold_index(mapped, axis)
+    extents: np.ndarray = np.maximum(0, np.minimum(start + size, length) - start)
+    return extents
+
+
+def _affine_terms(matrix: OperandMatrix) -> tuple[int, int, int] | None:
+    """``(offset, row_stride, col_stride)`` when every entry ``(i, j)`` of the operand is a request for
+    ``offset + i * row_stride + j * col_stride``: an affine operand, or a window operand whose windows all lie
+    inside the ifmap, whose window elements are consecutive words (one filter row, or filter rows as wide as
+    the ifmap) and whose ofmap pixels are evenly spaced (one ofmap row or column, or rows that continue each
+    other); else None."""
     if matrix.kind == "affine":
-        return shape, int(matrix.addresses(rows.reshape(-1)[:1], cols.reshape(-1)[:1])[0]) % banks
-    base, room_h, room_w = matrix.row_terms(rows.reshape(-1))
-    col_base, kr, kc = matrix.col_terms(cols.reshape(-1))
-    return (shape, (base % banks).tobytes(), np.minimum(room_h, matrix.filter_h).tobytes(),
-            np.minimum(room_w, matrix.filter_w).tobytes(), (col_base % banks).tobytes(), kr.tobytes(), kc.tobytes())
+        return matrix.offset, matrix.row_stride, matrix.col_stride
+    inside = ((matrix.ofmap_h - 1) * matrix.stride_h + matrix.filter_h <= matrix.ifmap_h
+              and (matrix.ofmap_w - 1) * matrix.stride_w + matrix.filter_w <= matrix.ifmap_w)
+    consecutive = matrix.filter_h == 1 or matrix.filter_w == matrix.ifmap_w
+    if not (inside and consecutive):
+        return None
+    if matrix.ofmap_h == 1 or matrix.stride_h * matrix.ifmap_w == matrix.ofmap_w * matrix.stride_w:
+        return matrix.offset, matrix.stride_w * matrix.channels, 1
+    if matrix.ofmap_w == 1:
+        return matrix.offset, matrix.stride_h * matrix.ifmap_w * matrix.channels, 1
+    return None
+
+
+def _fold_classes(mapped: LayerMapping, name: OperandName, banks: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per fold, a class of folds whose blocks have equal conflicts (the first fold of each class, and each
+    fold's class).  An affine block's conflicts depend on its steps and lanes alone (each row's requests are
+    an arithmetic run of addresses); a window block's on its shape, edges and addresses modulo the banks."""
+    if mapped.num_folds == 1:
+        return np.zeros(1, dtype=np.int64), np.zeros(1, dtype=np.int64)
+    matrix = mapped.operand(name)
+    row_axis, col_axis = _side_axes(mapped, name)
+    n_rows, n_cols = matrix.shape
+    if matrix.kind == "affine" or _affine_terms(matrix) is not None:
+        keys = _extents(mapped, row_axis, n_rows) * (n_cols + 1) + _extents(mapped, col_axis, n_cols)
+    else:
+        base, room_h, room_w = matrix.row_terms(np.arange(n_rows, dtype=np.int64))
+        col_base, kr, kc = matrix.col_terms(np.arange(n_cols, dtype=np.int64))
+        row_rest = np.minimum(room_h, matrix.filter_h) * (matrix.filter_w + 1) + np.minimum(room_w, matrix.filter_w)
+        row_ids = _side_ids(mapped, row_axis, base % banks, row_rest, banks)
+        col_ids = _side_ids(mapped, col_axis, col_base % banks, kr * matrix.filter_w + kc, banks)
+        keys = (row_ids[_fold_index(mapped, row_axis)] * (int(col_ids.max()) + 1)
+                + col_ids[_fold_index(mapped, col_axis)])
+    _, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
+    return first, np.asarray(inverse).reshape(-1)
+
+
+def _row_loads(addresses: np.ndarray, at: np.ndarray, rows: int, banks: int) -> np.ndarray:
+    """The busiest bank's requests in each of ``rows`` rows; ``at`` (shaped like ``addresses``) is each
+    request's row, and ``NO_REQUEST`` addresses are none."""
+    valid = addresses != NO_REQUEST
+    every = bool(valid.all())
+    bank = addresses % banks
+    keys = (at * banks + bank).reshape(-1) if every else at[valid] * banks + bank[valid]
+    load: np.ndarray = np.bincount(keys, minlength=rows * banks)[:rows * banks].reshape(rows, banks).max(axis=1)
+    return load
+
+
+def _run_loads(mapped: LayerMapping, scheduled: NetworkSchedule, name: OperandName, terms: tuple[int, int, int],
+               banks: int) -> np.ndarray:
+    """For an operand of affine ``terms`` (:func:`_affine_terms`): the busiest bank's requests in a row of
+    ``n`` requests, for n = 0 .. lanes (:func:`_arithmetic_run_loads`).  A row's requests are consecutive
+    lanes, each a fixed step of addresses on from the one before."""
+    offset, row_stride, col_stride = terms
+    timing, lanes = scheduled.timing[name], mapped.tilings[name].lanes
+    lane, step = (row_stride, col_stride) if mapped.tilings[name].lane_axis == "row" else (col_stride, row_stride)
+    if timing.skew:
+        lane += step if timing.flip_steps else -step
+    return _arithmetic_run_loads(offset + max(0, -lane) * (lanes - 1), lane, lanes, banks)
+
+
+@functools.lru_cache(maxsize=256)
+def _arithmetic_run_loads(first: int, step: int, lanes: int, banks: int) -> np.ndarray:
+    """The busiest bank's requests among ``first``, ``first + step``, .. (n addresses), for n = 0 .. lanes: one
+    run stands for every run of that step and length (a shift only renames the banks)."""
+    n = np.arange(lanes + 1, dtype=np.int64)[:, None]
+    t = np.arange(lanes, dtype=np.int64)[None, :]
+    addresses = np.where(t < n, first + t * step, NO_REQUEST)
+    loads = _row_loads(addresses, np.broadcast_to(n, addresses.shape), lanes + 1, banks)
+    loads.flags.writeable = False
+    return loads
+
+
+def _affine_rows(timing: OperandTiming, steps: int, lanes: int) -> tuple[int, int]:
+    """The first fold cycle row with a request of a full block of ``steps`` x ``lanes``, and the row after its
+    last (the block is one row per step, moved one row per lane where it is skewed)."""
+    first = timing.start_step + (timing.flip_steps - steps if timing.flip_steps else 0)
+    return first, first + steps + (lanes - 1 if timing.skew else 0)
+
+
+def _spread(per_requests: np.ndarray, timing: OperandTiming, steps: int, lanes: int, cycles: int) -> np.ndarray:
+    """Per fold cycle row of a full block of ``steps`` x ``lanes``: ``per_requests[n]`` of the row's number n
+    of requests (a skewed block's rows hold 1, 2, .. up to min(steps, lanes), then as many, then fewer)."""
+    out = np.full(cycles, per_requests[0])
+    first, end = _affine_rows(timing, steps, lanes)
+    if not timing.skew:
+        out[first:end] = per_requests[lanes]
+        return out
+    most = min(steps, lanes)
+    out[first:first + most - 1] = per_requests[1:most]
+    out[first + most - 1:end - most + 1] = per_requests[most]
+    out[end - most + 1:end] = per_requests[most - 1:0:-1]
+    return out
 
 
 def _block_rows(mapped: LayerMapping, scheduled: NetworkSchedule, name: OperandName, rows: np.ndarray,
@@ -115,44 +237,52 @@ def _block_rows(mapped: LayerMapping, scheduled: NetworkSchedule, name: OperandN
 def conflicts(mapped: LayerMapping, scheduled: NetworkSchedule, banks: int,
               ports: int) -> tuple[np.ndarray, dict[OperandName, tuple[int, int]], dict[OperandName, int]]:
     """Extra cycles of every demand row (the largest over the three SRAMs), each operand's first and last busy
-    row, and each operand's number of rows with a conflict.  Each distinct block is worked out once per
-    distinct :func:`_bank_key`."""
+    row, and each operand's number of rows with a conflict.  Each class of folds (:func:`_fold_classes`) is
+    worked out once: an affine block from its requests per row, a window block request by request; then
+    each distinct combination of the three operands' classes."""
     folds, cycles = mapped.num_folds, scheduled.fold_cycles
     row_folds, col_folds = mapped.fold_order
-    extra = np.zeros((folds, cycles), dtype=np.int64)
     busy: dict[OperandName, tuple[int, int]] = {}
     counted: dict[OperandName, int] = {}
+    costs: list[tuple[np.ndarray, np.ndarray]] = []
     for name in OPERANDS:
-        first, inverse = _fold_blocks(mapped, name)
+        first, inverse = _fold_classes(mapped, name, banks)
+        terms = _affine_terms(mapped.operand(name))
+        runs = _run_loads(mapped, scheduled, name, terms, banks) if terms is not None else np.zeros(0, np.int64)
         cost = np.zeros((first.size, cycles), dtype=np.int64)
-        used = np.zeros((first.size, cycles), dtype=bool)
-        done: dict[tuple[object, ...], int] = {}
+        span = np.zeros((first.size, 2), dtype=np.int64)
         for block, fold in enumerate(first.tolist()):
-            rows, cols = _block_vectors(mapped, name, int(row_folds[fold]), int(col_folds[fold]))
-            key = _bank_key(mapped, name, rows, cols, banks)
-            if key in done:
-                cost[block], used[block] = cost[done[key]], used[done[key]]
-                continue
-            done[key] = block
-            addresses, at = _block_rows(mapped, scheduled, name, rows, cols)
-            valid = addresses != NO_REQUEST
-            every = bool(valid.all())
-            if every:
-                used[block, int(at.min()):int(at.max()) + 1] = True
+            if terms is not None:
+                steps, lanes = dense_block_shape(mapped, name, int(row_folds[fold]), int(col_folds[fold]))
+                span[block] = _affine_rows(scheduled.timing[name], steps, lanes) if steps and lanes else (0, 0)
             else:
-                used[block] = np.bincount(at[valid], minlength=cycles)[:cycles] > 0
+                rows, cols = _block_vectors(mapped, name, int(row_folds[fold]), int(col_folds[fold]))
+                addresses, at = _block_rows(mapped, scheduled, name, rows, cols)
+                valid = at[addresses != NO_REQUEST]
+                span[block] = (valid.min(), valid.max() + 1) if valid.size else (0, 0)
             if ports == 0:
                 continue
-            bank = addresses % banks
-            keys = (at * banks + bank).reshape(-1) if every else at[valid] * banks + bank[valid]
-            load = np.bincount(keys, minlength=cycles * banks).reshape(cycles, banks).max(axis=1)
-            cost[block] = np.maximum(0, -(-load // ports) - 1)
-        per_fold = cost[inverse]
+            load = runs if terms is not None else _row_loads(addresses, at, cycles, banks)
+            per_row = np.maximum(0, -(-load // ports) - 1)
+            cost[block] = (_spread(per_row, scheduled.timing[name], steps, lanes, cycles) if terms is not None
+                           else per_row)
+        counted[name] = int(np.bincount(inverse, minlength=first.size) @ (cost > 0).sum(axis=1))
+        busy_folds = np.flatnonzero(span[inverse, 1] > span[inverse, 0])
+        busy[name] = ((int(busy_folds[0] * cycles + span[inverse[busy_folds[0]], 0]),
+                       int(busy_folds[-1] * cycles + span[inverse[busy_folds[-1]], 1] - 1))
+                      if busy_folds.size else (0, 0))
+        costs.append((cost, inverse))
+    keys = np.zeros(folds, dtype=np.int64)
+    for cost, inverse in costs:
+        keys = keys * cost.shape[0] + inverse
+    combos, combo_of_fold = np.zeros(1, dtype=np.int64), np.zeros(folds, dtype=np.int64)
+    if keys.any():
+        _, combos, combo_of_fold = np.unique(keys, return_index=True, return_inverse=True)
+    extra = np.zeros((combos.size, cycles), dtype=np.int64)
+    for cost, inverse in costs:
+        per_fold = cost[inverse[combos]]
         extra = np.maximum(extra, per_fold)
-        counted[name] = int((per_fold > 0).sum())
-        busy_rows = np.flatnonzero(used[inverse].reshape(-1))
-        busy[name] = (int(busy_rows[0]), int(busy_rows[-1])) if busy_rows.size else (0, 0)
-    return extra.reshape(-1), busy, counted
+    return extra[np.asarray(combo_of_fold).reshape(-1)].reshape(-1), busy, counted
 
 
 def stretch(result: LayerResult, extra: np.ndarray, busy: dict[OperandName, tuple[int, int]],
