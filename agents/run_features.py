@@ -20,6 +20,7 @@ from typing import Any
 
 from typing_extensions import TypedDict
 
+from agents.package_features import PackagedFeature, agent_feature, builtin_feature
 from features.api import FeatureRun, Params
 from features.builtin import BUILTINS
 from features.catalogue import Feature, load_catalogue, resolve_params
@@ -167,3 +168,12 @@ def judge_features(tasks: Sequence[FeatureTask], workloads: Sequence[tuple[str, 
                                     passed=verdict.passed and not failed_runs, evidence=verdict.evidence,
                                     summary=summary, tables=tables))
     return found
+
+
+def packaged_features(tasks: Sequence[FeatureTask], written: Mapping[str, str],
+                      user_folder: Path | None = None) -> list[PackagedFeature]:
+    """The run's features as the standalone package carries them: the agent's code where it wrote one, else
+    the catalogue's built-in made portable."""
+    catalogue = load_catalogue(user_folder)
+    return [agent_feature(t["name"], t["params"], written[t["name"]], catalogue) if t["name"] in written
+            else builtin_feature(t["name"], t["params"], catalogue) for t in tasks]

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -138,6 +140,23 @@ def test_the_agent_writes_the_feature_repairs_it_from_the_judge_and_the_run_repo
     assert table.is_file() and "idle_pj" in table.read_text().splitlines()[0]
     assert [a["status"] for a in report["attempts"] if a["module"] == "feature_energy"] == ["wrong", "accepted"]
     assert "written by the agent" in (run_dir / "report.md").read_text()
+    package = Path(out["package_path"])
+    assert "COUNTS = (" in (package / "feature_energy.py").read_text(), "the package carries the agent's code"
+    packaged = json.loads((package / "FEATURES.json").read_text())["features"]
+    assert [(f["name"], f["implementation"], f["params"]["pj_per_mac"]) for f in packaged] == [("energy", "agent", 0.56)]
+    layers = run_dir / "topology.csv"
+    layers.write_text("Layer name, IFMAP Height, IFMAP Width, Filter Height, Filter Width, Channels, Num Filter, "
+                      "Strides,\nc1, 12, 12, 3, 3, 4, 8, 1,\n")
+    config = run_dir / "scale.cfg"
+    config.write_text("[general]\nrun_name = t\n[architecture_presets]\nArrayHeight: 8\nArrayWidth: 8\n"
+                      "IfmapSramSzkB: 64\nFilterSramSzkB: 64\nOfmapSramSzkB: 64\nIfmapOffset: 0\n"
+                      "FilterOffset: 10000000\nOfmapOffset: 20000000\nBandwidth: 4\nDataflow: os\n"
+                      "[run_presets]\nInterfaceBandwidth: CALC\n")
+    done = subprocess.run([sys.executable, "-m", package.name, "-c", str(config), "-t", str(layers), "-p",
+                           str(run_dir / "out")], cwd=package.parent, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    energy_rows = (run_dir / "out" / "t" / "features" / "energy" / "ENERGY_REPORT.csv").read_text().splitlines()
+    assert len(energy_rows) == 2 and energy_rows[0].startswith("layer_id")
 
 
 def test_a_feature_the_agent_cannot_write_fails_the_run_with_its_last_problem(tmp_path: Path) -> None:
