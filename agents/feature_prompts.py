@@ -10,7 +10,6 @@ strategies add no worked example: there is no verified feature written in the pa
 
 from __future__ import annotations
 
-import functools
 from pathlib import Path
 
 from langchain_core.messages import BaseMessage, HumanMessage
@@ -37,7 +36,6 @@ def module_file(name: str) -> str:
     return f"feature_{name}.py"
 
 
-@functools.cache
 def _api_block() -> str:
     engine = outline_of(ENGINE_FILE.read_text(encoding="utf-8"), ENGINE_NAMES)
     api = FEATURE_API_FILE.read_text(encoding="utf-8")

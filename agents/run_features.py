@@ -20,6 +20,7 @@ from typing import Any
 
 from typing_extensions import TypedDict
 
+from agents.package_base import PackageError
 from agents.package_features import PackagedFeature, agent_feature, builtin_feature
 from features.api import FeatureRun, Params
 from features.builtin import BUILTINS
@@ -171,9 +172,17 @@ def judge_features(tasks: Sequence[FeatureTask], workloads: Sequence[tuple[str, 
 
 
 def packaged_features(tasks: Sequence[FeatureTask], written: Mapping[str, str],
-                      user_folder: Path | None = None) -> list[PackagedFeature]:
-    """The run's features as the standalone package carries them: the agent's code where it wrote one, else
-    the catalogue's built-in made portable."""
+                      user_folder: Path | None = None) -> tuple[list[PackagedFeature], list[str]]:
+    """The run's features as the standalone package carries them (the agent's code where it wrote one, else the
+    catalogue's built-in made portable), and a note per feature the package cannot carry, saying why."""
     catalogue = load_catalogue(user_folder)
-    return [agent_feature(t["name"], t["params"], written[t["name"]], catalogue) if t["name"] in written
-            else builtin_feature(t["name"], t["params"], catalogue) for t in tasks]
+    packaged: list[PackagedFeature] = []
+    notes: list[str] = []
+    for task in tasks:
+        name = task["name"]
+        try:
+            packaged.append(agent_feature(name, task["params"], written[name], catalogue) if name in written
+                            else builtin_feature(name, task["params"], catalogue))
+        except PackageError as exc:
+            notes.append(f"the package does not carry the feature {name}: {exc}")
+    return packaged, notes

@@ -534,9 +534,10 @@ class Workflow:
         if status == "verified":
             final = run_dir / "candidate"
             checks.write_candidate(final, {r: m["code"] for r, m in state["modules"].items()})
-            packaged = run_features.packaged_features(
+            packaged, not_packaged = run_features.packaged_features(
                 plan_.get("features") or [], {n: m["code"] for n, m in (state.get("feature_modules") or {}).items()},
                 self.features_dir(state))
+            notes += not_packaged
             package_path = str(write_package(final, run_dir, package_name_for(plan_["spec_name"]), features=packaged))
             if res.final_check:
                 tried = state.get("optimiser") or {}

@@ -143,7 +143,8 @@ def test_the_agent_writes_the_feature_repairs_it_from_the_judge_and_the_run_repo
     package = Path(out["package_path"])
     assert "COUNTS = (" in (package / "feature_energy.py").read_text(), "the package carries the agent's code"
     packaged = json.loads((package / "FEATURES.json").read_text())["features"]
-    assert [(f["name"], f["implementation"], f["params"]["pj_per_mac"]) for f in packaged] == [("energy", "agent", 0.56)]
+    assert [(f["name"], f["implementation"], f["params"]["pj_per_mac"]) for f in packaged] == [
+        ("energy", "agent", 0.56)]
     layers = run_dir / "topology.csv"
     layers.write_text("Layer name, IFMAP Height, IFMAP Width, Filter Height, Filter Width, Channels, Num Filter, "
                       "Strides,\nc1, 12, 12, 3, 3, 4, 8, 1,\n")

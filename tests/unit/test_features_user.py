@@ -124,6 +124,9 @@ def test_a_run_judges_a_user_feature_with_its_own_properties(tmp_path: Path, mon
         run_features.plan_features({"wall_time": {}}, "spec.yaml")
 
 
-def test_a_user_feature_without_an_implementation_is_refused_when_planned() -> None:
-    with pytest.raises(InputError, match=r"spec.yaml: features.wall_time: has no implementation"):
-        run_features.plan_features({"wall_time": {}}, "spec.yaml", user_folder=USER_FEATURES)
+def test_a_user_feature_is_written_by_the_agent_so_template_mode_refuses_it() -> None:
+    with pytest.raises(InputError, match=r"spec.yaml: features.wall_time: has no built-in implementation, and a "
+                                         r"run in template mode writes no code"):
+        run_features.plan_features({"wall_time": {}}, "spec.yaml", user_folder=USER_FEATURES, template=True)
+    planned = run_features.plan_features({"wall_time": {}}, "spec.yaml", user_folder=USER_FEATURES)
+    assert planned == [{"name": "wall_time", "params": {"clock_mhz": 1000.0}}]

@@ -13,7 +13,9 @@ from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
 
 from agents import prompts as pr
 from agents import skeleton
+from agents.feature_prompts import feature_messages
 from agents.spec import load_agent_spec as load_spec
+from features.catalogue import load_catalogue
 from judge.harness.harness import FUNCTIONS
 
 REPO = Path(__file__).resolve().parents[2]
@@ -72,6 +74,8 @@ def every_prompt() -> Iterator[tuple[str, str]]:
         yield f"bench/{strategy}", human(bench)
     yield "bench/repair", human(pr.bench_messages(strategy="cot", description="Write f(x).", signature="def f(x):",
                                                   context="", names=["f"], code="def f(x): ...", diagnosis="wrong"))
+    for strategy in pr.STRATEGIES:
+        yield f"feature/energy/{strategy}", human(feature_messages(load_catalogue()["energy"], strategy))
 
 
 @pytest.mark.parametrize(("role", "strategy", "granularity"), COMBOS)
@@ -112,7 +116,7 @@ def test_no_placeholder_left_in_any_rendered_prompt() -> None:
     for name, text in every_prompt():
         assert "{{" not in text, name
         seen += 1
-    assert seen == 2 * len(COMBOS) + 2 * len(pr.ROLES) + 1 + len(pr.STRATEGIES) + 1
+    assert seen == 2 * len(COMBOS) + 2 * len(pr.ROLES) + 1 + 2 * len(pr.STRATEGIES) + 1
 
 
 def test_system_prompt_states_the_rules() -> None:
