@@ -15,7 +15,6 @@ from agents.planner import FEATURE_ENTRY_POINT
 from agents.run_features import RUN_CHECK, SandboxedFeatures
 from features.catalogue import Feature
 from features.judge import Verdict
-from features.properties import PROPERTIES
 from judge.feature_jobs import REFUSED, feature_static_problem
 
 STATEMENTS: dict[str, str] = {
@@ -30,8 +29,9 @@ def statement(check: str, feature: Feature) -> str:
     """The statement of ``check`` as the model is told it."""
     if check == "oracle":
         return (ORACLE_TEXT if feature.definition.oracle else NO_ORACLE_TEXT).removeprefix(": ")
-    if check in PROPERTIES:
-        return " ".join(PROPERTIES[check].statement.split())
+    registry = feature.registry()
+    if check in registry:
+        return " ".join(registry[check].statement.split())
     return STATEMENTS.get(check, check)
 
 

@@ -18,7 +18,6 @@ import reference_sim
 from agents.planner import FEATURE_INTERFACE
 from agents.prompts import STRATEGIES, PromptError, contract_pieces, outline_of, render, system_message
 from features.catalogue import Feature
-from features.properties import PROPERTIES
 from judge.harness import feature_api
 
 ENGINE_FILE = Path(reference_sim.__file__).resolve().parent / "engine.py"
@@ -60,7 +59,8 @@ def _reports(feature: Feature) -> str:
 
 
 def _checks(feature: Feature) -> str:
-    return "\n".join(f"- `{name}` ({PROPERTIES[name].family}): {' '.join(PROPERTIES[name].statement.split())}"
+    registry = feature.registry()
+    return "\n".join(f"- `{name}` ({registry[name].family}): {' '.join(registry[name].statement.split())}"
                      for name in feature.definition.checks)
 
 

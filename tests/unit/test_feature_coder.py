@@ -27,6 +27,7 @@ from tests import fakes
 from tests.fakes import Request, ScriptedChatModel
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "features"
+USER_FEATURES = Path(__file__).resolve().parents[1] / "data" / "user_features"
 CATALOGUE = load_catalogue()
 ENERGY_ANSWER = (DATA / "energy_answer.md").read_text(encoding="utf-8")
 FORGOT_IDLE = ENERGY_ANSWER.replace('"idle_pe_cycles": pes * result.total_cycles - macs',
@@ -171,3 +172,44 @@ def test_a_feature_the_agent_cannot_write_fails_the_run_with_its_last_problem(tm
                                                 "attempts_per_module": 2, "optimise": False})
     assert out["status"] == "failed"
     assert "feature_energy" in out["summary"] and "idle_pe_cycles" in out["summary"]
+
+
+WALL_TIME = '''```python
+from .engine import simulate
+from .feature_api import FeatureRun
+
+
+def run(layers, hardware, params, *, traces=False):
+    results = simulate(layers, hardware, traces=traces)
+    rows = [{"layer_id": float(r.index), "total_cycles": float(r.total_cycles),
+             "time_us": r.total_cycles / params["clock_mhz"]} for r in results]
+    return FeatureRun(results, {"TIME_REPORT.csv": rows})
+```
+'''
+
+
+def test_a_user_feature_has_no_built_in_so_the_agent_writes_it_and_its_own_property_judges_it(
+        tmp_path: Path) -> None:
+    spec = fakes.small_spec(tmp_path)
+    data = yaml.safe_load(spec.read_text(encoding="utf-8"))
+    data["features"] = {"wall_time": {"clock_mhz": 250}}
+    spec.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    in_ns = WALL_TIME.replace('/ params["clock_mhz"]', '/ params["clock_mhz"] * 1000')
+
+    def respond(r: Request) -> str:
+        if r.feature == "wall_time":
+            return WALL_TIME if r.retry else in_ns
+        return fakes.reference_answer(r.module)
+
+    model = ScriptedChatModel(respond=respond)
+    host = fakes.local_host(model, features_dir=str(USER_FEATURES))
+    host.feature_executor = InProcessFeatureExecutor
+    out = build_builder(host).compile().invoke({"spec_path": str(spec), "run_dir": str(tmp_path / "run"),
+                                                "run_id": "u", "optimise": False})
+    assert out["status"] == "verified", out["summary"]
+    first, retry = [c for c in model.calls if c.feature == "wall_time"]
+    assert "Each layer's time_us is its total cycles over clock_mhz." in first.first
+    assert "time_is_cycles_over_clock:" in retry.last and "(blame wall_time)" in retry.last
+    report = json.loads((tmp_path / "run" / "report.json").read_text())
+    assert [(f["name"], f["implementation"], f["evidence"]) for f in report["features"]] == [
+        ("wall_time", "written by the agent", "exact, properties 2/2")]
