@@ -126,13 +126,16 @@ def parse_strategy(value: str, flag: str = "--strategy") -> Strategy:
 
 
 def parse_generate(value: str | Sequence[str] | None) -> list[str] | None:
-    """``"mapping,memory"`` or a list into roles in contract order; ``None`` when not given."""
+    """``"mapping,memory"`` or a list into roles in contract order; ``none``: no module (the reference's three,
+    with only the spec's features written); ``None`` when not given."""
     if value is None:
         return None
+    if isinstance(value, str) and value.strip().lower() == "none":
+        return []
     names = [n.strip() for n in (value.split(",") if isinstance(value, str) else value) if n.strip()]
     unknown = [n for n in names if n not in ROLES]
     if unknown or not names:
-        raise PlanError(f"--generate takes a comma-separated list of {', '.join(ROLES)}; got {value!r}")
+        raise PlanError(f"--generate takes a comma-separated list of {', '.join(ROLES)}, or none; got {value!r}")
     return [r for r in ROLES if r in names]
 
 

@@ -56,7 +56,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--base-url", help="OpenAI-compatible endpoint (else OPENAI_BASE_URL, else the spec's)")
     p.add_argument("--seed", type=int, help="sampling seed for endpoints that take one")
     p.add_argument("--generate", help="comma-separated modules to write (default: the spec's, else all three); "
-                                      "the others are the reference's")
+                                      "the others are the reference's; none: only the spec's features")
     p.add_argument("--reference", metavar="DIR", help="verify against your own reference: a folder with "
                                                       "mapping.py, network.py and memory.py under the same contract")
     p.add_argument("--features-dir", metavar="DIR",

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import yaml
 
-from agents import feature_coder, feature_prompts
+from agents import feature_coder, feature_prompts, planner
 from agents.run_features import SandboxedFeatures
 from features.catalogue import load_catalogue
 from features.properties import PROPERTIES
@@ -213,3 +213,23 @@ def test_a_user_feature_has_no_built_in_so_the_agent_writes_it_and_its_own_prope
     report = json.loads((tmp_path / "run" / "report.json").read_text())
     assert [(f["name"], f["implementation"], f["evidence"]) for f in report["features"]] == [
         ("wall_time", "written by the agent", "exact, properties 2/2")]
+
+
+def test_generate_none_keeps_the_references_modules_and_writes_only_the_features(tmp_path: Path) -> None:
+    assert planner.parse_generate("none") == []
+
+    def respond(r: Request) -> str:
+        assert r.feature == "energy", "only the feature is asked for"
+        return ENERGY_ANSWER
+
+    model = ScriptedChatModel(respond=respond)
+    host = fakes.local_host(model)
+    host.feature_executor = InProcessFeatureExecutor
+    out = build_builder(host).compile().invoke({"spec_path": str(_feature_spec(tmp_path)),
+                                                "run_dir": str(tmp_path / "run"), "run_id": "n", "generate": [],
+                                                "optimise": False})
+    assert out["status"] == "verified", out["summary"]
+    assert [c.feature for c in model.calls] == ["energy"]
+    report = json.loads((tmp_path / "run" / "report.json").read_text())
+    assert {m["source"] for m in report["modules"]} == {"reference"}
+    assert report["features"][0]["implementation"] == "written by the agent"
