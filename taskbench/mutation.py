@@ -326,7 +326,8 @@ def _judge_all(task: BenchTask, codes: list[str], deadline_s: float) -> list[hid
 def task_mutants(task: BenchTask, lines: set[int]) -> list[Mutant]:
     """A task's candidate mutants: of the solution's ``lines`` by the operators, or a feature task's seeded ones."""
     if task.kind == "feature":
-        return [Mutant(f"seeded:{name}", "seeded", 0, code) for name, code in feature_tasks.seeded_mutants(task.feature)]
+        seeded = feature_tasks.seeded_mutants(task.feature)
+        return [Mutant(f"seeded:{name}", "seeded", 0, code) for name, code in seeded]
     return mutants(task.solution, lines)
 
 

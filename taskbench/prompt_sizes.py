@@ -3,9 +3,10 @@
 Every prompt is built the way a run builds it: the coder's (``write``) and the repairer's (``repair``, a
 first repair of the literal reference's own code with a typical diagnosis) for each module and, at
 ``function`` granularity, each unit, under every strategy; the feature coder's for every catalogue
-feature; and the benchmark's first prompt of every task (a feature task's is the feature coder's).  Tokens are counted by a llama.cpp server's ``POST /tokenize`` when ``--tokenize-url`` is given,
-else estimated as characters / :data:`CHARS_PER_TOKEN`, a ratio below the real tokenizer's on every one
-of these prompts so the estimate errs high.  The report is Markdown: the maximum and mean per role,
+feature; and the benchmark's first prompt of every task (a feature task's is the feature coder's).
+Tokens are counted by a llama.cpp server's ``POST /tokenize`` when ``--tokenize-url`` is given, else
+estimated as characters / :data:`CHARS_PER_TOKEN`, a ratio below the real tokenizer's on every one of
+these prompts so the estimate errs high.  The report is Markdown: the maximum and mean per role,
 strategy and granularity, then (unless ``--summary``) one row per prompt.
 
 Budgets (:data:`LIMITS`): a ``function`` prompt under 4,000 tokens, a ``module`` prompt under 8,000; a

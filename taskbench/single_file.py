@@ -115,8 +115,7 @@ def inline_modules(entry: str, sources: Mapping[str, str]) -> str:
     :class:`InlineError`."""
     if entry not in sources:
         raise InlineError(f"{entry}: not among the modules ({', '.join(sorted(sources))})")
-    helpers = {_stem(f): text for f, text in sources.items() if f != entry}
-    texts = {**helpers, _stem(entry): sources[entry]}
+    texts = {_stem(f): text for f, text in sources.items()}
     trees: dict[str, ast.Module] = {}
     for name, text in texts.items():
         try:
@@ -172,11 +171,11 @@ def inline_modules(entry: str, sources: Mapping[str, str]) -> str:
     header = ([f"from __future__ import {', '.join(futures)}"] if futures else []) + _import_lines(imports)
     text = "\n\n\n".join([*docstring, "\n".join(header)])
     previous: ast.stmt | None = None
-    for node, segment in parts:
-        spaced = previous is None or any(isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef)
-                                         for n in (node, previous))
+    for index, (kept, segment) in enumerate(parts):
+        spaced = index == 0 or any(isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef)
+                                   for n in (kept, previous))
         text += ("\n\n\n" if spaced else "\n") + segment
-        previous = node
+        previous = kept
     text = text.strip("\n") + "\n"
     try:
         compile(text, entry, "exec")

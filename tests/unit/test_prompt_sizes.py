@@ -26,11 +26,17 @@ def found() -> list[ps.Prompt]:
 def test_every_prompt_is_within_its_budget(found: list[ps.Prompt]) -> None:
     rows = ps.measure(found)
     assert {r.prompt.role for r in rows} == {"coder", "repairer", "bench"}
-    assert {r.prompt.granularity for r in rows} == {"module", "function", "probe"}
+    assert {r.prompt.granularity for r in rows} == {"module", "function", "probe", "feature"}
     assert {r.prompt.strategy for r in rows} == set(pr.STRATEGIES)
     over = [(r.prompt.role, r.prompt.strategy, r.prompt.granularity, r.prompt.target, r.budgeted)
             for r in ps.over_limit(rows)]
     assert over == []
+
+
+def test_a_feature_task_is_measured_once_as_the_feature_coders_prompt(found: list[ps.Prompt]) -> None:
+    features = {p.target for p in found if p.granularity == "feature"}
+    assert features and all(p.role == "coder" for p in found if p.granularity == "feature")
+    assert not [p.target for p in found if p.role == "bench" and p.target.startswith("feature.")]
 
 
 def test_a_prompt_over_its_budget_is_found() -> None:
@@ -71,7 +77,7 @@ def _in_order(text: str, marks: tuple[str, ...]) -> bool:
 
 @pytest.mark.parametrize("strategy", pr.STRATEGIES)
 def test_shared_blocks_come_first_in_the_same_order(found: list[ps.Prompt], strategy: str) -> None:
-    for prompt in (p for p in found if p.strategy == strategy and p.role != "bench"):
+    for prompt in (p for p in found if p.strategy == strategy and p.role != "bench" and p.granularity != "feature"):
         text = prompt.texts[1]
         marks = UNIT_BLOCKS if prompt.granularity == "function" else MODULE_BLOCKS
         assert _in_order(text, marks), (prompt.role, prompt.target)
