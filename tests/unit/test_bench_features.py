@@ -15,7 +15,7 @@ from judge.feature_jobs import feature_static_problem
 from sandbox.base import Outcome
 from taskbench import cli, feature_tasks, hidden, mutation, passk
 from taskbench.single_file import InlineError, inline_modules
-from taskbench.suite import load_suite
+from taskbench.suite import load_suite, suite_problems
 from tests.fakes import Request, ScriptedChatModel, fenced
 
 SUITE = load_suite()
@@ -31,6 +31,13 @@ def test_every_catalogue_feature_is_a_module_level_feature_task() -> None:
     for name, t in found.items():
         assert (t.id, t.module, t.level, t.names) == (f"feature.{name}", "feature", "module", ("run",))
     assert [t.id for t in SUITE.select("feature.energy")] == ["feature.energy"]
+
+
+def test_a_catalogue_feature_without_a_task_is_a_suite_problem(monkeypatch: pytest.MonkeyPatch) -> None:
+    extra = {**feature_tasks.catalogue(), "warp": feature_tasks.catalogue()["energy"]}
+    monkeypatch.setattr(feature_tasks, "catalogue", lambda: extra)
+    assert [p for p in suite_problems(SUITE) if "feature" in p] == [
+        "feature warp has no built-in implementation, so no benchmark task (no golden solution)"]
 
 
 def test_a_feature_tasks_prompt_is_the_feature_coders() -> None:
