@@ -46,17 +46,23 @@ def diagnosis(verdict: Verdict, feature: Feature) -> str:
             f"Passed before it: {verdict.evidence}.")
 
 
+def review_code(feature: Feature, code: str, sandboxed: SandboxedFeatures) -> tuple[Review, Verdict | None]:
+    """Check extracted ``code`` statically, then judge it in the sandbox: the review (never ``no_code``) and the
+    judge's verdict (``None`` when the code was stopped before it ran)."""
+    problem = feature_static_problem(code)
+    if problem is not None:
+        return Review("refused" if problem.startswith(REFUSED) else "invalid", None, problem), None
+    verdict = sandboxed.judge(feature, code)
+    if verdict.passed:
+        return Review("accepted", code, ""), verdict
+    crashed = verdict.failure is not None and verdict.failure.check == RUN_CHECK
+    return Review("crashed" if crashed else "wrong", None, diagnosis(verdict, feature)), verdict
+
+
 def review(feature: Feature, answer: str, sandboxed: SandboxedFeatures) -> Review:
     """Extract, check statically, then judge in the sandbox: the answer's code, or why it cannot be taken."""
     try:
         code = extract_code(answer, required=[FEATURE_ENTRY_POINT])
     except ExtractionError as exc:
         return Review("no_code", None, str(exc))
-    problem = feature_static_problem(code)
-    if problem is not None:
-        return Review("refused" if problem.startswith(REFUSED) else "invalid", None, problem)
-    verdict = sandboxed.judge(feature, code)
-    if verdict.passed:
-        return Review("accepted", code, "")
-    crashed = verdict.failure is not None and verdict.failure.check == RUN_CHECK
-    return Review("crashed" if crashed else "wrong", None, diagnosis(verdict, feature))
+    return review_code(feature, code, sandboxed)[0]

@@ -223,7 +223,7 @@ def run_list(args: argparse.Namespace) -> int:
         return 0
     width = max(len(t.id) for t in tasks)
     for t in tasks:
-        sys.stdout.write(f"{t.id:<{width}}  {t.level:<8}  {t.module:<7}  {t.kind:<5}  {t.signature.splitlines()[0]}\n")
+        sys.stdout.write(f"{t.id:<{width}}  {t.level:<8}  {t.module:<7}  {t.kind:<7}  {t.signature.splitlines()[0]}\n")
     logger.info("%d tasks", len(tasks))
     return 0
 

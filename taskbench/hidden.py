@@ -5,6 +5,12 @@ its failure class: ``syntax``, ``refused_import``, ``interface`` (a name or sign
 asked for is missing), ``crash`` (it raised, or its module did not import), ``timeout``, or
 ``wrong`` at a stage (``mapping``, ``network``, ``memory``, ``probe``).  :func:`visible_feedback`
 is what a repair loop may show the model: the same checks on the visible part only.
+
+A feature task's answer is reviewed as a run reviews it (:func:`taskbench.feature_tasks.judge_answer`), its
+status mapped onto these classes: ``refused`` is ``refused_import``, ``invalid`` is ``syntax`` (it does not
+parse) or ``interface``, ``crashed`` is ``crash`` (``timeout`` when the sandbox cut it) and ``wrong`` is
+``wrong``; the stage is the check that failed (``run`` for a crash, else e.g. ``oracle`` or a property's
+name).  Its visible feedback is the whole judge's diagnosis, what a run feeds back to the feature coder.
 """
 
 from __future__ import annotations
@@ -20,7 +26,7 @@ from judge import checks, compare, executors
 from judge.harness import probe, rules
 from sandbox.base import Outcome, Sandbox
 
-from . import probes
+from . import feature_tasks, probes
 from .suite import BenchTask, Suite
 
 FAILURE_CLASSES: tuple[str, ...] = ("no_code", "syntax", "refused_import", "interface", "crash", "timeout",
@@ -55,6 +61,13 @@ class Runner:
         return executors.SandboxExecutor(self.sandbox, folder, timeout_s=self.timeout_s, workdir=self.workdir,
                                          workers=1)
 
+    def feature_executor(self) -> executors.FeatureExecutor:
+        """Where a feature answer runs: the sandbox, or (no sandbox) this process."""
+        if self.sandbox is None:
+            return executors.InProcessFeatureExecutor()
+        return executors.SandboxFeatureExecutor(self.sandbox, timeout_s=self.timeout_s or executors.FEATURE_TIMEOUT_S,
+                                                workdir=self.workdir)
+
     def run_probes(self, code: str, job: dict[str, Any], arrays: dict[str, Any]) -> dict[str, Any] | Judgement:
         with probes.subject_folder(code, self.workdir) as folder:
             if self.sandbox is None:
@@ -77,6 +90,8 @@ class Runner:
 
 def candidate_module(task: BenchTask, code: str) -> str:
     """The module the hidden tests run: the answer spliced into the reference's other units (or itself)."""
+    if task.kind == "feature":
+        return code
     if task.kind == "probe":
         return probes.subject_module(task, code)
     if task.unit is None:
@@ -118,7 +133,33 @@ def _stage_judgement(found: compare.StageEvidence | str | None) -> Judgement:
     return Judgement(False, "wrong", found.stage, found.describe())
 
 
+TIMED_OUT_TEXT = "timed out after"
+"""What a feature run's error says when the sandbox cut it (:class:`judge.executors.SandboxFeatureExecutor`)."""
+
+
+def feature_judgement(task: BenchTask, code: str, runner: Runner) -> Judgement:
+    """A feature task's answer reviewed as a run reviews it, the review's status as a failure class."""
+    review, verdict = feature_tasks.judge_answer(task.feature, code, runner.feature_executor)
+    failed = verdict.failure if verdict is not None else None
+    check = failed.check if failed is not None else ""
+    if review.status == "accepted":
+        return PASSED
+    if review.status == "refused":
+        return Judgement(False, "refused_import", detail=review.problem)
+    if review.status == "invalid":
+        return Judgement(False, "syntax" if "does not parse" in review.problem else "interface",
+                         detail=review.problem)
+    if review.status == "crashed":
+        timed_out = failed is not None and TIMED_OUT_TEXT in failed.actual
+        return Judgement(False, "timeout" if timed_out else "crash", check, review.problem)
+    if review.status == "wrong":
+        return Judgement(False, "wrong", check, review.problem)
+    return Judgement(False, "no_code", detail=review.problem)
+
+
 def _run(suite: Suite, task: BenchTask, code: str, runner: Runner, visible: bool) -> Judgement:
+    if task.kind == "feature":
+        return feature_judgement(task, code, runner)
     module = candidate_module(task, code)
     static = static_judgement(task, code, module)
     if static is not None:

@@ -7,6 +7,9 @@ task's tests run on its golden solution (the sanity run must pass 100 %) and on 
 ``per_task`` of its mutants; a mutant is killed when the tests reject it (a mutant that hangs past
 the deadline counts as killed).  The mutation score is killed over all mutants tried.
 
+A feature task's mutants are not made by these operators: they are the seeded mutants of its built-in
+(:func:`taskbench.feature_tasks.seeded_mutants`, faults in the feature's own logic), ``per_task`` of them.
+
 The code under test is ours (the reference and its mutants), so it runs in worker processes on this
 machine, not in the sandbox; a worker that hangs is killed and replaced.
 """
@@ -24,13 +27,14 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import partial
 from multiprocessing.connection import Connection
 from types import FrameType
 from typing import Any
 
 from judge.harness.rules import parse
 
-from . import hidden
+from . import feature_tasks, hidden
 from .pool import bounded_map
 from .suite import BenchTask, Suite, load_suite
 
@@ -260,7 +264,8 @@ def _worker(conn: Connection, task_id: str, codes: list[str], golden: bool) -> N
     task = suite.task(task_id)
     runner = hidden.Runner()
     if golden:
-        conn.send(_covered(task, lambda: hidden.judge(suite, task, task.solution, runner)))
+        run = partial(hidden.judge, suite, task, task.solution, runner)
+        conn.send((run(), set()) if task.kind == "feature" else _covered(task, run))
         conn.close()
         return
     for code in codes:
@@ -318,6 +323,14 @@ def _judge_all(task: BenchTask, codes: list[str], deadline_s: float) -> list[hid
     return judged
 
 
+def task_mutants(task: BenchTask, lines: set[int]) -> list[Mutant]:
+    """A task's candidate mutants: of the solution's ``lines`` by the operators, or a feature task's seeded ones."""
+    if task.kind == "feature":
+        seeded = feature_tasks.seeded_mutants(task.feature)
+        return [Mutant(f"seeded:{name}", "seeded", 0, code) for name, code in seeded]
+    return mutants(task.solution, lines)
+
+
 def check_task(task: BenchTask, per_task: int = DEFAULT_PER_TASK,
                deadline_s: float = DEFAULT_DEADLINE_S) -> TaskCheck:
     start = time.perf_counter()
@@ -326,7 +339,7 @@ def check_task(task: BenchTask, per_task: int = DEFAULT_PER_TASK,
     if not golden.passed:
         check.seconds = time.perf_counter() - start
         return check
-    chosen = sample(mutants(task.solution, lines), per_task, task.id)
+    chosen = sample(task_mutants(task, lines), per_task, task.id)
     judged = _judge_all(task, [m.code for m in chosen], deadline_s)
     for mutant, result in zip(chosen, judged):
         check.tried.append(mutant.id)

@@ -1,10 +1,11 @@
 """The pass@k benchmark: n samples of a model per task, judged by the hidden tests, and Table 1.
 
 Each (task, sample) is one job: prompt the model the way the product's coder does (stage tasks:
-the coder's own prompt for the unit or module; probe tasks: ``prompts/bench/``), extract the code,
-judge it (:func:`taskbench.hidden.judge`).  With ``repair`` the feedback loop runs first: the
-visible part of the checks, the repairer's prompt with the diagnosis, up to ``attempts`` answers;
-the hidden tests judge the last code.  A crash or timeout anywhere is a failed sample.
+the coder's own prompt for the unit or module; feature tasks: the feature coder's; probe tasks:
+``prompts/bench/``), extract the code, judge it (:func:`taskbench.hidden.judge`).  With ``repair``
+the feedback loop runs first: the visible part of the checks, the repairer's prompt with the
+diagnosis (a feature task: the conversation goes on with the judge's diagnosis, as in a run), up to
+``attempts`` answers; the hidden tests judge the last code.  A crash or timeout anywhere is a failed sample.
 
 Results are appended, one JSON line per sample, to ``results.jsonl`` in the output folder beside
 ``settings.json``; a rerun with the same settings skips the samples already there (resume), and
@@ -32,7 +33,7 @@ from typing import Any
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage
 
-from agents import coder, llm, prompts, resources, skeleton
+from agents import coder, feature_prompts, llm, prompts, resources, skeleton
 from agents.extract import ExtractionError, extract_code
 from agents.planner import ENTRY_POINTS, INTERFACES, ModuleTask, UnitTask
 from agents.window import Window
@@ -40,7 +41,7 @@ from reference_sim.errors import SimCoderError
 from reference_sim.executors import Executor, JobFailed, LocalExecutor
 from sandbox.factory import SandboxKind
 
-from . import hidden
+from . import feature_tasks, hidden
 from .suite import BenchTask, Suite, architecture_text, load_suite, module_description
 
 logger = logging.getLogger(__name__)
@@ -215,6 +216,8 @@ def module_task(suite: Suite, task: BenchTask) -> ModuleTask:
 
 def first_messages(suite: Suite, task: BenchTask, strategy: str) -> list[BaseMessage]:
     """The opening prompt of a task."""
+    if task.kind == "feature":
+        return feature_prompts.feature_messages(feature_tasks.catalogue()[task.feature], strategy)
     if task.kind == "stage":
         return coder.opening_messages(module_task(suite, task), strategy, mode="write", unit=task.unit)
     return prompts.bench_messages(strategy=strategy, description=task.description, signature=task.signature,
@@ -223,7 +226,11 @@ def first_messages(suite: Suite, task: BenchTask, strategy: str) -> list[BaseMes
 
 def repair_messages(suite: Suite, task: BenchTask, strategy: str, code: str, diagnosis: str,
                     history: Sequence[tuple[str, str]]) -> list[BaseMessage]:
-    """The repairer's prompt after a visible check failed."""
+    """The repairer's prompt after a visible check failed (a feature task: its prompt, the answer's code and the
+    judge's diagnosis, the conversation a run continues)."""
+    if task.kind == "feature":
+        return [*first_messages(suite, task, strategy), AIMessage(content=f"```python\n{code.strip()}\n```"),
+                prompts.retry_message(diagnosis)]
     if task.kind == "stage":
         return coder.opening_messages(module_task(suite, task), strategy, mode="repair", unit=task.unit, code=code,
                                       diagnosis=diagnosis, history=history)

@@ -2,10 +2,11 @@
 
 Every prompt is built the way a run builds it: the coder's (``write``) and the repairer's (``repair``, a
 first repair of the literal reference's own code with a typical diagnosis) for each module and, at
-``function`` granularity, each unit, under every strategy; and the benchmark's first prompt of every
-task.  Tokens are counted by a llama.cpp server's ``POST /tokenize`` when ``--tokenize-url`` is given,
-else estimated as characters / :data:`CHARS_PER_TOKEN`, a ratio below the real tokenizer's on every one
-of these prompts so the estimate errs high.  The report is Markdown: the maximum and mean per role,
+``function`` granularity, each unit, under every strategy; the feature coder's for every catalogue
+feature; and the benchmark's first prompt of every task (a feature task's is the feature coder's).
+Tokens are counted by a llama.cpp server's ``POST /tokenize`` when ``--tokenize-url`` is given, else
+estimated as characters / :data:`CHARS_PER_TOKEN`, a ratio below the real tokenizer's on every one of
+these prompts so the estimate errs high.  The report is Markdown: the maximum and mean per role,
 strategy and granularity, then (unless ``--summary``) one row per prompt.
 
 Budgets (:data:`LIMITS`): a ``function`` prompt under 4,000 tokens, a ``module`` prompt under 8,000; a
@@ -133,11 +134,14 @@ def feature_prompts() -> Iterator[Prompt]:
 
 
 def bench_prompts() -> Iterator[Prompt]:
-    """The benchmark's first prompt of every task under every strategy."""
+    """The benchmark's first prompt of every task under every strategy, but a feature task's: it is the feature
+    coder's prompt, measured by :func:`feature_prompts`."""
     from taskbench import passk, suite
 
     tasks = suite.load_suite()
     for task in tasks.tasks:
+        if task.kind == "feature":
+            continue
         granularity = "probe" if task.kind != "stage" else "function" if task.unit is not None else "module"
         for strategy in prompts.STRATEGIES:
             yield Prompt("bench", strategy, granularity, task.id, passk.first_messages(tasks, task, strategy))

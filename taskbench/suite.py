@@ -10,10 +10,14 @@ A task asks a model for one unit (``function`` or ``class`` level) or one whole 
   (:func:`judge.checks.stage_evidence`).
 * **probe** tasks (spec and topology handling, contract helpers) are judged by calls with given
   arguments (:mod:`taskbench.probes`), their results compared with the reference solution's.
+* **feature** tasks (one per catalogue feature, ``feature.<name>``) ask for a whole feature module with the
+  feature coder's prompt and are judged by the whole feature judge (:mod:`taskbench.feature_tasks`); they
+  come from the catalogue, not from a data file.
 
 The data files say, per group of tasks, the unit, level, description and families (stage) or the
 source module, host units and probe generator (probe); one task per family.  A task's reference
-solution is the reference's own source of the unit, never a copy.
+solution is the reference's own source of the unit, never a copy (a feature task's: the catalogue's
+built-in, made portable).
 """
 
 from __future__ import annotations
@@ -31,13 +35,14 @@ from typing import Any, Literal
 import yaml
 
 from agents import skeleton
-from agents.planner import INTERFACES
+from agents.planner import FEATURE_ENTRY_POINT, FEATURE_INTERFACE, INTERFACES
 from agents.spec import load_agent_spec
 from judge.harness.rules import parse
 from judge.suites import Workload
 from reference_sim.contract import Hardware, Layer
 from reference_sim.errors import InputError, SimCoderError
 
+from . import feature_tasks
 from .subject import stubbed_host
 
 TASKS_DIR = Path(__file__).resolve().parent / "tasks"
@@ -52,7 +57,7 @@ PROMPT_EXAMPLES = (Path(__file__).resolve().parents[1] / "prompts" / "examples",
 PRODUCT_SPEC = Path(__file__).resolve().parents[1] / "scale_sim.yaml"
 
 Level = Literal["function", "class", "module"]
-Kind = Literal["stage", "probe"]
+Kind = Literal["stage", "probe", "feature"]
 
 
 class SuiteError(SimCoderError):
@@ -75,7 +80,7 @@ class BenchTask:
     id: str
     level: Level
     module: str
-    """``mapping``, ``network``, ``memory`` or ``spec``."""
+    """``mapping``, ``network``, ``memory``, ``spec`` or ``feature``."""
     kind: Kind
     unit: str | None
     """The unit to write (``None``: the whole module)."""
@@ -97,11 +102,14 @@ class BenchTask:
     """Probe tasks: the generator and its parameters (:mod:`taskbench.probes`)."""
     names: tuple[str, ...] = ()
     """The top-level names the answer must define."""
+    feature: str = ""
+    """Feature tasks: the catalogue feature the answer implements."""
 
     @property
     def digest(self) -> str:
         """A short hash of what defines the task (its results are kept only while it is unchanged)."""
-        text = "\n".join((self.id, self.description, self.signature, self.solution, repr(sorted(self.probes.items()))))
+        text = "\n".join((self.id, self.description, self.signature, self.solution, repr(sorted(self.probes.items())),
+                          self.feature))
         return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
@@ -263,6 +271,21 @@ def _probe_tasks(path: Path, module: str, group: dict[str, Any], families: dict[
         for suffix, text, extra in variants]
 
 
+def _feature_tasks() -> list[BenchTask]:
+    """One task per built-in catalogue feature (a feature without a built-in has no golden solution: no task)."""
+    tasks = []
+    for name, feature in sorted(feature_tasks.catalogue().items()):
+        if not feature.builtin:
+            continue
+        definition = feature.definition
+        description = f"{' '.join(definition.summary.split())}\n\n{feature.description.strip()}"
+        tasks.append(BenchTask(
+            id=f"{feature_tasks.MODULE}.{name}", level="module", module=feature_tasks.MODULE, kind="feature",
+            unit=None, description=description, signature=FEATURE_INTERFACE, context="",
+            solution=feature_tasks.golden_source(name), names=(FEATURE_ENTRY_POINT,), feature=name))
+    return tasks
+
+
 @functools.cache
 def load_suite(directory: Path = TASKS_DIR) -> Suite:
     """Every task of the data files in ``directory`` (``architectures.yaml`` and one file per module)."""
@@ -282,6 +305,7 @@ def load_suite(directory: Path = TASKS_DIR) -> Suite:
             tasks.extend(_stage_tasks(path, module, group, families))
         for group in data.get("probe") or []:
             tasks.extend(_probe_tasks(path, module, group, families))
+    tasks.extend(_feature_tasks())
     ids = Counter(t.id for t in tasks)
     twice = sorted(i for i, n in ids.items() if n > 1)
     if twice:
@@ -311,8 +335,12 @@ def _example_defs() -> set[str]:
 
 
 def suite_problems(suite: Suite) -> list[str]:
-    """What makes the suite unfit for measuring: too few tasks, duplicates, a solution shown in an ICL example."""
+    """What makes the suite unfit for measuring: too few tasks, duplicates, a solution shown in an ICL example, a
+    catalogue feature without a task."""
     problems: list[str] = []
+    tasked = {t.feature for t in suite.tasks if t.kind == "feature"}
+    problems += [f"feature {name} has no built-in implementation, so no benchmark task (no golden solution)"
+                 for name in sorted(set(feature_tasks.catalogue()) - tasked)]
     if len(suite.tasks) < MIN_TASKS:
         problems.append(f"{len(suite.tasks)} tasks; the suite needs at least {MIN_TASKS}")
     by_module: Counter[str] = Counter(t.module for t in suite.tasks)

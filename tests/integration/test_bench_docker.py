@@ -71,3 +71,34 @@ def test_the_benchmark_cli_gives_the_exact_pass_at_k_through_docker(tmp_path: Pa
     assert "__builtins__" in static
     assert "run-time guard refused" in at_run_time and "inputs.npz" in at_run_time
     assert "| all | 4 | 8 | 37.5% | 50.0% | 3/8 |" in run.stdout
+
+
+FEATURE_CHEAT = '''def run(layers, hardware, params, *, traces=False):
+    reader = getattr(__builtins__, "op" + "en") if not isinstance(__builtins__, dict) else __builtins__["op" + "en"]
+    return reader("/sandbox/inputs/feature-job.json").read()
+'''
+
+
+def test_a_feature_task_is_judged_whole_in_docker(tmp_path: Path, docker: None) -> None:
+    from taskbench import feature_tasks
+
+    task = SUITE.task("feature.sparsity")
+    mutant = feature_tasks.seeded_mutants("sparsity")[0][1]
+    match = "## The feature: `sparsity`"
+    script = [{"content": fenced(task.solution), "match": match}, {"content": fenced(mutant), "match": match},
+              {"content": fenced(FEATURE_CHEAT), "match": match}]
+    out = tmp_path / "bench"
+    with FakeOpenAIServer(script, tmp_path) as server:
+        run = subprocess.run(
+            [sys.executable, "-m", "graph.bench", "tasks", "--model", "fake-coder", "--base-url", server.base_url,
+             "--samples", "3", "--k", "1,3", "--jobs", "1", "--sandbox", "docker", "--out", str(out),
+             "--tasks", task.id],
+            cwd=REPO, capture_output=True, text=True, timeout=900,
+            env={**os.environ, "OPENAI_API_KEY": "sk-test-not-a-key"})
+        served = len(server.requests())
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert served == 3
+    table = json.loads((out / "table1.json").read_text())
+    assert table["by_module"]["feature"]["pass@1"] == pytest.approx(1 / 3)
+    assert table["failures"] == {"wrong (oracle)": 1, "refused_import": 1}
+    assert "| module feature | 1 | 3 | 33.3% | 100.0% | 1/3 |" in run.stdout

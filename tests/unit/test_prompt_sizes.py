@@ -33,6 +33,12 @@ def test_every_prompt_is_within_its_budget(found: list[ps.Prompt]) -> None:
     assert over == []
 
 
+def test_a_feature_task_is_measured_once_as_the_feature_coders_prompt(found: list[ps.Prompt]) -> None:
+    features = {p.target for p in found if p.granularity == "feature"}
+    assert features and all(p.role == "coder" for p in found if p.granularity == "feature")
+    assert not [p.target for p in found if p.role == "bench" and p.target.startswith("feature.")]
+
+
 def test_a_prompt_over_its_budget_is_found() -> None:
     budget = ps.LIMITS["function"]
     big = "x" * int(budget * ps.CHARS_PER_TOKEN)
