@@ -90,13 +90,16 @@ def final_status(state: Mapping[str, Any], cancelled: bool = False) -> str:
 
 
 def one_line(report: RunReport) -> str:
-    """The run in one line: status, mode, modules and what the verifier said."""
+    """The run in one line: status, mode, modules, what the verifier said and each feature's verdict."""
     written = ", ".join(f"{m.module} ({m.source}, {m.attempts} answer{'s' if m.attempts != 1 else ''})"
                         for m in report.modules)
     said = report.verification.message if report.verification is not None else "not verified"
     stopped = next((n for n in reversed(report.notes) if n.startswith("stopped: ")), "")
     why = f" ({' '.join(stopped.split())})" if stopped and report.status != "verified" else ""
-    return f"{report.status} ({report.mode} mode, {report.seconds:.1f} s): {written}. {said}{why}"[:900]
+    features = "; ".join(f"{f.name} ({f.implementation}: {'pass' if f.passed else 'FAIL'}, {f.evidence})"
+                         for f in report.features)
+    also = f" Features: {features}." if features else ""
+    return f"{report.status} ({report.mode} mode, {report.seconds:.1f} s): {written}. {said}{why}{also}"[:900]
 
 
 def build_report(state: Mapping[str, Any], *, run_id: str, status: str, mode: str, strategy: str,

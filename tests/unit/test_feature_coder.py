@@ -130,6 +130,7 @@ def test_the_agent_writes_the_feature_repairs_it_from_the_judge_and_the_run_repo
     out = app.invoke({"spec_path": str(_feature_spec(tmp_path)), "run_dir": str(run_dir), "run_id": "t",
                       "optimise": False})
     assert out["status"] == "verified"
+    assert out["summary"].endswith("Features: energy (written by the agent: pass, exact, oracle, properties 11/11).")
     feature_calls = [c for c in model.calls if c.feature == "energy"]
     assert len(feature_calls) == 2
     assert re.search(r"idle_pe_cycles = \d", feature_calls[1].last), "the retry carries the judge's evidence"
