@@ -338,7 +338,7 @@ class Workflow:
                                    code=reference_runs.reference_code(role), units={}, attempts=0, history=[],
                                    message="") for role in made["keep"]}
         _emit(runtime, event="plan", generate=made["generate"], keep=made["keep"], template=made["template"],
-              granularity=made["granularity"])
+              granularity=made["granularity"], features=[t.get("feature") for t in made.get("feature_tasks", [])])
         return {"plan": made, "config": config.model_dump(mode="json"), "started_at": started,
                 "spec_path": made["spec_path"], "modules": kept, "notes": notes, "repair_round": 0,
                 "run_dir": str(run_dir), "run_id": checked.run_id}

@@ -171,7 +171,8 @@ def _progress(event: dict[str, Any], start: float) -> str | None:
     at = f"[{time.time() - start:6.1f}s]"
     if kind == "plan":
         keep = f"; kept from the reference: {', '.join(event['keep'])}" if event.get("keep") else ""
-        return f"{at} plan: write {', '.join(event['generate']) or 'nothing'} ({event['granularity']}){keep}"
+        written = [*event["generate"], *(f"feature_{name}" for name in event.get("features") or [])]
+        return f"{at} plan: write {', '.join(written) or 'nothing'} ({event['granularity']}){keep}"
     if kind == "asking":
         unit = f".{event['unit']}" if event.get("unit") else ""
         again = f" (answer {event['attempt']}, temperature {event['temperature']:g})" if event["attempt"] > 1 else ""

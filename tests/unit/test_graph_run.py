@@ -352,3 +352,10 @@ def test_progress_lines_for_a_call_and_its_streamed_answer() -> None:
     line = cli._progress({"event": "streaming", "module": "memory", "unit": None, "attempt": 1, "tokens": 120,
                           "seconds": 20.0}, time.time())
     assert line is not None and line.endswith("memory: 120 tokens so far (6.0 tokens/s)")
+
+
+def test_the_plan_line_names_the_features_the_agent_writes() -> None:
+    line = cli._progress({"event": "plan", "generate": [], "keep": ["mapping", "network", "memory"],
+                          "granularity": "module", "features": ["energy"]}, time.time())
+    assert line is not None and line.endswith(
+        "plan: write feature_energy (module); kept from the reference: mapping, network, memory")
