@@ -8,6 +8,8 @@ diagnosis (check, workload, layer, expected, actual) with the failed check's sta
 
 from __future__ import annotations
 
+import re
+
 from agents.coder import Review
 from agents.extract import ExtractionError, extract_code
 from agents.feature_prompts import NO_ORACLE_TEXT, ORACLE_TEXT, module_file
@@ -35,13 +37,27 @@ def statement(check: str, feature: Feature) -> str:
     return STATEMENTS.get(check, check)
 
 
-def diagnosis(verdict: Verdict, feature: Feature) -> str:
-    """What the model is told about a failed judging."""
+_MODULE_LINE = re.compile(r"your module line (\d+)")
+
+
+def with_code_line(text: str, code: str) -> str:
+    """``text`` with the code of the line a crash names (``your module line 24``) after it."""
+    lines = code.splitlines()
+
+    def show(match: re.Match[str]) -> str:
+        number = int(match.group(1))
+        return f"{match.group(0)}: {lines[number - 1].strip()[:160]}" if 0 < number <= len(lines) else match.group(0)
+
+    return _MODULE_LINE.sub(show, text, count=1)
+
+
+def diagnosis(verdict: Verdict, feature: Feature, code: str = "") -> str:
+    """What the model is told about a failed judging (a crash's line shown with its ``code``)."""
     failure = verdict.failure
     if failure is None:
         return f"{module_file(feature.name)}: the judge did not pass it ({verdict.evidence})"
     return (f"{module_file(feature.name)} was run and judged; it failed a check.\n"
-            f"{failure.line()}\n"
+            f"{with_code_line(failure.line(), code)}\n"
             f"The check `{failure.check}`: {statement(failure.check, feature)}\n"
             f"Passed before it: {verdict.evidence}.")
 
@@ -56,7 +72,7 @@ def review_code(feature: Feature, code: str, sandboxed: SandboxedFeatures) -> tu
     if verdict.passed:
         return Review("accepted", code, ""), verdict
     crashed = verdict.failure is not None and verdict.failure.check == RUN_CHECK
-    return Review("crashed" if crashed else "wrong", None, diagnosis(verdict, feature)), verdict
+    return Review("crashed" if crashed else "wrong", None, diagnosis(verdict, feature, code)), verdict
 
 
 def review(feature: Feature, answer: str, sandboxed: SandboxedFeatures) -> Review:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import platform
 import sys
 import time
@@ -79,9 +80,27 @@ def load_feature(candidate: harness.Candidate) -> Callable[..., Any]:
     return function  # type: ignore[return-value]
 
 
+def _where(exc: BaseException) -> str:
+    """Where ``exc`` came from, for the model: the last line of the candidate's module it passed through and, when
+    deeper, the function that raised it.  Read from the frames alone: no source file is opened (the guard is on)."""
+    frames: list[tuple[str, int, str]] = []
+    tb = exc.__traceback__
+    while tb is not None:
+        frames.append((os.path.basename(tb.tb_frame.f_code.co_filename), tb.tb_lineno, tb.tb_frame.f_code.co_name))
+        tb = tb.tb_next
+    if not frames:
+        return ""
+    own = [i for i, frame in enumerate(frames) if frame[0] == f"{FEATURE_MODULE}.py"]
+    parts = [f"your module line {frames[own[-1]][1]}"] if own else []
+    if not own or own[-1] != len(frames) - 1:
+        file, line, function = frames[-1]
+        parts.append(f"raised in {file} line {line}, in {function}")
+    return f" ({'; '.join(parts)})"
+
+
 def _describe(exc: BaseException) -> str:
     try:
-        return bounded(f"{type(exc).__name__}: {exc}")
+        return bounded(f"{type(exc).__name__}: {exc}{_where(exc)}")
     except Exception:
         return bounded(type(exc).__name__)
 

@@ -91,6 +91,16 @@ def test_a_crashing_answer_is_crashed_with_the_exception() -> None:
     crashing = ENERGY_ANSWER.replace("pes = hardware.array_rows", "pes = 1 // 0 + hardware.array_rows")
     found = feature_coder.review(CATALOGUE["energy"], crashing, sandboxed())
     assert found.status == "crashed" and "ZeroDivisionError" in found.problem
+    assert "(your module line 25: pes = 1 // 0 + hardware.array_rows * hardware.array_cols)" in found.problem
+
+
+def test_a_crash_inside_the_engine_names_the_call_in_the_module_and_where_it_raised() -> None:
+    wrong_call = ENERGY_ANSWER.replace("results = simulate(layers, hardware, traces=traces)",
+                                       "results = simulate(layers, hardware, params, traces=traces)")
+    found = feature_coder.review(CATALOGUE["energy"], wrong_call, sandboxed())
+    assert found.status == "crashed" and "AttributeError" in found.problem, found.problem
+    assert "your module line 24: results = simulate(layers, hardware, params, traces=traces); raised in engine.py" \
+        in found.problem, found.problem
 
 
 @pytest.mark.parametrize(("answer", "status", "words"), [
