@@ -14,6 +14,7 @@ import pytest
 from agents import skeleton, unit_checks
 from agents.planner import ROLES
 from judge import checks
+from judge.feature_jobs import feature_static_problem
 from judge.harness import probe, rules
 from judge.mutants import MUTANTS, Mutant, candidate_files
 from reference_sim import contract, mapping, memory, memory_literal, network
@@ -73,6 +74,9 @@ def test_the_benchmark_golden_solutions_pass() -> None:
     suite = load_suite()
     probe_own = frozenset({probe.SUBJECT, *rules.CONTRACT_MODULES})
     for task in suite.tasks:
+        if task.kind == "feature":
+            assert feature_static_problem(task.solution) is None, task.id
+            continue
         module = hidden.candidate_module(task, task.solution)
         if task.kind == "stage":
             assert checks.static_problem(task.role, module) is None, task.id
