@@ -29,7 +29,7 @@ from features.judge import RunCache, Verdict, case_key, judge, planned_cases
 from features.property_base import PropertyFailure
 from features.reports import write_tables
 from judge.executors import FeatureExecutor
-from judge.feature_jobs import FeatureCase, FeatureCaseRun, run_feature_cases
+from judge.feature_jobs import FeatureCase, run_feature_cases
 from reference_sim.contract import Hardware, Layer
 from reference_sim.errors import InputError
 
@@ -104,19 +104,19 @@ class SandboxedFeatures:
     executor: Callable[[], FeatureExecutor]
     modules: Mapping[str, str]
 
-    def run(self, code: str, cases: Sequence[FeatureCase]) -> list[FeatureCaseRun]:
-        return run_feature_cases(self.executor(), self.modules, code, cases)
+    def run(self, code: str, cases: Sequence[FeatureCase]) -> list[FeatureRun | str]:
+        """Each case's run, or why it could not be run (its error)."""
+        return [FeatureRun(got.results, got.tables) if got.error is None and got.results is not None
+                else got.error or "no results" for got in run_feature_cases(self.executor(), self.modules, code, cases)]
 
     def judge(self, feature: Feature, code: str, *, seed: int = 0) -> Verdict:
         """Judge ``code`` for ``feature``: every planned case in one sandbox run, then the judge over those runs."""
         cases = planned_cases(feature, seed)
         runs = self.run(code, [FeatureCase(f"c{i}", c.layers, c.hardware, dict(c.params), True)
                                for i, c in enumerate(cases)])
-        cache: RunCache = {}
-        for case, got in zip(cases, runs, strict=True):
-            cache[case_key(case)] = (
-                FeatureRun(got.results, got.tables) if got.error is None and got.results is not None
-                else PropertyFailure(RUN_CHECK, case.workload, None, "a run", got.error or "no results", feature.name))
+        cache: RunCache = {case_key(case): got if isinstance(got, FeatureRun) else
+                           PropertyFailure(RUN_CHECK, case.workload, None, "a run", got, feature.name)
+                           for case, got in zip(cases, runs, strict=True)}
         return judge(feature, _unplanned, runs=cache)
 
 
@@ -152,8 +152,7 @@ def judge_features(tasks: Sequence[FeatureTask], workloads: Sequence[tuple[str, 
             if verdict.passed and feature.definition.reports:
                 cases = [FeatureCase(workload, tuple(layers), hardware, dict(task["params"]), False)
                          for workload, layers, hardware in workloads]
-                runs = [FeatureRun(r.results, r.tables) if r.error is None and r.results is not None
-                        else (r.error or "no results") for r in sandboxed.run(code, cases)]
+                runs = sandboxed.run(code, cases)
             implementation = "written by the agent"
         else:
             impl = BUILTINS[task["name"]]

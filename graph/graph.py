@@ -160,7 +160,7 @@ class Workflow:
         res = self.res(state)
         if res.feature_executor is None:
             raise RuntimeError("this run has no sandbox for feature code")
-        modules = ({role: reference_runs.reference_code(role) for role in planner.ROLES} if reference
+        modules = (reference_runs.reference_sources() if reference
                    else {r: m["code"] for r, m in state["modules"].items()})
         return run_features.SandboxedFeatures(res.feature_executor, modules)
 

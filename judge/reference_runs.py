@@ -113,3 +113,9 @@ def reference_modules() -> dict[str, ModuleType]:
 def reference_code(role: str) -> str:
     """The built-in verified module of ``role`` (the reference's fast module)."""
     return inspect.getsource(getattr(engine.REFERENCE, role))
+
+
+@functools.cache
+def reference_sources() -> dict[str, str]:
+    """The three reference modules' sources by role (what a written feature runs over while it is written)."""
+    return {role: reference_code(role) for role in harness.STAGES}

@@ -26,7 +26,6 @@ from features.judge import Verdict
 from features.mutants import MUTANTS
 from judge import reference_runs
 from judge.executors import FeatureExecutor
-from judge.harness.feature_format import ROLES
 from reference_sim.errors import SimCoderError
 
 from .single_file import inline_modules
@@ -79,15 +78,9 @@ def seeded_mutants(name: str) -> list[tuple[str, str]]:
     return found
 
 
-@functools.cache
-def reference_modules() -> dict[str, str]:
-    """The reference's three modules, the package a feature answer runs over."""
-    return {role: reference_runs.reference_code(role) for role in ROLES}
-
-
 def judge_answer(name: str, code: str, executor: Callable[[], FeatureExecutor]) -> tuple[Review, Verdict | None]:
     """The feature coder's review of ``code`` for feature ``name`` and the judge's verdict, run by ``executor``."""
     feature = catalogue().get(name)
     if feature is None:
         raise FeatureTaskError(f"feature {name!r} is not in the catalogue")
-    return review_code(feature, code, SandboxedFeatures(executor, reference_modules()))
+    return review_code(feature, code, SandboxedFeatures(executor, reference_runs.reference_sources()))
