@@ -29,7 +29,8 @@ Holds and drips last at most :data:`MAX_HOLD_S` seconds and end when the server 
 When the script runs out the server answers 500 "script exhausted".  Its own 500s carry
 ``x-should-retry: false`` so the openai client shows them at once instead of retrying.  Each request is
 appended to the log (JSON lines: path, model, messages, temperature, seed, other parameters, the step
-index, the Accept-Encoding header, and whether an Authorization header was sent -- never its value).
+index, the client's port, the Accept-Encoding header, and whether an Authorization header was sent -- never
+its value).
 The server stops after ``--idle-timeout-s`` seconds without requests (default 300) and on SIGTERM.
 
 :class:`FakeOpenAIServer` starts it as a subprocess for a test and stops it by its PID.
@@ -289,7 +290,7 @@ class _Handler(BaseHTTPRequestHandler):
                       "temperature": body.get("temperature"), "seed": body.get("seed"), "params": extra,
                       "authorization": bool(self.headers.get("Authorization")),
                       "accept_encoding": self.headers.get("Accept-Encoding"), "step": index,
-                      "matched": matched, "time": time.time()})
+                      "matched": matched, "time": time.time(), "client_port": self.client_address[1]})
         if step is None:
             self._fail(f"script exhausted: {len(state.script)} step(s) served, request {index + 1} has none")
             return

@@ -58,6 +58,20 @@ class RayNode:
     def pid(self) -> int:
         return self.proc.pid
 
+    def holds_connection(self, local_port: int) -> bool:
+        """Whether a process of this node (``ray start`` or any descendant: the raylet, its Ray workers) holds
+        the TCP socket whose local port is ``local_port`` (e.g. a request's client port seen by a server)."""
+        inodes = _socket_inodes(local_port)
+        if not inodes:
+            return False
+        for pid in _descendants(self.proc.pid):
+            with contextlib.suppress(OSError):
+                for fd in Path(f"/proc/{pid}/fd").iterdir():
+                    with contextlib.suppress(OSError):
+                        if os.readlink(fd) in inodes:
+                            return True
+        return False
+
     def kill(self) -> None:
         """SIGKILL the node's whole process group (raylet, its workers, ``ray start`` itself)."""
         self._signal(signal.SIGKILL)
@@ -70,6 +84,34 @@ class RayNode:
     def _signal(self, sig: signal.Signals) -> None:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(self.proc.pid, sig)
+
+
+def _socket_inodes(local_port: int) -> set[str]:
+    """``socket:[inode]`` of every TCP socket on this machine whose local port is ``local_port``."""
+    found = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with contextlib.suppress(OSError):
+            for line in Path(table).read_text().splitlines()[1:]:
+                fields = line.split()
+                if len(fields) > 9 and int(fields[1].rsplit(":", 1)[1], 16) == local_port:
+                    found.add(f"socket:[{fields[9]}]")
+    return found
+
+
+def _descendants(root: int) -> list[int]:
+    """``root`` and every process below it (by parent PID, read from ``/proc``)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError, ValueError, IndexError):
+                parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+                children.setdefault(parent, []).append(int(entry.name))
+    found, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        found.append(pid)
+        todo.extend(children.get(pid, []))
+    return found
 
 
 class LoopbackCluster:

@@ -3,7 +3,8 @@
 A fake-model benchmark (the CLI, answers judged in the Docker sandbox of whichever node runs them)
 and a design-space sweep run on it while the worker node is killed mid-run (SIGKILL of its process
 group).  Every sample and every row must be there, equal to the local executor's, and the
-benchmark's lost job must have been run again (the model was asked once more than there are samples).
+benchmark's lost job must have been run again: the worker is killed while one of its jobs waits for the
+model's answer, so the model is asked once more than there are samples.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from taskbench.suite import load_suite
 from tests.conftest import require
 from tests.fake_openai_server import FakeOpenAIServer
 from tests.fakes import fenced
-from tests.ray_cluster import LoopbackCluster, ray_binary
+from tests.ray_cluster import LoopbackCluster, RayNode, ray_binary
 
 pytestmark = pytest.mark.integration
 
@@ -64,6 +65,13 @@ def _script() -> list[dict[str, Any]]:
     return [answer] * (3 * SAMPLES)
 
 
+def _asking(server: FakeOpenAIServer, node: RayNode) -> bool:
+    """Whether a job on ``node`` is waiting for the model's answer now (its request came in less than the
+    model's delay ago, from a socket a process of that node holds)."""
+    recent = [r for r in server.requests() if time.time() - r["time"] < MODEL_DELAY_S / 2]
+    return any(node.holds_connection(r["client_port"]) for r in recent)
+
+
 def _samples(out: Path) -> list[dict[str, Any]]:
     lines = (out / "results.jsonl").read_text(encoding="utf-8").splitlines()
     return sorted(({k: json.loads(line)[k] for k in COMPARED} for line in lines), key=lambda s: s["sample"])
@@ -80,11 +88,12 @@ def test_benchmark_on_ray_survives_a_killed_worker_and_equals_local(cluster: Loo
 
     with FakeOpenAIServer(_script(), tmp_path / "ray") as server:
         run = _bench(tmp_path / "ray-out", server, "--executor", "ray", "--ray-address", cluster.address)
+        worker = cluster.workers[0]
         deadline = time.monotonic() + 300
-        while len(server.requests()) < 3 and run.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.2)
-        assert run.poll() is None, f"the run ended before the worker could be killed: {run.stderr}"
-        cluster.workers[0].kill()
+        while not _asking(server, worker) and run.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert run.poll() is None, f"the run ended before a job on the worker node asked the model: {run.stderr}"
+        worker.kill()
         out, err = run.communicate(timeout=600)
         asked = len(server.requests())
     assert run.returncode == 0, err[-3000:]
