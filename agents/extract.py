@@ -11,7 +11,7 @@ import ast
 import builtins
 import re
 import textwrap
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
 from judge.harness.rules import parse
@@ -150,15 +150,23 @@ def _syntax_message(code: str, where: str) -> str | None:
     return None
 
 
-def _missing_message(missing: list[str], found: set[str], where: str) -> str:
+def _missing_message(missing: list[str], found: set[str], where: str, provided: Collection[str] = ()) -> str:
     listed = ", ".join(f"`{name}`" for name in missing)
     have = ", ".join(sorted(found)) or "nothing"
+    copied = sorted(found & set(provided))
+    one = len(copied) == 1
+    hint = (f" {', '.join(f'`{name}`' for name in copied)} {'is' if one else 'are'} already imported in the module: "
+            f"use {'it' if one else 'them'} as given, do not copy {'its definition' if one else 'their definitions'}."
+            ) if copied else ""
     return (f"The Python code {where} does not define {listed} at top level (it defines: {have}). "
-            f"Define each of them as a top-level def, class or assignment, not only in an earlier draft. {_HOW}")
+            f"Define each of them as a top-level def, class or assignment, not only in an earlier draft.{hint} {_HOW}")
 
 
-def extract_code(answer: str, *, required: Sequence[str]) -> str:
+def extract_code(answer: str, *, required: Sequence[str], provided: Collection[str] = ()) -> str:
     """The Python code in ``answer`` that defines every name in ``required`` at top level.
+
+    ``provided``: names the code will find already defined (a unit's module header imports them); an
+    earlier block is never taken for defining one of them, and an answer that only copies them is told so.
 
     ``<think>`` blocks are ignored, and so are fenced blocks tagged with another language.  Of the
     ``python``/``py``/untagged fenced blocks, the last one that parses and defines every required name
@@ -170,12 +178,12 @@ def extract_code(answer: str, *, required: Sequence[str]) -> str:
     blocks, fenced = _blocks(text)
     wanted = list(dict.fromkeys(required))
     if not blocks:
-        return _unfenced(text, wanted, fenced)
+        return _unfenced(text, wanted, fenced, provided)
     parsed = [(block, _parses(block.code)) for block in blocks]
     for index in range(len(parsed) - 1, -1, -1):
         block, names = parsed[index]
         if names is not None and all(name in names for name in wanted):
-            return _with_helpers(block, [b for b, n in parsed[:index] if n is not None])
+            return _with_helpers(block, [b for b, n in parsed[:index] if n is not None], provided)
     good = [block for block, names in parsed if names is not None]
     joined = "\n\n\n".join(block.code.rstrip("\n") for block in good) + "\n"
     if len(good) > 1:
@@ -194,7 +202,7 @@ def extract_code(answer: str, *, required: Sequence[str]) -> str:
     found = _parses(joined) or set().union(*(names for _, names in parsed if names is not None))
     missing = [name for name in wanted if name not in found]
     where = "in your answer" if len(blocks) == 1 else "in your answer's code blocks"
-    raise ExtractionError(_missing_message(missing, found, where), missing=missing)
+    raise ExtractionError(_missing_message(missing, found, where, provided), missing=missing)
 
 
 def _free_names(code: str) -> set[str]:
@@ -216,13 +224,13 @@ def _free_names(code: str) -> set[str]:
     return loaded - bound
 
 
-def _with_helpers(chosen: _Block, earlier: list[_Block]) -> str:
+def _with_helpers(chosen: _Block, earlier: list[_Block], provided: Collection[str]) -> str:
     """``chosen``, preceded by the earlier blocks that define names it uses but does not define itself.
 
     Models often put a helper in one block and the function that calls it in the next; taking the last
     block alone would lose the helper.
     """
-    needed = _free_names(chosen.code)
+    needed = _free_names(chosen.code) - set(provided)
     taken: list[_Block] = []
     for block in reversed(earlier):
         provides = top_level_names(block.code) & needed
@@ -235,14 +243,14 @@ def _with_helpers(chosen: _Block, earlier: list[_Block]) -> str:
     return joined if _parses(joined) is not None else chosen.code
 
 
-def _unfenced(text: str, wanted: list[str], fenced: int) -> str:
+def _unfenced(text: str, wanted: list[str], fenced: int, provided: Collection[str]) -> str:
     code = textwrap.dedent(text).strip("\n")
     names = _parses(code) if code.strip() else None
     if names is not None and _CODE_START.search(code):
         missing = [name for name in wanted if name not in names]
         if not missing:
             return code + "\n"
-        raise ExtractionError(_missing_message(missing, names, "in your answer"), missing=missing)
+        raise ExtractionError(_missing_message(missing, names, "in your answer", provided), missing=missing)
     if code.strip() and fenced == 0 and _looks_like_code(code):
         message = _syntax_message(code, "in your answer")
         if message is not None:

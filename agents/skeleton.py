@@ -77,6 +77,16 @@ class Skeleton:
     def names(self) -> tuple[str, ...]:
         return tuple(u.name for u in self.units)
 
+    @property
+    def imported(self) -> frozenset[str]:
+        """Names the header imports (the contract's classes, ``math``, ``np``...): a unit uses them as they are."""
+        found: set[str] = set()
+        for node in parse(self.header).body:
+            if isinstance(node, ast.Import | ast.ImportFrom) and not (
+                    isinstance(node, ast.ImportFrom) and node.module == "__future__"):
+                found.update((alias.asname or alias.name).partition(".")[0] for alias in node.names)
+        return frozenset(found)
+
 
 def _docstring_node(body: list[ast.stmt]) -> ast.stmt | None:
     first = body[0] if body else None
@@ -243,6 +253,23 @@ def unit_source(code: str, name: str) -> str:
         if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef) and node.name == name:
             return text
     raise SkeletonError(f"the code defines no top-level {name!r}")
+
+
+def without_definitions(code: str, names: Collection[str]) -> str:
+    """``code`` without its top-level ``def``/``class``/assignments of ``names`` (decorators included)."""
+    kept = []
+    for node, text in top_level(code):
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef) and node.name in names:
+            continue
+        if isinstance(node, ast.Assign | ast.AnnAssign) and _assigned(node) and _assigned(node) <= set(names):
+            continue
+        kept.append(text)
+    return "\n\n\n".join(kept) + "\n"
+
+
+def _assigned(node: ast.Assign | ast.AnnAssign) -> set[str]:
+    targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+    return {name.id for target in targets for name in ast.walk(target) if isinstance(name, ast.Name)}
 
 
 def write_skeleton_files() -> list[Path]:

@@ -250,7 +250,9 @@ def truncated(answer: llm.Answer) -> hidden.Judgement:
 def extract(task: BenchTask, answer: str) -> str | hidden.Judgement:
     """The code in an answer, or the failed judgement (``no_code``, ``syntax``, ``interface``)."""
     try:
-        code = extract_code(answer, required=required_names(task))
+        unit = task.kind == "stage" and task.unit is not None
+        code = extract_code(answer, required=required_names(task),
+                            provided=skeleton.skeleton(task.role).imported if unit else ())
     except ExtractionError as exc:
         failure = "interface" if exc.missing else "syntax" if "parse" in str(exc) else "no_code"
         return hidden.Judgement(False, failure, detail=str(exc))
