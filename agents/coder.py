@@ -103,7 +103,7 @@ def review(task: ModuleTask, answer: str, *, unit: str | None, executor_for: exe
     required = [unit] if unit is not None else [ENTRY_POINTS[role]]
     try:
         code = extract_code(answer, required=required,
-                            provided=skeleton.skeleton(role).imported if unit is not None else ())
+                            provided=skeleton.skeleton(role).provided if unit is not None else ())
     except ExtractionError as exc:
         return Review("no_code", None, str(exc))
     if unit is not None:
@@ -123,13 +123,18 @@ def unit_answer(role: str, unit: str, code: str) -> str:
     """What of a unit answer goes into the module: all of it (imports, helpers, the unit); only the unit
     when the answer also redefines other units of the skeleton (e.g. it repeated the skeleton); without
     its copies of names the module header imports (a small model copies the contract's classes from the
-    prompt, often cut short with ``...`` and without their imports, and would shadow the real ones)."""
+    prompt, often cut short with ``...`` and without their imports, and would shadow the real ones): a copy
+    of a name the header imports is dropped, a copy of another contract name is imported from the contract."""
     sk = skeleton.skeleton(role)
     defined = top_level_names(code)
     if defined & (set(sk.names) - {unit}):
         return skeleton.unit_source(code, unit)
-    copied = defined & sk.imported - {unit}
-    return skeleton.without_definitions(code, copied) if copied else code
+    copied = defined & sk.provided - {unit}
+    if not copied:
+        return code
+    kept = skeleton.without_definitions(code, copied)
+    imports = sorted(copied - sk.imported)
+    return skeleton.with_import(kept, f"from .contract import {', '.join(imports)}") if imports else kept
 
 
 def retry_allowed(attempt: int, budget: int) -> bool:

@@ -155,7 +155,8 @@ def _missing_message(missing: list[str], found: set[str], where: str, provided: 
     have = ", ".join(sorted(found)) or "nothing"
     copied = sorted(found & set(provided))
     one = len(copied) == 1
-    hint = (f" {', '.join(f'`{name}`' for name in copied)} {'is' if one else 'are'} already imported in the module: "
+    hint = (f" {', '.join(f'`{name}`' for name in copied)} {'is' if one else 'are'} given to your code (the "
+            f"module's imports, the contract): "
             f"use {'it' if one else 'them'} as given, do not copy {'its definition' if one else 'their definitions'}."
             ) if copied else ""
     return (f"The Python code {where} does not define {listed} at top level (it defines: {have}). "

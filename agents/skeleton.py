@@ -19,6 +19,7 @@ import functools
 import importlib
 import inspect
 import logging
+import re
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -87,6 +88,12 @@ class Skeleton:
                 found.update((alias.asname or alias.name).partition(".")[0] for alias in node.names)
         return frozenset(found)
 
+    @property
+    def provided(self) -> frozenset[str]:
+        """Names a unit finds without defining them: the header's imports and what the contract defines
+        (a unit may import those from ``.contract``); never one of the skeleton's own units."""
+        return (self.imported | contract_names()) - set(self.names)
+
 
 def _docstring_node(body: list[ast.stmt]) -> ast.stmt | None:
     first = body[0] if body else None
@@ -123,6 +130,7 @@ def _class_stub(node: ast.ClassDef, lines: list[str]) -> str:
 
 
 SHIPPED_MODULES = frozenset({"contract", "errors"})
+CONTRACT_MODULE = "reference_sim.contract"
 """Reference modules a candidate gets as they are; relative imports of any other are inlined."""
 
 
@@ -255,16 +263,52 @@ def unit_source(code: str, name: str) -> str:
     raise SkeletonError(f"the code defines no top-level {name!r}")
 
 
+@functools.cache
+def contract_names() -> frozenset[str]:
+    """What the contract module defines at top level (classes, functions, type aliases, constants)."""
+    source = Path(importlib.import_module(CONTRACT_MODULE).__file__ or "").read_text(encoding="utf-8")
+    names: set[str] = set()
+    for node in parse(source).body:
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            names.add(node.name)
+        elif isinstance(node, ast.Assign | ast.AnnAssign):
+            names |= _assigned(node)
+    return frozenset(name for name in names if not name.startswith("_"))
+
+
 def without_definitions(code: str, names: Collection[str]) -> str:
-    """``code`` without its top-level ``def``/``class``/assignments of ``names`` (decorators included)."""
-    kept = []
-    for node, text in top_level(code):
-        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef) and node.name in names:
-            continue
-        if isinstance(node, ast.Assign | ast.AnnAssign) and _assigned(node) and _assigned(node) <= set(names):
-            continue
-        kept.append(text)
-    return "\n\n\n".join(kept) + "\n"
+    """``code`` without its top-level ``def``/``class``/assignments of ``names`` (decorators included, and the
+    string literal documenting a dropped assignment); every other line as it was."""
+    lines = code.splitlines(keepends=True)
+    drop: set[int] = set()
+    dropped_last = False
+    for node in parse(code).body:
+        first = node.decorator_list[0].lineno if isinstance(
+            node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef) and node.decorator_list else node.lineno
+        documents = (dropped_last and isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant)
+                     and isinstance(node.value.value, str))
+        dropped_last = documents or (
+            isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef) and node.name in names) or (
+            isinstance(node, ast.Assign | ast.AnnAssign) and bool(_assigned(node)) and _assigned(node) <= set(names))
+        if dropped_last:
+            drop.update(range(first - 1, node.end_lineno or node.lineno))
+    kept = "".join(line for i, line in enumerate(lines) if i not in drop)
+    return re.sub(r"\n{4,}", "\n\n\n", kept).strip("\n") + "\n"
+
+
+def with_import(code: str, statement: str) -> str:
+    """``code`` with ``statement`` (an import) after its docstring and ``from __future__`` imports."""
+    body = parse(code).body
+    after = 0
+    for index, node in enumerate(body):
+        docstring = index == 0 and isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant)
+        if docstring or (isinstance(node, ast.ImportFrom) and node.module == "__future__"):
+            after = node.end_lineno or node.lineno
+        else:
+            break
+    lines = code.splitlines(keepends=True)
+    return "".join([*lines[:after], *(["\n"] if after else []), statement + "\n", *(["\n"] if not after else []),
+                    *lines[after:]])
 
 
 def _assigned(node: ast.Assign | ast.AnnAssign) -> set[str]:

@@ -252,7 +252,7 @@ def extract(task: BenchTask, answer: str) -> str | hidden.Judgement:
     try:
         unit = task.kind == "stage" and task.unit is not None
         code = extract_code(answer, required=required_names(task),
-                            provided=skeleton.skeleton(task.role).imported if unit else ())
+                            provided=skeleton.skeleton(task.role).provided if unit else ())
     except ExtractionError as exc:
         failure = "interface" if exc.missing else "syntax" if "parse" in str(exc) else "no_code"
         return hidden.Judgement(False, failure, detail=str(exc))

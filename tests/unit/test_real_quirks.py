@@ -36,11 +36,27 @@ def test_copied_contract_classes_in_an_earlier_block_are_left_out() -> None:
     assert "import failed" not in verdict.detail
 
 
+def test_copied_contract_aliases_are_imported_from_the_contract() -> None:
+    """The same model copied the whole contract excerpt above `map_layer`, type aliases included
+    (`Dataflow = Literal[...]` with `Literal` never imported): the module failed to import.  Now the copies of
+    names the header imports are dropped, the other contract names are imported from the contract, and
+    `map_layer` is judged on what it computes."""
+    task, answer = _answer("mapping.map_layer.os-rect.s0")
+    found = passk.extract(task, answer)
+    assert isinstance(found, str)
+    assert top_level_names(found) == {"map_layer"}
+    assert found.startswith("from __future__ import annotations\n\nfrom .contract import BandwidthMode, Dataflow, "
+                            "OperandMatrix\n")
+    assert "Output, weight or input stationary" not in found
+    verdict = hidden.judge(SUITE, task, found, hidden.Runner())
+    assert "import failed" not in verdict.detail and verdict.failure == "wrong"
+
+
 def test_an_answer_that_only_copies_the_contract_is_told_so() -> None:
     task, answer = _answer("mapping._tilings.is-thin.s0")
     found = passk.extract(task, answer)
     assert isinstance(found, hidden.Judgement) and found.failure == "interface"
-    assert "`Hardware`, `OperandTiling` are already imported in the module" in found.detail
+    assert "`Hardware`, `OperandTiling` are given to your code (the module's imports, the contract)" in found.detail
     assert "do not copy their definitions" in found.detail
 
 
@@ -50,9 +66,15 @@ def test_a_unit_answer_keeps_its_helpers_and_imports_but_not_its_copies_of_impor
               "def _tilings(hardware):\n    return _half(hardware.array_rows)\n")
     assert {"Hardware", "OperandName", "math", "np"} <= skeleton.skeleton("mapping").imported
     kept = coder.unit_answer("mapping", "_tilings", answer)
-    assert top_level_names(kept) == {"_half", "_tilings"}
-    assert kept.startswith("import math\n")
+    assert kept == ("import math\n\nfrom dataclasses import dataclass\n\n\ndef _half(n):\n    return math.ceil(n / 2)"
+                    "\n\n\ndef _tilings(hardware):\n    return _half(hardware.array_rows)\n")
     assert coder.unit_answer("mapping", "_tilings", kept) == kept
+    aliased = "Dataflow = str\n\"\"\"Its doc.\"\"\"\n\n\ndef _tilings(hardware):\n    return {}\n"
+    assert coder.unit_answer("mapping", "_tilings", aliased) == ("from .contract import Dataflow\n\n"
+                                                                 "def _tilings(hardware):\n    return {}\n")
+    assert "Dataflow" not in skeleton.skeleton("mapping").imported
+    assert {"Dataflow", "OperandMatrix", "dense_block"} <= skeleton.contract_names()
+    assert "np" not in skeleton.contract_names()
 
 
 def test_provided_names_neither_pull_an_earlier_block_nor_count_as_missing_help() -> None:
@@ -62,5 +84,5 @@ def test_provided_names_neither_pull_an_earlier_block_nor_count_as_missing_help(
     assert "class Hardware" not in extract_code(answer, required=["_tilings"], provided={"Hardware"})
     with pytest.raises(ExtractionError) as raised:
         extract_code("```python\nclass Hardware:\n    ...\n```\n", required=["_tilings"], provided={"Hardware"})
-    assert "`Hardware` is already imported in the module: use it as given, do not copy its definition" in str(
-        raised.value)
+    assert "`Hardware` is given to your code (the module's imports, the contract): use it as given, do not copy its " \
+           "definition" in str(raised.value)
