@@ -308,7 +308,8 @@ def _run(args: argparse.Namespace, host: Host, thread: RunnableConfig, settings:
         inputs: Any = None if args.resume else request_from(settings, run_id).model_dump(exclude_none=True)
         try:
             with cancel.cancellable():
-                for _namespace, event in app.stream(inputs, thread, stream_mode="custom", subgraphs=True):
+                for _namespace, event in cancel.watched(app.stream(inputs, thread, stream_mode="custom",
+                                                                   subgraphs=True)):
                     line = _progress(event, start) if isinstance(event, dict) else None
                     if line and not args.quiet:
                         print(line, file=sys.stderr, flush=True)

@@ -175,6 +175,61 @@ def test_ctrl_c_while_three_coders_wait_for_a_slow_model_returns_at_once_and_res
     assert "already ended" not in capsys.readouterr().out
 
 
+def test_a_ctrl_c_the_kernel_hands_to_another_thread_still_stops_the_wait_at_once() -> None:
+    """The SIGINT lands on a worker thread while the main thread waits for the next item, and the graph waits
+    for its call without a timeout (as LangGraph waits for its workers): the main thread must still take the
+    interrupt within a poll, not when the call ends (30 s here)."""
+    release = threading.Event()
+    threading.Timer(30, release.set).start()
+    steps: list[str] = []
+
+    def graph() -> Any:
+        yield "first"
+        done = threading.Event()
+
+        def call() -> None:
+            while not release.wait(0.05):
+                if cancel.cancelling():
+                    steps.append("the call saw the cancel")
+                    break
+            done.set()
+
+        threading.Thread(target=call, daemon=True).start()
+        done.wait()
+        if cancel.cancelling():
+            raise cancel.Cancelled("stopped waiting")
+        yield "late"
+
+    def ctrl_c_on_this_thread() -> None:
+        time.sleep(0.5)
+        signal.pthread_kill(threading.get_ident(), signal.SIGINT)
+
+    seen: list[str] = []
+    started = time.monotonic()
+    try:
+        with pytest.raises(KeyboardInterrupt), cancel.cancellable():
+            for item in cancel.watched(graph()):
+                seen.append(item)
+                threading.Thread(target=ctrl_c_on_this_thread, daemon=True).start()
+    finally:
+        release.set()
+    assert time.monotonic() - started < 10, "the interrupt waited for the next item"
+    assert seen == ["first"] and steps == ["the call saw the cancel"]
+
+
+def test_watched_hands_over_every_item_and_the_error_that_ends_them() -> None:
+    def items() -> Any:
+        yield from range(5)
+        raise ValueError("the graph failed")
+
+    got: list[int] = []
+    with pytest.raises(ValueError, match="the graph failed"):
+        for item in cancel.watched(items()):
+            got.append(item)
+    assert got == [0, 1, 2, 3, 4]
+    assert list(cancel.watched(iter(["a", "b"]))) == ["a", "b"]
+
+
 def test_a_model_call_waits_for_no_one_once_the_run_is_cancelling() -> None:
     with cancel.cancellable():
         cancel._CANCELLING.set()
