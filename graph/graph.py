@@ -244,7 +244,7 @@ class Workflow:
         unit = state.get("repair_unit") or coder.current_unit(task, state.get("unit_index", 0))
         answer = transcripts.text_of(self.host.config(state).run_dir, {"file": state["answer"]})
         if state.get("truncated"):
-            found = coder.truncated_review((state.get("last_tokens") or [0, 0])[1])
+            found = coder.truncated_review((state.get("last_tokens") or [0, 0])[1], answer)
         elif task.get("feature"):
             found = feature_coder.review(self.feature(state, task), answer, self.sandboxed(state, reference=True))
         else:

@@ -244,7 +244,8 @@ def required_names(task: BenchTask) -> list[str]:
 
 def truncated(answer: llm.Answer) -> hidden.Judgement:
     """An answer cut off at the length limit: not judged as code (it would be a syntax error)."""
-    return hidden.Judgement(False, "truncated", detail=coder.truncated_review(answer.output_tokens).problem)
+    return hidden.Judgement(False, "truncated", detail=coder.truncated_review(answer.output_tokens,
+                                                                              answer.text).problem)
 
 
 def extract(task: BenchTask, answer: str) -> str | hidden.Judgement:

@@ -9,12 +9,13 @@ from typing import Any
 
 import pytest
 
-from agents import coder, skeleton
+from agents import coder, llm, skeleton
 from agents.extract import ExtractionError, extract_code, top_level_names
 from taskbench import hidden, passk
 from taskbench.suite import load_suite
 
-QUIRKS = Path(__file__).resolve().parents[1] / "data" / "real_model" / "quirks"
+REPO = Path(__file__).resolve().parents[2]
+QUIRKS = REPO / "tests" / "data" / "real_model" / "quirks"
 SUITE = load_suite()
 
 
@@ -50,6 +51,26 @@ def test_copied_contract_aliases_are_imported_from_the_contract() -> None:
     assert "Output, weight or input stationary" not in found
     verdict = hidden.judge(SUITE, task, found, hidden.Runner())
     assert "import failed" not in verdict.detail and verdict.failure == "wrong"
+
+
+def test_an_answer_cut_off_while_looping_is_told_it_was_looping() -> None:
+    """The model wrote the same ten lines of `prefetch_order` 17 times until the length limit cut it off
+    (2,048 tokens, 403 s): the sample is `truncated`, and the message says it looped and where."""
+    _, answer = _answer("mapping.prefetch_order.os-rect.s0")
+    found = passk.truncated(llm.Answer(answer, 3252, 2048, 403.0, finish_reason="length"))
+    assert found.failure == "truncated"
+    assert found.detail.startswith("your answer was cut off at the length limit after 2048 tokens: it kept writing "
+                                   "the same 10 lines over and over (17 times in a row at its end, from `# Calculate "
+                                   "the number of blocks in the current block`)")
+    assert coder.truncated_review(2048, "def f():\n    return 1\n\nprint(").problem == coder.TRUNCATED.format(
+        tokens=2048)
+
+
+@pytest.mark.parametrize("source", sorted((REPO / "reference_sim").glob("*.py")) + sorted(
+    (REPO / "agents").glob("*.py")), ids=lambda p: p.name)
+def test_code_that_does_not_loop_is_never_called_looping(source: Path) -> None:
+    lines = source.read_text(encoding="utf-8").splitlines(keepends=True)
+    assert [cut for cut in range(10, len(lines), 3) if coder.repeated_tail("".join(lines[:cut]))] == []
 
 
 def test_an_answer_that_only_copies_the_contract_is_told_so() -> None:
