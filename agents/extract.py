@@ -136,6 +136,10 @@ def _parses(code: str) -> set[str] | None:
         return None
 
 
+_NO_BODY = re.compile(r"expected an indented block after function definition on line (\d+)")
+_DEF_NAME = re.compile(r"^\s*(?:async\s+)?def\s+(\w+)")
+
+
 def _syntax_message(code: str, where: str) -> str | None:
     try:
         parse(code)
@@ -143,6 +147,14 @@ def _syntax_message(code: str, where: str) -> str | None:
         line = exc.lineno or 0
         text = (exc.text or "").strip()
         shown = f" (`{text}`)" if text else ""
+        empty = _NO_BODY.search(exc.msg)
+        if empty:
+            lines = code.splitlines()
+            start = int(empty.group(1))
+            name = _DEF_NAME.match(lines[start - 1]) if 0 < start <= len(lines) else None
+            if name:
+                return (f"The Python code {where} does not parse: function `{name.group(1)}` (line {start}) has no "
+                        f"body, only comments{shown}: a placeholder is not an answer. Write its whole body. {_HOW}")
         return (f"The Python code {where} does not parse: line {line}: {exc.msg}{shown}. "
                 f"Fix the syntax error. {_HOW}")
     except ValueError as exc:
@@ -184,13 +196,14 @@ def extract_code(answer: str, *, required: Sequence[str], provided: Collection[s
     for index in range(len(parsed) - 1, -1, -1):
         block, names = parsed[index]
         if names is not None and all(name in names for name in wanted):
-            return _with_helpers(block, [b for b, n in parsed[:index] if n is not None], provided)
+            return _no_placeholders(_with_helpers(block, [b for b, n in parsed[:index] if n is not None], provided),
+                                    wanted)
     good = [block for block, names in parsed if names is not None]
     joined = "\n\n\n".join(block.code.rstrip("\n") for block in good) + "\n"
     if len(good) > 1:
         names = _parses(joined)
         if names is not None and all(name in names for name in wanted):
-            return joined
+            return _no_placeholders(joined, wanted)
     broken = [block for block, names in parsed if names is None and _CODE_START.search(block.code)]
     if broken:
         where = "in your answer" if len(blocks) == 1 else f"in code block {broken[-1].number} of your answer"
@@ -204,6 +217,25 @@ def extract_code(answer: str, *, required: Sequence[str], provided: Collection[s
     missing = [name for name in wanted if name not in found]
     where = "in your answer" if len(blocks) == 1 else "in your answer's code blocks"
     raise ExtractionError(_missing_message(missing, found, where, provided), missing=missing)
+
+
+def _no_placeholders(code: str, wanted: Sequence[str]) -> str:
+    """``code``, unless a wanted function's body is only ``...`` (and a docstring): the stub handed back."""
+    stubs = [node.name for node in parse(code).body
+             if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name in wanted and _is_stub(node)]
+    if stubs:
+        listed = ", ".join(f"`{name}`" for name in stubs)
+        raise ExtractionError(f"The Python code in your answer leaves {listed} as a placeholder (its body is only "
+                              f"`...`): a placeholder is not an answer. Write the whole body. "
+                              f"{_HOW}")
+    return code
+
+
+def _is_stub(node: ast.FunctionDef | ast.AsyncFunctionDef) -> bool:
+    body = node.body[1:] if node.body and isinstance(node.body[0], ast.Expr) and isinstance(
+        node.body[0].value, ast.Constant) and isinstance(node.body[0].value.value, str) else node.body
+    return all(isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Constant) and stmt.value.value is Ellipsis
+               for stmt in body)
 
 
 def _free_names(code: str) -> set[str]:
@@ -250,7 +282,7 @@ def _unfenced(text: str, wanted: list[str], fenced: int, provided: Collection[st
     if names is not None and _CODE_START.search(code):
         missing = [name for name in wanted if name not in names]
         if not missing:
-            return code + "\n"
+            return _no_placeholders(code + "\n", wanted)
         raise ExtractionError(_missing_message(missing, names, "in your answer", provided), missing=missing)
     if code.strip() and fenced == 0 and _looks_like_code(code):
         message = _syntax_message(code, "in your answer")

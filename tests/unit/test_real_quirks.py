@@ -73,6 +73,21 @@ def test_code_that_does_not_loop_is_never_called_looping(source: Path) -> None:
     assert [cut for cut in range(10, len(lines), 3) if coder.repeated_tail("".join(lines[:cut]))] == []
 
 
+def test_a_placeholder_answer_is_told_it_is_a_placeholder() -> None:
+    """The model handed back the signature of `fold_demand` with two comments for a body
+    (`# Implementation of fold_demand goes here`, `# ...`): once told only `expected an indented block`."""
+    task, answer = _answer("network.fold_demand.ws-calc.s0")
+    found = passk.extract(task, answer)
+    assert isinstance(found, hidden.Judgement) and found.failure == "syntax"
+    assert found.detail.startswith("The Python code in your answer does not parse: function `fold_demand` (line 3) "
+                                   "has no body, only comments (`# ...`): a placeholder is not an answer.")
+    stub = ('```python\ndef fold_demand(mapping, network, name, row_fold, col_fold):\n    """The demand."""\n'
+            '    ...\n```')
+    with pytest.raises(ExtractionError, match="leaves `fold_demand` as a placeholder"):
+        extract_code(stub, required=["fold_demand"])
+    assert "return 1" in extract_code(stub.replace("    ...", "    return 1"), required=["fold_demand"])
+
+
 def test_an_answer_that_only_copies_the_contract_is_told_so() -> None:
     task, answer = _answer("mapping._tilings.is-thin.s0")
     found = passk.extract(task, answer)
