@@ -54,7 +54,7 @@ def sampling(config: RunConfig, attempt: int) -> Sampling:
                     None if config.seed is None else config.seed + attempt - 1)
 
 
-TRUNCATED = ("your answer was cut off at the length limit after {tokens} tokens, before it ended. Answer again, "
+TRUNCATED = ("your answer was cut off at the length limit{after}, before it ended. Answer again, "
              "shorter: only the code asked for in one ```python block, with no explanation before or after it.")
 """What the model is told after an answer cut off at the length limit."""
 
@@ -64,7 +64,7 @@ REPEATED = ("\n\nThis answer is identical, character for character, to one you a
 """Added to the problem when an answer repeats an earlier one (small models copy their last answer)."""
 
 
-LOOPING = ("your answer was cut off at the length limit after {tokens} tokens: it kept writing the same {lines} "
+LOOPING = ("your answer was cut off at the length limit{after}: it kept writing the same {lines} "
            "lines over and over ({times} times in a row at its end, from `{first}`). Answer again with each "
            "statement written once: only the code asked for in one ```python block, with no explanation before or "
            "after it.")
@@ -93,13 +93,14 @@ def repeated_tail(text: str) -> tuple[int, int, str] | None:
 
 
 def truncated_review(output_tokens: int, text: str = "") -> Review:
-    """The review of an answer the endpoint cut off at its length limit (``output_tokens`` long, ``text``):
-    nothing of it is taken; an answer that was looping is told so."""
+    """The review of an answer the endpoint cut off at its length limit (``output_tokens`` long, 0 when not
+    known, e.g. a cached answer; ``text``): nothing of it is taken; an answer that was looping is told so."""
+    after = f" after {output_tokens} tokens" if output_tokens > 0 else ""
     loop = repeated_tail(text)
     if loop is not None:
         lines, times, first = loop
-        return Review("truncated", None, LOOPING.format(tokens=output_tokens, lines=lines, times=times, first=first))
-    return Review("truncated", None, TRUNCATED.format(tokens=output_tokens))
+        return Review("truncated", None, LOOPING.format(after=after, lines=lines, times=times, first=first))
+    return Review("truncated", None, TRUNCATED.format(after=after))
 
 
 

@@ -62,8 +62,10 @@ def test_an_answer_cut_off_while_looping_is_told_it_was_looping() -> None:
     assert found.detail.startswith("your answer was cut off at the length limit after 2048 tokens: it kept writing "
                                    "the same 10 lines over and over (17 times in a row at its end, from `# Calculate "
                                    "the number of blocks in the current block`)")
-    assert coder.truncated_review(2048, "def f():\n    return 1\n\nprint(").problem == coder.TRUNCATED.format(
-        tokens=2048)
+    assert coder.truncated_review(2048, "def f():\n    return 1\n\nprint(").problem.startswith(
+        "your answer was cut off at the length limit after 2048 tokens, before it ended.")
+    assert coder.truncated_review(0, answer).problem.startswith("your answer was cut off at the length limit: it "
+                                                                "kept writing the same 10 lines")
 
 
 @pytest.mark.parametrize("source", sorted((REPO / "reference_sim").glob("*.py")) + sorted(
