@@ -606,3 +606,4 @@ def test_an_openai_answer_is_streamed_with_its_usage_and_its_progress_reported(
     body = endpoint.bodies[0]
     assert body["stream"] is True and body["stream_options"] == {"include_usage": True}
     assert [tokens for tokens, _ in seen] == list(range(1, len(seen) + 1)) and len(seen) >= 3
+    assert seen[0][1] == 0.0, "the rate is counted from the first token, not from the call's start"
