@@ -232,8 +232,7 @@ def _no_placeholders(code: str, wanted: Sequence[str]) -> str:
 
 
 def _is_stub(node: ast.FunctionDef | ast.AsyncFunctionDef) -> bool:
-    body = node.body[1:] if node.body and isinstance(node.body[0], ast.Expr) and isinstance(
-        node.body[0].value, ast.Constant) and isinstance(node.body[0].value.value, str) else node.body
+    body = node.body[1:] if ast.get_docstring(node, clean=False) is not None else node.body
     return all(isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Constant) and stmt.value.value is Ellipsis
                for stmt in body)
 

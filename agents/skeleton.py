@@ -130,19 +130,21 @@ def _class_stub(node: ast.ClassDef, lines: list[str]) -> str:
 
 
 SHIPPED_MODULES = frozenset({"contract", "errors"})
-CONTRACT_MODULE = "reference_sim.contract"
 """Reference modules a candidate gets as they are; relative imports of any other are inlined."""
+CONTRACT_MODULE = "reference_sim.contract"
 
 
 def top_level(source: str) -> list[tuple[ast.stmt, str]]:
     """Every top-level statement of ``source`` with its text (a definition's decorators included)."""
     lines = source.splitlines()
-    found = []
-    for node in parse(source).body:
-        first = node.decorator_list[0].lineno if isinstance(
-            node, ast.FunctionDef | ast.ClassDef | ast.AsyncFunctionDef) and node.decorator_list else node.lineno
-        found.append((node, _segment(lines, first, node.end_lineno or node.lineno)))
-    return found
+    return [(node, _segment(lines, _first_line(node), node.end_lineno or node.lineno)) for node in parse(source).body]
+
+
+def _first_line(node: ast.stmt) -> int:
+    """Where a top-level statement starts: its first decorator's line, else its own."""
+    if isinstance(node, ast.FunctionDef | ast.ClassDef | ast.AsyncFunctionDef) and node.decorator_list:
+        return node.decorator_list[0].lineno
+    return node.lineno
 
 
 def stub_of(source: str, name: str) -> str:
@@ -283,15 +285,13 @@ def without_definitions(code: str, names: Collection[str]) -> str:
     drop: set[int] = set()
     dropped_last = False
     for node in parse(code).body:
-        first = node.decorator_list[0].lineno if isinstance(
-            node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef) and node.decorator_list else node.lineno
         documents = (dropped_last and isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant)
                      and isinstance(node.value.value, str))
         dropped_last = documents or (
             isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef) and node.name in names) or (
             isinstance(node, ast.Assign | ast.AnnAssign) and bool(_assigned(node)) and _assigned(node) <= set(names))
         if dropped_last:
-            drop.update(range(first - 1, node.end_lineno or node.lineno))
+            drop.update(range(_first_line(node) - 1, node.end_lineno or node.lineno))
     kept = "".join(line for i, line in enumerate(lines) if i not in drop)
     return re.sub(r"\n{4,}", "\n\n\n", kept).strip("\n") + "\n"
 
