@@ -46,7 +46,7 @@ HOST = "127.0.0.1"
 DEFAULT_CONTEXT_TOKENS = 32_768
 MAX_PREDICT_TOKENS = 2_048
 SERVER_THREADS = 2
-SERVER_SLOTS = 1
+DEFAULT_SLOTS = 1
 BUILD_JOBS = 2
 START_TIMEOUT_S = 300.0
 STOP_TIMEOUT_S = 15.0
@@ -558,16 +558,17 @@ def _terminate(pid: int) -> None:
         return
 
 
-def server_command(paths: CachePaths, port: int, context_tokens: int) -> list[str]:
+def server_command(paths: CachePaths, port: int, context_tokens: int, slots: int = DEFAULT_SLOTS) -> list[str]:
+    """llama-server's argv: ``slots`` requests decoded together, each with a window of ``context_tokens``."""
     return [
         str(paths.server_binary),
         "--model", str(paths.model),
         "--alias", MODEL_NAME,
         "--host", HOST,
         "--port", str(port),
-        "--ctx-size", str(context_tokens),
+        "--ctx-size", str(context_tokens * slots),
         "--threads", str(SERVER_THREADS),
-        "--parallel", str(SERVER_SLOTS),
+        "--parallel", str(slots),
         "--n-predict", str(MAX_PREDICT_TOKENS),
         "--no-webui",
     ]
@@ -584,7 +585,8 @@ def _wait_healthy(process: subprocess.Popen[bytes], port: int, log_path: Path, t
     raise LocalModelError(f"llama-server not healthy after {timeout_s:.0f} s; see {log_path}")
 
 
-def start(paths: CachePaths, context_tokens: int, timeout_s: float = START_TIMEOUT_S) -> str:
+def start(paths: CachePaths, context_tokens: int, timeout_s: float = START_TIMEOUT_S,
+          slots: int = DEFAULT_SLOTS) -> str:
     """Start the server (or find the one already running); return the ``OPENAI_...`` line."""
     record = read_record(paths)
     if record is not None:
@@ -602,17 +604,18 @@ def start(paths: CachePaths, context_tokens: int, timeout_s: float = START_TIMEO
         raise LocalModelError(f"{paths.root}: model or llama-server not installed; run 'install' first")
     port = choose_free_port()
     paths.logs.mkdir(parents=True, exist_ok=True)
-    command = server_command(paths, port, context_tokens)
+    command = server_command(paths, port, context_tokens, slots)
     environment = {**os.environ, "OMP_WAIT_POLICY": "PASSIVE"}
-    log.info("starting llama-server on %s:%d, context %d tokens (log: %s)", HOST, port, context_tokens,
-             paths.server_log)
+    log.info("starting llama-server on %s:%d, %d slot(s) of %d tokens each (log: %s)", HOST, port, slots,
+             context_tokens, paths.server_log)
     with paths.server_log.open("ab") as out:
         process = subprocess.Popen(
             command, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=environment,
             start_new_session=True,
         )
     _write_json_atomic(paths.pid_file, {"pid": process.pid, "port": port, "model": MODEL_NAME,
-                                        "context_tokens": context_tokens, "log": str(paths.server_log)})
+                                        "context_tokens": context_tokens, "slots": slots,
+                                        "log": str(paths.server_log)})
     try:
         _wait_healthy(process, port, paths.server_log, timeout_s)
         models = served_models(port)
@@ -683,7 +686,10 @@ def build_parser() -> argparse.ArgumentParser:
     start_parser = commands.add_parser("start", help="start the server; the last line is OPENAI_BASE_URL=... "
                                        "OPENAI_MODEL=...")
     start_parser.add_argument("--context-tokens", type=_positive_int, default=DEFAULT_CONTEXT_TOKENS,
-                              help=f"context window in tokens (default {DEFAULT_CONTEXT_TOKENS})")
+                              help=f"context window in tokens, per slot (default {DEFAULT_CONTEXT_TOKENS})")
+    start_parser.add_argument("--slots", type=_positive_int, default=DEFAULT_SLOTS,
+                              help="requests the server decodes at once, each with its own window and prefix "
+                              f"cache (default {DEFAULT_SLOTS}); give graph.bench --jobs up to this many")
     start_parser.add_argument("--timeout-s", type=float, default=START_TIMEOUT_S,
                               help=f"how long to wait for /health (default {START_TIMEOUT_S:.0f} s)")
     commands.add_parser("stop", help="stop the server recorded in the PID file")
@@ -700,7 +706,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if arguments.command == "install":
             install(paths)
         elif arguments.command == "start":
-            print(start(paths, arguments.context_tokens, arguments.timeout_s), flush=True)
+            print(start(paths, arguments.context_tokens, arguments.timeout_s, arguments.slots), flush=True)
         elif arguments.command == "stop":
             stop(paths)
         else:

@@ -141,6 +141,16 @@ def test_server_command_uses_alias_context_threads_and_cap(cache: Any) -> None:
     assert pairs["--ctx-size"] == "32768"
     assert pairs["--threads"] == "2"
     assert pairs["--n-predict"] == "2048"
+    assert pairs["--parallel"] == "1"
+
+
+def test_each_slot_gets_the_whole_window(cache: Any) -> None:
+    pairs = dict(zip(*[iter(lm.server_command(cache, 40123, 16384, slots=3)[1:])] * 2))
+    assert pairs["--parallel"] == "3"
+    assert pairs["--ctx-size"] == str(3 * 16384)
+    with pytest.raises(SystemExit):
+        lm.build_parser().parse_args(["start", "--slots", "0"])
+    assert lm.build_parser().parse_args(["start", "--slots", "2"]).slots == 2
 
 
 def test_cmake_options_turn_amx_off_and_follow_the_cpu() -> None:
