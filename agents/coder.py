@@ -17,7 +17,7 @@ from typing import Any, Literal
 
 from langchain_core.messages import BaseMessage
 
-from agents import prompts, skeleton, unit_checks
+from agents import loops, prompts, skeleton, unit_checks
 from agents.extract import ExtractionError, extract_code, top_level_names
 from agents.planner import ENTRY_POINTS, ModuleTask
 from agents.run_config import RunConfig
@@ -64,44 +64,24 @@ REPEATED = ("\n\nThis answer is identical, character for character, to one you a
 """Added to the problem when an answer repeats an earlier one (small models copy their last answer)."""
 
 
-LOOPING = ("your answer was cut off at the length limit{after}: it kept writing the same {lines} "
+LOOPING = ("your answer was cut off{after}: it kept writing the same {lines} "
            "lines over and over ({times} times in a row at its end, from `{first}`). Answer again with each "
            "statement written once: only the code asked for in one ```python block, with no explanation before or "
            "after it.")
-"""What the model is told after an answer cut off while repeating itself (small models loop)."""
-
-LOOP_MIN_TIMES = 3
-LOOP_MAX_LINES = 40
-
-
-def repeated_tail(text: str) -> tuple[int, int, str] | None:
-    """When ``text`` ends with one block of lines written at least :data:`LOOP_MIN_TIMES` times in a row: the
-    block's length in lines, the times it was written and its first non-blank line; else ``None``.  The last
-    line is left out (an answer cut off ends mid-line); the shortest such block is named."""
-    lines = [line.rstrip() for line in text.splitlines()[:-1]]
-    for size in range(1, LOOP_MAX_LINES + 1):
-        block = lines[-size:]
-        if len(lines) < size * LOOP_MIN_TIMES or not any(line.strip() for line in block):
-            continue
-        times = 1
-        while times * size + size <= len(lines) and lines[-(times + 1) * size:-times * size] == block:
-            times += 1
-        if times >= LOOP_MIN_TIMES and sum(1 for line in block if line.strip()) * times >= 2 * LOOP_MIN_TIMES:
-            first = next(line.strip() for line in block if line.strip())
-            return size, times, first[:80]
-    return None
+"""What the model is told after an answer cut off while repeating itself (small models loop): at the length limit,
+or stopped while streamed (:func:`agents.loops.should_stop`)."""
 
 
 def truncated_review(output_tokens: int, text: str = "") -> Review:
-    """The review of an answer the endpoint cut off at its length limit (``output_tokens`` long, 0 when not
-    known, e.g. a cached answer; ``text``): nothing of it is taken; an answer that was looping is told so."""
+    """The review of an answer cut off at the length limit or stopped while looping (``output_tokens`` long, 0
+    when not known, e.g. a cached answer; ``text``): nothing of it is taken; an answer that was looping is told
+    so."""
     after = f" after {output_tokens} tokens" if output_tokens > 0 else ""
-    loop = repeated_tail(text)
+    loop = loops.repeated_tail(text)
     if loop is not None:
         lines, times, first = loop
         return Review("truncated", None, LOOPING.format(after=after, lines=lines, times=times, first=first))
     return Review("truncated", None, TRUNCATED.format(after=after))
-
 
 
 def current_unit(task: ModuleTask, unit_index: int) -> str | None:

@@ -51,7 +51,7 @@ from langchain_openai import ChatOpenAI
 from langchain_openai.chat_models.base import BaseChatOpenAI
 from pydantic import SecretStr
 
-from agents import cancel
+from agents import cancel, loops
 from agents.spec import ModelSettings
 from reference_sim.errors import SimCoderError
 
@@ -593,8 +593,8 @@ class Answer:
 
     @property
     def truncated(self) -> bool:
-        """The answer was cut off at the length limit before the model ended it."""
-        return self.finish_reason == "length"
+        """The answer was cut off before the model ended it: at the length limit, or stopped while looping."""
+        return self.finish_reason in ("length", LOOP_STOPPED)
 
 
 def content_text(content: str | list[str | dict[str, Any]]) -> str:
@@ -696,6 +696,57 @@ class _Progress(BaseCallbackHandler):
             self.report(self.tokens, now - self.first)
 
 
+LOOP_STOPPED = "loop"
+"""``Answer.finish_reason`` of a streamed answer stopped because it kept writing the same lines."""
+
+
+class _LoopStoppedError(Exception):
+    """Raised from a streamed answer's callback to stop it (:func:`agents.loops.should_stop`); holds what was
+    written and the tokens counted.  Leaving the stream closes the connection, so the server stops too."""
+
+    def __init__(self, text: str, tokens: int) -> None:
+        super().__init__("the answer kept writing the same lines")
+        self.text = text
+        self.tokens = tokens
+
+
+class _LoopGuard(BaseCallbackHandler):
+    """Stops a streamed answer once it loops: small models repeat a block of lines until the length limit,
+    minutes of tokens that are thrown away."""
+
+    raise_error = True
+
+    def __init__(self) -> None:
+        self.text = ""
+        self.tokens = 0
+
+    def on_llm_new_token(self, token: str | list[str | dict[str, Any]], **kwargs: Any) -> None:
+        piece = content_text(token)
+        self.text += piece
+        self.tokens += 1
+        if "\n" in piece and loops.should_stop(self.text):
+            raise _LoopStoppedError(self.text, self.tokens)
+
+
+class _QuietLoopStops(logging.Filter):
+    """LangChain logs every exception a callback raises as a warning, the loop guard's planned stop included;
+    that one is reported by :func:`ask` instead."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (isinstance(record.args, tuple) and record.args[:1] == (_LoopGuard.__name__,))
+
+
+logging.getLogger("langchain_core.callbacks.manager").addFilter(_QuietLoopStops())
+
+
+def _stream_handlers(on_progress: Callable[[int, float], None] | None) -> list[BaseCallbackHandler]:
+    """Fresh handlers for one streamed call: the loop guard, and the progress reports when asked for."""
+    handlers: list[BaseCallbackHandler] = [_LoopGuard()]
+    if on_progress is not None:
+        handlers.append(_Progress(on_progress))
+    return handlers
+
+
 def ask(model: BaseChatModel, messages: Sequence[BaseMessage], *, timeout_s: float | None = None,
         deadline: float | None = None, temperature: float | None = None, seed: int | None = None,
         on_progress: Callable[[int, float], None] | None = None) -> Answer:
@@ -709,7 +760,9 @@ def ask(model: BaseChatModel, messages: Sequence[BaseMessage], *, timeout_s: flo
     this call (other chat models take no timeout; it is ignored for them); so do ``temperature`` and ``seed``
     (a retry asks with another temperature or seed so that it can answer differently).  An OpenAI chat
     model's answer is streamed (usage included), so an answer that takes minutes shows its progress:
-    ``on_progress(tokens_so_far, seconds_since_the_first_token)`` every :data:`PROGRESS_EVERY_S` seconds.
+    ``on_progress(tokens_so_far, seconds_since_the_first_token)`` every :data:`PROGRESS_EVERY_S` seconds; one
+    that loops (:func:`agents.loops.should_stop`) is stopped there and returned as written, with
+    ``finish_reason`` :data:`LOOP_STOPPED` and estimated tokens (the usage comes only at the stream's end).
 
     ``deadline`` is the run's wall cap (absolute ``time.time()``).  The call runs inside
     :func:`call_deadline`, so a model from :func:`make_chat_model` is cut at ``ModelConfig.deadline_s``
@@ -726,18 +779,24 @@ def ask(model: BaseChatModel, messages: Sequence[BaseMessage], *, timeout_s: flo
         given = {"timeout": timeout_s, "temperature": temperature, "seed": seed}
         kwargs.update({k: v for k, v in given.items() if v is not None})
         kwargs.update(stream=True, stream_usage=True)
-        if on_progress is not None:
-            kwargs["config"] = {"callbacks": [_Progress(on_progress)]}
     if deadline is not None and deadline <= time.time():
         raise WallCapReached(f"the run's wall-time cap was reached before {_model_where(model)} was asked "
                              "(call not made)")
     start = time.perf_counter()
     with call_deadline(deadline):
         for attempt in range(ANSWER_TRIES):
+            if kwargs.get("stream"):
+                kwargs["config"] = {"callbacks": _stream_handlers(on_progress)}
             try:
                 reply = cancel.interruptible(lambda: model.invoke(list(messages), **kwargs),
                                              f"the answer of {_model_where(model)}")
                 break
+            except _LoopStoppedError as stopped:
+                log.info("%s kept writing the same lines: stopped after %d tokens", _model_where(model),
+                         stopped.tokens)
+                prompt = sum(len(content_text(m.content)) for m in messages)
+                return Answer(stopped.text, prompt // 4, stopped.tokens, time.perf_counter() - start,
+                              estimated=True, finish_reason=LOOP_STOPPED)
             except Exception as exc:
                 if _not_a_completion(exc, model):
                     if attempt + 1 < ANSWER_TRIES:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import re
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -93,9 +93,10 @@ class ScriptedChatModel(BaseChatModel):
         return ChatResult(generations=[ChatGeneration(message=AIMessage(content=answer))])
 
 
-def sse_completion(text: str, finish_reason: str = "stop", prompt_tokens: int = 10,
-                   completion_tokens: int | None = None, chunk_chars: int = 16) -> bytes:
-    """An OpenAI chat completion as server-sent events: the text in chunks, the finish reason, the usage."""
+def sse_events(text: str, finish_reason: str = "stop", prompt_tokens: int = 10,
+               completion_tokens: int | None = None, chunk_chars: int = 16) -> Iterator[bytes]:
+    """An OpenAI chat completion as server-sent events, one at a time: the text in chunks, the finish reason,
+    the usage."""
     head = {"id": "c", "object": "chat.completion.chunk", "created": 0, "model": "m"}
     events = [{**head, "choices": [{"index": 0, "delta": {"role": "assistant", "content": text[i:i + chunk_chars]},
                                     "finish_reason": None}]} for i in range(0, len(text), chunk_chars)]
@@ -103,26 +104,42 @@ def sse_completion(text: str, finish_reason: str = "stop", prompt_tokens: int = 
     out = len(text) // 4 if completion_tokens is None else completion_tokens
     events.append({**head, "choices": [], "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": out,
                                                     "total_tokens": prompt_tokens + out}})
-    return b"".join(b"data: " + json.dumps(e).encode() + b"\n\n" for e in events) + b"data: [DONE]\n\n"
+    for event in events:
+        yield b"data: " + json.dumps(event).encode() + b"\n\n"
+    yield b"data: [DONE]\n\n"
+
+
+def sse_completion(text: str, finish_reason: str = "stop", prompt_tokens: int = 10,
+                   completion_tokens: int | None = None, chunk_chars: int = 16) -> bytes:
+    """An OpenAI chat completion as server-sent events (:func:`sse_events`), in one body."""
+    return b"".join(sse_events(text, finish_reason, prompt_tokens, completion_tokens, chunk_chars))
 
 
 class OpenAIEndpoint:
     """A real ``ChatOpenAI`` whose HTTP requests a test function answers in this process (no socket).
 
     ``respond`` gets the :class:`Request` and returns the answer's text, or ``(text, finish_reason)``;
-    every request's JSON body is kept in ``bodies``.
+    every request's JSON body is kept in ``bodies``.  A streamed answer is sent one event at a time as the
+    client reads it; ``events_sent`` counts them.
     """
 
     def __init__(self, respond: Callable[[Request], str | tuple[str, str]], **config: Any) -> None:
         self.respond = respond
         self.bodies: list[dict[str, Any]] = []
         self.calls: list[Request] = []
+        self.events_sent = 0
         self._lock = threading.Lock()
         settings: dict[str, Any] = {"model": "m", "base_url": "http://127.0.0.1:9/v1", "api_key_env": "OPENAI_API_KEY",
                                     "temperature": 0.0, "timeout_s": 30.0, "max_retries": 0, "seed": None,
                                     "deadline_s": 60.0, **config}
         self.model = llm.make_chat_model(llm.ModelConfig(**settings), {},
                                          transport=llm.HTTPX.MockTransport(self._answer))
+
+    def _counted(self, events: Iterator[bytes]) -> Iterator[bytes]:
+        for event in events:
+            with self._lock:
+                self.events_sent += 1
+            yield event
 
     def _answer(self, http: Any) -> Any:
         body = json.loads(http.content)
@@ -134,7 +151,7 @@ class OpenAIEndpoint:
         text, finish = (found, "stop") if isinstance(found, str) else found
         if body.get("stream"):
             return llm.HTTPX.Response(200, headers={"Content-Type": "text/event-stream"},
-                                          content=sse_completion(text, finish))
+                                      content=self._counted(sse_events(text, finish)))
         return llm.HTTPX.Response(200, json={
             "id": "c", "object": "chat.completion", "created": 0, "model": body["model"],
             "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": finish}],

@@ -5,6 +5,7 @@ from __future__ import annotations
 import email.utils
 import gzip
 import json
+import logging
 import re
 import time
 from collections.abc import Callable, Iterator
@@ -607,3 +608,26 @@ def test_an_openai_answer_is_streamed_with_its_usage_and_its_progress_reported(
     assert body["stream"] is True and body["stream_options"] == {"include_usage": True}
     assert [tokens for tokens, _ in seen] == list(range(1, len(seen) + 1)) and len(seen) >= 3
     assert seen[0][1] == 0.0, "the rate is counted from the first token, not from the call's start"
+
+
+def test_a_streamed_answer_that_loops_is_stopped_there_and_returned_as_written(
+        caplog: pytest.LogCaptureFixture) -> None:
+    """A small model writes the same lines until the length limit (minutes of tokens); the stream is left as
+    soon as one block has been written :data:`loops.STOP_MIN_TIMES` times over :data:`loops.STOP_MIN_LINES`
+    lines, and the answer is cut (``truncated``) with what was written."""
+    block = "    total = total + 1\n    count = count + 1\n    index = index + 1\n    value = value + 1\n"
+    looping = "def f(total, count, index, value):\n" + block * 60
+    caplog.set_level(logging.INFO)
+    endpoint = fakes.OpenAIEndpoint(lambda r: looping)
+    answer = ask(endpoint.model, _messages())
+    assert (answer.finish_reason, answer.truncated, answer.estimated) == (llm.LOOP_STOPPED, True, True)
+    assert looping.startswith(answer.text)
+    assert answer.text.count(block) == 10, "stopped at the first 10 times 4 lines (40 lines, at least 5 times)"
+    assert answer.output_tokens == -(-len(answer.text) // 16), "each streamed chunk counted"
+    assert endpoint.events_sent < len(looping) // 16 / 2, "the stream was left, not read to its end"
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
+    assert "kept writing the same lines: stopped after 58 tokens" in caplog.text
+
+    tidy = "def f(a):\n" + "".join(f"    a{i} = a + {i}\n" for i in range(80)) + "    return a\n"
+    whole = ask(fakes.OpenAIEndpoint(lambda r: tidy).model, _messages())
+    assert (whole.text, whole.finish_reason, whole.truncated) == (tidy, "stop", False)

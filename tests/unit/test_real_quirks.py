@@ -8,11 +8,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from langchain_core.messages import HumanMessage
 
-from agents import coder, llm, skeleton
+from agents import coder, llm, loops, skeleton
 from agents.extract import ExtractionError, extract_code, top_level_names
 from taskbench import hidden, passk
 from taskbench.suite import load_suite
+from tests import fakes
 
 REPO = Path(__file__).resolve().parents[2]
 QUIRKS = REPO / "tests" / "data" / "real_model" / "quirks"
@@ -59,20 +61,34 @@ def test_an_answer_cut_off_while_looping_is_told_it_was_looping() -> None:
     _, answer = _answer("mapping.prefetch_order.os-rect.s0")
     found = passk.truncated(llm.Answer(answer, 3252, 2048, 403.0, finish_reason="length"))
     assert found.failure == "truncated"
-    assert found.detail.startswith("your answer was cut off at the length limit after 2048 tokens: it kept writing "
+    assert found.detail.startswith("your answer was cut off after 2048 tokens: it kept writing "
                                    "the same 10 lines over and over (17 times in a row at its end, from `# Calculate "
                                    "the number of blocks in the current block`)")
     assert coder.truncated_review(2048, "def f():\n    return 1\n\nprint(").problem.startswith(
         "your answer was cut off at the length limit after 2048 tokens, before it ended.")
-    assert coder.truncated_review(0, answer).problem.startswith("your answer was cut off at the length limit: it "
-                                                                "kept writing the same 10 lines")
+    assert coder.truncated_review(0, answer).problem.startswith("your answer was cut off: it kept writing the same "
+                                                                "10 lines")
+
+
+def test_a_real_looping_answer_is_stopped_while_it_streams() -> None:
+    """Streamed as the server sent it, the same answer is stopped at its fifth time through the ten lines, 41 %
+    of the way to the limit it reached in 403 s; the sample is `truncated` and told it looped."""
+    _, answer = _answer("mapping.prefetch_order.os-rect.s0")
+    endpoint = fakes.OpenAIEndpoint(lambda r: answer)
+    stopped = llm.ask(endpoint.model, [HumanMessage("write prefetch_order")])
+    assert stopped.finish_reason == llm.LOOP_STOPPED and answer.startswith(stopped.text)
+    assert len(stopped.text) < len(answer) / 2
+    found = passk.truncated(stopped)
+    assert found.failure == "truncated"
+    assert found.detail.startswith(f"your answer was cut off after {stopped.output_tokens} tokens: it kept writing "
+                                   "the same 10 lines over and over (5 times in a row at its end")
 
 
 @pytest.mark.parametrize("source", sorted((REPO / "reference_sim").glob("*.py")) + sorted(
     (REPO / "agents").glob("*.py")), ids=lambda p: p.name)
 def test_code_that_does_not_loop_is_never_called_looping(source: Path) -> None:
     lines = source.read_text(encoding="utf-8").splitlines(keepends=True)
-    assert [cut for cut in range(10, len(lines), 3) if coder.repeated_tail("".join(lines[:cut]))] == []
+    assert [cut for cut in range(10, len(lines), 3) if loops.repeated_tail("".join(lines[:cut]))] == []
 
 
 def test_a_placeholder_answer_is_told_it_is_a_placeholder() -> None:
