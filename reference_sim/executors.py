@@ -30,6 +30,9 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 EXECUTORS: tuple[str, ...] = ("local", "ray")
+WAIT_STEP_S = 0.2
+"""The longest the local executor's calling thread waits at a time: the kernel gives a process's SIGINT to any of
+its threads, and a caller blocked without a timeout would take a Ctrl-C only when a job ends."""
 DEFAULT_MAX_RETRIES = 3
 """Times a Ray job is run again after its worker or node died, before it comes back as :class:`JobFailed`."""
 
@@ -96,7 +99,7 @@ def _threaded(fn: Callable[[T], R], items: Sequence[T], workers: int) -> Iterato
         pending: dict[Future[R], int] = {pool.submit(fn, item): index for index, item in enumerate(items)}
         try:
             while pending:
-                finished, _ = wait(pending, return_when=FIRST_COMPLETED)
+                finished, _ = wait(pending, timeout=WAIT_STEP_S, return_when=FIRST_COMPLETED)
                 for future in finished:
                     yield pending.pop(future), future.result()
         finally:

@@ -20,7 +20,7 @@ from pathlib import Path
 from langchain_core.caches import BaseCache
 from langchain_core.language_models import BaseChatModel
 
-from agents import llm, resources
+from agents import cancel, llm, resources
 from agents import window as context_window
 from agents.answer_cache import CACHE_FILE, AnswerCache
 from agents.planner import STRATEGIES, parse_strategy
@@ -179,7 +179,8 @@ def run_tasks(args: argparse.Namespace, *, model_factory: ModelFactory | None = 
     logger.info("%d tasks x %d samples, strategy %s, model %s%s, executor %s; results in %s", len(tasks),
                 args.samples, strategy, config.model, ", with repair" if args.repair else "", executor.name,
                 store.folder)
-    passk.run(context, tasks, store, jobs=args.jobs, progress=progress, executor=executor, worker=worker)
+    with cancel.cancellable():
+        passk.run(context, tasks, store, jobs=args.jobs, progress=progress, executor=executor, worker=worker)
     return _write(store, tasks, settings, args.k)
 
 

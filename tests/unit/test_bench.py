@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import math
+import signal
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -243,6 +245,42 @@ def test_a_fake_model_gives_the_expected_pass_at_k_exactly(tmp_path: Path, capsy
     assert sorted(calls) == sorted((t, s) for t in CHOSEN for s in range(3))
     out = capsys.readouterr().out
     assert "| all | 3 | 9 | 44.4% | 55.6% | 4/9 |" in out
+
+
+def test_ctrl_c_while_samples_wait_for_a_slow_model_returns_at_once_and_records_nothing(tmp_path: Path) -> None:
+    """Two samples wait for a model that takes minutes; the SIGINT lands on another thread than the main one
+    (as the kernel may deliver it): the run stops within seconds, not when the calls end, records no sample
+    as failed, and the same command asks for both again."""
+    release = threading.Event()
+    waiting = threading.Semaphore(0)
+
+    def slow(config: Any, sample: int) -> ScriptedChatModel:
+        def respond(request: Request) -> str:
+            waiting.release()
+            release.wait(120)
+            return fenced(_which(request).solution)
+        return ScriptedChatModel(respond=respond)
+
+    def interrupt_when_both_wait() -> None:
+        for _ in range(2):
+            waiting.acquire(timeout=60)
+        signal.pthread_kill(threading.get_ident(), signal.SIGINT)
+
+    args = [*_args(tmp_path, "--samples", "1", "--k", "1")]
+    args[args.index("--tasks") + 1] = "spec._fields,mapping.map_layer.os-rect"
+    threading.Thread(target=interrupt_when_both_wait, daemon=True).start()
+    started = time.monotonic()
+    try:
+        code = cli.main(args, model_factory=slow, runner=RUNNER)
+    finally:
+        release.set()
+    assert code == 130
+    assert time.monotonic() - started < 30, "Ctrl-C waited for the calls in flight"
+    results = tmp_path / "run" / passk.RESULTS_FILE
+    assert not results.exists() or results.read_text() == ""
+    calls: list[tuple[str, int]] = []
+    assert cli.main(args, model_factory=_factory(calls), runner=RUNNER) == 0
+    assert sorted(calls) == [("mapping.map_layer.os-rect", 0), ("spec._fields", 0)]
 
 
 def test_an_interrupted_run_resumes_and_report_only_rebuilds_the_same_table(tmp_path: Path) -> None:
