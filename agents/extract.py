@@ -25,6 +25,8 @@ _THINK = re.compile(r"<(think|thinking|reasoning)>.*?</\1>", re.IGNORECASE | re.
 _OPEN_THINK = re.compile(r"<(?:think|thinking|reasoning)>", re.IGNORECASE)
 _CLOSE_THINK = re.compile(r"</(?:think|thinking|reasoning)>", re.IGNORECASE)
 _FENCE = re.compile(r"^(?P<indent> {0,3})(?P<fence>`{3,}|~{3,})[ \t]*(?P<info>[^`\n]*)$")
+_TRAILING_FENCE = re.compile(r"^.*[^`\s][ \t]*(?P<fence>`{3,})(?P<info>[A-Za-z0-9]+)[ \t]*$")
+"""A fence opened at the end of a line of prose (``... in one ```python``: small models echo a prompt's heading)."""
 _CODE_START = re.compile(r"^\s*(?:def |class |import |from \S+ import |async def |@\w)", re.MULTILINE)
 
 
@@ -104,7 +106,7 @@ def _blocks(text: str) -> tuple[list[_Block], int]:
     lines = text.split("\n")
     i = 0
     while i < len(lines):
-        opening = _FENCE.match(lines[i])
+        opening = _FENCE.match(lines[i]) or _python_fence_after_prose(lines[i])
         if not opening:
             i += 1
             continue
@@ -127,6 +129,11 @@ def _blocks(text: str) -> tuple[list[_Block], int]:
             if code.strip():
                 found.append(_Block(code + "\n", len(found) + 1))
     return found, fenced
+
+
+def _python_fence_after_prose(line: str) -> re.Match[str] | None:
+    found = _TRAILING_FENCE.match(line)
+    return found if found and found["info"].lower() in PYTHON_TAGS else None
 
 
 def _parses(code: str) -> set[str] | None:

@@ -91,6 +91,25 @@ def test_code_that_does_not_loop_is_never_called_looping(source: Path) -> None:
     assert [cut for cut in range(10, len(lines), 3) if loops.repeated_tail("".join(lines[:cut]))] == []
 
 
+def test_a_fence_opened_at_the_end_of_a_heading_is_a_fence() -> None:
+    """With cot, the model echoed the prompt's last step as a heading and opened the block on the same line
+    (`### Complete definition of `_tilings` (same name and signature) in one ```python`): the code was taken
+    for prose (`no_code`, 1,394 tokens thrown away); now it is judged on what it computes."""
+    task, answer = _answer("cot.mapping._tilings.os-square.s0")
+    found = passk.extract(task, answer)
+    assert isinstance(found, str) and found.startswith("import numpy as np\n\ndef _tilings(")
+    verdict = hidden.judge(SUITE, task, found, hidden.Runner())
+    assert (verdict.failure, verdict.stage) == ("wrong", "mapping")
+    assert "lane_axis: expected 'col', got 'row'" in verdict.detail
+
+
+@pytest.mark.parametrize("prose", ["Use a ```python block for the code, please.", "A line with ```python` in it",
+                                   "ends with a fence of another language ```yaml"])
+def test_a_fence_inside_or_after_prose_of_another_kind_opens_nothing(prose: str) -> None:
+    answer = f"{prose}\nx = (\n```python\ndef f():\n    return 1\n```\n"
+    assert extract_code(answer, required=["f"]) == "def f():\n    return 1\n"
+
+
 def test_a_placeholder_answer_is_told_it_is_a_placeholder() -> None:
     """The model handed back the signature of `fold_demand` with two comments for a body
     (`# Implementation of fold_demand goes here`, `# ...`): once told only `expected an indented block`."""
