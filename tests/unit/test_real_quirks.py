@@ -4,6 +4,7 @@ handled by the extractor or answered with a message that says exactly what was w
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -108,6 +109,18 @@ def test_a_fence_opened_at_the_end_of_a_heading_is_a_fence() -> None:
 def test_a_fence_inside_or_after_prose_of_another_kind_opens_nothing(prose: str) -> None:
     answer = f"{prose}\nx = (\n```python\ndef f():\n    return 1\n```\n"
     assert extract_code(answer, required=["f"]) == "def f():\n    return 1\n"
+
+
+def test_an_import_copied_from_the_icl_example_is_named_in_the_crash() -> None:
+    """With icl, the model copied the toy example's `from .contract import PassPlan` above `_tilings`; the
+    real contract has no `PassPlan`, and the crash names the import and the line, so a retry can drop it."""
+    task, answer = _answer("icl.mapping._tilings.is-thin.s0")
+    found = passk.extract(task, answer)
+    assert isinstance(found, str) and "from .contract import PassPlan" in found
+    verdict = hidden.judge(SUITE, task, found, hidden.Runner())
+    assert (verdict.failure, verdict.stage) == ("crash", "mapping")
+    assert "import failed: ImportError: cannot import name 'PassPlan'" in verdict.detail
+    assert re.search(r'mapping\.py", line \d+, in <module>', verdict.detail)
 
 
 def test_a_placeholder_answer_is_told_it_is_a_placeholder() -> None:
