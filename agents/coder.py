@@ -69,18 +69,27 @@ LOOPING = ("your answer was cut off{after}: it kept writing the same {lines} "
            "statement written once: only the code asked for in one ```python block, with no explanation before or "
            "after it.")
 """What the model is told after an answer cut off while repeating itself (small models loop): at the length limit,
-or stopped while streamed (:func:`agents.loops.should_stop`)."""
+or stopped while streamed (:func:`agents.loops.stop_reason`)."""
+
+
+OUTLINE = ("your answer was cut off{after}: it was copying the module's outline from the prompt ({stubs} functions "
+           "with `...` for a body). That outline is given, not asked for: write only the code asked for, every body "
+           "written out, in one ```python block, with no explanation before or after it.")
+"""What the model is told after an answer cut off while copying the prompt's outline of the module."""
 
 
 def truncated_review(output_tokens: int, text: str = "") -> Review:
-    """The review of an answer cut off at the length limit or stopped while looping (``output_tokens`` long, 0
-    when not known, e.g. a cached answer; ``text``): nothing of it is taken; an answer that was looping is told
-    so."""
+    """The review of an answer cut off at the length limit or stopped while it ran on (``output_tokens`` long, 0
+    when not known, e.g. a cached answer; ``text``): nothing of it is taken; an answer that was looping or copying
+    the module's outline is told so."""
     after = f" after {output_tokens} tokens" if output_tokens > 0 else ""
     loop = loops.repeated_tail(text)
     if loop is not None:
         lines, times, first = loop
         return Review("truncated", None, LOOPING.format(after=after, lines=lines, times=times, first=first))
+    stubs = loops.stub_bodies(text)
+    if stubs >= loops.OUTLINE_STOP_STUBS:
+        return Review("truncated", None, OUTLINE.format(after=after, stubs=stubs))
     return Review("truncated", None, TRUNCATED.format(after=after))
 
 

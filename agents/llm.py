@@ -593,8 +593,8 @@ class Answer:
 
     @property
     def truncated(self) -> bool:
-        """The answer was cut off before the model ended it: at the length limit, or stopped while looping."""
-        return self.finish_reason in ("length", LOOP_STOPPED)
+        """The answer was cut off before the model ended it: at the length limit, or stopped (:data:`STOPPED`)."""
+        return self.finish_reason in ("length", *STOPPED)
 
 
 def content_text(content: str | list[str | dict[str, Any]]) -> str:
@@ -696,23 +696,28 @@ class _Progress(BaseCallbackHandler):
             self.report(self.tokens, now - self.first)
 
 
-LOOP_STOPPED = "loop"
-"""``Answer.finish_reason`` of a streamed answer stopped because it kept writing the same lines."""
+STOPPED: tuple[loops.StopReason, ...] = ("loop", "outline")
+"""``Answer.finish_reason`` of a streamed answer stopped while written (:func:`agents.loops.stop_reason`)."""
 
 
-class _LoopStoppedError(Exception):
-    """Raised from a streamed answer's callback to stop it (:func:`agents.loops.should_stop`); holds what was
-    written and the tokens counted.  Leaving the stream closes the connection, so the server stops too."""
+_STOP_WHY: dict[loops.StopReason, str] = {"loop": "kept writing the same lines",
+                                           "outline": "was copying the module's outline"}
 
-    def __init__(self, text: str, tokens: int) -> None:
-        super().__init__("the answer kept writing the same lines")
+
+class _StoppedError(Exception):
+    """Raised from a streamed answer's callback to stop it (:func:`agents.loops.stop_reason`); holds why, what
+    was written and the tokens counted.  Leaving the stream closes the connection, so the server stops too."""
+
+    def __init__(self, reason: loops.StopReason, text: str, tokens: int) -> None:
+        super().__init__(f"the answer was stopped ({reason})")
+        self.reason = reason
         self.text = text
         self.tokens = tokens
 
 
-class _LoopGuard(BaseCallbackHandler):
-    """Stops a streamed answer once it loops: small models repeat a block of lines until the length limit,
-    minutes of tokens that are thrown away."""
+class _RunOnGuard(BaseCallbackHandler):
+    """Stops a streamed answer that runs on: small models repeat a block of lines, or copy the prompt's outline
+    of the module, until the length limit, minutes of tokens that are thrown away."""
 
     raise_error = True
 
@@ -724,24 +729,26 @@ class _LoopGuard(BaseCallbackHandler):
         piece = content_text(token)
         self.text += piece
         self.tokens += 1
-        if "\n" in piece and loops.should_stop(self.text):
-            raise _LoopStoppedError(self.text, self.tokens)
+        if "\n" in piece:
+            reason = loops.stop_reason(self.text)
+            if reason is not None:
+                raise _StoppedError(reason, self.text, self.tokens)
 
 
-class _QuietLoopStops(logging.Filter):
-    """LangChain logs every exception a callback raises as a warning, the loop guard's planned stop included;
-    that one is reported by :func:`ask` instead."""
+class _QuietPlannedStops(logging.Filter):
+    """LangChain logs every exception a callback raises as a warning, the guard's planned stop included; that
+    one is reported by :func:`ask` instead."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return not (isinstance(record.args, tuple) and record.args[:1] == (_LoopGuard.__name__,))
+        return not (isinstance(record.args, tuple) and record.args[:1] == (_RunOnGuard.__name__,))
 
 
-logging.getLogger("langchain_core.callbacks.manager").addFilter(_QuietLoopStops())
+logging.getLogger("langchain_core.callbacks.manager").addFilter(_QuietPlannedStops())
 
 
 def _stream_handlers(on_progress: Callable[[int, float], None] | None) -> list[BaseCallbackHandler]:
-    """Fresh handlers for one streamed call: the loop guard, and the progress reports when asked for."""
-    handlers: list[BaseCallbackHandler] = [_LoopGuard()]
+    """Fresh handlers for one streamed call: the run-on guard, and the progress reports when asked for."""
+    handlers: list[BaseCallbackHandler] = [_RunOnGuard()]
     if on_progress is not None:
         handlers.append(_Progress(on_progress))
     return handlers
@@ -761,8 +768,8 @@ def ask(model: BaseChatModel, messages: Sequence[BaseMessage], *, timeout_s: flo
     (a retry asks with another temperature or seed so that it can answer differently).  An OpenAI chat
     model's answer is streamed (usage included), so an answer that takes minutes shows its progress:
     ``on_progress(tokens_so_far, seconds_since_the_first_token)`` every :data:`PROGRESS_EVERY_S` seconds; one
-    that loops (:func:`agents.loops.should_stop`) is stopped there and returned as written, with
-    ``finish_reason`` :data:`LOOP_STOPPED` and estimated tokens (the usage comes only at the stream's end).
+    that runs on (:func:`agents.loops.stop_reason`) is stopped there and returned as written, with that reason
+    as ``finish_reason`` and estimated tokens (the usage comes only at the stream's end).
 
     ``deadline`` is the run's wall cap (absolute ``time.time()``).  The call runs inside
     :func:`call_deadline`, so a model from :func:`make_chat_model` is cut at ``ModelConfig.deadline_s``
@@ -791,12 +798,12 @@ def ask(model: BaseChatModel, messages: Sequence[BaseMessage], *, timeout_s: flo
                 reply = cancel.interruptible(lambda: model.invoke(list(messages), **kwargs),
                                              f"the answer of {_model_where(model)}")
                 break
-            except _LoopStoppedError as stopped:
-                log.info("%s kept writing the same lines: stopped after %d tokens", _model_where(model),
+            except _StoppedError as stopped:
+                log.info("%s %s: stopped after %d tokens", _model_where(model), _STOP_WHY[stopped.reason],
                          stopped.tokens)
                 prompt = sum(len(content_text(m.content)) for m in messages)
                 return Answer(stopped.text, prompt // 4, stopped.tokens, time.perf_counter() - start,
-                              estimated=True, finish_reason=LOOP_STOPPED)
+                              estimated=True, finish_reason=stopped.reason)
             except Exception as exc:
                 if _not_a_completion(exc, model):
                     if attempt + 1 < ANSWER_TRIES:

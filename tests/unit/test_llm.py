@@ -620,7 +620,7 @@ def test_a_streamed_answer_that_loops_is_stopped_there_and_returned_as_written(
     caplog.set_level(logging.INFO)
     endpoint = fakes.OpenAIEndpoint(lambda r: looping)
     answer = ask(endpoint.model, _messages())
-    assert (answer.finish_reason, answer.truncated, answer.estimated) == (llm.LOOP_STOPPED, True, True)
+    assert (answer.finish_reason, answer.truncated, answer.estimated) == ("loop", True, True)
     assert looping.startswith(answer.text)
     assert answer.text.count(block) == 10, "stopped at the first 10 times 4 lines (40 lines, at least 5 times)"
     assert answer.output_tokens == -(-len(answer.text) // 16), "each streamed chunk counted"

@@ -77,7 +77,7 @@ def test_a_real_looping_answer_is_stopped_while_it_streams() -> None:
     _, answer = _answer("mapping.prefetch_order.os-rect.s0")
     endpoint = fakes.OpenAIEndpoint(lambda r: answer)
     stopped = llm.ask(endpoint.model, [HumanMessage("write prefetch_order")])
-    assert stopped.finish_reason == llm.LOOP_STOPPED and answer.startswith(stopped.text)
+    assert stopped.finish_reason == "loop" and answer.startswith(stopped.text)
     assert len(stopped.text) < len(answer) / 2
     found = passk.truncated(stopped)
     assert found.failure == "truncated"
@@ -90,6 +90,32 @@ def test_a_real_looping_answer_is_stopped_while_it_streams() -> None:
 def test_code_that_does_not_loop_is_never_called_looping(source: Path) -> None:
     lines = source.read_text(encoding="utf-8").splitlines(keepends=True)
     assert [cut for cut in range(10, len(lines), 3) if loops.repeated_tail("".join(lines[:cut]))] == []
+
+
+def test_a_real_outline_copy_is_stopped_while_it_streams() -> None:
+    """With icl, 7 of the first 16 answers copied the prompt's outline of the module (header, contract, every stub
+    with `...` for a body) until the 2,048-token limit cut them, 300 to 570 s each.  Streamed, this one is stopped
+    at its sixth stub, under a quarter of the way, and told what it was doing."""
+    _, answer = _answer("icl.network.fold_demand.ws-calc.s0")
+    assert coder.truncated_review(2048, answer).problem.startswith(
+        "your answer was cut off after 2048 tokens: it was copying the module's outline from the prompt (21 functions")
+    stopped = llm.ask(fakes.OpenAIEndpoint(lambda r: answer).model, [HumanMessage("write fold_demand")])
+    assert stopped.finish_reason == "outline" and answer.startswith(stopped.text)
+    assert len(stopped.text) < len(answer) / 4
+    found = passk.truncated(stopped)
+    assert found.failure == "truncated"
+    assert found.detail.startswith(f"your answer was cut off after {stopped.output_tokens} tokens: it was copying "
+                                   "the module's outline from the prompt (6 functions with `...` for a body)")
+
+
+@pytest.mark.parametrize("path", sorted((REPO / "tests" / "data" / "real_model").rglob("*.json")), ids=lambda p: p.name)
+def test_no_other_real_answer_is_stopped_while_it_streams(path: Path) -> None:
+    """Every prefix of every other real answer (each line as it ends) runs on unstopped."""
+    answer = json.loads(path.read_text(encoding="utf-8"))["calls"][-1]["answer"]
+    expected = {"mapping.prefetch_order.os-rect.s0.json": "loop", "icl.network.fold_demand.ws-calc.s0.json": "outline"}
+    ends = [i + 1 for i, char in enumerate(answer) if char == "\n"]
+    reasons = {loops.stop_reason(answer[:end]) for end in ends} - {None}
+    assert reasons == ({expected[path.name]} if path.name in expected else set())
 
 
 def test_a_fence_opened_at_the_end_of_a_heading_is_a_fence() -> None:
