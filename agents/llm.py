@@ -46,7 +46,9 @@ from langchain_core.exceptions import (
     ModelTimeoutError,
 )
 from langchain_core.language_models import BaseChatModel
-from langchain_core.messages import BaseMessage
+from langchain_core.load import dumps
+from langchain_core.messages import AIMessage, BaseMessage
+from langchain_core.outputs import ChatGeneration
 from langchain_openai import ChatOpenAI
 from langchain_openai.chat_models.base import BaseChatOpenAI
 from pydantic import SecretStr
@@ -746,6 +748,20 @@ class _QuietPlannedStops(logging.Filter):
 logging.getLogger("langchain_core.callbacks.manager").addFilter(_QuietPlannedStops())
 
 
+def _remember_stopped(model: BaseChatModel, messages: Sequence[BaseMessage], kwargs: Mapping[str, Any],
+                      stopped: _StoppedError) -> None:
+    """Keep a stopped answer in the model's answer cache under the key LangChain looks it up by (it writes the
+    cache only when a call returns), so a resumed run pays for it once."""
+    if not isinstance(model.cache, BaseCache):
+        return
+    call = {key: value for key, value in kwargs.items() if key != "config"}
+    message = AIMessage(content=stopped.text, response_metadata={"finish_reason": stopped.reason},
+                        usage_metadata={"input_tokens": 0, "output_tokens": stopped.tokens,
+                                        "total_tokens": stopped.tokens})
+    model.cache.update(dumps(list(messages)), model._get_llm_string(stop=None, **call),
+                       [ChatGeneration(message=message)])
+
+
 def _stream_handlers(on_progress: Callable[[int, float], None] | None) -> list[BaseCallbackHandler]:
     """Fresh handlers for one streamed call: the run-on guard, and the progress reports when asked for."""
     handlers: list[BaseCallbackHandler] = [_RunOnGuard()]
@@ -802,6 +818,7 @@ def ask(model: BaseChatModel, messages: Sequence[BaseMessage], *, timeout_s: flo
                 log.info("%s %s: stopped after %d tokens", _model_where(model), _STOP_WHY[stopped.reason],
                          stopped.tokens)
                 prompt = sum(len(content_text(m.content)) for m in messages)
+                _remember_stopped(model, messages, kwargs, stopped)
                 return Answer(stopped.text, prompt // 4, stopped.tokens, time.perf_counter() - start,
                               estimated=True, finish_reason=stopped.reason)
             except Exception as exc:

@@ -123,7 +123,8 @@ class OpenAIEndpoint:
     client reads it; ``events_sent`` counts them.
     """
 
-    def __init__(self, respond: Callable[[Request], str | tuple[str, str]], **config: Any) -> None:
+    def __init__(self, respond: Callable[[Request], str | tuple[str, str]], *, cache: Any = None,
+                 **config: Any) -> None:
         self.respond = respond
         self.bodies: list[dict[str, Any]] = []
         self.calls: list[Request] = []
@@ -133,7 +134,7 @@ class OpenAIEndpoint:
                                     "temperature": 0.0, "timeout_s": 30.0, "max_retries": 0, "seed": None,
                                     "deadline_s": 60.0, **config}
         self.model = llm.make_chat_model(llm.ModelConfig(**settings), {},
-                                         transport=llm.HTTPX.MockTransport(self._answer))
+                                         transport=llm.HTTPX.MockTransport(self._answer), cache=cache)
 
     def _counted(self, events: Iterator[bytes]) -> Iterator[bytes]:
         for event in events:

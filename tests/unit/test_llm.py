@@ -9,6 +9,7 @@ import logging
 import re
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -20,6 +21,7 @@ from langgraph.types import RetryPolicy
 from pydantic import SecretStr
 
 from agents import llm
+from agents.answer_cache import CACHE_FILE, AnswerCache
 from agents.llm import (
     MAX_ANSWER_CHARS,
     Answer,
@@ -631,3 +633,16 @@ def test_a_streamed_answer_that_loops_is_stopped_there_and_returned_as_written(
     tidy = "def f(a):\n" + "".join(f"    a{i} = a + {i}\n" for i in range(80)) + "    return a\n"
     whole = ask(fakes.OpenAIEndpoint(lambda r: tidy).model, _messages())
     assert (whole.text, whole.finish_reason, whole.truncated) == (tidy, "stop", False)
+
+
+def test_a_stopped_answer_is_kept_in_the_answer_cache(tmp_path: Path) -> None:
+    """A resumed run pays for a stopped answer once: LangChain writes its cache only when a call returns."""
+    block = "    a = a + 1\n    b = b + 1\n    c = c + 1\n    d = d + 1\n"
+    endpoint = fakes.OpenAIEndpoint(lambda r: "def f(a, b, c, d):\n" + block * 60,
+                                    cache=AnswerCache(tmp_path / CACHE_FILE))
+    first = ask(endpoint.model, _messages(), temperature=0.8, seed=3)
+    again = ask(endpoint.model, _messages(), temperature=0.8, seed=3)
+    assert len(endpoint.bodies) == 1
+    assert (again.text, again.finish_reason, again.truncated, again.cached) == (first.text, "loop", True, True)
+    ask(endpoint.model, _messages(), temperature=0.8, seed=4)
+    assert len(endpoint.bodies) == 2, "another seed is another answer"
