@@ -27,6 +27,16 @@ def _answer(name: str) -> tuple[Any, str]:
     return SUITE.task(kept["task"]), kept["calls"][-1]["answer"]
 
 
+def _streamed(answer: str, reason: str) -> tuple[llm.Answer, str]:
+    """``answer`` streamed by an OpenAI-style endpoint: the answer as stopped for ``reason`` (a start of the real
+    one) and the benchmark's `truncated` message for it."""
+    stopped = llm.ask(fakes.OpenAIEndpoint(lambda r: answer).model, [HumanMessage("write the unit")])
+    assert stopped.finish_reason == reason and answer.startswith(stopped.text)
+    found = passk.truncated(stopped)
+    assert found.failure == "truncated"
+    return stopped, found.detail
+
+
 def test_copied_contract_classes_in_an_earlier_block_are_left_out() -> None:
     """Qwen2.5-Coder-1.5B copied `Hardware` and `OperandTiling` from the prompt into a first block (cut short
     with `...`, without importing `dataclass`), then wrote `_tilings` in a second.  The copies once went into
@@ -75,14 +85,10 @@ def test_a_real_looping_answer_is_stopped_while_it_streams() -> None:
     """Streamed as the server sent it, the same answer is stopped at its fifth time through the ten lines, 41 %
     of the way to the limit it reached in 403 s; the sample is `truncated` and told it looped."""
     _, answer = _answer("mapping.prefetch_order.os-rect.s0")
-    endpoint = fakes.OpenAIEndpoint(lambda r: answer)
-    stopped = llm.ask(endpoint.model, [HumanMessage("write prefetch_order")])
-    assert stopped.finish_reason == "loop" and answer.startswith(stopped.text)
+    stopped, detail = _streamed(answer, "loop")
     assert len(stopped.text) < len(answer) / 2
-    found = passk.truncated(stopped)
-    assert found.failure == "truncated"
-    assert found.detail.startswith(f"your answer was cut off after {stopped.output_tokens} tokens: it kept writing "
-                                   "the same 10 lines over and over (5 times in a row at its end")
+    assert detail.startswith(f"your answer was cut off after {stopped.output_tokens} tokens: it kept writing "
+                             "the same 10 lines over and over (5 times in a row at its end")
 
 
 @pytest.mark.parametrize("source", sorted((REPO / "reference_sim").glob("*.py")) + sorted(
@@ -99,13 +105,10 @@ def test_a_real_outline_copy_is_stopped_while_it_streams() -> None:
     _, answer = _answer("icl.network.fold_demand.ws-calc.s0")
     assert coder.truncated_review(2048, answer).problem.startswith(
         "your answer was cut off after 2048 tokens: it was copying the module's outline from the prompt (21 functions")
-    stopped = llm.ask(fakes.OpenAIEndpoint(lambda r: answer).model, [HumanMessage("write fold_demand")])
-    assert stopped.finish_reason == "outline" and answer.startswith(stopped.text)
+    stopped, detail = _streamed(answer, "outline")
     assert len(stopped.text) < len(answer) / 4
-    found = passk.truncated(stopped)
-    assert found.failure == "truncated"
-    assert found.detail.startswith(f"your answer was cut off after {stopped.output_tokens} tokens: it was copying "
-                                   "the module's outline from the prompt (6 functions with `...` for a body)")
+    assert detail.startswith(f"your answer was cut off after {stopped.output_tokens} tokens: it was copying "
+                             "the module's outline from the prompt (6 functions with `...` for a body)")
 
 
 @pytest.mark.parametrize("path", sorted((REPO / "tests" / "data" / "real_model").rglob("*.json")), ids=lambda p: p.name)
